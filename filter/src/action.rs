@@ -1,0 +1,143 @@
+//! The action: what the gateway will send upstream, read once in the headers phase.
+//!
+//! Both the policy input and the action digest are built from this one view, so the
+//! policy judges exactly what gets digested and approved.
+
+use crate::config::RequestConfig;
+use crate::source::RequestSource;
+use crate::target::{parse_authority, parse_path};
+
+/// Header an agent may send to point at an existing approval.
+pub const APPROVAL_HEADER: &str = "x-airlock-approval";
+/// Prefix of headers that belong to Airlock; stripped before the upstream.
+pub const AIRLOCK_HEADER_PREFIX: &str = "x-airlock-";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Action {
+    /// `x-request-id`, as Envoy set or kept it.
+    pub request_id: Option<String>,
+    pub method: String,
+    pub scheme: String,
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// Headers exposed to the policy: no pseudo-headers, no credentials.
+    pub headers: Vec<(String, String)>,
+    /// Significant headers in configured order, for the digest.
+    pub significant: Vec<(String, Option<String>)>,
+    pub content_type: Option<String>,
+    pub content_length: Option<usize>,
+    pub approval_hint: Option<String>,
+}
+
+/// Why the request was refused before any policy ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Malformed(pub String);
+
+impl Action {
+    /// Read the action from the request, touching only the headers that are needed.
+    pub fn read(cfg: &RequestConfig, src: &dyn RequestSource) -> Result<Action, Malformed> {
+        let required = |name: &str| src.header(name).ok_or_else(|| Malformed(format!("missing {name}")));
+        let method = required(":method")?;
+        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(Malformed(format!("unusual method `{method}`")));
+        }
+        let raw_path = required(":path")?;
+        let authority = required(":authority")?;
+        let scheme = match &cfg.upstream_scheme {
+            Some(s) => s.clone(),
+            None => src.header(":scheme").unwrap_or_else(|| "http".into()).to_ascii_lowercase(),
+        };
+        let target = parse_path(&raw_path).map_err(|e| Malformed(format!("ambiguous path: {e}")))?;
+        let (host, port) = parse_authority(&authority, &scheme).map_err(|e| Malformed(format!("bad authority: {e}")))?;
+
+        let headers = match &cfg.input_headers {
+            Some(names) => names.iter().filter_map(|n| src.header(n).map(|v| (n.clone(), v))).collect(),
+            None => src
+                .headers()
+                .into_iter()
+                .filter(|(n, _)| !n.starts_with(':') && !cfg.is_credential_header(n))
+                .collect(),
+        };
+        let significant = cfg.significant_headers.iter().map(|n| (n.clone(), src.header(n))).collect();
+        let single = |name: &str| -> Result<Option<String>, Malformed> {
+            match src.header(name) {
+                Some(v) if v.contains(',') => Err(Malformed(format!("repeated `{name}` header"))),
+                other => Ok(other),
+            }
+        };
+        let content_length = match single("content-length")? {
+            Some(v) => Some(v.trim().parse::<usize>().map_err(|_| Malformed("invalid content-length".into()))?),
+            None => None,
+        };
+        Ok(Action {
+            request_id: src.header("x-request-id"),
+            method,
+            scheme,
+            host,
+            port,
+            path: target.path.to_string(),
+            query: target.query,
+            headers,
+            significant,
+            content_type: single("content-type")?,
+            content_length,
+            approval_hint: single(APPROVAL_HEADER)?,
+        })
+    }
+
+    /// Whether the body should be parsed as JSON for the policy.
+    pub fn is_json(&self) -> bool {
+        self.content_type.as_deref().is_some_and(|ct| {
+            let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            essence == "application/json" || essence.ends_with("+json")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::source::fake::FakeRequest;
+
+    pub(crate) fn request_config() -> RequestConfig {
+        RequestConfig {
+            max_body_bytes: 1024,
+            significant_headers: vec!["content-type".into()],
+            credential_headers: vec!["authorization".into(), "cookie".into(), "proxy-authorization".into()],
+            input_headers: None,
+            upstream_scheme: Some("https".into()),
+        }
+    }
+
+    #[test]
+    fn reads_target_and_hides_credentials() {
+        let req = FakeRequest::new("POST", "API.example.com", "/v1/exports?format=csv")
+            .with("authorization", "Bearer agent-secret")
+            .with("cookie", "s=1")
+            .with("content-type", "application/json")
+            .with("x-request-id", "r1");
+        let a = Action::read(&request_config(), &req).unwrap();
+        assert_eq!((a.host.as_str(), a.port, a.scheme.as_str()), ("api.example.com", 443, "https"));
+        assert_eq!(a.query, vec![("format".to_string(), "csv".to_string())]);
+        assert!(a.headers.iter().all(|(n, _)| n != "authorization" && n != "cookie" && !n.starts_with(':')));
+        assert!(a.is_json());
+    }
+
+    #[test]
+    fn repeated_single_headers_are_refused() {
+        let req = FakeRequest::new("POST", "h", "/")
+            .with("content-type", "application/json")
+            .with("content-type", "text/plain");
+        assert!(Action::read(&request_config(), &req).is_err());
+        let req = FakeRequest::new("POST", "h", "/").with(APPROVAL_HEADER, "a").with(APPROVAL_HEADER, "b");
+        assert!(Action::read(&request_config(), &req).is_err());
+    }
+
+    #[test]
+    fn ambiguous_path_is_refused() {
+        assert!(Action::read(&request_config(), &FakeRequest::new("GET", "h", "/a%2fb")).is_err());
+    }
+}

@@ -1,0 +1,206 @@
+//! Calls to the approval service: building signed requests and reading their answers
+//! (`docs/protocol.md`). Anything unexpected in an answer is an error, and errors
+//! fail closed at the caller.
+
+use crate::config::ServiceConfig;
+use crate::signing::{self, AnswerSignature, BadSignature};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+pub const APPROVALS_PATH: &str = "/v1/gateway/approvals";
+pub const DECISIONS_PATH: &str = "/v1/gateway/decisions";
+
+/// A signed HTTP call for the glue to dispatch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub timeout_ms: u64,
+    /// Kept to verify the answer, which must be bound to this signature.
+    pub signature: String,
+}
+
+/// Build a signed POST of `body` to `path`.
+pub fn signed_post(svc: &ServiceConfig, now_s: u64, path: &str, body: Vec<u8>, timeout_ms: u64) -> Option<Call> {
+    let signature = signing::sign_request(&svc.signing, now_s, "POST", path, &body)?;
+    let headers = vec![
+        (":method".to_string(), "POST".to_string()),
+        (":path".to_string(), path.to_string()),
+        (":authority".to_string(), svc.authority.clone()),
+        ("content-type".to_string(), "application/json".to_string()),
+        (signing::KEY_ID_HEADER.to_string(), svc.signing.current.id.clone()),
+        (signing::TIMESTAMP_HEADER.to_string(), now_s.to_string()),
+        (signing::SIGNATURE_HEADER.to_string(), signature.clone()),
+    ];
+    Some(Call { path: path.to_string(), headers, body, timeout_ms, signature })
+}
+
+/// An answer as the glue received it. `status` is `None` when the call failed
+/// (timeout, reset, no such cluster): Envoy reports those with no headers.
+#[derive(Debug, Clone, Default)]
+pub struct Answer {
+    pub status: Option<u32>,
+    pub key_id: Option<String>,
+    pub timestamp: Option<String>,
+    pub signature: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// Why an answer could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CalloutError {
+    NoAnswer,
+    BadSignature(&'static str),
+    UnexpectedStatus(u32),
+    Malformed(String),
+}
+
+impl std::fmt::Display for CalloutError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CalloutError::NoAnswer => f.write_str("no answer (unreachable or timed out)"),
+            CalloutError::BadSignature(why) => write!(f, "answer refused: {why}"),
+            CalloutError::UnexpectedStatus(s) => write!(f, "unexpected HTTP status {s}"),
+            CalloutError::Malformed(why) => write!(f, "malformed answer: {why}"),
+        }
+    }
+}
+
+impl From<BadSignature> for CalloutError {
+    fn from(b: BadSignature) -> Self {
+        CalloutError::BadSignature(b.0)
+    }
+}
+
+/// Check presence and signature; give back the status.
+pub fn verified(svc: &ServiceConfig, now_s: u64, call: &Call, answer: &Answer) -> Result<u32, CalloutError> {
+    let status = answer.status.ok_or(CalloutError::NoAnswer)?;
+    let sig = AnswerSignature {
+        key_id: answer.key_id.as_deref(),
+        timestamp: answer.timestamp.as_deref(),
+        signature: answer.signature.as_deref(),
+    };
+    signing::verify_answer(&svc.signing, now_s, status, &call.signature, &answer.body, &sig)?;
+    Ok(status)
+}
+
+/// State of an approval as the service reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalStatus {
+    Pending,
+    Approved,
+    Denied,
+    Expired,
+    Cancelled,
+    Mismatch,
+}
+
+/// Answer to create-or-find.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ApprovalState {
+    pub approval_id: String,
+    pub status: ApprovalStatus,
+    #[serde(default)]
+    pub retry_after: Option<u64>,
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+pub fn parse_approval(status: u32, body: &[u8]) -> Result<ApprovalState, CalloutError> {
+    if status != 200 {
+        return Err(CalloutError::UnexpectedStatus(status));
+    }
+    let state: ApprovalState = serde_json::from_slice(body).map_err(|e| CalloutError::Malformed(e.to_string()))?;
+    if !valid_id(&state.approval_id) {
+        return Err(CalloutError::Malformed("approval_id is not a plain identifier".into()));
+    }
+    Ok(state)
+}
+
+/// Answer to redeem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeemed {
+    /// Headers to inject into the upstream request.
+    Credential(Vec<(String, String)>),
+    /// 409: consumed, mismatched or not approved.
+    Refused(String),
+    /// 410: the approval expired.
+    Expired,
+}
+
+#[derive(Deserialize)]
+struct RedeemBody {
+    status: String,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+pub fn parse_redeem(status: u32, body: &[u8]) -> Result<Redeemed, CalloutError> {
+    let parsed: RedeemBody = serde_json::from_slice(body).map_err(|e| CalloutError::Malformed(e.to_string()))?;
+    match (status, parsed.status.as_str()) {
+        (200, "redeemed") => {
+            let mut headers = Vec::with_capacity(parsed.headers.len());
+            for (name, value) in parsed.headers {
+                if !valid_injected_header(&name, &value) {
+                    return Err(CalloutError::Malformed(format!("refusing to inject header `{name}`")));
+                }
+                headers.push((name, value));
+            }
+            Ok(Redeemed::Credential(headers))
+        }
+        (409, s) => Ok(Redeemed::Refused(s.to_string())),
+        (410, _) => Ok(Redeemed::Expired),
+        (200, s) => Err(CalloutError::Malformed(format!("redeem status `{s}`"))),
+        (other, _) => Err(CalloutError::UnexpectedStatus(other)),
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// Minted headers must be ordinary, lower-case header names with printable values:
+/// never a pseudo-header, never a routing or Airlock header.
+fn valid_injected_header(name: &str, value: &str) -> bool {
+    let name_ok = !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with(crate::action::AIRLOCK_HEADER_PREFIX)
+        && !matches!(name, "host" | "content-length" | "transfer-encoding" | "connection" | "te" | "upgrade");
+    let value_ok = value.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
+    name_ok && value_ok
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn approval_answers_parse_strictly() {
+        let s = parse_approval(200, br#"{"approval_id": "apr_1", "status": "pending", "retry_after": 5}"#).unwrap();
+        assert_eq!(s.status, ApprovalStatus::Pending);
+        assert!(parse_approval(200, br#"{"approval_id": "apr_1", "status": "maybe"}"#).is_err());
+        assert!(parse_approval(200, br#"{"approval_id": "../x", "status": "pending"}"#).is_err());
+        assert!(parse_approval(500, br#"{"approval_id": "apr_1", "status": "approved"}"#).is_err());
+        assert!(parse_approval(200, b"not json").is_err());
+    }
+
+    #[test]
+    fn redeem_answers() {
+        let ok = parse_redeem(200, br#"{"status": "redeemed", "headers": {"authorization": "Bearer x"}}"#).unwrap();
+        assert_eq!(ok, Redeemed::Credential(vec![("authorization".into(), "Bearer x".into())]));
+        assert_eq!(parse_redeem(409, br#"{"status": "consumed"}"#).unwrap(), Redeemed::Refused("consumed".into()));
+        assert_eq!(parse_redeem(410, br#"{"status": "expired"}"#).unwrap(), Redeemed::Expired);
+        for bad in [
+            br#"{"status": "redeemed", "headers": {":path": "/admin"}}"#.as_slice(),
+            br#"{"status": "redeemed", "headers": {"x-airlock-agent": "root"}}"#,
+            br#"{"status": "redeemed", "headers": {"authorization": "a\r\nb"}}"#,
+            br#"{"status": "redeemed", "headers": {"Host": "evil"}}"#,
+        ] {
+            assert!(parse_redeem(200, bad).is_err());
+        }
+        assert!(parse_redeem(500, br#"{"status": "redeemed"}"#).is_err());
+    }
+}

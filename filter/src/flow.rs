@@ -1,0 +1,419 @@
+//! One request's way through the filter, as a host-agnostic state machine.
+//!
+//! The glue feeds it what the host reports (headers, body progress, callout answers)
+//! and does what each returned [`Step`] says. Every path that is not an explicit allow
+//! ends in a local reply: a failure anywhere here can only refuse.
+
+use crate::action::{Action, APPROVAL_HEADER};
+use crate::callout::{self, Answer, ApprovalStatus, Call, Redeemed};
+use crate::config::Mode;
+use crate::decision::{self, Decision, Effect, POLICY_ERROR_RULE};
+use crate::decision_log::Record;
+use crate::digest::{action_digest, sha256_hex};
+use crate::identity::{self, Agent};
+use crate::input::{self, BodyFacts};
+use crate::metrics::Counter;
+use crate::problem::{Problem, ProblemKind, Reply};
+use crate::redact::redacted_json_body;
+use crate::source::RequestSource;
+use crate::worker::Worker;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What the glue must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Let the request go upstream unchanged.
+    Continue,
+    /// Remove then set these request headers, then let the request go upstream.
+    ContinueWith(HeaderEdits),
+    /// Answer the agent locally; nothing goes upstream.
+    Reply(Reply),
+    /// Keep buffering the body and report progress.
+    NeedBody,
+    /// Dispatch this call and report its answer.
+    Call(Call),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderEdits {
+    pub remove: Vec<String>,
+    pub set: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stage {
+    Headers,
+    Body,
+    AwaitApproval,
+    AwaitRedeem,
+    Done,
+}
+
+/// Per-request state.
+#[derive(Debug)]
+pub struct Flow {
+    stage: Stage,
+    decision_id: String,
+    action: Option<Action>,
+    agent: Option<Agent>,
+    digest: Option<String>,
+    body_sha256: Option<String>,
+    body: Vec<u8>,
+    /// Size seen when the body outgrew the buffer cap (then `body` stays empty).
+    body_size_over_cap: usize,
+    decision: Option<Decision>,
+    call: Option<Call>,
+    approval_id: Option<String>,
+}
+
+impl Default for Flow {
+    fn default() -> Self {
+        Flow::new()
+    }
+}
+
+fn unix_ms(now: SystemTime) -> u64 {
+    now.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Flow {
+    pub fn new() -> Flow {
+        Flow {
+            stage: Stage::Headers,
+            decision_id: String::new(),
+            action: None,
+            agent: None,
+            digest: None,
+            body_sha256: None,
+            body: Vec::new(),
+            body_size_over_cap: 0,
+            decision: None,
+            call: None,
+            approval_id: None,
+        }
+    }
+
+    pub fn decision_id(&self) -> &str {
+        &self.decision_id
+    }
+
+    /// The request headers are in. `end_of_stream`: there is no body.
+    pub fn on_headers(&mut self, w: &mut Worker, src: &dyn RequestSource, end_of_stream: bool, now: SystemTime) -> Step {
+        self.decision_id = match src.header("x-request-id") {
+            Some(id) if !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()) => {
+                format!("dec_{id}")
+            }
+            _ => w.next_decision_id(now),
+        };
+        #[cfg(feature = "fault-injection")]
+        crate::fault::maybe_panic(src);
+
+        let agent = match identity::resolve(&w.config.identity, src) {
+            Ok(a) => a,
+            Err(e) => return self.refuse(w, now, "airlock.no-identity", format!("no agent identity: {}", e.0)),
+        };
+        self.agent = Some(agent);
+        let action = match Action::read(&w.config.request, src) {
+            Ok(a) => a,
+            Err(e) => return self.refuse(w, now, "airlock.malformed-request", e.0),
+        };
+        let cap = w.config.request.max_body_bytes;
+        let declared = action.content_length;
+        self.action = Some(action);
+        if end_of_stream {
+            return self.evaluate(w, now, Some(0));
+        }
+        if declared.is_some_and(|n| n > cap) {
+            // Known to be over the cap: decide without buffering; the body streams on
+            // if (and only if) the policy allows.
+            self.body_size_over_cap = declared.unwrap_or(0);
+            return self.evaluate(w, now, None);
+        }
+        self.stage = Stage::Body;
+        Step::NeedBody
+    }
+
+    /// Body progress: `buffered` bytes are held by the host so far.
+    pub fn on_body(
+        &mut self,
+        w: &mut Worker,
+        buffered: usize,
+        end_of_stream: bool,
+        read: impl FnOnce() -> Option<Vec<u8>>,
+        now: SystemTime,
+    ) -> Step {
+        if self.stage != Stage::Body {
+            // Decided in the headers phase (allow of an over-cap body): let it flow.
+            return Step::Continue;
+        }
+        if buffered > w.config.request.max_body_bytes {
+            self.body_size_over_cap = buffered;
+            return self.evaluate(w, now, None);
+        }
+        if !end_of_stream {
+            return Step::NeedBody;
+        }
+        match read() {
+            Some(bytes) => {
+                self.body = bytes;
+                let n = self.body.len();
+                self.evaluate(w, now, Some(n))
+            }
+            None if buffered == 0 => self.evaluate(w, now, Some(0)),
+            None => self.refuse(w, now, "airlock.body-unreadable", "the request body could not be read".into()),
+        }
+    }
+
+    /// The answer to the call from the last [`Step::Call`].
+    pub fn on_answer(&mut self, w: &mut Worker, answer: &Answer, now: SystemTime) -> Step {
+        let Some(call) = self.call.take() else {
+            return self.unavailable(w, "answer without a call in flight".into());
+        };
+        let now_s = unix_ms(now) / 1000;
+        let status = match callout::verified(&w.config.service, now_s, &call, answer) {
+            Ok(s) => s,
+            Err(e) => return self.unavailable(w, e.to_string()),
+        };
+        match self.stage {
+            Stage::AwaitApproval => match callout::parse_approval(status, &answer.body) {
+                Ok(state) => self.on_approval_state(w, state, now),
+                Err(e) => self.unavailable(w, e.to_string()),
+            },
+            Stage::AwaitRedeem => match callout::parse_redeem(status, &answer.body) {
+                Ok(r) => self.on_redeemed(w, r),
+                Err(e) => self.unavailable(w, e.to_string()),
+            },
+            _ => self.unavailable(w, "answer in an unexpected stage".into()),
+        }
+    }
+
+    fn evaluate(&mut self, w: &mut Worker, now: SystemTime, body_len: Option<usize>) -> Step {
+        let (Some(action), Some(agent)) = (&self.action, &self.agent) else {
+            return self.refuse(w, now, POLICY_ERROR_RULE, "request not read".into());
+        };
+        let facts = match body_len {
+            Some(n) => {
+                let sha = sha256_hex(&self.body);
+                let parsed = if n > 0 && action.is_json() {
+                    std::str::from_utf8(&self.body).ok().and_then(|s| regorus::Value::from_json_str(s).ok())
+                } else {
+                    None
+                };
+                BodyFacts { size: n, sha256: Some(sha), parsed }
+            }
+            None => BodyFacts { size: self.body_size_over_cap, sha256: None, parsed: None },
+        };
+        self.digest = facts.sha256.as_deref().map(|sha| action_digest(action, sha));
+        self.body_sha256 = facts.sha256.clone();
+        let input = input::build(action, agent, &facts, self.digest.as_deref());
+        let started = std::time::Instant::now();
+        let result = w.policy.evaluate(input);
+        w.metrics.eval_time_us(started.elapsed().as_micros() as u64);
+        let decision = decision::from_policy_output(result);
+        if decision.rule.as_deref() == Some(POLICY_ERROR_RULE) {
+            w.metrics.count(Counter::PolicyError);
+            w.log_warn(&format!("{}: {}", self.decision_id, decision.reason.as_deref().unwrap_or("")));
+        }
+        self.decide(w, now, decision)
+    }
+
+    fn decide(&mut self, w: &mut Worker, now: SystemTime, decision: Decision) -> Step {
+        let shadow = w.config.policy.mode == Mode::Shadow;
+        let mut enforced = if shadow { Effect::Allow } else { decision.effect };
+        let mut reason = decision.reason.clone().unwrap_or_default();
+        if enforced == Effect::Approve && self.digest.is_none() {
+            // Never evaluate an approval on a truncated body: no digest, no approval.
+            enforced = Effect::Deny;
+            reason = format!(
+                "request body larger than {} bytes cannot be approved",
+                w.config.request.max_body_bytes
+            );
+        }
+        if shadow && decision.effect != Effect::Allow {
+            w.metrics.count(Counter::ShadowAllow);
+        }
+        if enforced != Effect::Approve {
+            self.record(w, now, &decision, enforced);
+        }
+        let rule = decision.rule.clone();
+        self.decision = Some(decision);
+        match enforced {
+            Effect::Allow => {
+                w.metrics.count(Counter::Allow);
+                self.stage = Stage::Done;
+                if self.action.as_ref().is_some_and(|a| a.approval_hint.is_some()) {
+                    Step::ContinueWith(HeaderEdits { remove: vec![APPROVAL_HEADER.to_string()], set: vec![] })
+                } else {
+                    Step::Continue
+                }
+            }
+            Effect::Deny => {
+                w.metrics.count(Counter::Deny);
+                self.stage = Stage::Done;
+                let mut p = Problem::new(ProblemKind::Denied, &self.decision_id, reason);
+                p.rule = rule;
+                if self.digest.is_none() && self.decision.as_ref().is_some_and(|d| d.effect == Effect::Approve) {
+                    p.status = Some(413);
+                }
+                Step::Reply(p.to_reply())
+            }
+            Effect::Approve => {
+                w.metrics.count(Counter::Approve);
+                self.request_approval(w, now)
+            }
+        }
+    }
+
+    fn request_approval(&mut self, w: &mut Worker, now: SystemTime) -> Step {
+        let (Some(action), Some(agent), Some(decision), Some(digest), Some(body_sha256)) =
+            (&self.action, &self.agent, &self.decision, &self.digest, &self.body_sha256)
+        else {
+            return self.unavailable(w, "approval requested without a complete action".into());
+        };
+        let hold = decision.hold().unwrap_or(Duration::from_millis(w.config.service.hold_ms));
+        let hold_ms = hold.as_millis() as u64;
+        let body = if action.is_json() { redacted_json_body(&self.body, &decision.redact) } else { None };
+        let request = crate::wire::approval_request(
+            &self.decision_id,
+            action,
+            agent,
+            digest,
+            decision,
+            &w.config.policy.revision,
+            hold_ms,
+            body,
+            self.body.len(),
+            body_sha256,
+        );
+        self.stage = Stage::AwaitApproval;
+        self.send(w, now, callout::APPROVALS_PATH.to_string(), request, hold_ms + w.config.service.timeout_ms)
+    }
+
+    fn send(&mut self, w: &mut Worker, now: SystemTime, path: String, body: Vec<u8>, timeout_ms: u64) -> Step {
+        match callout::signed_post(&w.config.service, unix_ms(now) / 1000, &path, body, timeout_ms) {
+            Some(call) => {
+                self.call = Some(call.clone());
+                Step::Call(call)
+            }
+            None => self.unavailable(w, "could not sign the call".into()),
+        }
+    }
+
+    fn on_approval_state(&mut self, w: &mut Worker, state: callout::ApprovalState, now: SystemTime) -> Step {
+        let retry_after = state.retry_after.unwrap_or(w.config.service.retry_after_s);
+        let kind = match state.status {
+            ApprovalStatus::Approved => {
+                let (Some(agent), Some(digest)) = (&self.agent, &self.digest) else {
+                    return self.unavailable(w, "approved without a digest".into());
+                };
+                let body = crate::wire::redeem_request(&self.decision_id, &agent.id, digest);
+                let path = format!("{}/{}/redeem", callout::APPROVALS_PATH, state.approval_id);
+                self.approval_id = Some(state.approval_id);
+                self.stage = Stage::AwaitRedeem;
+                let timeout = w.config.service.timeout_ms;
+                return self.send(w, now, path, body, timeout);
+            }
+            ApprovalStatus::Pending => ProblemKind::ApprovalPending,
+            ApprovalStatus::Denied | ApprovalStatus::Cancelled => ProblemKind::ApprovalDenied,
+            ApprovalStatus::Expired => ProblemKind::ApprovalExpired,
+            ApprovalStatus::Mismatch => ProblemKind::Denied,
+        };
+        self.stage = Stage::Done;
+        let reason = self.decision.as_ref().and_then(|d| d.reason.clone()).unwrap_or_default();
+        let detail = match kind {
+            ProblemKind::ApprovalPending => format!(
+                "A reviewer must approve this action ({reason}). Retry the identical request after approval; \
+                 approval id {}.",
+                state.approval_id
+            ),
+            ProblemKind::ApprovalDenied => format!("A reviewer denied this action ({reason})."),
+            ProblemKind::ApprovalExpired => "The approval for this action expired; retry to request a new one.".into(),
+            _ => "The approval named in x-airlock-approval does not cover this request.".into(),
+        };
+        let mut p = Problem::new(kind, &self.decision_id, state.detail.unwrap_or(detail));
+        p.approval_id = Some(state.approval_id);
+        p.rule = self.decision.as_ref().and_then(|d| d.rule.clone());
+        if kind == ProblemKind::ApprovalPending {
+            p.retry_after = Some(retry_after);
+        }
+        Step::Reply(p.to_reply())
+    }
+
+    fn on_redeemed(&mut self, w: &mut Worker, redeemed: Redeemed) -> Step {
+        self.stage = Stage::Done;
+        match redeemed {
+            Redeemed::Credential(set) => {
+                w.metrics.count(Counter::CredentialInjected);
+                let mut remove = w.config.request.credential_headers.clone();
+                remove.push(APPROVAL_HEADER.to_string());
+                Step::ContinueWith(HeaderEdits { remove, set })
+            }
+            Redeemed::Refused(why) => {
+                let mut p = Problem::new(
+                    ProblemKind::Denied,
+                    &self.decision_id,
+                    format!("The approval cannot be used for this request ({why})."),
+                );
+                p.approval_id = self.approval_id.clone();
+                Step::Reply(p.to_reply())
+            }
+            Redeemed::Expired => {
+                let mut p = Problem::new(
+                    ProblemKind::ApprovalExpired,
+                    &self.decision_id,
+                    "The approval for this action expired; retry to request a new one.",
+                );
+                p.approval_id = self.approval_id.clone();
+                Step::Reply(p.to_reply())
+            }
+        }
+    }
+
+    /// Refuse before or instead of policy evaluation.
+    fn refuse(&mut self, w: &mut Worker, now: SystemTime, rule: &str, reason: String) -> Step {
+        let decision = Decision::deny(rule, reason.clone());
+        self.record(w, now, &decision, Effect::Deny);
+        w.metrics.count(Counter::Deny);
+        self.stage = Stage::Done;
+        let mut p = Problem::new(ProblemKind::Denied, &self.decision_id, reason);
+        p.rule = Some(rule.to_string());
+        Step::Reply(p.to_reply())
+    }
+
+    fn unavailable(&mut self, w: &mut Worker, why: String) -> Step {
+        w.metrics.count(Counter::CalloutFailure);
+        w.log_warn(&format!("{}: approval service unusable: {why}", self.decision_id));
+        self.stage = Stage::Done;
+        let mut p = Problem::new(
+            ProblemKind::Unavailable,
+            &self.decision_id,
+            "The approval service could not be reached; the action was not performed. Retry later.",
+        );
+        p.approval_id = self.approval_id.clone();
+        p.retry_after = Some(w.config.service.retry_after_s);
+        Step::Reply(p.to_reply())
+    }
+
+    fn record(&self, w: &mut Worker, now: SystemTime, decision: &Decision, enforced: Effect) {
+        let action = self.action.as_ref();
+        let record = Record {
+            decision_id: self.decision_id.clone(),
+            time_ms: unix_ms(now),
+            effect: decision.effect.as_str(),
+            enforced: enforced.as_str(),
+            mode: w.config.policy.mode.as_str(),
+            rule: decision.rule_or_default().to_string(),
+            reason: decision.reason.clone().unwrap_or_default(),
+            risk: decision.risk,
+            policy_revision: w.config.policy.revision.clone(),
+            agent: self.agent.as_ref().map(|a| a.id.clone()).unwrap_or_default(),
+            digest: self.digest.clone(),
+            method: action.map(|a| a.method.clone()).unwrap_or_default(),
+            host: action.map(|a| a.host.clone()).unwrap_or_default(),
+            path: action.map(|a| a.path.clone()).unwrap_or_default(),
+        };
+        if !w.log.push(record) {
+            w.metrics.count(Counter::LogDropped);
+        }
+    }
+}

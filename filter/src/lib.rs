@@ -1,0 +1,31 @@
+//! Airlock gateway filter.
+//!
+//! Everything outside `glue` is host-agnostic and tested natively: configuration,
+//! identity, the action and its digest, policy input and evaluation, decisions,
+//! callouts to the approval service and the per-request [`flow`]. The `glue` module
+//! (wasm only) binds that core to proxy-wasm hostcalls and nothing more.
+
+pub mod action;
+pub mod callout;
+pub mod config;
+pub mod decision;
+pub mod decision_log;
+pub mod digest;
+pub mod flow;
+pub mod identity;
+pub mod input;
+pub mod metrics;
+pub mod policy;
+pub mod problem;
+pub mod redact;
+pub mod signing;
+pub mod source;
+pub mod target;
+pub mod wire;
+pub mod worker;
+
+#[cfg(feature = "fault-injection")]
+pub mod fault;
+
+#[cfg(target_arch = "wasm32")]
+mod glue;
