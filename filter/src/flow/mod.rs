@@ -417,3 +417,6 @@ impl Flow {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

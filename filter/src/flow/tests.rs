@@ -1,0 +1,297 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The request flow end to end in native code: the same scenarios the wasm and
+//! Envoy suites run, minus the host.
+
+use super::*;
+use crate::config::{Config, SigningKey};
+use crate::metrics::MemoryMetrics;
+use crate::signing::sign_answer;
+use crate::source::fake::FakeRequest;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+const KEY_B64: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+const POLICY: &str = r#"package airlock
+default decision := {"effect": "deny", "reason": "no rule matched", "rule": "default"}
+decision := {"effect": "allow", "rule": "reads"} if input.request.method == "GET"
+decision := {"effect": "approve", "rule": "exports", "reason": "data export", "risk": "high",
+             "redact": ["request.body.ssn"]} if {
+    input.request.method == "POST"
+    input.request.path == "/v1/exports"
+}
+"#;
+
+struct Harness {
+    w: Worker,
+    metrics: Rc<RefCell<MemoryMetrics>>,
+}
+
+struct SharedMetrics(Rc<RefCell<MemoryMetrics>>);
+impl crate::metrics::Metrics for SharedMetrics {
+    fn count(&mut self, c: Counter) {
+        self.0.borrow_mut().count(c)
+    }
+    fn eval_time_us(&mut self, us: u64) {
+        self.0.borrow_mut().eval_time_us(us)
+    }
+}
+
+fn harness_with(extra: impl FnOnce(&mut serde_json::Value)) -> Harness {
+    let mut cfg = serde_json::json!({
+        "policy": {"modules": {"p.rego": POLICY}},
+        "identity": {"source": "header", "header": "x-airlock-agent",
+                     "agents": {"bot": {"owner": "alice@corp.example"}}},
+        "approval_service": {"cluster": "svc", "signing": {"key_id": "k1", "key_base64": KEY_B64}},
+        "request": {"max_body_bytes": 64}
+    });
+    extra(&mut cfg);
+    let config = Config::parse(cfg.to_string().as_bytes()).unwrap();
+    let metrics = Rc::new(RefCell::new(MemoryMetrics::default()));
+    let w = Worker::new(config, Box::new(SharedMetrics(metrics.clone())), Box::new(|_| {})).unwrap();
+    Harness { w, metrics }
+}
+
+fn harness() -> Harness {
+    harness_with(|_| {})
+}
+
+fn now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+fn key() -> SigningKey {
+    SigningKey { id: "k1".into(), secret: b"0123456789abcdef0123456789abcdef".to_vec() }
+}
+
+fn answer(call: &Call, status: u32, body: serde_json::Value) -> Answer {
+    let body = body.to_string().into_bytes();
+    let ts = 1_800_000_000;
+    Answer {
+        status: Some(status),
+        key_id: Some("k1".into()),
+        timestamp: Some(ts.to_string()),
+        signature: sign_answer(&key(), ts, status, &call.signature, &body),
+        body,
+    }
+}
+
+fn export() -> FakeRequest {
+    FakeRequest::new("POST", "api.example.com", "/v1/exports")
+        .with("x-airlock-agent", "bot")
+        .with("content-type", "application/json")
+        .with("authorization", "Bearer agent-own")
+}
+
+/// Run a request with `body` to its first non-body step.
+fn start(h: &mut Harness, req: &FakeRequest, body: &[u8]) -> (Flow, Step) {
+    let mut f = Flow::new();
+    let step = f.on_headers(&mut h.w, req, body.is_empty(), now());
+    if step != Step::NeedBody {
+        return (f, step);
+    }
+    let bytes = body.to_vec();
+    let step = f.on_body(&mut h.w, body.len(), true, move || Some(bytes), now());
+    (f, step)
+}
+
+fn reply_json(step: &Step) -> (u32, serde_json::Value) {
+    match step {
+        Step::Reply(r) => (r.status, serde_json::from_slice(&r.body).unwrap()),
+        other => panic!("expected a reply, got {other:?}"),
+    }
+}
+
+fn call_of(step: Step) -> Call {
+    match step {
+        Step::Call(c) => c,
+        other => panic!("expected a call, got {other:?}"),
+    }
+}
+
+#[test]
+fn allow_continues_and_is_logged() {
+    let mut h = harness();
+    let (_, step) = start(&mut h, &FakeRequest::new("GET", "api.example.com", "/x").with("x-airlock-agent", "bot"), b"");
+    assert_eq!(step, Step::Continue);
+    assert_eq!(h.w.log.len(), 1);
+    assert_eq!(h.metrics.borrow().get(Counter::Allow), 1);
+}
+
+#[test]
+fn deny_replies_with_problem() {
+    let mut h = harness();
+    let (_, step) =
+        start(&mut h, &FakeRequest::new("DELETE", "api.example.com", "/x").with("x-airlock-agent", "bot"), b"");
+    let (status, v) = reply_json(&step);
+    assert_eq!(status, 403);
+    assert_eq!(v["type"], "urn:airlock:problem:denied");
+    assert_eq!(v["rule"], "default");
+    assert_eq!(h.w.log.len(), 1);
+}
+
+#[test]
+fn no_identity_is_denied_before_policy() {
+    let mut h = harness();
+    let (_, step) = start(&mut h, &FakeRequest::new("GET", "api.example.com", "/x"), b"");
+    let (status, v) = reply_json(&step);
+    assert_eq!(status, 403);
+    assert_eq!(v["rule"], "airlock.no-identity");
+}
+
+#[test]
+fn approve_pending_then_approved_redeems_and_injects() {
+    let mut h = harness();
+    let body = br#"{"ssn": "123-45-6789", "table": "users"}"#;
+    let (mut f, step) = start(&mut h, &export(), body);
+    let call = call_of(step);
+    assert_eq!(call.path, "/v1/gateway/approvals");
+    let sent: serde_json::Value = serde_json::from_slice(&call.body).unwrap();
+    assert_eq!(sent["agent"]["owner"], "alice@corp.example");
+    assert_eq!(sent["request"]["body"]["ssn"], crate::redact::MASK);
+    assert!(!String::from_utf8_lossy(&call.body).contains("agent-own"), "credentials never leave the gateway");
+    let digest = sent["digest"].as_str().unwrap().to_string();
+
+    // Pending: the agent is told to retry, nothing goes upstream.
+    let pending = f.on_answer(&mut h.w, &answer(&call, 200, serde_json::json!({"approval_id": "apr_1", "status": "pending"})), now());
+    let (status, v) = reply_json(&pending);
+    assert_eq!((status, v["type"].as_str()), (403, Some("urn:airlock:problem:approval-pending")));
+    assert_eq!(v["approval_id"], "apr_1");
+    assert_eq!(v["retry_after"], 10);
+
+    // The identical retry carries the same digest; approved → redeem → inject.
+    let (mut f, step) = start(&mut h, &export(), body);
+    let call = call_of(step);
+    let again: serde_json::Value = serde_json::from_slice(&call.body).unwrap();
+    assert_eq!(again["digest"], digest.as_str());
+    let step = f.on_answer(&mut h.w, &answer(&call, 200, serde_json::json!({"approval_id": "apr_1", "status": "approved"})), now());
+    let redeem = call_of(step);
+    assert_eq!(redeem.path, "/v1/gateway/approvals/apr_1/redeem");
+    let r: serde_json::Value = serde_json::from_slice(&redeem.body).unwrap();
+    assert_eq!((r["agent"].as_str(), r["digest"].as_str()), (Some("bot"), Some(digest.as_str())));
+    let step = f.on_answer(
+        &mut h.w,
+        &answer(&redeem, 200, serde_json::json!({"status": "redeemed", "headers": {"authorization": "Bearer minted"}})),
+        now(),
+    );
+    match step {
+        Step::ContinueWith(edits) => {
+            assert!(edits.remove.contains(&"authorization".to_string()));
+            assert_eq!(edits.set, vec![("authorization".to_string(), "Bearer minted".to_string())]);
+        }
+        other => panic!("expected injection, got {other:?}"),
+    }
+    assert_eq!(h.metrics.borrow().get(Counter::CredentialInjected), 1);
+}
+
+#[test]
+fn a_different_body_has_a_different_digest() {
+    let mut h = harness();
+    let (_, a) = start(&mut h, &export(), br#"{"table": "users"}"#);
+    let (_, b) = start(&mut h, &export(), br#"{"table": "payroll"}"#);
+    let da: serde_json::Value = serde_json::from_slice(&call_of(a).body).unwrap();
+    let db: serde_json::Value = serde_json::from_slice(&call_of(b).body).unwrap();
+    assert_ne!(da["digest"], db["digest"]);
+}
+
+#[test]
+fn every_callout_failure_is_unavailable() {
+    let mut h = harness();
+    let ok = serde_json::json!({"approval_id": "apr_1", "status": "approved"});
+    let cases: Vec<Box<dyn Fn(&Call) -> Answer>> = vec![
+        Box::new(|_| Answer::default()),                                  // unreachable / timeout
+        Box::new(|c| answer(c, 500, ok.clone())),                         // server error
+        Box::new(|c| Answer { signature: None, ..answer(c, 200, ok.clone()) }), // unsigned
+        Box::new(|c| Answer { body: b"{\"approval_id\":\"apr_1\",\"status\":\"approved\",\"x\":1}".to_vec(), ..answer(c, 200, ok.clone()) }), // tampered
+        Box::new(|c| Answer { timestamp: Some("1799999000".into()), ..answer(c, 200, ok.clone()) }), // stale
+        Box::new(|c| answer(c, 200, serde_json::json!({"status": "approved"}))), // malformed
+    ];
+    for make in cases {
+        let (mut f, step) = start(&mut h, &export(), b"{}");
+        let call = call_of(step);
+        let (status, v) = reply_json(&f.on_answer(&mut h.w, &make(&call), now()));
+        assert_eq!((status, v["type"].as_str()), (503, Some("urn:airlock:problem:unavailable")));
+    }
+}
+
+#[test]
+fn redeem_refusals_never_continue() {
+    let mut h = harness();
+    for (status, body, kind) in [
+        (409, serde_json::json!({"status": "consumed"}), "urn:airlock:problem:denied"),
+        (410, serde_json::json!({"status": "expired"}), "urn:airlock:problem:approval-expired"),
+        (200, serde_json::json!({"status": "redeemed", "headers": {":authority": "evil"}}), "urn:airlock:problem:unavailable"),
+    ] {
+        let (mut f, step) = start(&mut h, &export(), b"{}");
+        let call = call_of(step);
+        let redeem = call_of(f.on_answer(&mut h.w, &answer(&call, 200, serde_json::json!({"approval_id": "a", "status": "approved"})), now()));
+        let (_, v) = reply_json(&f.on_answer(&mut h.w, &answer(&redeem, status, body), now()));
+        assert_eq!(v["type"], kind);
+    }
+}
+
+#[test]
+fn approval_states_map_to_problems() {
+    let mut h = harness();
+    for (state, kind) in [
+        ("denied", "urn:airlock:problem:approval-denied"),
+        ("cancelled", "urn:airlock:problem:approval-denied"),
+        ("expired", "urn:airlock:problem:approval-expired"),
+        ("mismatch", "urn:airlock:problem:denied"),
+    ] {
+        let (mut f, step) = start(&mut h, &export(), b"{}");
+        let call = call_of(step);
+        let (_, v) = reply_json(&f.on_answer(&mut h.w, &answer(&call, 200, serde_json::json!({"approval_id": "a", "status": state})), now()));
+        assert_eq!(v["type"], kind, "{state}");
+    }
+}
+
+#[test]
+fn oversized_body_on_approve_route_is_denied_unevaluated() {
+    let mut h = harness();
+    let big = vec![b'x'; 65];
+    let mut f = Flow::new();
+    assert_eq!(f.on_headers(&mut h.w, &export(), false, now()), Step::NeedBody);
+    let step = f.on_body(&mut h.w, big.len(), false, || panic!("must not read an over-cap body"), now());
+    let (status, v) = reply_json(&step);
+    assert_eq!((status, v["type"].as_str()), (413, Some("urn:airlock:problem:denied")));
+    // Declared length over the cap: decided in the headers phase.
+    let req = export().with("content-length", "100000");
+    let (status, _) = reply_json(&Flow::new().on_headers(&mut h.w, &req, false, now()));
+    assert_eq!(status, 413);
+}
+
+#[test]
+fn shadow_mode_allows_but_records_the_real_decision() {
+    let mut h = harness_with(|c| c["policy"]["mode"] = "shadow".into());
+    let (_, step) =
+        start(&mut h, &FakeRequest::new("DELETE", "api.example.com", "/x").with("x-airlock-agent", "bot"), b"");
+    assert_eq!(step, Step::Continue);
+    assert_eq!(h.metrics.borrow().get(Counter::ShadowAllow), 1);
+    let batch: serde_json::Value = serde_json::from_slice(&h.w.log.next_batch().unwrap()).unwrap();
+    assert_eq!(batch["records"][0]["effect"], "deny");
+    assert_eq!(batch["records"][0]["enforced"], "allow");
+    assert_eq!(batch["records"][0]["mode"], "shadow");
+}
+
+#[test]
+fn policy_errors_deny() {
+    let mut h = harness_with(|c| {
+        c["policy"]["modules"] = serde_json::json!({"p.rego": "package airlock\ndecision := {\"effect\": \"allow\", \"bogus\": true}"})
+    });
+    let (_, step) = start(&mut h, &FakeRequest::new("GET", "h", "/").with("x-airlock-agent", "bot"), b"");
+    let (_, v) = reply_json(&step);
+    assert_eq!(v["rule"], "airlock.policy-error");
+    assert_eq!(h.metrics.borrow().get(Counter::PolicyError), 1);
+}
+
+#[test]
+fn ambiguous_paths_and_spoofed_identity_are_denied() {
+    let mut h = harness();
+    for path in ["/v1/exports%2F..", "/v1//exports", "/v1/./exports", "/v1/exports;x=1", "/v1/%2e%2e/admin"] {
+        let req = FakeRequest::new("GET", "api.example.com", path).with("x-airlock-agent", "bot");
+        let (status, _) = reply_json(&start(&mut h, &req, b"").1);
+        assert_eq!(status, 403, "{path}");
+    }
+    let dup = FakeRequest::new("GET", "api.example.com", "/x").with("x-airlock-agent", "bot").with("x-airlock-agent", "admin");
+    assert_eq!(reply_json(&start(&mut h, &dup, b"").1).0, 403);
+}
