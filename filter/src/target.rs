@@ -55,7 +55,7 @@ fn check_path(path: &str) -> Result<(), Ambiguous> {
             b'\\' => return Err(Ambiguous("backslash in path")),
             b';' => return Err(Ambiguous("`;` path parameter")),
             b'#' => return Err(Ambiguous("fragment in path")),
-            b if b < 0x21 || b >= 0x7f => return Err(Ambiguous("control, space or non-ASCII byte in path")),
+            b if !(0x21..0x7f).contains(&b) => return Err(Ambiguous("control, space or non-ASCII byte in path")),
             b'%' => {
                 let hi = bytes.get(i + 1).copied();
                 let lo = bytes.get(i + 2).copied();

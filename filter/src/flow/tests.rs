@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::type_complexity)]
 //! The request flow end to end in native code: the same scenarios the wasm and
 //! Envoy suites run, minus the host.
 
@@ -248,7 +248,7 @@ fn approval_states_map_to_problems() {
 #[test]
 fn oversized_body_on_approve_route_is_denied_unevaluated() {
     let mut h = harness();
-    let big = vec![b'x'; 65];
+    let big = [b'x'; 65];
     let mut f = Flow::new();
     assert_eq!(f.on_headers(&mut h.w, &export(), false, now()), Step::NeedBody);
     let step = f.on_body(&mut h.w, big.len(), false, || panic!("must not read an over-cap body"), now());

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Every test: native unit tests, the filter inside the wasmtime proxy-wasm host, and
+# real Envoy end to end. Installs what it needs first (scripts/setup.sh).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+bash scripts/setup.sh
+bash scripts/build-wasm.sh
+
+# Lints are part of the contract: no unwrap/expect/panic outside tests.
+cargo clippy -p airlock-filter --target wasm32-wasip1 --release -- -D warnings
+
+cargo test --workspace --no-fail-fast
