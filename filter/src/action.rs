@@ -60,7 +60,13 @@ impl Action {
                 .filter(|(n, _)| !n.starts_with(':') && !cfg.is_credential_header(n))
                 .collect(),
         };
-        let significant = cfg.significant_headers.iter().map(|n| (n.clone(), src.header(n))).collect();
+        let significant: Vec<(String, Option<String>)> =
+            cfg.significant_headers.iter().map(|n| (n.clone(), src.header(n))).collect();
+        // Values that were not UTF-8 arrive with U+FFFD; two different byte strings
+        // could then digest alike, so refuse them where they are digested.
+        if let Some((n, _)) = significant.iter().find(|(_, v)| v.as_deref().is_some_and(|v| v.contains('\u{FFFD}'))) {
+            return Err(Malformed(format!("`{n}` header is not valid UTF-8")));
+        }
         let single = |name: &str| -> Result<Option<String>, Malformed> {
             match src.header(name) {
                 Some(v) if v.contains(',') => Err(Malformed(format!("repeated `{name}` header"))),

@@ -74,7 +74,7 @@ fn check_id(id: &str) -> Result<(), NoIdentity> {
     if id.len() > MAX_ID_LEN {
         return Err(NoIdentity("agent identity longer than 512 bytes".into()));
     }
-    // A comma means the header was repeated (Envoy joins repeats): two identities
+    // A comma means the header was repeated (the request source joins repeats): two identities
     // in one request is a spoofing attempt, never a choice to make.
     if id.contains(',') {
         return Err(NoIdentity("more than one agent identity in the request".into()));

@@ -6,13 +6,31 @@
 
 /// Read access to the request as the gateway holds it.
 pub trait RequestSource {
-    /// One request header by lower-case name. Repeated headers come back joined with
-    /// `,` (as Envoy does), so a repeat is visible to the caller.
+    /// One request header by lower-case name. Repeated headers must come back joined
+    /// with `,` so a repeat is visible to the caller (Envoy's own single-value read
+    /// would hide it).
     fn header(&self, name: &str) -> Option<String>;
     /// Every request header, lower-case names, in order.
     fn headers(&self) -> Vec<(String, String)>;
     /// A host property such as `["connection", "uri_san_peer_certificate"]`.
     fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
+}
+
+/// All values of header `name` joined with `,` (how repeats become visible).
+pub fn joined(headers: &[(String, String)], name: &str) -> Option<String> {
+    let mut out: Option<String> = None;
+    for (n, v) in headers {
+        if n == name {
+            match &mut out {
+                Some(s) => {
+                    s.push(',');
+                    s.push_str(v);
+                }
+                None => out = Some(v.clone()),
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -49,13 +67,7 @@ pub mod fake {
 
     impl RequestSource for FakeRequest {
         fn header(&self, name: &str) -> Option<String> {
-            let values: Vec<&str> =
-                self.headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect();
-            if values.is_empty() {
-                None
-            } else {
-                Some(values.join(","))
-            }
+            super::joined(&self.headers, name)
         }
         fn headers(&self) -> Vec<(String, String)> {
             self.headers.clone()

@@ -6,15 +6,34 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::{LogLevel, MapType, MetricType};
 use std::collections::BTreeMap;
 
-/// The current request, read one value per hostcall.
-pub struct HostRequest;
+/// The current request's headers, read with one hostcall.
+///
+/// One `get_map` is cheaper than a `get_map_value` per needed header, and it is the
+/// only way to see repeats: Envoy's single-value read returns just the first value,
+/// which would let `x-airlock-agent: a` + `x-airlock-agent: b` pass as `a`. Values are
+/// read as bytes (the SDK's string reads panic on non-UTF-8) and decoded lossily;
+/// the core refuses U+FFFD wherever a value matters for security.
+pub struct HostRequest {
+    headers: Vec<(String, String)>,
+}
+
+impl HostRequest {
+    pub fn read() -> HostRequest {
+        let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+            .collect();
+        HostRequest { headers }
+    }
+}
 
 impl RequestSource for HostRequest {
     fn header(&self, name: &str) -> Option<String> {
-        hostcalls::get_map_value(MapType::HttpRequestHeaders, name).ok().flatten()
+        crate::source::joined(&self.headers, name)
     }
     fn headers(&self) -> Vec<(String, String)> {
-        hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default()
+        self.headers.clone()
     }
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
         hostcalls::get_property(path.to_vec()).ok().flatten()

@@ -17,13 +17,20 @@ pub struct Http {
     flow: Flow,
     /// Token of the callout in flight, if any.
     callout: Option<u32>,
-    /// Whether the request is paused (so finishing must resume it).
-    paused: bool,
+}
+
+/// Where a step is carried out, which decides how a paused request goes on: inside
+/// a stream callback by returning `Continue`; from a callout answer by resuming.
+/// Doing both continues the stream twice.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    StreamCallback,
+    CalloutAnswer,
 }
 
 impl Http {
     pub fn new(worker: SharedWorker) -> Http {
-        Http { worker, flow: Flow::new(), callout: None, paused: false }
+        Http { worker, flow: Flow::new(), callout: None }
     }
 
     /// Run `f` with this request's flow and the worker; `None` if not configured.
@@ -35,23 +42,19 @@ impl Http {
     }
 
     /// Carry out a step; returns the action for the current callback.
-    fn apply(&mut self, step: Step) -> Action {
+    fn apply(&mut self, step: Step, origin: Origin) -> Action {
         match step {
-            Step::Continue => self.proceed(),
+            Step::Continue => self.proceed(origin),
             Step::ContinueWith(edits) => {
                 apply_edits(self, &edits);
-                self.proceed()
+                self.proceed(origin)
             }
             Step::Reply(r) => {
                 let headers: Vec<(&str, &str)> = r.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 self.send_http_response(r.status, headers, Some(&r.body));
-                self.paused = true;
                 Action::Pause
             }
-            Step::NeedBody => {
-                self.paused = true;
-                Action::Pause
-            }
+            Step::NeedBody => Action::Pause,
             Step::Call(call) => {
                 let Some(cluster) = self.with_worker(|_, w| w.config.service.cluster.clone()) else {
                     return self.fail_closed("not configured");
@@ -61,14 +64,13 @@ impl Http {
                 match self.dispatch_http_call(&cluster, headers, Some(&call.body), vec![], timeout) {
                     Ok(token) => {
                         self.callout = Some(token);
-                        self.paused = true;
                         Action::Pause
                     }
                     Err(e) => {
                         log(LogLevel::Warn, &format!("airlock: dispatch to `{cluster}` failed: {e:?}"));
                         let now = self.get_current_time();
                         match self.with_worker(|flow, w| flow.on_answer(w, &Answer::default(), now)) {
-                            Some(step) => self.apply(step),
+                            Some(step) => self.apply(step, origin),
                             None => self.fail_closed("not configured"),
                         }
                     }
@@ -77,9 +79,8 @@ impl Http {
         }
     }
 
-    fn proceed(&mut self) -> Action {
-        if self.paused {
-            self.paused = false;
+    fn proceed(&mut self, origin: Origin) -> Action {
+        if origin == Origin::CalloutAnswer {
             self.resume_http_request();
         }
         Action::Continue
@@ -92,7 +93,6 @@ impl Http {
         let r = p.to_reply();
         let headers: Vec<(&str, &str)> = r.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         self.send_http_response(r.status, headers, Some(&r.body));
-        self.paused = true;
         Action::Pause
     }
 }
@@ -115,7 +115,7 @@ impl Context for Http {
         let answer = read_answer(self, num_headers, body_size);
         let now = self.get_current_time();
         match self.with_worker(|flow, w| flow.on_answer(w, &answer, now)) {
-            Some(step) => self.apply(step),
+            Some(step) => self.apply(step, Origin::CalloutAnswer),
             None => self.fail_closed("not configured"),
         };
     }
@@ -124,8 +124,8 @@ impl Context for Http {
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let now = self.get_current_time();
-        match self.with_worker(|flow, w| flow.on_headers(w, &HostRequest, end_of_stream, now)) {
-            Some(step) => self.apply(step),
+        match self.with_worker(|flow, w| flow.on_headers(w, &HostRequest::read(), end_of_stream, now)) {
+            Some(step) => self.apply(step, Origin::StreamCallback),
             None => self.fail_closed("not configured"),
         }
     }
@@ -134,7 +134,7 @@ impl HttpContext for Http {
         let now = self.get_current_time();
         let read = || hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size).ok().flatten();
         match self.with_worker(|flow, w| flow.on_body(w, body_size, end_of_stream, read, now)) {
-            Some(step) => self.apply(step),
+            Some(step) => self.apply(step, Origin::StreamCallback),
             None => self.fail_closed("not configured"),
         }
     }

@@ -54,7 +54,11 @@ pub fn read_answer(ctx: &dyn Context, num_headers: usize, body_size: usize) -> A
     if num_headers == 0 {
         return Answer::default();
     }
-    let header = |n: &str| ctx.get_http_call_response_header(n);
+    // Bytes, not strings: the SDK's string read panics on non-UTF-8, and these
+    // headers are read before the signature is checked.
+    let header = |n: &str| {
+        ctx.get_http_call_response_header_bytes(n).and_then(|b| String::from_utf8(b).ok())
+    };
     Answer {
         status: header(":status").and_then(|s| s.parse().ok()),
         key_id: header(crate::signing::KEY_ID_HEADER),
