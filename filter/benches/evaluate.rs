@@ -23,8 +23,8 @@ impl RequestSource for Req {
     fn header(&self, name: &str) -> Option<String> {
         self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
     }
-    fn headers(&self) -> Vec<(String, String)> {
-        self.0.clone()
+    fn headers(&self) -> &[(String, String)] {
+        &self.0
     }
     fn property(&self, _: &[&str]) -> Option<Vec<u8>> {
         None

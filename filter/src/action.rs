@@ -56,8 +56,9 @@ impl Action {
             Some(names) => names.iter().filter_map(|n| src.header(n).map(|v| (n.clone(), v))).collect(),
             None => src
                 .headers()
-                .into_iter()
+                .iter()
                 .filter(|(n, _)| !n.starts_with(':') && !cfg.is_credential_header(n))
+                .cloned()
                 .collect(),
         };
         let significant: Vec<(String, Option<String>)> =

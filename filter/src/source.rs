@@ -11,7 +11,7 @@ pub trait RequestSource {
     /// would hide it).
     fn header(&self, name: &str) -> Option<String>;
     /// Every request header, lower-case names, in order.
-    fn headers(&self) -> Vec<(String, String)>;
+    fn headers(&self) -> &[(String, String)];
     /// A host property such as `["connection", "uri_san_peer_certificate"]`.
     fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
 }
@@ -69,8 +69,8 @@ pub mod fake {
         fn header(&self, name: &str) -> Option<String> {
             super::joined(&self.headers, name)
         }
-        fn headers(&self) -> Vec<(String, String)> {
-            self.headers.clone()
+        fn headers(&self) -> &[(String, String)] {
+            &self.headers
         }
         fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
             let key: Vec<String> = path.iter().map(|s| s.to_string()).collect();

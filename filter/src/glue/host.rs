@@ -32,8 +32,8 @@ impl RequestSource for HostRequest {
     fn header(&self, name: &str) -> Option<String> {
         crate::source::joined(&self.headers, name)
     }
-    fn headers(&self) -> Vec<(String, String)> {
-        self.headers.clone()
+    fn headers(&self) -> &[(String, String)] {
+        &self.headers
     }
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
         hostcalls::get_property(path.to_vec()).ok().flatten()
