@@ -29,6 +29,8 @@ pub struct Action {
     pub content_type: Option<String>,
     pub content_length: Option<usize>,
     pub approval_hint: Option<String>,
+    /// Names of `x-airlock-*` headers present: Airlock's own, never sent upstream.
+    pub airlock_headers: Vec<String>,
 }
 
 /// Why the request was refused before any policy ran.
@@ -78,7 +80,14 @@ impl Action {
             Some(v) => Some(v.trim().parse::<usize>().map_err(|_| Malformed("invalid content-length".into()))?),
             None => None,
         };
+        let mut airlock_headers: Vec<String> = Vec::new();
+        for (name, _) in src.headers() {
+            if name.starts_with(AIRLOCK_HEADER_PREFIX) && !airlock_headers.contains(name) {
+                airlock_headers.push(name.clone());
+            }
+        }
         Ok(Action {
+            airlock_headers,
             request_id: src.header("x-request-id"),
             method,
             scheme,

@@ -100,7 +100,9 @@ pub enum ApprovalStatus {
 /// Answer to create-or-find.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ApprovalState {
-    pub approval_id: String,
+    /// Required except on `mismatch`, where there may be no approval to name.
+    #[serde(default)]
+    pub approval_id: Option<String>,
     pub status: ApprovalStatus,
     #[serde(default)]
     pub retry_after: Option<u64>,
@@ -113,8 +115,14 @@ pub fn parse_approval(status: u32, body: &[u8]) -> Result<ApprovalState, Callout
         return Err(CalloutError::UnexpectedStatus(status));
     }
     let state: ApprovalState = serde_json::from_slice(body).map_err(|e| CalloutError::Malformed(e.to_string()))?;
-    if !valid_id(&state.approval_id) {
-        return Err(CalloutError::Malformed("approval_id is not a plain identifier".into()));
+    match &state.approval_id {
+        Some(id) if !valid_id(id) => {
+            return Err(CalloutError::Malformed("approval_id is not a plain identifier".into()))
+        }
+        None if state.status != ApprovalStatus::Mismatch => {
+            return Err(CalloutError::Malformed("approval_id missing".into()))
+        }
+        _ => {}
     }
     Ok(state)
 }
@@ -183,6 +191,8 @@ mod tests {
         assert_eq!(s.status, ApprovalStatus::Pending);
         assert!(parse_approval(200, br#"{"approval_id": "apr_1", "status": "maybe"}"#).is_err());
         assert!(parse_approval(200, br#"{"approval_id": "../x", "status": "pending"}"#).is_err());
+        assert!(parse_approval(200, br#"{"status": "pending"}"#).is_err());
+        assert_eq!(parse_approval(200, br#"{"status": "mismatch"}"#).unwrap().status, ApprovalStatus::Mismatch);
         assert!(parse_approval(500, br#"{"approval_id": "apr_1", "status": "approved"}"#).is_err());
         assert!(parse_approval(200, b"not json").is_err());
     }

@@ -64,6 +64,7 @@ mod tests {
             content_type: None,
             content_length: None,
             approval_hint: None,
+            airlock_headers: vec![],
         }
     }
 

@@ -134,6 +134,7 @@ mod tests {
             content_type: Some("application/json".into()),
             content_length: None,
             approval_hint: None,
+            airlock_headers: vec![],
         }
     }
 

@@ -37,7 +37,12 @@ pub fn parse_path(raw: &str) -> Result<PathAndQuery<'_>, Ambiguous> {
             if q.bytes().any(|b| b < 0x20 || b == 0x7f || b == b'#') {
                 return Err(Ambiguous("control character or fragment in query"));
             }
-            form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+            let pairs: Vec<(String, String)> =
+                form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+            if pairs.iter().any(|(k, v)| k.contains('\0') || v.contains('\0')) {
+                return Err(Ambiguous("encoded NUL in query"));
+            }
+            pairs
         }
         None => Vec::new(),
     };
@@ -49,6 +54,8 @@ fn check_path(path: &str) -> Result<(), Ambiguous> {
         return Err(Ambiguous("path must start with `/`"));
     }
     let bytes = path.as_bytes();
+    // Decoded bytes must be UTF-8: an overlong form like %C0%AF is `/` to a lax decoder.
+    let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
@@ -75,12 +82,16 @@ fn check_path(path: &str) -> Result<(), Ambiguous> {
                     (b'2', b'5') => return Err(Ambiguous("double percent-encoding (%25) in path")),
                     _ => {}
                 }
+                decoded.push(hex_value(hi) << 4 | hex_value(lo));
                 i += 3;
                 continue;
             }
-            _ => {}
+            b => decoded.push(b),
         }
         i += 1;
+    }
+    if std::str::from_utf8(&decoded).is_err() {
+        return Err(Ambiguous("percent-encoding that is not valid UTF-8"));
     }
     if path.contains("//") {
         return Err(Ambiguous("empty path segment (`//`)"));
@@ -89,6 +100,14 @@ fn check_path(path: &str) -> Result<(), Ambiguous> {
         return Err(Ambiguous("dot segment in path"));
     }
     Ok(())
+}
+
+fn hex_value(h: u8) -> u8 {
+    match h {
+        b'0'..=b'9' => h - b'0',
+        b'a'..=b'f' => h - b'a' + 10,
+        _ => h - b'A' + 10,
+    }
 }
 
 /// Host (lower-case, no port) and port from `:authority`.
@@ -117,7 +136,11 @@ pub fn parse_authority(authority: &str, scheme: &str) -> Result<(String, u16), A
             None => (authority, None),
         };
         let h = h.strip_suffix('.').unwrap_or(h);
-        if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_') {
+        // One trailing dot is the same host (`example.com.`); any other empty label
+        // (`a..b`, `.a`, `a..`) is not a name at all.
+        if h.split('.').any(str::is_empty)
+            || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+        {
             return Err(Ambiguous("invalid host in authority"));
         }
         (h.to_ascii_lowercase(), p)
@@ -150,6 +173,7 @@ mod tests {
         for bad in [
             "/a%2Fb", "/a%2fb", "/a%5Cb", "/a%5cb", "/a%00", "/a/../b", "/a/./b", "/a/..", "/..", "/a//b",
             "//a", "/a;jsessionid=1", "/a\\b", "/a%2e%2e/b", "/a%252F", "/a%zz", "/a%2", "a/b", "/a b", "/é",
+            "/a%C0%AFb", "/a%ff", "/a?x=%00",
         ] {
             assert!(parse_path(bad).is_err(), "{bad} must be refused");
         }
@@ -157,7 +181,7 @@ mod tests {
 
     #[test]
     fn ordinary_paths_pass() {
-        for ok in ["/", "/a/b/", "/a%20b", "/v1/items/123", "/a.b/c..d/.e", "/~user/x"] {
+        for ok in ["/", "/a/b/", "/a%20b", "/v1/items/123", "/a.b/c..d/.e", "/~user/x", "/caf%C3%A9"] {
             assert!(parse_path(ok).is_ok(), "{ok} must pass");
         }
     }
@@ -172,7 +196,7 @@ mod tests {
 
     #[test]
     fn bad_authorities_are_refused() {
-        for bad in ["", "user@host", "host:99999", "ho st", "[::1", "host:", "exa%6dple.com"] {
+        for bad in ["", "user@host", "host:99999", "ho st", "[::1", "host:", "exa%6dple.com", "a..b", ".a", "a..", "."] {
             assert!(parse_authority(bad, "https").is_err(), "{bad} must be refused");
         }
     }

@@ -4,7 +4,7 @@
 //! and does what each returned [`Step`] says. Every path that is not an explicit allow
 //! ends in a local reply: a failure anywhere here can only refuse.
 
-use crate::action::{Action, APPROVAL_HEADER};
+use crate::action::Action;
 use crate::callout::{self, Answer, ApprovalStatus, Call, Redeemed};
 use crate::config::Mode;
 use crate::decision::{self, Decision, Effect, POLICY_ERROR_RULE};
@@ -241,10 +241,9 @@ impl Flow {
             Effect::Allow => {
                 w.metrics.count(Counter::Allow);
                 self.stage = Stage::Done;
-                if self.action.as_ref().is_some_and(|a| a.approval_hint.is_some()) {
-                    Step::ContinueWith(HeaderEdits { remove: vec![APPROVAL_HEADER.to_string()], set: vec![] })
-                } else {
-                    Step::Continue
+                match self.action.as_ref().map(|a| a.airlock_headers.clone()).filter(|h| !h.is_empty()) {
+                    Some(remove) => Step::ContinueWith(HeaderEdits { remove, set: vec![] }),
+                    None => Step::Continue,
                 }
             }
             Effect::Deny => {
@@ -303,12 +302,13 @@ impl Flow {
         let retry_after = state.retry_after.unwrap_or(w.config.service.retry_after_s);
         let kind = match state.status {
             ApprovalStatus::Approved => {
-                let (Some(agent), Some(digest)) = (&self.agent, &self.digest) else {
-                    return self.unavailable(w, "approved without a digest".into());
+                let (Some(agent), Some(digest), Some(approval_id)) = (&self.agent, &self.digest, state.approval_id)
+                else {
+                    return self.unavailable(w, "approved without a digest or an approval id".into());
                 };
                 let body = crate::wire::redeem_request(&self.decision_id, &agent.id, digest);
-                let path = format!("{}/{}/redeem", callout::APPROVALS_PATH, state.approval_id);
-                self.approval_id = Some(state.approval_id);
+                let path = format!("{}/{}/redeem", callout::APPROVALS_PATH, approval_id);
+                self.approval_id = Some(approval_id);
                 self.stage = Stage::AwaitRedeem;
                 let timeout = w.config.service.timeout_ms;
                 return self.send(w, now, path, body, timeout);
@@ -324,14 +324,14 @@ impl Flow {
             ProblemKind::ApprovalPending => format!(
                 "A reviewer must approve this action ({reason}). Retry the identical request after approval; \
                  approval id {}.",
-                state.approval_id
+                state.approval_id.as_deref().unwrap_or("unknown")
             ),
             ProblemKind::ApprovalDenied => format!("A reviewer denied this action ({reason})."),
             ProblemKind::ApprovalExpired => "The approval for this action expired; retry to request a new one.".into(),
             _ => "The approval named in x-airlock-approval does not cover this request.".into(),
         };
         let mut p = Problem::new(kind, &self.decision_id, state.detail.unwrap_or(detail));
-        p.approval_id = Some(state.approval_id);
+        p.approval_id = state.approval_id;
         p.rule = self.decision.as_ref().and_then(|d| d.rule.clone());
         if kind == ProblemKind::ApprovalPending {
             p.retry_after = Some(retry_after);
@@ -345,7 +345,9 @@ impl Flow {
             Redeemed::Credential(set) => {
                 w.metrics.count(Counter::CredentialInjected);
                 let mut remove = w.config.request.credential_headers.clone();
-                remove.push(APPROVAL_HEADER.to_string());
+                if let Some(a) = &self.action {
+                    remove.extend(a.airlock_headers.iter().cloned());
+                }
                 Step::ContinueWith(HeaderEdits { remove, set })
             }
             Redeemed::Refused(why) => {

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The main job: Envoy with the Airlock filter and the demo policy in front of a sample
+# upstream, an approval service, and a scripted agent. Installs what it needs first.
+# Pass --stay to keep everything running afterwards.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+bash scripts/setup.sh
+cargo build --quiet -p airlock-filter --target wasm32-wasip1 --release
+exec cargo run --quiet -p airlock-tests --bin airlock-demo -- "$@"

