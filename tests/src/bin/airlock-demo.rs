@@ -99,8 +99,8 @@ fn main() -> anyhow::Result<()> {
     tl.say("agent", "GET https://pastebin.example.net/upload  (host not on the allow-list)");
     tl.answer(&gw.send(&agent_call("GET", "pastebin.example.net", "/upload", None))?);
 
-    tl.say("agent", "GET https://api.example.com/v1/%2e%2e/admin  (path trick)");
-    tl.answer(&gw.send(&agent_call("GET", "api.example.com", "/v1/%2e%2e/admin", None))?);
+    tl.say("agent", "GET https://api.example.com/v1/reports%2F..%2Fadmin  (encoded-slash path trick)");
+    tl.answer(&gw.send(&agent_call("GET", "api.example.com", "/v1/reports%2F..%2Fadmin", None))?);
 
     let export = json!({"table": "customers", "format": "csv",
                         "destination": {"bucket": "s3://partner-drop", "credentials": "AKIA-SECRET"}});
@@ -168,7 +168,7 @@ fn main() -> anyhow::Result<()> {
             r["path"].as_str().unwrap_or("")
         );
     }
-    let stats = gw.envoy.stats("airlock")?;
+    let stats = gw.envoy.stats("wasmcustom")?;
     println!();
     tl.say("gateway", "Envoy stats:");
     for (k, v) in stats.iter().filter(|(_, v)| **v > 0) {
