@@ -79,7 +79,7 @@ fn stages(c: &mut Criterion) {
         b.iter(|| {
             let mut f = Flow::new();
             let step = f.on_headers(&mut w, black_box(&req), true, now);
-            assert_eq!(step, Step::Continue);
+            assert!(matches!(step, Step::Continue | Step::ContinueWith(_)), "{step:?}");
             // Keep the decision queue from filling up during the run.
             if w.log.len() > 100_000 {
                 while w.log.next_batch().is_some() {
