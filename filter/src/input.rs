@@ -19,14 +19,78 @@ pub struct BodyFacts {
     pub parsed: Option<Value>,
 }
 
-fn obj(entries: Vec<(&str, Value)>) -> Value {
-    let map: BTreeMap<Value, Value> = entries.into_iter().map(|(k, v)| (Value::from(k), v)).collect();
-    Value::from(map)
+/// Object keys of the input, allocated once per worker thread: a key is then a
+/// reference-count increment instead of a fresh string on every request.
+struct Keys {
+    request: Value,
+    agent: Value,
+    approval: Value,
+    method: Value,
+    scheme: Value,
+    host: Value,
+    port: Value,
+    path: Value,
+    query: Value,
+    headers: Value,
+    body_size: Value,
+    id: Value,
+    body_sha256: Value,
+    body: Value,
+    jsonrpc: Value,
+    digest: Value,
+    source: Value,
+    claims: Value,
+    acts_for: Value,
+    owner: Value,
+    tool: Value,
+    arguments: Value,
+    params: Value,
+    name: Value,
+    version: Value,
+    v2: Value,
 }
 
+impl Keys {
+    fn new() -> Keys {
+        Keys {
+            request: Value::from("request"),
+            agent: Value::from("agent"),
+            approval: Value::from("approval"),
+            method: Value::from("method"),
+            scheme: Value::from("scheme"),
+            host: Value::from("host"),
+            port: Value::from("port"),
+            path: Value::from("path"),
+            query: Value::from("query"),
+            headers: Value::from("headers"),
+            body_size: Value::from("body_size"),
+            id: Value::from("id"),
+            body_sha256: Value::from("body_sha256"),
+            body: Value::from("body"),
+            jsonrpc: Value::from("jsonrpc"),
+            digest: Value::from("digest"),
+            source: Value::from("source"),
+            claims: Value::from("claims"),
+            acts_for: Value::from("acts_for"),
+            owner: Value::from("owner"),
+            tool: Value::from("tool"),
+            arguments: Value::from("arguments"),
+            params: Value::from("params"),
+            name: Value::from("name"),
+            version: Value::from("jsonrpc"),
+            v2: Value::from("2.0"),
+        }
+    }
+}
+
+thread_local! {
+    static KEYS: Keys = Keys::new();
+}
+
+type Map = BTreeMap<Value, Value>;
+
 fn string_map(pairs: &[(String, String)]) -> Value {
-    let map: BTreeMap<Value, Value> =
-        pairs.iter().map(|(k, v)| (Value::from(k.as_str()), Value::from(v.as_str()))).collect();
+    let map: Map = pairs.iter().map(|(k, v)| (Value::from(k.as_str()), Value::from(v.as_str()))).collect();
     Value::from(map)
 }
 
@@ -35,73 +99,86 @@ fn query_map(query: &[(String, String)]) -> Value {
     for (k, v) in query {
         grouped.entry(k.as_str()).or_default().push(Value::from(v.as_str()));
     }
-    let map: BTreeMap<Value, Value> = grouped.into_iter().map(|(k, vs)| (Value::from(k), Value::from(vs))).collect();
+    let map: Map = grouped.into_iter().map(|(k, vs)| (Value::from(k), Value::from(vs))).collect();
     Value::from(map)
 }
 
 /// MCP / JSON-RPC view of a parsed body: `{"method", "tool", "arguments"}` for a
 /// JSON-RPC 2.0 request, so policies gate `tools/call` by tool name and arguments
 /// without re-deriving it.
-fn jsonrpc_view(body: &Value) -> Option<Value> {
-    if body["jsonrpc"] != Value::from("2.0") {
+fn jsonrpc_view(k: &Keys, body: &Value) -> Option<Value> {
+    if body[&k.version] != k.v2 {
         return None;
     }
-    let method = body["method"].clone();
+    let method = body[&k.method].clone();
     if method == Value::Undefined {
         return None;
     }
-    let params = &body["params"];
-    let mut entries = vec![("method", method)];
-    if params["name"] != Value::Undefined {
-        entries.push(("tool", params["name"].clone()));
+    let params = &body[&k.params];
+    let mut view = Map::new();
+    view.insert(k.method.clone(), method);
+    if params[&k.name] != Value::Undefined {
+        view.insert(k.tool.clone(), params[&k.name].clone());
     }
-    if params["arguments"] != Value::Undefined {
-        entries.push(("arguments", params["arguments"].clone()));
+    if params[&k.arguments] != Value::Undefined {
+        view.insert(k.arguments.clone(), params[&k.arguments].clone());
     }
-    Some(obj(entries))
+    Some(Value::from(view))
 }
 
 /// Build `input` for one request.
 pub fn build(action: &Action, agent: &Agent, body: &BodyFacts, digest: Option<&str>) -> Value {
-    let mut request = vec![
-        ("method", Value::from(action.method.as_str())),
-        ("scheme", Value::from(action.scheme.as_str())),
-        ("host", Value::from(action.host.as_str())),
-        ("port", Value::from(u64::from(action.port))),
-        ("path", Value::from(action.path.as_str())),
-        ("query", query_map(&action.query)),
-        ("headers", string_map(&action.headers)),
-        ("body_size", Value::from(body.size as u64)),
-    ];
+    KEYS.with(|k| build_with(k, action, agent, body, digest))
+}
+
+fn build_with(k: &Keys, action: &Action, agent: &Agent, body: &BodyFacts, digest: Option<&str>) -> Value {
+    let mut request = Map::new();
+    request.insert(k.method.clone(), Value::from(action.method.as_str()));
+    request.insert(k.scheme.clone(), Value::from(action.scheme.as_str()));
+    request.insert(k.host.clone(), Value::from(action.host.as_str()));
+    request.insert(k.port.clone(), Value::from(u64::from(action.port)));
+    request.insert(k.path.clone(), Value::from(action.path.as_str()));
+    request.insert(k.query.clone(), query_map(&action.query));
+    request.insert(k.headers.clone(), string_map(&action.headers));
+    request.insert(k.body_size.clone(), Value::from(body.size as u64));
     if let Some(id) = &action.request_id {
-        request.push(("id", Value::from(id.as_str())));
+        request.insert(k.id.clone(), Value::from(id.as_str()));
     }
     if let Some(sha) = &body.sha256 {
-        request.push(("body_sha256", Value::from(sha.as_str())));
+        request.insert(k.body_sha256.clone(), Value::from(sha.as_str()));
     }
     if let Some(parsed) = &body.parsed {
-        if let Some(view) = jsonrpc_view(parsed) {
-            request.push(("jsonrpc", view));
+        if let Some(view) = jsonrpc_view(k, parsed) {
+            request.insert(k.jsonrpc.clone(), view);
         }
-        request.push(("body", parsed.clone()));
+        request.insert(k.body.clone(), parsed.clone());
     }
     if let Some(d) = digest {
-        request.push(("digest", Value::from(d)));
+        request.insert(k.digest.clone(), Value::from(d));
     }
-    let mut agent_entries = vec![
-        ("id", Value::from(agent.id.as_str())),
-        ("source", Value::from(agent.source.as_str())),
-        ("claims", string_map(&agent.claims.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>())),
-        ("acts_for", Value::from(agent.acts_for.iter().map(|s| Value::from(s.as_str())).collect::<Vec<_>>())),
-    ];
+
+    let mut agent_map = Map::new();
+    agent_map.insert(k.id.clone(), Value::from(agent.id.as_str()));
+    agent_map.insert(k.source.clone(), Value::from(agent.source.as_str()));
+    let claims: Map = agent.claims.iter().map(|(n, v)| (Value::from(n.as_str()), Value::from(v.as_str()))).collect();
+    agent_map.insert(k.claims.clone(), Value::from(claims));
+    agent_map.insert(
+        k.acts_for.clone(),
+        Value::from(agent.acts_for.iter().map(|s| Value::from(s.as_str())).collect::<Vec<_>>()),
+    );
     if let Some(owner) = &agent.owner {
-        agent_entries.push(("owner", Value::from(owner.as_str())));
+        agent_map.insert(k.owner.clone(), Value::from(owner.as_str()));
     }
-    let mut top = vec![("request", obj(request)), ("agent", obj(agent_entries))];
+
+    let mut top = Map::new();
+    top.insert(k.request.clone(), Value::from(request));
+    top.insert(k.agent.clone(), Value::from(agent_map));
     if let Some(id) = &action.approval_hint {
-        top.push(("approval", obj(vec![("id", Value::from(id.as_str()))])));
+        let mut approval = Map::new();
+        approval.insert(k.id.clone(), Value::from(id.as_str()));
+        top.insert(k.approval.clone(), Value::from(approval));
     }
-    obj(top)
+    Value::from(top)
 }
 
 #[cfg(test)]
