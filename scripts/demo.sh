@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: Envoy with the Airlock filter and the demo policy in front of a sample
-# upstream, an approval service, and a scripted agent. Installs what it needs first.
+# upstream, the real approval service (`airlock serve`), and a scripted agent. Installs
+# what it needs first.
 # Pass --stay to keep everything running afterwards.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -8,4 +9,6 @@ cd "$ROOT"
 
 bash scripts/setup.sh
 cargo build --quiet -p airlock-filter --target wasm32-wasip1 --release
+# The real approval service (`airlock`) the demo starts.
+cargo build --quiet -p airlock-approval-svc
 exec cargo run --quiet -p airlock-tests --bin airlock-demo -- "$@"

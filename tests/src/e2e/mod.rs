@@ -6,6 +6,7 @@
 //! - [`gateway`]: a running gateway = Envoy + recording upstream + fake approval service.
 //! - [`upstream`]: a recording HTTP/HTTPS upstream ("did anything reach it?").
 //! - [`fake_service`]: the approval service of `docs/protocol.md`, in memory.
+//! - [`service`]: the REAL approval service (`airlock serve`) as a child process, and its CLI.
 //! - [`signing`]: the protocol's HMAC request and answer signatures.
 //! - [`server`]: the small hyper server both local servers run on (can go down and up).
 //! - [`tls`]: a throw-away test CA and server certificates.
@@ -21,6 +22,7 @@ pub mod gateway;
 pub mod plugin;
 pub mod ports;
 pub mod server;
+pub mod service;
 pub mod signing;
 pub mod template;
 pub mod tls;

@@ -1,6 +1,8 @@
 //! Helpers shared by the `e2e_*` test files (test code: panics are the point).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod real;
+
 use std::path::Path;
 use std::time::Duration;
 

@@ -1,0 +1,295 @@
+//! The gateway-facing endpoints of `docs/protocol.md`: create-or-find (with long-poll
+//! hold), redeem, and decision-log batches. Every request must carry a valid HMAC
+//! signature; every answer to a signed request is signed, bound to it.
+
+use std::time::Duration;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use axum::body::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{ApiError, AppState, RETRY_AFTER_SECS};
+use crate::auth::gateway::{KEY_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use crate::credentials::MintContext;
+use crate::lifecycle::{expires_at, Reuse, Status};
+use crate::store::{AgentRef, Approval, CreateOutcome, MintRecord, NewApproval, RedeemRefusal, RedeemRequest};
+use crate::time::{now_ms, now_secs, rfc3339};
+
+/// Largest gateway request body accepted.
+const MAX_BODY: usize = 4 * 1024 * 1024;
+
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/v1/gateway/approvals", post(create_or_find))
+        .route("/v1/gateway/approvals/{id}/redeem", post(redeem))
+        .route("/v1/gateway/decisions", post(decisions))
+        .route_layer(middleware::from_fn_with_state(state, signed))
+}
+
+/// Verifies the request signature, runs the handler, signs the answer.
+async fn signed(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
+        return ApiError::BadRequest("body too large or unreadable".into()).into_response();
+    };
+    let path = parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str());
+    let request_signature =
+        match state.gateway_keys.verify(&parts.headers, parts.method.as_str(), path, &bytes, now_secs()) {
+            Ok(sig) => sig,
+            Err(e) => {
+                state.metrics.gateway_auth_failed();
+                tracing::warn!(reason = %e, path, "gateway request refused");
+                return ApiError::Unauthenticated(format!("gateway signature: {e}")).into_response();
+            }
+        };
+    let answer = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let (mut parts, body) = answer.into_parts();
+    let body = to_bytes(body, usize::MAX).await.unwrap_or_else(|_| Bytes::new());
+    if let Some(sig) = state.gateway_keys.sign_answer(parts.status.as_u16(), &request_signature, &body, now_secs()) {
+        for (name, value) in [(KEY_ID_HEADER, sig.key_id), (TIMESTAMP_HEADER, sig.timestamp), (SIGNATURE_HEADER, sig.signature)] {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                parts.headers.insert(name, v);
+            }
+        }
+    }
+    Response::from_parts(parts, Body::from(body))
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    decision_id: String,
+    #[serde(default)]
+    approval_id: Option<String>,
+    agent: AgentRef,
+    digest: String,
+    #[serde(default)]
+    hold_ms: u64,
+    policy: PolicyBody,
+    /// Required by the protocol; kept as received in `create`.
+    #[serde(rename = "request")]
+    _request: Value,
+}
+
+#[derive(Deserialize, Default)]
+struct PolicyBody {
+    #[serde(default)]
+    approvers: Option<ApproversBody>,
+    #[serde(default)]
+    expires_in: Option<String>,
+    #[serde(default)]
+    credential: Option<String>,
+    #[serde(default)]
+    reuse: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct ApproversBody {
+    #[serde(default)]
+    quorum: Option<u32>,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("body: {e}")))
+}
+
+fn is_digest(d: &str) -> bool {
+    d.len() == 64 && d.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A fresh approval id: `apr_` + 24 lower-case hex characters.
+pub fn new_approval_id() -> Result<String, ApiError> {
+    let mut buf = [0u8; 12];
+    getrandom::getrandom(&mut buf).map_err(|e| ApiError::Internal(format!("no randomness: {e}")))?;
+    Ok(format!("apr_{}", hex::encode(buf)))
+}
+
+async fn create_or_find(State(state): State<AppState>, bytes: Bytes) -> Result<Response, ApiError> {
+    let raw: Value = parse(&bytes)?;
+    let body: CreateBody = parse(&bytes)?;
+    if body.decision_id.is_empty() || body.agent.id.is_empty() {
+        return Err(ApiError::BadRequest("decision_id and agent.id are required".into()));
+    }
+    if !is_digest(&body.digest) {
+        return Err(ApiError::BadRequest("digest must be lower-case hex SHA-256".into()));
+    }
+    let now = now_ms();
+    let reuse = Reuse::parse(body.policy.reuse.as_deref()).map_err(ApiError::BadRequest)?;
+    let deadline = expires_at(now, body.policy.expires_in.as_deref(), state.limits).map_err(ApiError::BadRequest)?;
+    if let Some(name) = &body.policy.credential {
+        if !state.credentials.has(name) {
+            return Err(ApiError::BadRequest(format!("policy names credential profile {name:?}, which is not configured")));
+        }
+    }
+    let quorum = body.policy.approvers.as_ref().and_then(|a| a.quorum).unwrap_or(1).max(1);
+    let new = NewApproval {
+        id: new_approval_id()?,
+        agent: body.agent,
+        digest: body.digest,
+        quorum,
+        reuse,
+        credential: body.policy.credential,
+        expires_at_ms: deadline,
+        create: raw,
+    };
+    let asked = body.approval_id.clone();
+    let outcome = state.blocking(true, move |s| s.create_or_find(new, asked, now)).await??;
+    let approval = match outcome {
+        CreateOutcome::Mismatch => {
+            let mut answer = json!({"status": "mismatch", "detail": "the approval does not belong to this agent and action"});
+            if let (Some(id), Some(obj)) = (body.approval_id, answer.as_object_mut()) {
+                obj.insert("approval_id".into(), json!(id));
+            }
+            return Ok((StatusCode::OK, Json(answer)).into_response());
+        }
+        CreateOutcome::Created(a) => {
+            state.metrics.created();
+            tracing::info!(approval_id = %a.id, agent = %a.agent, "approval created");
+            a
+        }
+        CreateOutcome::Found(a) => a,
+    };
+    let hold = Duration::from_millis(body.hold_ms).min(state.max_hold);
+    let approval = if approval.status == Status::Pending && !hold.is_zero() {
+        hold_until_decided(&state, &approval.id, hold).await?
+    } else {
+        approval
+    };
+    Ok((StatusCode::OK, Json(create_answer(&approval))).into_response())
+}
+
+fn create_answer(a: &Approval) -> Value {
+    let detail = match a.status {
+        Status::Pending => "waiting for reviewers",
+        Status::Approved | Status::Redeemed => "approved",
+        Status::Denied => "denied by a reviewer",
+        Status::Expired => "the approval passed its deadline",
+        Status::Cancelled => "the approval was cancelled",
+    };
+    json!({
+        "approval_id": a.id,
+        "status": a.status.wire(),
+        "retry_after": RETRY_AFTER_SECS,
+        "expires_at": rfc3339(a.expires_ms),
+        "detail": detail,
+    })
+}
+
+/// Long-poll: re-reads the approval whenever something changes, until it is no longer
+/// pending or `hold` passes (its own deadline wakes it too).
+async fn hold_until_decided(state: &AppState, id: &str, hold: Duration) -> Result<Approval, ApiError> {
+    let give_up = tokio::time::Instant::now() + hold;
+    let mut changes = state.changes.subscribe();
+    loop {
+        changes.borrow_and_update();
+        let owned = id.to_string();
+        let current = state.blocking(false, move |s| s.get(&owned, now_ms())).await??.ok_or(ApiError::NotFound)?;
+        let now = tokio::time::Instant::now();
+        if current.status != Status::Pending || now >= give_up {
+            if current.status == Status::Expired {
+                state.metrics.outcome("expired");
+            }
+            return Ok(current);
+        }
+        let to_deadline = u64::try_from(current.expires_ms - now_ms()).unwrap_or(0).max(5);
+        let wake = give_up.min(now + Duration::from_millis(to_deadline));
+        let _ = tokio::time::timeout_at(wake, changes.changed()).await;
+    }
+}
+
+#[derive(Deserialize)]
+struct RedeemBody {
+    decision_id: String,
+    agent: String,
+    digest: String,
+}
+
+fn refusal(state: &AppState, r: RedeemRefusal) -> Response {
+    state.metrics.redeem_failed();
+    let status = if r == RedeemRefusal::Expired { StatusCode::GONE } else { StatusCode::CONFLICT };
+    (status, Json(json!({"status": r.as_str()}))).into_response()
+}
+
+async fn redeem(State(state): State<AppState>, Path(id): Path<String>, bytes: Bytes) -> Result<Response, ApiError> {
+    let body: RedeemBody = parse(&bytes)?;
+    let now = now_ms();
+    let lookup = id.clone();
+    let Some(approval) = state.blocking(false, move |s| s.get(&lookup, now)).await?? else {
+        return Ok(refusal(&state, RedeemRefusal::Mismatch));
+    };
+    if approval.agent != body.agent || approval.digest != body.digest {
+        return Ok(refusal(&state, RedeemRefusal::Mismatch));
+    }
+    match approval.status {
+        Status::Approved => {}
+        Status::Redeemed => return Ok(refusal(&state, RedeemRefusal::Consumed)),
+        Status::Expired => return Ok(refusal(&state, RedeemRefusal::Expired)),
+        Status::Pending | Status::Denied | Status::Cancelled => return Ok(refusal(&state, RedeemRefusal::NotApproved)),
+    }
+    // Mint first: a failed mint must not consume the approval. The store then consumes
+    // it atomically (or refuses, and the credential is dropped unused).
+    let ctx = MintContext {
+        approval_id: approval.id.clone(),
+        agent: approval.agent.clone(),
+        host: approval.host(),
+        digest: approval.digest.clone(),
+        approvers: approval.approvers(),
+    };
+    let credentials = state.credentials.clone();
+    let profile = approval.credential.clone();
+    let minted = tokio::task::spawn_blocking(move || credentials.mint(profile.as_deref(), &ctx, now_ms())).await?;
+    let minted = match minted {
+        Ok(m) => m,
+        Err(e) => {
+            state.metrics.redeem_failed();
+            return Err(ApiError::Internal(e.to_string()));
+        }
+    };
+    let req = RedeemRequest {
+        approval_id: id,
+        decision_id: body.decision_id,
+        agent: body.agent,
+        digest: body.digest,
+        mint: MintRecord { profile: approval.credential.clone(), details: minted.audit.clone() },
+    };
+    match state.blocking(true, move |s| s.redeem(req, now_ms())).await?? {
+        Err(r) => Ok(refusal(&state, r)),
+        Ok(a) => {
+            state.metrics.redeemed();
+            state.notify();
+            let expires = minted.expires_at_ms.or(a.usable_until_ms).unwrap_or(a.expires_ms);
+            Ok((
+                StatusCode::OK,
+                Json(json!({"approval_id": a.id, "status": "redeemed", "headers": minted.headers,
+                            "expires_at": rfc3339(expires)})),
+            )
+                .into_response())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct DecisionBatch {
+    #[serde(default)]
+    dropped: u64,
+    records: Vec<Value>,
+}
+
+async fn decisions(State(state): State<AppState>, bytes: Bytes) -> Result<Response, ApiError> {
+    let batch: DecisionBatch = parse(&bytes)?;
+    for r in &batch.records {
+        if !r.is_object() {
+            return Err(ApiError::BadRequest("every decision record must be an object".into()));
+        }
+        state.metrics.decision(r.get("effect").and_then(Value::as_str).unwrap_or("other"));
+    }
+    let (records, dropped) = (batch.records, batch.dropped);
+    let accepted = state.blocking(true, move |s| s.append_decisions(records, dropped, now_ms())).await??;
+    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": accepted, "dropped": dropped}))).into_response())
+}

@@ -1,0 +1,97 @@
+//! The HTTP API: `app(state)` builds the router; handlers live with their audience
+//! (gateway, reviewer, ops).
+
+mod gateway;
+pub mod problem;
+mod reviewer;
+pub mod ops;
+mod views;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use tokio::sync::watch;
+
+use crate::auth::gateway::GatewayKeys;
+use crate::auth::reviewer::ReviewerDirectory;
+use crate::credentials::Credentials;
+use crate::lifecycle::ExpiryLimits;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+pub use problem::ApiError;
+
+/// `retry_after` (seconds) in pending answers.
+pub const RETRY_AFTER_SECS: u64 = 5;
+
+/// Everything a handler needs.
+pub struct State {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Gateway HMAC keys.
+    pub gateway_keys: GatewayKeys,
+    /// Reviewer authentication.
+    pub reviewers: ReviewerDirectory,
+    /// Credential profiles.
+    pub credentials: Credentials,
+    /// Deadline bounds.
+    pub limits: ExpiryLimits,
+    /// Longest long-poll.
+    pub max_hold: Duration,
+    /// Bumped after every committed decision or expiry (wakes long-polls).
+    pub changes: watch::Sender<u64>,
+    /// Counters.
+    pub metrics: Metrics,
+}
+
+/// Shared handler state.
+pub type AppState = Arc<State>;
+
+impl State {
+    /// Wakes every long-poll to re-read its approval.
+    pub fn notify(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Runs a blocking store call off the async runtime, timing it as an audit append
+    /// when `audited`.
+    pub async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        audited: bool,
+        f: impl FnOnce(&dyn Store) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let state = self.clone();
+        let started = Instant::now();
+        let out = tokio::task::spawn_blocking(move || f(state.store.as_ref())).await?;
+        if audited {
+            self.metrics.audit_append(started.elapsed());
+        }
+        Ok(out)
+    }
+}
+
+/// Every routed (method, path), as documented in `src/openapi.json`.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/v1/gateway/approvals"),
+    ("post", "/v1/gateway/approvals/{id}/redeem"),
+    ("post", "/v1/gateway/decisions"),
+    ("get", "/v1/approvals"),
+    ("get", "/v1/approvals/{id}"),
+    ("post", "/v1/approvals/{id}/approve"),
+    ("post", "/v1/approvals/{id}/deny"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+];
+
+/// The whole API.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(gateway::router(state.clone()))
+        .merge(reviewer::router())
+        .merge(ops::router())
+        .fallback(|| async { ApiError::NotFound })
+        .with_state(state)
+}

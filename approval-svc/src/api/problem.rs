@@ -1,0 +1,120 @@
+//! One error type for every API answer that is a refusal or failure, rendered as RFC 9457
+//! `application/problem+json`. Internal detail is logged, never sent.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::store::{ReviewError, StoreError};
+
+/// Every refusal or failure the API answers with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No or bad credentials (reviewer bearer or gateway signature).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The reviewer is the agent, its owner, or someone the agent acts for.
+    #[error("separation of duties")]
+    SeparationOfDuties,
+    /// The reviewer is in none of the approver groups.
+    #[error("not an approver")]
+    NotAnApprover,
+    /// The approval is no longer pending.
+    #[error("already {0}")]
+    AlreadyDecided(String),
+    /// The reviewer already voted.
+    #[error("duplicate vote")]
+    DuplicateVote,
+    /// The approval expired.
+    #[error("approval expired")]
+    Expired,
+    /// Unknown id or route.
+    #[error("not found")]
+    NotFound,
+    /// Malformed request.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A dependency (store, identity provider) is unavailable.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else; detail is logged only.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str, String) {
+        match self {
+            ApiError::Unauthenticated(d) => (StatusCode::UNAUTHORIZED, "unauthenticated", "Unauthenticated", d.clone()),
+            ApiError::SeparationOfDuties => (
+                StatusCode::FORBIDDEN,
+                "separation-of-duties",
+                "Separation of duties",
+                "The agent, its owner and identities it acts for cannot review its actions.".into(),
+            ),
+            ApiError::NotAnApprover => (
+                StatusCode::FORBIDDEN,
+                "not-an-approver",
+                "Not an approver",
+                "You are in none of the approver groups this policy names.".into(),
+            ),
+            ApiError::AlreadyDecided(s) => (StatusCode::CONFLICT, "already-decided", "Already decided", format!("The approval is already {s}.")),
+            ApiError::DuplicateVote => (StatusCode::CONFLICT, "duplicate-vote", "Duplicate vote", "You already reviewed this approval.".into()),
+            ApiError::Expired => (StatusCode::GONE, "approval-expired", "Approval expired", "The approval passed its deadline.".into()),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found", "No such resource.".into()),
+            ApiError::BadRequest(d) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request", d.clone()),
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Unavailable",
+                "A dependency of the service is unavailable; retry later.".into(),
+            ),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "The service failed; see its log.".into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind, title, detail) = self.parts();
+        match &self {
+            ApiError::Internal(d) | ApiError::Unavailable(d) => tracing::error!(error = %d, kind, "request failed"),
+            _ => tracing::debug!(kind, "request refused"),
+        }
+        let body = json!({
+            "type": format!("urn:airlock:problem:{kind}"),
+            "title": title,
+            "status": status.as_u16(),
+            "detail": detail,
+        });
+        (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Closed => ApiError::Unavailable(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<ReviewError> for ApiError {
+    fn from(e: ReviewError) -> Self {
+        match e {
+            ReviewError::NotFound => ApiError::NotFound,
+            ReviewError::AlreadyDecided(s) => ApiError::AlreadyDecided(s.to_string()),
+            ReviewError::Expired => ApiError::Expired,
+            ReviewError::DuplicateVote => ApiError::DuplicateVote,
+            ReviewError::SeparationOfDuties => ApiError::SeparationOfDuties,
+            ReviewError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        ApiError::Internal(format!("task failed: {e}"))
+    }
+}

@@ -1,0 +1,111 @@
+//! The reviewer API: list, show, approve, deny. Authenticated by `Authorization: Bearer`
+//! (API key or OIDC token).
+
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use axum::body::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{views, ApiError, AppState};
+use crate::auth::reviewer::AuthError;
+use crate::lifecycle::{may_review, ReviewRefusal, Reviewer, Status, Vote};
+use crate::time::now_ms;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/approvals", get(list))
+        .route("/v1/approvals/{id}", get(show))
+        .route("/v1/approvals/{id}/approve", post(approve))
+        .route("/v1/approvals/{id}/deny", post(deny))
+}
+
+/// The authenticated reviewer of a request.
+pub struct Authenticated(pub Reviewer);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+        match state.reviewers.authenticate(header).await {
+            Ok(r) => Ok(Authenticated(r)),
+            Err(AuthError::Unavailable(e)) => Err(ApiError::Unavailable(e)),
+            Err(e) => Err(ApiError::Unauthenticated(e.to_string())),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+async fn list(State(state): State<AppState>, _who: Authenticated, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+    let status = match q.status.as_deref() {
+        None | Some("") | Some("all") => None,
+        Some(s) => Some(s.parse::<Status>().map_err(ApiError::BadRequest)?),
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let approvals = state.blocking(false, move |s| s.list(status, limit, now_ms())).await??;
+    Ok(Json(json!({"approvals": approvals.iter().map(views::summary).collect::<Vec<_>>()})))
+}
+
+async fn show(State(state): State<AppState>, _who: Authenticated, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let a = state.blocking(false, move |s| s.get(&id, now_ms())).await??.ok_or(ApiError::NotFound)?;
+    Ok(Json(views::detail(&a)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReviewBody {
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+async fn approve(state: State<AppState>, who: Authenticated, id: Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    review(state, who, id, body, Vote::Approve).await
+}
+
+async fn deny(state: State<AppState>, who: Authenticated, id: Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    review(state, who, id, body, Vote::Deny).await
+}
+
+async fn review(
+    State(state): State<AppState>,
+    Authenticated(reviewer): Authenticated,
+    Path(id): Path<String>,
+    body: Bytes,
+    vote: Vote,
+) -> Result<Json<Value>, ApiError> {
+    let body: ReviewBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ReviewBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("body: {e}")))?
+    };
+    let lookup = id.clone();
+    let current = state.blocking(false, move |s| s.get(&lookup, now_ms())).await??.ok_or(ApiError::NotFound)?;
+    match may_review(&reviewer, &current.parties(), &current.groups()) {
+        Ok(()) => {}
+        Err(ReviewRefusal::SeparationOfDuties) => {
+            tracing::warn!(approval_id = %id, reviewer = %reviewer.id, "separation of duties: review refused");
+            return Err(ApiError::SeparationOfDuties);
+        }
+        Err(ReviewRefusal::NotAnApprover) => return Err(ApiError::NotAnApprover),
+    }
+    let comment = body.comment;
+    let decided = state
+        .blocking(true, move |s| s.review(&id, &reviewer, vote, comment, "api", now_ms()))
+        .await??;
+    if decided.status != Status::Pending {
+        state.metrics.outcome(decided.status.as_str());
+    }
+    state.notify();
+    Ok(Json(views::detail(&decided)))
+}

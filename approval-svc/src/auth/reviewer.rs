@@ -1,0 +1,128 @@
+//! Reviewer authentication: `Authorization: Bearer <api key | OIDC JWT>`. API keys are
+//! compared by SHA-256 in constant time against every configured reviewer.
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::oidc::Oidc;
+use crate::config::ReviewerConfig;
+use crate::lifecycle::{normalize_identity, Reviewer};
+
+/// Known reviewers and how to recognise them.
+#[derive(Clone)]
+pub struct ReviewerDirectory {
+    reviewers: Vec<(Reviewer, Option<[u8; 32]>)>,
+    oidc: Option<Oidc>,
+}
+
+/// Why a bearer was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No usable `Authorization: Bearer` header.
+    #[error("missing bearer token")]
+    Missing,
+    /// The token matches no reviewer.
+    #[error("invalid credentials")]
+    Invalid,
+    /// The IdP's keys could not be fetched (logged; answered as 401/503).
+    #[error("identity provider unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl ReviewerDirectory {
+    /// From configuration.
+    pub fn new(config: &[ReviewerConfig], oidc: Option<Oidc>) -> ReviewerDirectory {
+        let reviewers = config
+            .iter()
+            .map(|r| {
+                let hash = r.api_key_sha256.as_deref().and_then(|h| hex::decode(h.trim()).ok()).and_then(|b| <[u8; 32]>::try_from(b).ok());
+                (Reviewer { id: r.id.clone(), groups: r.groups.clone(), aliases: r.aliases.clone() }, hash)
+            })
+            .collect();
+        ReviewerDirectory { reviewers, oidc }
+    }
+
+    /// The reviewer behind an `Authorization` header value.
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Reviewer, AuthError> {
+        let token = authorization
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::Missing)?;
+        if let Some(r) = self.by_api_key(token) {
+            return Ok(r);
+        }
+        match &self.oidc {
+            Some(oidc) if token.split('.').count() == 3 => {
+                let identity = oidc.verify(token).await?;
+                Ok(self.merge(identity))
+            }
+            _ => Err(AuthError::Invalid),
+        }
+    }
+
+    /// Constant-time comparison of sha256(token) against every reviewer's hash.
+    fn by_api_key(&self, token: &str) -> Option<Reviewer> {
+        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut found = None;
+        for (reviewer, hash) in &self.reviewers {
+            if let Some(hash) = hash {
+                if bool::from(hash.ct_eq(&presented)) && found.is_none() {
+                    found = Some(reviewer.clone());
+                }
+            }
+        }
+        found
+    }
+
+    /// An OIDC identity joined with the configured reviewer of the same id or alias.
+    fn merge(&self, mut identity: Reviewer) -> Reviewer {
+        let id = normalize_identity(&identity.id);
+        if let Some((known, _)) = self
+            .reviewers
+            .iter()
+            .find(|(r, _)| r.identities().contains(&id))
+        {
+            identity.id = known.id.clone();
+            identity.aliases.extend(known.aliases.iter().cloned());
+            for g in &known.groups {
+                if !identity.groups.contains(g) {
+                    identity.groups.push(g.clone());
+                }
+            }
+        }
+        identity
+    }
+}
+
+/// Lower-case hex SHA-256 of an API key (`airlock keys hash-api-key`).
+pub fn hash_api_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.trim().as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn dir() -> ReviewerDirectory {
+        ReviewerDirectory::new(
+            &[ReviewerConfig {
+                id: "bob@corp.example".into(),
+                groups: vec!["sre".into()],
+                aliases: vec![],
+                api_key_sha256: Some(hash_api_key("bob-key")),
+            }],
+            None,
+        )
+    }
+
+    #[tokio::test]
+    async fn api_keys_authenticate_by_hash() {
+        let d = dir();
+        assert_eq!(d.authenticate(Some("Bearer bob-key")).await.unwrap().id, "bob@corp.example");
+        assert!(matches!(d.authenticate(Some("Bearer nope")).await, Err(AuthError::Invalid)));
+        assert!(matches!(d.authenticate(None).await, Err(AuthError::Missing)));
+        assert!(matches!(d.authenticate(Some("Basic Ym9i")).await, Err(AuthError::Missing)));
+    }
+}

@@ -1,0 +1,87 @@
+//! `airlock approvals list | show | approve | deny`: an HTTP client of the reviewer API.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde_json::{json, Value};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Base URL of the running service.
+    #[arg(long, env = "AIRLOCK_URL", default_value = "http://127.0.0.1:8700", global = true)]
+    url: String,
+    /// File holding the reviewer's API key.
+    #[arg(long, env = "AIRLOCK_API_KEY_FILE", global = true)]
+    api_key_file: Option<PathBuf>,
+    /// The reviewer's API key (or OIDC token); prefer the environment or a file.
+    #[arg(long, env = "AIRLOCK_API_KEY", hide_env_values = true, global = true)]
+    api_key: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List approvals, newest first.
+    List {
+        /// Only this status (pending, approved, denied, expired, cancelled, redeemed).
+        #[arg(long, env = "AIRLOCK_STATUS")]
+        status: Option<String>,
+    },
+    /// Show one approval in full.
+    Show { id: String },
+    /// Vote to approve.
+    Approve {
+        id: String,
+        #[arg(long, env = "AIRLOCK_COMMENT")]
+        comment: Option<String>,
+    },
+    /// Deny (a comment is required).
+    Deny {
+        id: String,
+        #[arg(long, env = "AIRLOCK_COMMENT")]
+        comment: String,
+    },
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let token = match (&args.api_key, &args.api_key_file) {
+        (_, Some(file)) => std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("--api-key-file {}: {e}", file.display()))?
+            .trim()
+            .to_string(),
+        (Some(key), None) => key.trim().to_string(),
+        (None, None) => anyhow::bail!("no API key: set AIRLOCK_API_KEY or --api-key-file"),
+    };
+    let base = args.url.trim_end_matches('/');
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(30)))
+        .build()
+        .into();
+    let auth = format!("Bearer {token}");
+    let (url, body) = match &args.command {
+        Command::List { status } => {
+            let q = status.as_deref().map(|s| format!("?status={s}")).unwrap_or_default();
+            (format!("{base}/v1/approvals{q}"), None)
+        }
+        Command::Show { id } => (format!("{base}/v1/approvals/{id}"), None),
+        Command::Approve { id, comment } => (format!("{base}/v1/approvals/{id}/approve"), Some(json!({"comment": comment}))),
+        Command::Deny { id, comment } => (format!("{base}/v1/approvals/{id}/deny"), Some(json!({"comment": comment}))),
+    };
+    let answer = match body {
+        None => agent.get(&url).header("authorization", &auth).call(),
+        Some(b) => agent.post(&url).header("authorization", &auth).send_json(&b),
+    };
+    let mut answer = answer.map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    let status = answer.status().as_u16();
+    let text = answer.body_mut().read_to_string().unwrap_or_default();
+    let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    if status >= 400 {
+        let detail = value.get("detail").and_then(Value::as_str).unwrap_or("");
+        let kind = value.get("type").and_then(Value::as_str).unwrap_or("");
+        anyhow::bail!("{status} {kind}: {detail}");
+    }
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(())
+}

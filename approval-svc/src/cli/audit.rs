@@ -1,0 +1,76 @@
+//! `airlock audit verify | export`: offline tools over the SQLite file.
+//! Exit codes: 0 intact, 1 tampering found, 2 could not run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use crate::audit::{export, verify};
+use crate::config::decode_key;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// The service's SQLite file.
+    #[arg(long, env = "AIRLOCK_DATABASE", default_value = "airlock.db")]
+    database: PathBuf,
+    /// Audit key (base64) to check checkpoint seals.
+    #[arg(long = "audit-key", env = "AIRLOCK_AUDIT_KEY", hide_env_values = true)]
+    audit_key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Recompute every hash and seal; exit 1 on any tampering.
+    Verify {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Write an evidence bundle (records.jsonl, checkpoints.jsonl, summary.json).
+    Export {
+        #[command(flatten)]
+        common: Common,
+        /// Output directory.
+        #[arg(long, env = "AIRLOCK_EXPORT_DIR")]
+        out: PathBuf,
+    },
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let result = match args.command {
+        Command::Verify { common } => key(&common).and_then(|k| verify::verify_database(&common.database, k.as_deref())),
+        Command::Export { common, out } => key(&common).and_then(|k| export::export(&common.database, &out, k.as_deref())),
+    };
+    match result {
+        Err(e) => {
+            eprintln!("airlock: {e:#}");
+            ExitCode::from(2)
+        }
+        Ok(report) => {
+            println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            if report.ok() {
+                if !report.seals_checked {
+                    eprintln!("airlock: warning: AIRLOCK_AUDIT_KEY not given; checkpoint seals were not checked");
+                }
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "airlock: audit trail tampered: first bad record {}: {}",
+                    report.first_bad_seq.map_or("?".to_string(), |s| s.to_string()),
+                    report.problems.first().cloned().unwrap_or_default()
+                );
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn key(common: &Common) -> anyhow::Result<Option<Vec<u8>>> {
+    common.audit_key.as_deref().map(|k| decode_key("AIRLOCK_AUDIT_KEY", k.trim())).transpose()
+}

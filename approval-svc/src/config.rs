@@ -1,0 +1,448 @@
+//! `airlock.toml`: parsed strictly (unknown fields refused), overridden by `AIRLOCK_*`
+//! environment variables, secrets read only from `*_env` / `*_file`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+/// Longest credential lifetime a profile may ask for.
+pub const MAX_CREDENTIAL_TTL: Duration = Duration::from_secs(300);
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listen address (`AIRLOCK_LISTEN`).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// SQLite file (`AIRLOCK_DATABASE`).
+    #[serde(default = "default_database")]
+    pub database: PathBuf,
+    /// The gateway side.
+    pub gateway: GatewayConfig,
+    /// Approval deadlines.
+    #[serde(default)]
+    pub approvals: ApprovalsConfig,
+    /// Audit sealing.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// Known reviewers.
+    #[serde(default)]
+    pub reviewers: Vec<ReviewerConfig>,
+    /// Optional OIDC bearer tokens.
+    #[serde(default)]
+    pub oidc: Option<OidcConfig>,
+    /// Credential profiles by name.
+    #[serde(default)]
+    pub credentials: BTreeMap<String, CredentialConfig>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8700".into()
+}
+
+fn default_database() -> PathBuf {
+    PathBuf::from("./airlock.db")
+}
+
+/// Where a secret comes from: exactly one of the two.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    /// Environment variable holding it.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// File holding it.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+}
+
+/// `[gateway]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// HMAC keys; the first signs answers.
+    pub keys: Vec<GatewayKeyConfig>,
+    /// Longest long-poll granted (`AIRLOCK_GATEWAY_MAX_HOLD`).
+    #[serde(default = "default_max_hold", with = "humantime_serde_compat")]
+    pub max_hold: Duration,
+}
+
+fn default_max_hold() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// One gateway key.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayKeyConfig {
+    /// Key id (`x-airlock-key-id`).
+    pub id: String,
+    /// Environment variable with base64 of ≥ 32 bytes.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// File with base64 of ≥ 32 bytes.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+}
+
+/// `[approvals]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalsConfig {
+    /// Deadline when the policy names none (`AIRLOCK_APPROVALS_DEFAULT_EXPIRES_IN`).
+    #[serde(default = "default_expires_in", with = "humantime_serde_compat")]
+    pub default_expires_in: Duration,
+    /// Longest deadline granted (`AIRLOCK_APPROVALS_MAX_EXPIRES_IN`).
+    #[serde(default = "default_max_expires_in", with = "humantime_serde_compat")]
+    pub max_expires_in: Duration,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        ApprovalsConfig { default_expires_in: default_expires_in(), max_expires_in: default_max_expires_in() }
+    }
+}
+
+fn default_expires_in() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+
+fn default_max_expires_in() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+/// `[audit]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Environment variable with base64 of ≥ 32 bytes.
+    #[serde(default)]
+    pub checkpoint_key_env: Option<String>,
+    /// File with base64 of ≥ 32 bytes.
+    #[serde(default)]
+    pub checkpoint_key_file: Option<PathBuf>,
+    /// Records between checkpoints (`AIRLOCK_AUDIT_CHECKPOINT_EVERY`).
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig { checkpoint_key_env: None, checkpoint_key_file: None, checkpoint_every: default_checkpoint_every() }
+    }
+}
+
+fn default_checkpoint_every() -> u32 {
+    100
+}
+
+/// `[[reviewers]]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewerConfig {
+    /// Identity used for separation of duties.
+    pub id: String,
+    /// Groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Other names of the same human.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Lower-case hex SHA-256 of the reviewer's API key.
+    #[serde(default)]
+    pub api_key_sha256: Option<String>,
+}
+
+/// `[oidc]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// Expected `iss`.
+    pub issuer: String,
+    /// Expected `aud`.
+    pub audience: String,
+    /// Where the IdP publishes its keys.
+    pub jwks_url: String,
+    /// Claim naming the reviewer.
+    #[serde(default = "default_id_claim")]
+    pub id_claim: String,
+    /// Claim listing groups.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+}
+
+fn default_id_claim() -> String {
+    "email".into()
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+
+/// `[credentials.<name>]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", deny_unknown_fields)]
+pub enum CredentialConfig {
+    /// A short-lived JWT signed with HS256.
+    #[serde(rename = "jwt-hs256")]
+    JwtHs256 {
+        /// Environment variable with base64 of ≥ 32 bytes.
+        #[serde(default)]
+        secret_env: Option<String>,
+        /// File with base64 of ≥ 32 bytes.
+        #[serde(default)]
+        secret_file: Option<PathBuf>,
+        /// Lifetime (at most 5 minutes).
+        #[serde(default = "default_ttl", with = "humantime_serde_compat")]
+        ttl: Duration,
+        /// Header to set (value `Bearer <jwt>`).
+        #[serde(default = "default_header")]
+        header: String,
+        /// `iss` claim.
+        #[serde(default = "default_issuer")]
+        issuer: String,
+    },
+    /// A secret only the service holds.
+    #[serde(rename = "static")]
+    Static {
+        /// Environment variable with the header value.
+        #[serde(default)]
+        secret_env: Option<String>,
+        /// File with the header value (one trailing newline trimmed).
+        #[serde(default)]
+        secret_file: Option<PathBuf>,
+        /// Header to set.
+        #[serde(default = "default_header")]
+        header: String,
+    },
+    /// Hand-off to an external minter.
+    #[serde(rename = "http")]
+    Http {
+        /// Minter URL.
+        url: String,
+        /// Request timeout.
+        #[serde(default = "default_minter_timeout", with = "humantime_serde_compat")]
+        timeout: Duration,
+    },
+}
+
+fn default_ttl() -> Duration {
+    MAX_CREDENTIAL_TTL
+}
+
+fn default_header() -> String {
+    "authorization".into()
+}
+
+fn default_issuer() -> String {
+    "airlock".into()
+}
+
+fn default_minter_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+
+/// Durations written as humantime text (`"30s"`, `"15m"`).
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("duration {text:?}: {e}")))
+    }
+}
+
+impl Config {
+    /// Reads `path`, applies environment overrides, and validates.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+        Config::from_toml(&text, |name| std::env::var(name).ok())
+    }
+
+    /// Parses TOML text, applies overrides from `env`, validates.
+    pub fn from_toml(text: &str, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Config> {
+        let mut config: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("config: {e}"))?;
+        config.apply_env(&env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        let duration = |name: &str, v: String| {
+            humantime::parse_duration(&v).map_err(|e| anyhow::anyhow!("{name}: {v:?}: {e}"))
+        };
+        if let Some(v) = env("AIRLOCK_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = env("AIRLOCK_DATABASE") {
+            self.database = PathBuf::from(v);
+        }
+        if let Some(v) = env("AIRLOCK_GATEWAY_MAX_HOLD") {
+            self.gateway.max_hold = duration("AIRLOCK_GATEWAY_MAX_HOLD", v)?;
+        }
+        if let Some(v) = env("AIRLOCK_APPROVALS_DEFAULT_EXPIRES_IN") {
+            self.approvals.default_expires_in = duration("AIRLOCK_APPROVALS_DEFAULT_EXPIRES_IN", v)?;
+        }
+        if let Some(v) = env("AIRLOCK_APPROVALS_MAX_EXPIRES_IN") {
+            self.approvals.max_expires_in = duration("AIRLOCK_APPROVALS_MAX_EXPIRES_IN", v)?;
+        }
+        if let Some(v) = env("AIRLOCK_AUDIT_CHECKPOINT_EVERY") {
+            self.audit.checkpoint_every =
+                v.parse().map_err(|e| anyhow::anyhow!("AIRLOCK_AUDIT_CHECKPOINT_EVERY: {v:?}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.gateway.keys.is_empty() {
+            anyhow::bail!("gateway.keys: at least one key is required");
+        }
+        for (i, key) in self.gateway.keys.iter().enumerate() {
+            if key.id.is_empty() {
+                anyhow::bail!("gateway.keys[{i}].id: must not be empty");
+            }
+            exactly_one(&format!("gateway.keys[{i}]"), &key.secret_env, &key.secret_file)?;
+        }
+        if self.approvals.default_expires_in.is_zero() || self.approvals.max_expires_in.is_zero() {
+            anyhow::bail!("approvals: default_expires_in and max_expires_in must be longer than zero");
+        }
+        if self.audit.checkpoint_key_env.is_some() && self.audit.checkpoint_key_file.is_some() {
+            anyhow::bail!("audit: set checkpoint_key_env or checkpoint_key_file, not both");
+        }
+        for (i, r) in self.reviewers.iter().enumerate() {
+            if r.id.trim().is_empty() {
+                anyhow::bail!("reviewers[{i}].id: must not be empty");
+            }
+            if let Some(h) = &r.api_key_sha256 {
+                if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    anyhow::bail!("reviewers[{i}].api_key_sha256: must be 64 hex characters (`airlock keys hash-api-key`)");
+                }
+            }
+        }
+        for (name, c) in &self.credentials {
+            match c {
+                CredentialConfig::JwtHs256 { secret_env, secret_file, ttl, header, .. } => {
+                    exactly_one(&format!("credentials.{name}"), secret_env, secret_file)?;
+                    if ttl.is_zero() || *ttl > MAX_CREDENTIAL_TTL {
+                        anyhow::bail!("credentials.{name}.ttl: must be more than 0 and at most 5m");
+                    }
+                    valid_header(name, header)?;
+                }
+                CredentialConfig::Static { secret_env, secret_file, header } => {
+                    exactly_one(&format!("credentials.{name}"), secret_env, secret_file)?;
+                    valid_header(name, header)?;
+                }
+                CredentialConfig::Http { url, .. } => {
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        anyhow::bail!("credentials.{name}.url: must be an http(s) URL");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn exactly_one(field: &str, env: &Option<String>, file: &Option<PathBuf>) -> anyhow::Result<()> {
+    match (env, file) {
+        (Some(_), None) | (None, Some(_)) => Ok(()),
+        _ => anyhow::bail!("{field}: set exactly one of secret_env or secret_file"),
+    }
+}
+
+fn valid_header(name: &str, header: &str) -> anyhow::Result<()> {
+    if crate::credentials::valid_header_name(header) {
+        Ok(())
+    } else {
+        anyhow::bail!("credentials.{name}.header: {header:?} is not a lower-case HTTP header name")
+    }
+}
+
+/// Reads a secret's raw text from its environment variable or file.
+pub fn read_secret_text(field: &str, env: Option<&str>, file: Option<&Path>) -> anyhow::Result<String> {
+    let text = match (env, file) {
+        (Some(var), None) => std::env::var(var).map_err(|_| anyhow::anyhow!("{field}: environment variable {var} is not set"))?,
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{field}: cannot read {}: {e}", path.display()))?,
+        _ => anyhow::bail!("{field}: set exactly one of secret_env or secret_file"),
+    };
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    let text = text.strip_suffix('\r').unwrap_or(text);
+    if text.is_empty() {
+        anyhow::bail!("{field}: secret is empty");
+    }
+    Ok(text.to_string())
+}
+
+/// Reads a key given as base64 of at least 32 bytes.
+pub fn read_key(field: &str, env: Option<&str>, file: Option<&Path>) -> anyhow::Result<Vec<u8>> {
+    let text = read_secret_text(field, env, file)?;
+    decode_key(field, text.trim())
+}
+
+/// Decodes base64 (standard or URL-safe, padded or not) of at least 32 bytes.
+pub fn decode_key(field: &str, text: &str) -> anyhow::Result<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|e| e.decode(text).ok())
+        .ok_or_else(|| anyhow::anyhow!("{field}: key is not base64"))?;
+    if bytes.len() < 32 {
+        anyhow::bail!("{field}: key must be at least 32 bytes (got {})", bytes.len());
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [gateway]
+        keys = [{ id = "k1", secret_env = "K1" }]
+    "#;
+
+    #[test]
+    fn minimal_config_takes_defaults_and_env_overrides() {
+        let c = Config::from_toml(MINIMAL, |n| (n == "AIRLOCK_LISTEN").then(|| "0.0.0.0:9".to_string())).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:9");
+        assert_eq!(c.gateway.max_hold, Duration::from_secs(30));
+        assert_eq!(c.approvals.default_expires_in, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = Config::from_toml("bogus = 1\n[gateway]\nkeys = []", |_| None).unwrap_err().to_string();
+        assert!(e.contains("bogus"), "{e}");
+        let e = Config::from_toml("[gateway]\nkeys = [{ id = \"k\" }]", |_| None).unwrap_err().to_string();
+        assert!(e.contains("gateway.keys[0]"), "{e}");
+        let e = Config::from_toml(
+            &format!("{MINIMAL}\n[credentials.x]\nkind = \"jwt-hs256\"\nsecret_env = \"X\"\nttl = \"10m\""),
+            |_| None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("credentials.x.ttl"), "{e}");
+        let e = Config::from_toml(
+            &format!("{MINIMAL}\n[credentials.x]\nkind = \"static\"\nsecret = \"inline\""),
+            |_| None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn keys_must_be_long_base64() {
+        assert!(decode_key("k", "c2hvcnQ=").is_err());
+        assert_eq!(decode_key("k", &base64::engine::general_purpose::STANDARD.encode([1u8; 32])).unwrap().len(), 32);
+    }
+}

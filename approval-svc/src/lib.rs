@@ -1,0 +1,16 @@
+//! The Airlock approval service: approvals created by the gateway filter, decided by
+//! reviewers, redeemed for a just-in-time credential, all recorded in a tamper-evident
+//! audit trail. The gateway-facing contract is `docs/protocol.md`; the rest is
+//! `docs/approval-service.md`.
+
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod credentials;
+pub mod lifecycle;
+pub mod metrics;
+pub mod serve;
+pub mod store;
+pub mod time;

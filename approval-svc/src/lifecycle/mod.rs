@@ -1,0 +1,10 @@
+//! Pure approval rules: statuses, who may review, quorum, expiry and reuse. No I/O; the
+//! store applies these inside its transactions and the API checks them first.
+
+mod expiry;
+mod review;
+mod status;
+
+pub use expiry::{due_transition, expires_at, usable_until, ExpiryLimits, Reuse};
+pub use review::{forbidden_identities, may_review, normalize as normalize_identity, tally, Parties, Reviewer, ReviewRefusal, Tally, Vote};
+pub use status::Status;

@@ -1,0 +1,121 @@
+//! `airlock serve`: builds the state from configuration, runs the API, expires due
+//! approvals in the background, seals the audit chain at shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::api::{app, AppState, State};
+use crate::auth::gateway::GatewayKeys;
+use crate::auth::oidc::Oidc;
+use crate::auth::reviewer::ReviewerDirectory;
+use crate::config::{read_key, Config};
+use crate::credentials::Credentials;
+use crate::lifecycle::ExpiryLimits;
+use crate::metrics::Metrics;
+use crate::store::{SqliteStore, Store};
+
+/// How often the background task expires due approvals.
+const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Reads every secret the configuration names.
+pub fn checkpoint_key(config: &Config) -> anyhow::Result<Option<Vec<u8>>> {
+    let a = &config.audit;
+    match (&a.checkpoint_key_env, &a.checkpoint_key_file) {
+        (None, None) => Ok(None),
+        (env, file) => Ok(Some(read_key("audit.checkpoint_key", env.as_deref(), file.as_deref())?)),
+    }
+}
+
+/// Builds the handler state (opening the store) from configuration.
+pub fn build_state(config: &Config) -> anyhow::Result<AppState> {
+    let mut keys = Vec::new();
+    for (i, k) in config.gateway.keys.iter().enumerate() {
+        let key = read_key(&format!("gateway.keys[{i}]"), k.secret_env.as_deref(), k.secret_file.as_deref())?;
+        keys.push((k.id.clone(), key));
+    }
+    let audit_key = checkpoint_key(config)?;
+    if audit_key.is_none() {
+        tracing::warn!("audit.checkpoint_key_env is not set: the audit chain is hashed but not sealed");
+    }
+    let store = SqliteStore::open(&config.database, audit_key, config.audit.checkpoint_every)
+        .map_err(|e| anyhow::anyhow!("database {}: {e}", config.database.display()))?;
+    let oidc = config.oidc.clone().map(Oidc::new);
+    let (changes, _) = watch::channel(0u64);
+    Ok(Arc::new(State {
+        store: Arc::new(store),
+        gateway_keys: GatewayKeys::new(keys),
+        reviewers: ReviewerDirectory::new(&config.reviewers, oidc),
+        credentials: Credentials::load(&config.credentials)?,
+        limits: ExpiryLimits {
+            default_expires_in: config.approvals.default_expires_in,
+            max_expires_in: config.approvals.max_expires_in,
+        },
+        max_hold: config.gateway.max_hold,
+        changes,
+        metrics: Metrics::default(),
+    }))
+}
+
+/// Expires due approvals every `every`, waking long-polls when something changed.
+pub fn spawn_expiry(state: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let store: Arc<dyn Store> = state.store.clone();
+            match tokio::task::spawn_blocking(move || store.expire_due(crate::time::now_ms())).await {
+                Ok(Ok(ids)) if !ids.is_empty() => {
+                    for id in &ids {
+                        tracing::info!(approval_id = %id, "approval expired");
+                        state.metrics.outcome("expired");
+                    }
+                    state.notify();
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "expiry sweep failed"),
+                Err(e) => tracing::error!(error = %e, "expiry task failed"),
+            }
+        }
+    })
+}
+
+/// Runs the service until SIGINT/SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let state = build_state(&config)?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("listen {}: {e}", config.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, database = %config.database.display(), "airlock approval service started");
+    let expiry = spawn_expiry(state.clone(), EXPIRY_INTERVAL);
+    axum::serve(listener, app(state.clone())).with_graceful_shutdown(shutdown_signal()).await?;
+    expiry.abort();
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || store.checkpoint()).await??;
+    tracing::info!("audit chain sealed; stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,267 @@
+//! Approval storage. [`Store`] is what the service needs from a store; `sqlite` is the
+//! embedded implementation (a PostgreSQL one can follow). Every transition is a
+//! compare-and-swap committed in one transaction together with its audit record(s).
+
+mod migrations;
+pub mod sqlite;
+mod writer;
+
+use serde_json::Value;
+
+use crate::lifecycle::{Parties, Reuse, Reviewer, Status, Vote};
+
+pub use sqlite::SqliteStore;
+
+/// A store failure (not a refusal): the caller answers 5xx.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed.
+    #[error("database: {0}")]
+    Database(String),
+    /// The writer thread is gone.
+    #[error("store writer is not running")]
+    Closed,
+    /// Stored data does not parse.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+/// The agent behind an approval.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AgentRef {
+    /// Agent id.
+    pub id: String,
+    /// `mtls`, `jwt` or `header`.
+    pub source: String,
+    /// The agent's owner.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Identities the agent acts for.
+    #[serde(default)]
+    pub acts_for: Vec<String>,
+}
+
+/// What the gateway asks to create.
+#[derive(Clone, Debug)]
+pub struct NewApproval {
+    /// Fresh `apr_…` id (used only if a new approval is created).
+    pub id: String,
+    /// The requesting agent.
+    pub agent: AgentRef,
+    /// Action digest.
+    pub digest: String,
+    /// Quorum (≥ 1).
+    pub quorum: u32,
+    /// Reuse rule.
+    pub reuse: Reuse,
+    /// Credential profile name.
+    pub credential: Option<String>,
+    /// Deadline.
+    pub expires_at_ms: i64,
+    /// The gateway's create body, as received (redacted by the filter).
+    pub create: Value,
+}
+
+/// One review.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReviewRecord {
+    /// Reviewer id (lower-cased).
+    pub reviewer: String,
+    /// Approve or deny.
+    pub vote: Vote,
+    /// Reviewer's comment.
+    pub comment: Option<String>,
+    /// `api`, `teams`, `slack`, ...
+    pub channel: String,
+    /// When.
+    pub time_ms: i64,
+}
+
+/// An approval as stored.
+#[derive(Clone, Debug)]
+pub struct Approval {
+    /// `apr_…`.
+    pub id: String,
+    /// Where it stands.
+    pub status: Status,
+    /// Agent id.
+    pub agent: String,
+    /// Action digest.
+    pub digest: String,
+    /// Created.
+    pub created_ms: i64,
+    /// Deadline.
+    pub expires_ms: i64,
+    /// Approved/denied/expired at.
+    pub decided_ms: Option<i64>,
+    /// Redeemable until (set on approval).
+    pub usable_until_ms: Option<i64>,
+    /// Redeems so far.
+    pub redeem_count: i64,
+    /// Distinct approvers needed.
+    pub quorum: u32,
+    /// `once` or `window:<d>`.
+    pub reuse: String,
+    /// Credential profile.
+    pub credential: Option<String>,
+    /// The gateway's create body.
+    pub create: Value,
+    /// Reviews so far, oldest first.
+    pub reviews: Vec<ReviewRecord>,
+}
+
+impl Approval {
+    /// The agent, owner and acts-for of the action.
+    pub fn parties(&self) -> Parties {
+        let agent: AgentRef = self
+            .create
+            .get("agent")
+            .cloned()
+            .and_then(|a| serde_json::from_value(a).ok())
+            .unwrap_or_default();
+        Parties { agent: self.agent.clone(), owner: agent.owner, acts_for: agent.acts_for }
+    }
+
+    /// The policy's approver groups.
+    pub fn groups(&self) -> Vec<String> {
+        self.create
+            .pointer("/policy/approvers/groups")
+            .and_then(Value::as_array)
+            .map(|gs| gs.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    /// The upstream host of the action.
+    pub fn host(&self) -> String {
+        self.create.pointer("/request/host").and_then(Value::as_str).unwrap_or_default().to_string()
+    }
+
+    /// Ids of the reviewers who approved.
+    pub fn approvers(&self) -> Vec<String> {
+        self.reviews.iter().filter(|r| r.vote == Vote::Approve).map(|r| r.reviewer.clone()).collect()
+    }
+}
+
+/// Result of create-or-find.
+#[derive(Clone, Debug)]
+pub enum CreateOutcome {
+    /// A live approval for this action (or the one asked for by id).
+    Found(Approval),
+    /// A new approval.
+    Created(Approval),
+    /// The asked-for id does not exist or is for another agent/action.
+    Mismatch,
+}
+
+/// Why a review was not counted.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ReviewError {
+    /// No such approval.
+    #[error("no such approval")]
+    NotFound,
+    /// Already approved/denied/....
+    #[error("approval is already {0}")]
+    AlreadyDecided(Status),
+    /// Past its deadline.
+    #[error("approval expired")]
+    Expired,
+    /// This reviewer already voted.
+    #[error("reviewer already voted")]
+    DuplicateVote,
+    /// Reviewer is the agent, its owner, or someone it acts for.
+    #[error("separation of duties")]
+    SeparationOfDuties,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a redeem was refused (`docs/protocol.md`: 409/410).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RedeemRefusal {
+    /// Already used up.
+    Consumed,
+    /// Unknown id, or another agent/digest.
+    Mismatch,
+    /// Pending, denied or cancelled.
+    NotApproved,
+    /// Past its deadline or reuse window.
+    Expired,
+}
+
+impl RedeemRefusal {
+    /// The protocol's status word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedeemRefusal::Consumed => "consumed",
+            RedeemRefusal::Mismatch => "mismatch",
+            RedeemRefusal::NotApproved => "not_approved",
+            RedeemRefusal::Expired => "expired",
+        }
+    }
+}
+
+/// What the audit trail records about a minted credential (never the secret).
+#[derive(Clone, Debug, Default)]
+pub struct MintRecord {
+    /// Profile name, `None` when the policy names no credential.
+    pub profile: Option<String>,
+    /// Metadata: kind, jti, expiry, header names.
+    pub details: Value,
+}
+
+/// What a redeem needs.
+#[derive(Clone, Debug)]
+pub struct RedeemRequest {
+    /// Approval id.
+    pub approval_id: String,
+    /// Gateway decision id.
+    pub decision_id: String,
+    /// Agent presenting it.
+    pub agent: String,
+    /// Digest presented.
+    pub digest: String,
+    /// Credential minted for this redeem.
+    pub mint: MintRecord,
+}
+
+/// The service's view of storage.
+pub trait Store: Send + Sync {
+    /// Creates an approval or finds the live one for (agent, digest) / the asked id.
+    fn create_or_find(&self, new: NewApproval, asked_id: Option<String>, now_ms: i64) -> Result<CreateOutcome, StoreError>;
+    /// One approval; a pending one past its deadline is expired first.
+    fn get(&self, id: &str, now_ms: i64) -> Result<Option<Approval>, StoreError>;
+    /// Approvals, newest first, optionally of one status.
+    fn list(&self, status: Option<Status>, limit: u32, now_ms: i64) -> Result<Vec<Approval>, StoreError>;
+    /// Records a review and decides the approval when the rules say so.
+    fn review(&self, id: &str, reviewer: &Reviewer, vote: Vote, comment: Option<String>, channel: &str, now_ms: i64) -> Result<Approval, ReviewError>;
+    /// Consumes an approved approval for one use.
+    fn redeem(&self, req: RedeemRequest, now_ms: i64) -> Result<Result<Approval, RedeemRefusal>, StoreError>;
+    /// Expires every approval whose time is up; returns their ids.
+    fn expire_due(&self, now_ms: i64) -> Result<Vec<String>, StoreError>;
+    /// Appends gateway decision records to the audit trail.
+    fn append_decisions(&self, records: Vec<Value>, dropped: u64, now_ms: i64) -> Result<usize, StoreError>;
+    /// Appends one audit event of `kind` (for events outside a transition).
+    fn append_event(&self, kind: &str, event: Value) -> Result<(), StoreError>;
+    /// Seals the current chain head (e.g. at shutdown).
+    fn checkpoint(&self) -> Result<(), StoreError>;
+    /// Whether the store accepts writes.
+    fn ping(&self) -> Result<(), StoreError>;
+    /// Number of pending approvals.
+    fn pending_count(&self) -> Result<u64, StoreError>;
+}
+
+impl From<rusqlite::Error> for ReviewError {
+    fn from(e: rusqlite::Error) -> Self {
+        ReviewError::Store(e.into())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,468 @@
+//! The embedded store: SQLite in WAL mode with `synchronous = FULL`. Writes go through
+//! the group-commit writer thread; reads use their own connection.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde_json::{json, Value};
+
+use super::writer::{Sealing, Tx, WriterHandle};
+use super::{
+    Approval, CreateOutcome, NewApproval, RedeemRefusal, RedeemRequest, ReviewError, ReviewRecord, Store,
+    StoreError,
+};
+use crate::lifecycle::{self, due_transition, forbidden_identities, Reuse, Reviewer, Status, Tally, Vote};
+
+const APPROVAL_COLUMNS: &str = "id, status, agent, digest, created_ms, expires_ms, decided_ms, usable_until_ms, \
+     redeem_count, quorum, reuse, credential, create_json";
+
+/// SQLite-backed [`Store`].
+pub struct SqliteStore {
+    writer: WriterHandle,
+    reader: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating) the database at `path`. `checkpoint_key` seals the
+    /// chain head every `checkpoint_every` records.
+    pub fn open(path: &Path, checkpoint_key: Option<Vec<u8>>, checkpoint_every: u32) -> Result<SqliteStore, StoreError> {
+        let mut conn = Connection::open(path)?;
+        configure(&conn)?;
+        super::migrations::migrate(&mut conn)?;
+        let reader = Connection::open(path)?;
+        configure(&reader)?;
+        reader.pragma_update(None, "query_only", true)?;
+        let sealing = Sealing { key: checkpoint_key.map(Arc::new), every: i64::from(checkpoint_every) };
+        Ok(SqliteStore { writer: WriterHandle::start(conn, sealing)?, reader: Mutex::new(reader) })
+    }
+
+    fn read(&self) -> MutexGuard<'_, Connection> {
+        self.reader.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn expire_one(&self, id: &str, now_ms: i64) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.writer.submit(move |tx| {
+            if let Some(a) = load(tx.conn, &id)? {
+                expire_if_due(tx, &a, now_ms)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(())
+}
+
+fn approval_from_row(row: &Row<'_>) -> rusqlite::Result<(Approval, String)> {
+    let status: String = row.get(1)?;
+    let create_text: String = row.get(12)?;
+    let quorum: i64 = row.get(9)?;
+    Ok((
+        Approval {
+            id: row.get(0)?,
+            status: Status::Pending,
+            agent: row.get(2)?,
+            digest: row.get(3)?,
+            created_ms: row.get(4)?,
+            expires_ms: row.get(5)?,
+            decided_ms: row.get(6)?,
+            usable_until_ms: row.get(7)?,
+            redeem_count: row.get(8)?,
+            quorum: u32::try_from(quorum).unwrap_or(1),
+            reuse: row.get(10)?,
+            credential: row.get(11)?,
+            create: serde_json::from_str(&create_text).unwrap_or(Value::Null),
+            reviews: Vec::new(),
+        },
+        status,
+    ))
+}
+
+fn finish(conn: &Connection, (mut a, status): (Approval, String)) -> Result<Approval, StoreError> {
+    a.status = status.parse().map_err(StoreError::Corrupt)?;
+    a.reviews = load_reviews(conn, &a.id)?;
+    Ok(a)
+}
+
+fn load(conn: &Connection, id: &str) -> Result<Option<Approval>, StoreError> {
+    let row = conn
+        .prepare_cached(&format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?1"))?
+        .query_row([id], approval_from_row)
+        .optional()?;
+    row.map(|r| finish(conn, r)).transpose()
+}
+
+fn load_reviews(conn: &Connection, id: &str) -> Result<Vec<ReviewRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT reviewer, vote, comment, channel, time_ms FROM reviews WHERE approval_id = ?1 ORDER BY time_ms, rowid",
+    )?;
+    let rows = stmt.query_map([id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (reviewer, vote, comment, channel, time_ms) = row?;
+        let vote = Vote::parse(&vote).ok_or_else(|| StoreError::Corrupt(format!("vote {vote:?}")))?;
+        out.push(ReviewRecord { reviewer, vote, comment, channel, time_ms });
+    }
+    Ok(out)
+}
+
+fn is_due(a: &Approval, now_ms: i64) -> bool {
+    due_transition(a.status, a.expires_ms, a.usable_until_ms, a.redeem_count, now_ms).is_some()
+}
+
+/// CAS: moves `a` to its due status if its time is up, with an audit record.
+fn expire_if_due(tx: &mut Tx<'_>, a: &Approval, now_ms: i64) -> Result<Option<Status>, StoreError> {
+    let Some(next) = due_transition(a.status, a.expires_ms, a.usable_until_ms, a.redeem_count, now_ms) else {
+        return Ok(None);
+    };
+    let changed = tx
+        .conn
+        .prepare_cached(
+            "UPDATE approvals SET status = ?1, decided_ms = COALESCE(decided_ms, ?2) WHERE id = ?3 AND status = ?4",
+        )?
+        .execute(params![next.as_str(), now_ms, a.id, a.status.as_str()])?;
+    if changed == 1 {
+        tx.append(
+            "approval.expired",
+            &json!({"approval_id": a.id, "agent": a.agent, "digest": a.digest, "from": a.status.as_str(),
+                    "to": next.as_str(), "redeem_count": a.redeem_count}),
+        )?;
+        Ok(Some(next))
+    } else {
+        Ok(None)
+    }
+}
+
+fn insert_approval(tx: &mut Tx<'_>, new: &NewApproval, now_ms: i64) -> Result<(), StoreError> {
+    tx.conn
+        .prepare_cached(
+            "INSERT INTO approvals (id, agent, digest, status, created_ms, expires_ms, quorum, reuse, credential, create_json) \
+             VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?
+        .execute(params![
+            new.id,
+            new.agent.id,
+            new.digest,
+            now_ms,
+            new.expires_at_ms,
+            i64::from(new.quorum.max(1)),
+            new.reuse.text(),
+            new.credential,
+            new.create.to_string()
+        ])?;
+    let parties = lifecycle::Parties {
+        agent: new.agent.id.clone(),
+        owner: new.agent.owner.clone(),
+        acts_for: new.agent.acts_for.clone(),
+    };
+    for identity in forbidden_identities(&parties) {
+        tx.conn
+            .prepare_cached("INSERT OR IGNORE INTO approval_parties (approval_id, identity) VALUES (?1, ?2)")?
+            .execute(params![new.id, identity])?;
+    }
+    let mut event = new.create.clone();
+    if let Some(obj) = event.as_object_mut() {
+        obj.insert("approval_id".into(), json!(new.id));
+        obj.insert("expires_at".into(), json!(crate::time::rfc3339(new.expires_at_ms)));
+    }
+    tx.append("approval.created", &event)?;
+    Ok(())
+}
+
+fn create_or_find(tx: &mut Tx<'_>, new: NewApproval, asked_id: Option<String>, now_ms: i64) -> Result<CreateOutcome, StoreError> {
+    if let Some(id) = asked_id {
+        return match load(tx.conn, &id)? {
+            Some(a) if a.agent == new.agent.id && a.digest == new.digest => {
+                if expire_if_due(tx, &a, now_ms)?.is_some() {
+                    return Ok(CreateOutcome::Found(reload(tx.conn, &id)?));
+                }
+                Ok(CreateOutcome::Found(a))
+            }
+            _ => Ok(CreateOutcome::Mismatch),
+        };
+    }
+    let ids: Vec<String> = {
+        let mut stmt = tx.conn.prepare_cached(
+            "SELECT id FROM approvals WHERE agent = ?1 AND digest = ?2 AND status IN ('pending', 'approved') \
+             ORDER BY created_ms DESC",
+        )?;
+        let rows = stmt.query_map(params![new.agent.id, new.digest], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for id in ids {
+        let Some(a) = load(tx.conn, &id)? else { continue };
+        if expire_if_due(tx, &a, now_ms)?.is_some() {
+            continue;
+        }
+        return Ok(CreateOutcome::Found(a));
+    }
+    let id = new.id.clone();
+    insert_approval(tx, &new, now_ms)?;
+    Ok(CreateOutcome::Created(reload(tx.conn, &id)?))
+}
+
+fn reload(conn: &Connection, id: &str) -> Result<Approval, StoreError> {
+    load(conn, id)?.ok_or_else(|| StoreError::Corrupt(format!("approval {id} vanished")))
+}
+
+fn review(
+    tx: &mut Tx<'_>,
+    id: &str,
+    reviewer: &Reviewer,
+    vote: Vote,
+    comment: Option<String>,
+    channel: &str,
+    now_ms: i64,
+) -> Result<Approval, ReviewError> {
+    let a = load(tx.conn, id)?.ok_or(ReviewError::NotFound)?;
+    if let Some(next) = expire_if_due(tx, &a, now_ms)? {
+        return Err(if next == Status::Expired { ReviewError::Expired } else { ReviewError::AlreadyDecided(next) });
+    }
+    match a.status {
+        Status::Pending => {}
+        Status::Expired => return Err(ReviewError::Expired),
+        other => return Err(ReviewError::AlreadyDecided(other)),
+    }
+    let reviewer_id = lifecycle::normalize_identity(&reviewer.id);
+    if a.reviews.iter().any(|r| r.reviewer == reviewer_id) {
+        return Err(ReviewError::DuplicateVote);
+    }
+    // Separation of duties: refused here, and by the store's triggers whatever happens.
+    let identities = reviewer.identities();
+    for identity in &identities {
+        let forbidden: bool = tx
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM approval_parties WHERE approval_id = ?1 AND identity = ?2)")?
+            .query_row(params![id, identity], |r| r.get(0))?;
+        if forbidden {
+            return Err(ReviewError::SeparationOfDuties);
+        }
+    }
+    for identity in &identities {
+        tx.conn
+            .prepare_cached("INSERT OR IGNORE INTO review_identities (approval_id, reviewer, identity) VALUES (?1, ?2, ?3)")?
+            .execute(params![id, reviewer_id, identity])
+            .map_err(sod_or_store)?;
+    }
+    tx.conn
+        .prepare_cached(
+            "INSERT INTO reviews (approval_id, reviewer, vote, comment, channel, time_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![id, reviewer_id, vote.as_str(), comment, channel, now_ms])
+        .map_err(sod_or_store)?;
+    tx.append(
+        "review",
+        &json!({"approval_id": id, "reviewer": reviewer_id, "aliases": reviewer.aliases, "groups": reviewer.groups,
+                "vote": vote.as_str(), "comment": comment, "channel": channel,
+                "agent": a.agent, "digest": a.digest}),
+    )?;
+    let reviews = load_reviews(tx.conn, id)?;
+    let decided = match lifecycle::tally(reviews.iter().map(|r| (r.reviewer.as_str(), r.vote)), a.quorum) {
+        Tally::Open => None,
+        Tally::Approved => Some(Status::Approved),
+        Tally::Denied => Some(Status::Denied),
+    };
+    if let Some(next) = decided {
+        let reuse = Reuse::parse(Some(&a.reuse)).unwrap_or(Reuse::Once);
+        let usable = (next == Status::Approved).then(|| lifecycle::usable_until(reuse, now_ms, a.expires_ms));
+        let changed = tx
+            .conn
+            .prepare_cached(
+                "UPDATE approvals SET status = ?1, decided_ms = ?2, usable_until_ms = ?3 WHERE id = ?4 AND status = 'pending'",
+            )?
+            .execute(params![next.as_str(), now_ms, usable, id])?;
+        if changed != 1 {
+            return Err(ReviewError::AlreadyDecided(next));
+        }
+        let approvers: Vec<&str> =
+            reviews.iter().filter(|r| r.vote == Vote::Approve).map(|r| r.reviewer.as_str()).collect();
+        let kind = if next == Status::Approved { "approval.approved" } else { "approval.denied" };
+        tx.append(
+            kind,
+            &json!({"approval_id": id, "agent": a.agent, "digest": a.digest, "approvers": approvers,
+                    "decided_by": reviewer_id, "quorum": a.quorum,
+                    "usable_until": usable.map(crate::time::rfc3339)}),
+        )?;
+    }
+    Ok(reload(tx.conn, id)?)
+}
+
+fn sod_or_store(e: rusqlite::Error) -> ReviewError {
+    let text = e.to_string();
+    if text.contains("separation of duties") {
+        ReviewError::SeparationOfDuties
+    } else if text.contains("not pending") {
+        ReviewError::AlreadyDecided(Status::Pending)
+    } else {
+        ReviewError::Store(StoreError::Database(text))
+    }
+}
+
+fn redeem(tx: &mut Tx<'_>, req: RedeemRequest, now_ms: i64) -> Result<Result<Approval, RedeemRefusal>, StoreError> {
+    let Some(a) = load(tx.conn, &req.approval_id)? else {
+        return Ok(Err(RedeemRefusal::Mismatch));
+    };
+    if a.agent != req.agent || a.digest != req.digest {
+        return Ok(Err(RedeemRefusal::Mismatch));
+    }
+    let status = expire_if_due(tx, &a, now_ms)?.unwrap_or(a.status);
+    match status {
+        Status::Approved => {}
+        Status::Redeemed => return Ok(Err(RedeemRefusal::Consumed)),
+        Status::Expired => return Ok(Err(RedeemRefusal::Expired)),
+        Status::Pending | Status::Denied | Status::Cancelled => return Ok(Err(RedeemRefusal::NotApproved)),
+    }
+    let reuse = Reuse::parse(Some(&a.reuse)).unwrap_or(Reuse::Once);
+    let changed = match reuse {
+        Reuse::Once => tx
+            .conn
+            .prepare_cached(
+                "UPDATE approvals SET status = 'redeemed', redeem_count = redeem_count + 1 \
+                 WHERE id = ?1 AND status = 'approved' AND redeem_count = 0",
+            )?
+            .execute([&a.id])?,
+        Reuse::Window(_) => tx
+            .conn
+            .prepare_cached(
+                "UPDATE approvals SET redeem_count = redeem_count + 1 \
+                 WHERE id = ?1 AND status = 'approved' AND usable_until_ms > ?2",
+            )?
+            .execute(params![a.id, now_ms])?,
+    };
+    if changed != 1 {
+        return Ok(Err(RedeemRefusal::Consumed));
+    }
+    tx.append(
+        "approval.redeemed",
+        &json!({"approval_id": a.id, "decision_id": req.decision_id, "agent": a.agent, "digest": a.digest,
+                "redeem": a.redeem_count + 1, "reuse": a.reuse, "approvers": a.approvers()}),
+    )?;
+    if let Some(profile) = &req.mint.profile {
+        tx.append(
+            "credential.minted",
+            &json!({"approval_id": a.id, "decision_id": req.decision_id, "agent": a.agent, "digest": a.digest,
+                    "profile": profile, "details": req.mint.details}),
+        )?;
+    }
+    Ok(Ok(reload(tx.conn, &a.id)?))
+}
+
+fn expire_due(tx: &mut Tx<'_>, now_ms: i64) -> Result<Vec<String>, StoreError> {
+    let ids: Vec<String> = {
+        let mut stmt = tx.conn.prepare_cached(
+            "SELECT id FROM approvals WHERE (status = 'pending' AND expires_ms <= ?1) \
+             OR (status = 'approved' AND COALESCE(usable_until_ms, expires_ms) <= ?1)",
+        )?;
+        let rows = stmt.query_map([now_ms], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut done = Vec::new();
+    for id in ids {
+        if let Some(a) = load(tx.conn, &id)? {
+            if expire_if_due(tx, &a, now_ms)?.is_some() {
+                done.push(id);
+            }
+        }
+    }
+    Ok(done)
+}
+
+impl Store for SqliteStore {
+    fn create_or_find(&self, new: NewApproval, asked_id: Option<String>, now_ms: i64) -> Result<CreateOutcome, StoreError> {
+        self.writer.submit(move |tx| create_or_find(tx, new, asked_id, now_ms))
+    }
+
+    fn get(&self, id: &str, now_ms: i64) -> Result<Option<Approval>, StoreError> {
+        let found = load(&self.read(), id)?;
+        match found {
+            Some(a) if is_due(&a, now_ms) => {
+                self.expire_one(id, now_ms)?;
+                load(&self.read(), id)
+            }
+            other => Ok(other),
+        }
+    }
+
+    fn list(&self, status: Option<Status>, limit: u32, now_ms: i64) -> Result<Vec<Approval>, StoreError> {
+        let load_all = |conn: &Connection| -> Result<Vec<Approval>, StoreError> {
+            let sql = format!(
+                "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE (?1 IS NULL OR status = ?1) ORDER BY created_ms DESC, rowid DESC LIMIT ?2"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![status.map(Status::as_str), limit], approval_from_row)?;
+            let rows: Vec<_> = rows.collect::<Result<_, _>>()?;
+            rows.into_iter().map(|r| finish(conn, r)).collect()
+        };
+        let first = load_all(&self.read())?;
+        if first.iter().any(|a| is_due(a, now_ms)) {
+            self.writer.submit(move |tx| expire_due(tx, now_ms))?;
+            return load_all(&self.read());
+        }
+        Ok(first)
+    }
+
+    fn review(&self, id: &str, reviewer: &Reviewer, vote: Vote, comment: Option<String>, channel: &str, now_ms: i64) -> Result<Approval, ReviewError> {
+        let (id, reviewer, channel) = (id.to_string(), reviewer.clone(), channel.to_string());
+        self.writer.submit(move |tx| {
+            // Refusals are answers, not failures: keep them out of the Err path so the
+            // savepoint is not rolled back for nothing.
+            match review(tx, &id, &reviewer, vote, comment, &channel, now_ms) {
+                Ok(a) => Ok(Ok(a)),
+                Err(ReviewError::Store(e)) => Err(e),
+                Err(refusal) => Ok(Err(refusal)),
+            }
+        })?
+    }
+
+    fn redeem(&self, req: RedeemRequest, now_ms: i64) -> Result<Result<Approval, RedeemRefusal>, StoreError> {
+        self.writer.submit(move |tx| redeem(tx, req, now_ms))
+    }
+
+    fn expire_due(&self, now_ms: i64) -> Result<Vec<String>, StoreError> {
+        self.writer.submit(move |tx| expire_due(tx, now_ms))
+    }
+
+    fn append_decisions(&self, records: Vec<Value>, dropped: u64, _now_ms: i64) -> Result<usize, StoreError> {
+        self.writer.submit(move |tx| {
+            let n = records.len();
+            for record in &records {
+                tx.append("decision", record)?;
+            }
+            if dropped > 0 {
+                tx.append("decision.dropped", &json!({"dropped": dropped}))?;
+            }
+            Ok(n)
+        })
+    }
+
+    fn append_event(&self, kind: &str, event: Value) -> Result<(), StoreError> {
+        let kind = kind.to_string();
+        self.writer.submit(move |tx| tx.append(&kind, &event).map(|_| ()))
+    }
+
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        self.writer.submit(|tx| tx.seal())
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        self.writer.submit(|tx| {
+            tx.conn.query_row("SELECT count(*) FROM approvals WHERE 0", [], |r| r.get::<_, i64>(0))?;
+            Ok(())
+        })
+    }
+
+    fn pending_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self.read().query_row("SELECT count(*) FROM approvals WHERE status = 'pending'", [], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}

@@ -1,0 +1,249 @@
+//! Store tests on a real SQLite file: dedup, CAS races, separation of duties, quorum,
+//! expiry, and audit-chain verification against tampering.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::*;
+use crate::audit::verify::verify_database;
+use crate::lifecycle::{Reuse, Reviewer, Status, Vote};
+
+const KEY: [u8; 32] = [7; 32];
+const NOW: i64 = 1_800_000_000_000;
+
+fn open(dir: &tempfile::TempDir) -> (Arc<SqliteStore>, std::path::PathBuf) {
+    let path = dir.path().join("airlock.db");
+    (Arc::new(SqliteStore::open(&path, Some(KEY.to_vec()), 10).unwrap()), path)
+}
+
+fn new(id: &str, digest_byte: &str, quorum: u32, reuse: Reuse) -> NewApproval {
+    let agent = AgentRef {
+        id: "spiffe://corp/agent/bot".into(),
+        source: "header".into(),
+        owner: Some("alice@corp.example".into()),
+        acts_for: vec!["carol@corp.example".into()],
+    };
+    NewApproval {
+        id: id.into(),
+        agent: agent.clone(),
+        digest: digest_byte.repeat(64),
+        quorum,
+        reuse,
+        credential: None,
+        expires_at_ms: NOW + 60_000,
+        create: json!({"decision_id": "dec_1", "agent": agent, "digest": digest_byte.repeat(64),
+                       "policy": {"approvers": {"groups": ["ops"], "quorum": quorum}},
+                       "request": {"host": "api.example.com"}}),
+    }
+}
+
+fn reviewer(id: &str, aliases: &[&str]) -> Reviewer {
+    Reviewer { id: id.into(), groups: vec!["ops".into()], aliases: aliases.iter().map(|s| s.to_string()).collect() }
+}
+
+fn created(store: &SqliteStore, n: NewApproval) -> Approval {
+    match store.create_or_find(n, None, NOW).unwrap() {
+        CreateOutcome::Created(a) => a,
+        other => panic!("expected created, got {other:?}"),
+    }
+}
+
+fn redeem_req(id: &str, digest: &str) -> RedeemRequest {
+    RedeemRequest {
+        approval_id: id.into(),
+        decision_id: "dec_2".into(),
+        agent: "spiffe://corp/agent/bot".into(),
+        digest: digest.repeat(64),
+        mint: MintRecord { profile: Some("p".into()), details: json!({"kind": "static"}) },
+    }
+}
+
+#[test]
+fn create_or_find_dedups_while_live_and_renews_after_deny() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(&dir);
+    let a = created(&store, new("apr_1", "a", 1, Reuse::Once));
+    match store.create_or_find(new("apr_2", "a", 1, Reuse::Once), None, NOW).unwrap() {
+        CreateOutcome::Found(f) => assert_eq!(f.id, a.id),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        store.create_or_find(new("apr_3", "b", 1, Reuse::Once), Some("apr_1".into()), NOW).unwrap(),
+        CreateOutcome::Mismatch
+    ));
+    store.review("apr_1", &reviewer("bob", &[]), Vote::Deny, Some("no".into()), "api", NOW).unwrap();
+    let again = created(&store, new("apr_4", "a", 1, Reuse::Once));
+    assert_eq!(again.id, "apr_4");
+}
+
+#[test]
+fn concurrent_approve_and_deny_have_one_winner() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, path) = open(&dir);
+        created(&store, new("apr_r", "c", 1, Reuse::Once));
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    let vote = if (i + round) % 2 == 0 { Vote::Approve } else { Vote::Deny };
+                    store.review("apr_r", &reviewer(&format!("r{i}"), &[]), vote, None, "api", NOW).map(|a| a.status)
+                })
+            })
+            .map(|h| h.join().unwrap())
+            .collect();
+        let winners: Vec<_> = handles.iter().filter(|r| r.is_ok()).collect();
+        assert_eq!(winners.len(), 1, "{handles:?}");
+        assert!(handles.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(ReviewError::AlreadyDecided(_)))));
+        let final_status = store.get("apr_r", NOW).unwrap().unwrap().status;
+        assert_eq!(Ok(&final_status), winners[0].as_ref().map_err(|_| ()));
+        assert!(verify_database(&path, Some(&KEY)).unwrap().ok());
+    }
+}
+
+#[test]
+fn double_redeem_has_one_winner() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, path) = open(&dir);
+    created(&store, new("apr_d", "d", 1, Reuse::Once));
+    store.review("apr_d", &reviewer("bob", &[]), Vote::Approve, None, "api", NOW).unwrap();
+    let results: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            std::thread::spawn(move || store.redeem(redeem_req("apr_d", "d"), NOW).unwrap())
+        })
+        .map(|h| h.join().unwrap())
+        .collect();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(RedeemRefusal::Consumed))));
+    assert_eq!(store.get("apr_d", NOW).unwrap().unwrap().status, Status::Redeemed);
+    assert_eq!(store.redeem(redeem_req("apr_d", "e"), NOW).unwrap().unwrap_err(), RedeemRefusal::Mismatch);
+    assert!(verify_database(&path, Some(&KEY)).unwrap().ok());
+}
+
+#[test]
+fn reuse_window_allows_repeats_until_it_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(&dir);
+    created(&store, new("apr_w", "f", 1, Reuse::Window(Duration::from_secs(600))));
+    assert_eq!(store.redeem(redeem_req("apr_w", "f"), NOW).unwrap().unwrap_err(), RedeemRefusal::NotApproved);
+    store.review("apr_w", &reviewer("bob", &[]), Vote::Approve, None, "api", NOW).unwrap();
+    for _ in 0..3 {
+        assert!(store.redeem(redeem_req("apr_w", "f"), NOW + 1000).unwrap().is_ok());
+    }
+    assert_eq!(store.redeem(redeem_req("apr_w", "f"), NOW + 600_001).unwrap().unwrap_err(), RedeemRefusal::Consumed);
+    assert_eq!(store.get("apr_w", NOW + 600_001).unwrap().unwrap().status, Status::Redeemed);
+}
+
+#[test]
+fn separation_of_duties_is_refused_for_owner_alias_and_acts_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, path) = open(&dir);
+    created(&store, new("apr_s", "a", 1, Reuse::Once));
+    for who in [
+        reviewer("Alice@corp.example", &[]),
+        reviewer("someone", &["alice@corp.example"]),
+        reviewer("carol@corp.example", &[]),
+        reviewer("spiffe://corp/agent/bot", &[]),
+    ] {
+        let r = store.review("apr_s", &who, Vote::Approve, None, "api", NOW);
+        assert!(matches!(r, Err(ReviewError::SeparationOfDuties)), "{who:?}: {r:?}");
+    }
+    // The store refuses it even when the application does not check.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let direct = conn.execute(
+        "INSERT INTO reviews (approval_id, reviewer, vote, channel, time_ms) VALUES ('apr_s', 'ALICE@corp.example', 'approve', 'api', 0)",
+        [],
+    );
+    assert!(direct.unwrap_err().to_string().contains("separation of duties"));
+    assert_eq!(store.get("apr_s", NOW).unwrap().unwrap().status, Status::Pending);
+}
+
+#[test]
+fn quorum_counts_distinct_humans_and_refuses_duplicate_votes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(&dir);
+    created(&store, new("apr_q", "a", 2, Reuse::Once));
+    let a = store.review("apr_q", &reviewer("bob", &[]), Vote::Approve, None, "api", NOW).unwrap();
+    assert_eq!(a.status, Status::Pending);
+    assert!(matches!(
+        store.review("apr_q", &reviewer("BOB", &[]), Vote::Approve, None, "api", NOW),
+        Err(ReviewError::DuplicateVote)
+    ));
+    let a = store.review("apr_q", &reviewer("dave", &[]), Vote::Approve, None, "api", NOW).unwrap();
+    assert_eq!(a.status, Status::Approved);
+    assert_eq!(a.approvers(), vec!["bob".to_string(), "dave".to_string()]);
+}
+
+#[test]
+fn expiry_on_read_and_approve_versus_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(&dir);
+    created(&store, new("apr_e", "a", 1, Reuse::Once));
+    let later = NOW + 60_000;
+    assert!(matches!(
+        store.review("apr_e", &reviewer("bob", &[]), Vote::Approve, None, "api", later),
+        Err(ReviewError::Expired)
+    ));
+    assert_eq!(store.get("apr_e", later).unwrap().unwrap().status, Status::Expired);
+    assert_eq!(store.redeem(redeem_req("apr_e", "a"), later).unwrap().unwrap_err(), RedeemRefusal::Expired);
+    created(&store, new("apr_f", "b", 1, Reuse::Once));
+    assert_eq!(store.get("apr_f", later).unwrap().unwrap().status, Status::Expired);
+    created(&store, new("apr_g", "c", 1, Reuse::Once));
+    assert_eq!(store.expire_due(later).unwrap(), vec!["apr_g".to_string()]);
+    assert_eq!(store.pending_count().unwrap(), 0);
+}
+
+fn tamper(path: &std::path::Path, sql: &str) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch("DROP TRIGGER IF EXISTS audit_records_no_update; DROP TRIGGER IF EXISTS audit_records_no_delete;").unwrap();
+    conn.execute_batch(sql).unwrap();
+}
+
+fn filled(dir: &tempfile::TempDir, n: usize) -> std::path::PathBuf {
+    let (store, path) = open(dir);
+    let records = (0..n).map(|i| json!({"decision_id": format!("dec_{i}"), "effect": "allow"})).collect();
+    store.append_decisions(records, 0, NOW).unwrap();
+    store.checkpoint().unwrap();
+    path
+}
+
+#[test]
+fn audit_verify_catches_edit_delete_reorder_truncate_on_a_real_file() {
+    let cases: [(&str, Option<i64>); 5] = [
+        ("", None),
+        ("UPDATE audit_records SET event = '{\"effect\":\"deny\"}' WHERE seq = 5", Some(5)),
+        ("DELETE FROM audit_records WHERE seq = 7", Some(7)),
+        (
+            "UPDATE audit_records SET seq = -3 WHERE seq = 3; UPDATE audit_records SET seq = 3 WHERE seq = 4; \
+             UPDATE audit_records SET seq = 4 WHERE seq = -3;",
+            Some(3),
+        ),
+        ("DELETE FROM audit_records WHERE seq > 20", Some(21)),
+    ];
+    for (sql, bad) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = filled(&dir, 25);
+        if !sql.is_empty() {
+            tamper(&path, sql);
+        }
+        let report = verify_database(&path, Some(&KEY)).unwrap();
+        assert_eq!(report.first_bad_seq, bad, "{sql}: {report:?}");
+        assert_eq!(report.ok(), bad.is_none());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = filled(&dir, 25);
+    assert!(!verify_database(&path, Some(&[8; 32])).unwrap().ok(), "wrong key must fail the seals");
+}
+
+#[test]
+fn audit_records_are_append_only_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = filled(&dir, 3);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    assert!(conn.execute("DELETE FROM audit_records WHERE seq = 1", []).is_err());
+    assert!(conn.execute("UPDATE audit_records SET kind = 'x' WHERE seq = 1", []).is_err());
+}

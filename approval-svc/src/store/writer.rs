@@ -1,0 +1,184 @@
+//! The single writer thread: jobs arrive on a channel and are applied in batches, one
+//! transaction per batch (group commit), each job inside its own savepoint. Nobody hears
+//! back before the batch — and so their audit records — is committed.
+
+use std::any::Any;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Arc;
+
+use rusqlite::Connection;
+use serde_json::Value;
+
+use super::StoreError;
+use crate::audit::chain::record_hash;
+use crate::audit::checkpoint::seal;
+use crate::audit::GENESIS_HASH;
+use crate::time::{now_ms, rfc3339_ms};
+
+/// Most jobs committed together.
+const MAX_BATCH: usize = 512;
+
+type Output = Box<dyn Any + Send>;
+type Op = Box<dyn FnOnce(&mut Tx<'_>) -> Result<Output, StoreError> + Send>;
+
+struct Job {
+    op: Op,
+    reply: SyncSender<Result<Output, StoreError>>,
+}
+
+/// The head of the audit chain.
+#[derive(Clone, Debug)]
+struct Head {
+    seq: i64,
+    hash: String,
+}
+
+/// Audit sealing settings.
+#[derive(Clone)]
+pub struct Sealing {
+    /// HMAC key for checkpoints (`None`: no checkpoints).
+    pub key: Option<Arc<Vec<u8>>>,
+    /// Records between checkpoints (0: only on request).
+    pub every: i64,
+}
+
+/// A job's view of the open transaction.
+pub struct Tx<'c> {
+    /// The connection, inside the batch's transaction and the job's savepoint.
+    pub conn: &'c Connection,
+    head: Head,
+    sealing: &'c Sealing,
+}
+
+impl Tx<'_> {
+    /// Appends an audit record of `kind`; seals a checkpoint every `every` records.
+    pub fn append(&mut self, kind: &str, event: &Value) -> Result<i64, StoreError> {
+        let seq = self.head.seq + 1;
+        let time = rfc3339_ms(now_ms());
+        let text = event.to_string();
+        let hash = record_hash(seq, &time, kind, &text, &self.head.hash);
+        self.conn
+            .prepare_cached("INSERT INTO audit_records (seq, time, kind, event, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+            .execute(rusqlite::params![seq, time, kind, text, self.head.hash, hash])?;
+        self.head = Head { seq, hash };
+        if self.sealing.every > 0 && seq % self.sealing.every == 0 {
+            self.seal()?;
+        }
+        Ok(seq)
+    }
+
+    /// Seals the current head (no-op without a key or records, or if already sealed).
+    pub fn seal(&mut self) -> Result<(), StoreError> {
+        let Some(key) = &self.sealing.key else {
+            return Ok(());
+        };
+        if self.head.seq == 0 {
+            return Ok(());
+        }
+        let cp = seal(key, self.head.seq, &self.head.hash, &rfc3339_ms(now_ms()));
+        self.conn
+            .prepare_cached("INSERT OR IGNORE INTO audit_checkpoints (seq, head_hash, time, mac) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(rusqlite::params![cp.seq, cp.head_hash, cp.time, cp.mac])?;
+        Ok(())
+    }
+}
+
+/// Handle to the writer thread.
+#[derive(Clone)]
+pub struct WriterHandle {
+    jobs: SyncSender<Job>,
+}
+
+impl WriterHandle {
+    /// Starts the writer thread on `conn`.
+    pub fn start(conn: Connection, sealing: Sealing) -> Result<WriterHandle, StoreError> {
+        let head = load_head(&conn)?;
+        let (jobs, rx) = mpsc::sync_channel::<Job>(4096);
+        std::thread::Builder::new()
+            .name("airlock-store-writer".into())
+            .spawn(move || run(conn, rx, head, sealing))
+            .map_err(|e| StoreError::Database(format!("cannot start writer thread: {e}")))?;
+        Ok(WriterHandle { jobs })
+    }
+
+    /// Runs `op` in the next batch; returns once its batch is committed (blocking).
+    pub fn submit<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let op: Op = Box::new(move |tx| op(tx).map(|v| Box::new(v) as Output));
+        self.jobs.send(Job { op, reply }).map_err(|_| StoreError::Closed)?;
+        let out = answer.recv().map_err(|_| StoreError::Closed)??;
+        out.downcast::<T>().map(|b| *b).map_err(|_| StoreError::Corrupt("writer answered the wrong type".into()))
+    }
+}
+
+fn load_head(conn: &Connection) -> Result<Head, StoreError> {
+    let head = conn
+        .query_row("SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1", [], |r| {
+            Ok(Head { seq: r.get(0)?, hash: r.get(1)? })
+        })
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(Head { seq: 0, hash: GENESIS_HASH.to_string() }),
+            other => Err(other),
+        })?;
+    Ok(head)
+}
+
+fn run(conn: Connection, rx: Receiver<Job>, mut head: Head, sealing: Sealing) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let err = StoreError::from(e);
+            for job in batch {
+                let _ = job.reply.send(Err(err.clone()));
+            }
+            continue;
+        }
+        let start_head = head.clone();
+        let mut results = Vec::with_capacity(batch.len());
+        for job in batch {
+            let outcome = run_one(&conn, &mut head, &sealing, job.op);
+            results.push((job.reply, outcome));
+        }
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                for (reply, outcome) in results {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "store commit failed; batch rolled back");
+                let _ = conn.execute_batch("ROLLBACK");
+                head = load_head(&conn).unwrap_or(start_head);
+                let err = StoreError::from(e);
+                for (reply, _) in results {
+                    let _ = reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+}
+
+fn run_one(conn: &Connection, head: &mut Head, sealing: &Sealing, op: Op) -> Result<Output, StoreError> {
+    conn.execute_batch("SAVEPOINT job")?;
+    let mut tx = Tx { conn, head: head.clone(), sealing };
+    match op(&mut tx) {
+        Ok(out) => {
+            conn.execute_batch("RELEASE job")?;
+            *head = tx.head;
+            Ok(out)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            Err(e)
+        }
+    }
+}
