@@ -24,6 +24,7 @@ const MIN_REFETCH: Duration = Duration::from_secs(30);
 pub struct Oidc {
     config: Arc<OidcConfig>,
     cache: Arc<Mutex<Cache>>,
+    min_refetch: Duration,
 }
 
 #[derive(Default)]
@@ -35,13 +36,20 @@ struct Cache {
 impl Oidc {
     /// A verifier for `config` (keys fetched on first use).
     pub fn new(config: OidcConfig) -> Oidc {
-        Oidc { config: Arc::new(config), cache: Arc::new(Mutex::new(Cache::default())) }
+        Oidc { config: Arc::new(config), cache: Arc::new(Mutex::new(Cache::default())), min_refetch: MIN_REFETCH }
+    }
+
+    /// The same verifier with another least time between unknown-`kid` refetches (tests:
+    /// lets a key rotation be observed without waiting out [`MIN_REFETCH`]).
+    pub fn with_min_refetch(mut self, min_refetch: Duration) -> Oidc {
+        self.min_refetch = min_refetch;
+        self
     }
 
     /// A verifier with pre-loaded keys (tests).
     pub fn with_keys(config: OidcConfig, keys: JwkSet) -> Oidc {
         let cache = Cache { keys: Some(keys), fetched: Some(Instant::now()) };
-        Oidc { config: Arc::new(config), cache: Arc::new(Mutex::new(cache)) }
+        Oidc { config: Arc::new(config), cache: Arc::new(Mutex::new(cache)), min_refetch: MIN_REFETCH }
     }
 
     /// Verifies `token`; returns the reviewer it names (aliases from configuration are
@@ -56,6 +64,10 @@ impl Oidc {
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[&self.config.issuer]);
         validation.set_audience(&[&self.config.audience]);
+        // `set_issuer` / `set_audience` only check `iss` / `aud` when the token carries
+        // them: without requiring both, a token from the IdP's keys with no `iss` or no
+        // `aud` (e.g. issued for another client) was accepted as a reviewer token.
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
         let data = decode::<Value>(token, &key, &validation).map_err(|_| AuthError::Invalid)?;
@@ -85,7 +97,7 @@ impl Oidc {
         if let Some(found) = cache.keys.as_ref().and_then(|k| k.find(kid)) {
             return DecodingKey::from_jwk(found).map_err(|_| AuthError::Invalid);
         }
-        let recently = cache.fetched.is_some_and(|t| t.elapsed() < MIN_REFETCH);
+        let recently = cache.fetched.is_some_and(|t| t.elapsed() < self.min_refetch);
         if recently && cache.keys.is_some() {
             return Err(AuthError::Invalid);
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{valid_header_name, MintContext, MintError, Minted};
+use super::{valid_header_name, valid_header_value, MintContext, MintError, Minted};
 
 /// An external minter.
 #[derive(Clone)]
@@ -53,7 +53,11 @@ impl HttpMinter {
                 return Err(MintError::Failed(format!("minter header {name:?} is not a string")));
             };
             if !valid_header_name(name) {
-                return Err(MintError::Failed(format!("minter header name {name:?} is not a lower-case token")));
+                return Err(MintError::Failed(format!("minter header name {name:?} is not one the gateway injects")));
+            }
+            // Never echo the value: it is the credential.
+            if !valid_header_value(v) {
+                return Err(MintError::Failed(format!("minter header {name:?} has a value the gateway refuses")));
             }
             headers.insert(name.clone(), v.to_string());
         }

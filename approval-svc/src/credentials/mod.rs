@@ -116,14 +116,26 @@ impl Credentials {
     }
 }
 
-/// A lower-case HTTP token, not a pseudo-header (what the filter accepts).
+/// A header name the filter will inject (filter/src/callout.rs `valid_injected_header`):
+/// lower-case letters, digits and `-`; never a pseudo-header, an `x-airlock-*` header or a
+/// routing / framing header.
+///
+/// This used to accept every lower-case RFC 9110 token (`_`, `!`, `.`, ...) and the
+/// reserved names, which the filter refuses as malformed: the redeem had already consumed
+/// the approval by then, so a minter answering such a name burned a `reuse = "once"`
+/// approval instead of failing the mint (500, approval kept) as the contract says.
 pub fn valid_header_name(name: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| {
-            b.is_ascii_lowercase()
-                || b.is_ascii_digit()
-                || matches!(b, b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~')
-        })
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with("x-airlock-")
+        && !matches!(name, "host" | "content-length" | "transfer-encoding" | "connection" | "te" | "upgrade")
+}
+
+/// A header value the filter will inject: printable ASCII and tab only (no CR/LF, so
+/// no header splitting). Checked before the approval is consumed, for the same reason
+/// as [`valid_header_name`].
+pub fn valid_header_value(value: &str) -> bool {
+    value.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
 }
 
 /// Random bytes as lower-case hex.
@@ -145,5 +157,11 @@ mod tests {
         assert!(!valid_header_name(":authority"));
         assert!(!valid_header_name(""));
         assert!(!valid_header_name("bad header"));
+        assert!(!valid_header_name("x_token"));
+        assert!(!valid_header_name("x-airlock-agent"));
+        assert!(!valid_header_name("host"));
+        assert!(valid_header_value("Bearer abc.def-_=\t1"));
+        assert!(!valid_header_value("a\r\nx-evil: 1"));
+        assert!(!valid_header_value("caf\u{e9}"));
     }
 }

@@ -2,13 +2,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use airlock_approval_svc::api::{app, AppState, State};
 use airlock_approval_svc::auth::gateway::GatewayKeys;
+use airlock_approval_svc::auth::oidc::Oidc;
 use airlock_approval_svc::auth::reviewer::{hash_api_key, ReviewerDirectory};
-use airlock_approval_svc::config::ReviewerConfig;
+use airlock_approval_svc::config::{Config, ReviewerConfig};
 use airlock_approval_svc::credentials::{Credentials, JwtHs256, Profile, StaticSecret};
 use airlock_approval_svc::lifecycle::ExpiryLimits;
 use airlock_approval_svc::metrics::Metrics;
@@ -36,6 +40,12 @@ pub struct Service {
 }
 
 pub fn service() -> Service {
+    service_with(None, None)
+}
+
+/// The test service with an OIDC verifier and/or other credential profiles (`None`: the
+/// API-key-only directory and the default `export-api` / `legacy` profiles).
+pub fn service_with(oidc: Option<Oidc>, credentials: Option<Credentials>) -> Service {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("airlock.db");
     let store = SqliteStore::open(&db, Some(AUDIT_KEY.to_vec()), 5).unwrap();
@@ -58,8 +68,8 @@ pub fn service() -> Service {
     let state: AppState = Arc::new(State {
         store: Arc::new(store),
         gateway_keys: GatewayKeys::new(vec![("k2".into(), GATEWAY_KEY.to_vec()), ("k1".into(), OLD_GATEWAY_KEY.to_vec())]),
-        reviewers: ReviewerDirectory::new(&reviewers, None),
-        credentials: Credentials::from_profiles(profiles),
+        reviewers: ReviewerDirectory::new(&reviewers, oidc),
+        credentials: credentials.unwrap_or_else(|| Credentials::from_profiles(profiles)),
         limits: ExpiryLimits { default_expires_in: Duration::from_secs(900), max_expires_in: Duration::from_secs(3600) },
         max_hold: Duration::from_secs(10),
         changes,
@@ -157,4 +167,170 @@ pub async fn reviewer(router: &Router, method: &str, path: &str, key: Option<&st
         None => b.body(Body::empty()).unwrap(),
     };
     send(router, req).await
+}
+
+/// Parses `sections` (TOML: `[oidc]`, `[credentials.x]`, ...) as the service would, after
+/// a minimal `[gateway]` (its secret is never read here).
+pub fn parse_config(sections: &str) -> Config {
+    let text = format!("[gateway]\nkeys = [{{ id = \"k2\", secret_env = \"AIRLOCK_TEST_UNUSED\" }}]\n\n{sections}");
+    Config::from_toml(&text, |_| None).unwrap()
+}
+
+/// One request a [`FakeServer`] received.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// What a [`FakeServer`] does with a request.
+pub enum Reply {
+    /// Answer with this status and JSON text.
+    Json(u16, String),
+    /// Say nothing for this long, then close (a hung dependency).
+    Hang(Duration),
+}
+
+type Handler = dyn Fn(&Recorded) -> Reply + Send + Sync;
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 standing in for a dependency (JWKS endpoint,
+/// credential minter): one thread per connection, `connection: close`, every request
+/// recorded. It stops when dropped, and on its own after two minutes at the latest.
+pub struct FakeServer {
+    pub url: String,
+    pub requests: Arc<std::sync::Mutex<Vec<Recorded>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl FakeServer {
+    pub fn start(path: &str, handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}{path}", listener.local_addr().unwrap());
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let (rec, halt) = (requests.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let give_up = Instant::now() + Duration::from_secs(120);
+            while !halt.load(Ordering::SeqCst) && Instant::now() < give_up {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let (rec, halt, handler) = (rec.clone(), halt.clone(), handler.clone());
+                        std::thread::spawn(move || serve_one(stream, &rec, &halt, &*handler));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
+                    Err(_) => break,
+                }
+            }
+        });
+        FakeServer { url, requests, stop }
+    }
+
+    pub fn hits(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+
+    pub fn recorded(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn serve_one(mut stream: TcpStream, rec: &std::sync::Mutex<Vec<Recorded>>, halt: &AtomicBool, handler: &Handler) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let header = |name: &str| {
+        head.lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let mut body = buf[head_end..].to_vec();
+    let chunked = header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    loop {
+        let complete = if chunked { body.ends_with(b"0\r\n\r\n") } else { body.len() >= length };
+        if complete {
+            break;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+        }
+    }
+    if chunked {
+        body = dechunk(&body);
+    }
+    let mut words = head.split_whitespace();
+    let recorded = Recorded {
+        method: words.next().unwrap_or_default().to_string(),
+        path: words.next().unwrap_or_default().to_string(),
+        content_type: header("content-type"),
+        body,
+    };
+    rec.lock().unwrap().push(recorded.clone());
+    match handler(&recorded) {
+        Reply::Json(status, text) => {
+            let answer = format!(
+                "HTTP/1.1 {status} Fake\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                text.len()
+            );
+            let _ = stream.write_all(answer.as_bytes());
+            let _ = stream.flush();
+        }
+        Reply::Hang(how_long) => {
+            let until = Instant::now() + how_long;
+            while Instant::now() < until && !halt.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(p) = raw.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&raw[..p]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = p + 2;
+        out.extend_from_slice(&raw[start..(start + size).min(raw.len())]);
+        raw = &raw[(start + size + 2).min(raw.len())..];
+    }
+    out
+}
+
+/// The JSON `event` text of every audit record of `kind`, in order.
+pub fn audit_events(db: &std::path::Path, kind: &str) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn.prepare("SELECT event FROM audit_records WHERE kind = ?1 ORDER BY seq").unwrap();
+    stmt.query_map([kind], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
 }
