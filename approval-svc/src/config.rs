@@ -69,6 +69,13 @@ pub struct GatewayConfig {
     /// Longest long-poll granted (`AIRLOCK_GATEWAY_MAX_HOLD`).
     #[serde(default = "default_max_hold", with = "humantime_serde_compat")]
     pub max_hold: Duration,
+    /// Most long-polls held at once; further creates answer at once.
+    #[serde(default = "default_max_concurrent_holds")]
+    pub max_concurrent_holds: usize,
+}
+
+fn default_max_concurrent_holds() -> usize {
+    crate::api::DEFAULT_MAX_HOLDS
 }
 
 fn default_max_hold() -> Duration {

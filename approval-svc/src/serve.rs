@@ -55,6 +55,7 @@ pub fn build_state(config: &Config) -> anyhow::Result<AppState> {
         max_hold: config.gateway.max_hold,
         changes,
         metrics: Metrics::default(),
+        guards: crate::api::GatewayGuards::new(config.gateway.max_concurrent_holds),
     }))
 }
 

@@ -24,6 +24,9 @@ use crate::time::{now_ms, now_secs, rfc3339};
 
 /// Largest gateway request body accepted.
 const MAX_BODY: usize = 4 * 1024 * 1024;
+/// Longest a signed request may take to deliver its body (its timestamp is only good
+/// for `MAX_SKEW_SECS` anyway).
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
@@ -36,23 +39,53 @@ pub fn router(state: AppState) -> Router<AppState> {
 /// Verifies the request signature, runs the handler, signs the answer.
 async fn signed(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
-    let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
-        return ApiError::BadRequest("body too large or unreadable".into()).into_response();
+    let path = parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str()).to_string();
+    let refuse = |e: crate::auth::gateway::SignatureError| {
+        state.metrics.gateway_auth_failed();
+        tracing::warn!(reason = %e, path, "gateway request refused");
+        ApiError::Unauthenticated(format!("gateway signature: {e}")).into_response()
     };
-    let path = parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str());
+    // Header checks first: the body was read (up to 4 MiB, for as long as the sender
+    // dribbled it) before anything was checked, so anyone reaching the port could pin
+    // memory and connections without a key.
+    if let Err(e) = state.gateway_keys.precheck(&parts.headers, now_secs()) {
+        return refuse(e);
+    }
+    // A signed request still has to arrive within the signature window.
+    let bytes = match tokio::time::timeout(BODY_READ_TIMEOUT, to_bytes(body, MAX_BODY)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => return ApiError::BadRequest("body too large or unreadable".into()).into_response(),
+        Err(_) => return ApiError::BadRequest("body not received in time".into()).into_response(),
+    };
     let request_signature =
-        match state.gateway_keys.verify(&parts.headers, parts.method.as_str(), path, &bytes, now_secs()) {
+        match state.gateway_keys.verify(&parts.headers, parts.method.as_str(), &path, &bytes, now_secs()) {
             Ok(sig) => sig,
-            Err(e) => {
-                state.metrics.gateway_auth_failed();
-                tracing::warn!(reason = %e, path, "gateway request refused");
-                return ApiError::Unauthenticated(format!("gateway signature: {e}")).into_response();
-            }
+            Err(e) => return refuse(e),
         };
+    // A redeem answer carries a credential: the same signed redeem replayed inside the
+    // timestamp window (by anyone who saw it on the wire) must not mint another one under
+    // a `window:` reuse rule. Creates are idempotent and decision batches harmless.
+    // Marked on entry (so a concurrent copy is refused too), forgotten again below when
+    // the redeem minted nothing (a failed mint may be retried byte for byte).
+    let is_redeem = path.ends_with("/redeem");
+    if is_redeem && !state.guards.first_use(&request_signature, now_secs()) {
+        state.metrics.redeem_failed();
+        tracing::warn!(path, "replayed redeem request refused");
+        let answer = (StatusCode::CONFLICT, Json(json!({"status": "consumed"}))).into_response();
+        return sign_answer(&state, &request_signature, answer).await;
+    }
     let answer = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    if is_redeem && answer.status() != StatusCode::OK {
+        state.guards.forget(&request_signature);
+    }
+    sign_answer(&state, &request_signature, answer).await
+}
+
+/// Signs `answer`, bound to the request's signature.
+async fn sign_answer(state: &AppState, request_signature: &str, answer: Response) -> Response {
     let (mut parts, body) = answer.into_parts();
     let body = to_bytes(body, usize::MAX).await.unwrap_or_else(|_| Bytes::new());
-    if let Some(sig) = state.gateway_keys.sign_answer(parts.status.as_u16(), &request_signature, &body, now_secs()) {
+    if let Some(sig) = state.gateway_keys.sign_answer(parts.status.as_u16(), request_signature, &body, now_secs()) {
         for (name, value) in [(KEY_ID_HEADER, sig.key_id), (TIMESTAMP_HEADER, sig.timestamp), (SIGNATURE_HEADER, sig.signature)] {
             if let Ok(v) = HeaderValue::from_str(&value) {
                 parts.headers.insert(name, v);
@@ -156,10 +189,16 @@ async fn create_or_find(State(state): State<AppState>, bytes: Bytes) -> Result<R
         CreateOutcome::Found(a) => a,
     };
     let hold = Duration::from_millis(body.hold_ms).min(state.max_hold);
-    let approval = if approval.status == Status::Pending && !hold.is_zero() {
-        hold_until_decided(&state, &approval.id, hold).await?
+    // Long-polls are bounded (`gateway.max_concurrent_holds`): with every slot taken the
+    // create answers at once and the filter replies `approval-pending` (retry later).
+    let permit = if approval.status == Status::Pending && !hold.is_zero() {
+        state.guards.holds.clone().try_acquire_owned().ok()
     } else {
-        approval
+        None
+    };
+    let approval = match permit {
+        Some(_permit) => hold_until_decided(&state, &approval.id, hold).await?,
+        None => approval,
     };
     Ok((StatusCode::OK, Json(create_answer(&approval))).into_response())
 }

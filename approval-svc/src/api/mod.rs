@@ -43,6 +43,63 @@ pub struct State {
     pub changes: watch::Sender<u64>,
     /// Counters.
     pub metrics: Metrics,
+    /// Replay cache and long-poll bound for the gateway endpoints.
+    pub guards: GatewayGuards,
+}
+
+/// Most long-polls held open at once by default; further creates answer at once.
+pub const DEFAULT_MAX_HOLDS: usize = 1024;
+
+/// Per-process protections of the gateway endpoints.
+pub struct GatewayGuards {
+    /// Long-poll slots: every held create takes one. Without a bound, a flood of pending
+    /// requests through the gateway kept unbounded tasks open, each re-reading the store
+    /// on every committed change.
+    pub holds: Arc<tokio::sync::Semaphore>,
+    /// Redeem request signatures seen within the signature window (signature → seen at,
+    /// Unix seconds). A signed redeem replayed byte for byte inside the ±60 s window is
+    /// refused: the filter signs every redeem afresh with its own `decision_id`.
+    pub seen_redeems: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+}
+
+impl GatewayGuards {
+    /// Guards allowing `max_holds` concurrent long-polls.
+    pub fn new(max_holds: usize) -> GatewayGuards {
+        GatewayGuards {
+            holds: Arc::new(tokio::sync::Semaphore::new(max_holds)),
+            seen_redeems: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// Records `signature`; false if it was already seen (a replay). Entries older than
+    /// twice the signature window are forgotten: such a request fails the timestamp check.
+    pub fn first_use(&self, signature: &str, now_secs: i64) -> bool {
+        let mut seen = self.seen_redeems.lock().unwrap_or_else(|p| p.into_inner());
+        let horizon = 2 * crate::auth::gateway::MAX_SKEW_SECS;
+        if seen.len() > 1024 {
+            seen.retain(|_, at| now_secs - *at <= horizon);
+        }
+        match seen.get(signature) {
+            Some(at) if now_secs - *at <= horizon => false,
+            _ => {
+                seen.insert(signature.to_string(), now_secs);
+                true
+            }
+        }
+    }
+}
+
+impl GatewayGuards {
+    /// Forgets `signature`: a redeem that minted nothing may be retried as sent.
+    pub fn forget(&self, signature: &str) {
+        self.seen_redeems.lock().unwrap_or_else(|p| p.into_inner()).remove(signature);
+    }
+}
+
+impl Default for GatewayGuards {
+    fn default() -> Self {
+        GatewayGuards::new(DEFAULT_MAX_HOLDS)
+    }
 }
 
 /// Shared handler state.

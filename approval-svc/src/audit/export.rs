@@ -9,10 +9,10 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::verify::{load_checkpoints, open_read_only, row_to_record, verify_database, Report};
+use super::verify::{load_checkpoints, open_read_only, row_to_record, verify_database_expecting, Report};
 
 /// Writes the bundle into `out` (created if missing); returns the verification report.
-pub fn export(database: &Path, out: &Path, key: Option<&[u8]>) -> anyhow::Result<Report> {
+pub fn export(database: &Path, out: &Path, key: Option<&[u8]>, every: i64) -> anyhow::Result<Report> {
     fs::create_dir_all(out)?;
     let conn = open_read_only(database)?;
     let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
@@ -41,7 +41,7 @@ pub fn export(database: &Path, out: &Path, key: Option<&[u8]>) -> anyhow::Result
         }
         w.flush()?;
     }
-    let report = verify_database(database, key)?;
+    let report = verify_database_expecting(database, key, every)?;
     let summary = json!({
         "format": "airlock-evidence-v1",
         "generated_at": crate::time::rfc3339(crate::time::now_ms()),

@@ -25,6 +25,10 @@ pub struct Report {
     pub first_bad_seq: Option<i64>,
     /// What is wrong, in order of discovery.
     pub problems: Vec<String>,
+    /// Records after the last valid seal. Anyone who can write the file can append
+    /// records with a correct hash chain (SHA-256 needs no key) or rewrite these: only a
+    /// sealed record is protected. Reported, not counted as tampering.
+    pub unsealed_records: u64,
 }
 
 impl Report {
@@ -110,16 +114,49 @@ pub fn verify_chain<E: std::fmt::Display>(
             ),
         }
     }
+    report.unsealed_records = u64::try_from(last_seq - report.sealed_through.unwrap_or(0)).unwrap_or(0);
     report
+}
+
+/// With the audit key, requires a valid seal at every multiple of `every` up to the last
+/// record (the service seals there: `audit.checkpoint_every`). Checkpoint rows are
+/// only as durable as the file: someone editing it offline could delete every
+/// checkpoint, rewrite records and recompute the whole hash chain, and `verify_chain`
+/// alone — which checks only the checkpoints it finds — reported the forgery intact.
+/// `every = 0` (or no key) disables the check.
+pub fn require_cadence(report: &mut Report, checkpoints: &[Checkpoint], key: Option<&[u8]>, every: i64) {
+    let Some(key) = key else { return };
+    if every <= 0 || !report.ok() {
+        return;
+    }
+    let last_seq = i64::try_from(report.records).unwrap_or(i64::MAX);
+    let mut seq = every;
+    while seq <= last_seq {
+        if !checkpoints.iter().any(|c| c.seq == seq && c.seal_ok(key)) {
+            report.fail(
+                seq,
+                format!("record {seq}: no sealed checkpoint although the service seals every {every} records (checkpoints deleted, chain rewritten?)"),
+            );
+            return;
+        }
+        seq += every;
+    }
 }
 
 /// Opens `database` read-only and verifies its audit trail.
 pub fn verify_database(database: &Path, key: Option<&[u8]>) -> anyhow::Result<Report> {
+    verify_database_expecting(database, key, 0)
+}
+
+/// [`verify_database`], also requiring a seal every `every` records ([`require_cadence`]).
+pub fn verify_database_expecting(database: &Path, key: Option<&[u8]>, every: i64) -> anyhow::Result<Report> {
     let conn = open_read_only(database)?;
     let checkpoints = load_checkpoints(&conn)?;
     let mut stmt = conn.prepare("SELECT seq, time, kind, event, prev_hash, hash FROM audit_records ORDER BY rowid")?;
     let rows = stmt.query_map([], row_to_record)?;
-    Ok(verify_chain(rows, &checkpoints, key))
+    let mut report = verify_chain(rows, &checkpoints, key);
+    require_cadence(&mut report, &checkpoints, key, every);
+    Ok(report)
 }
 
 /// Opens an existing database read-only (never creates one).
@@ -207,5 +244,30 @@ mod tests {
         let mut forged = cp;
         forged.head_hash = "00".into();
         assert!(!run(c, &[forged]).ok());
+    }
+
+    #[test]
+    fn a_rewritten_chain_with_its_checkpoints_deleted_is_caught() {
+        // The attacker edits record 2, recomputes every hash after it and deletes the
+        // checkpoints (seals at 5 and 10) they cannot forge without the key.
+        let mut forged = chain(12);
+        forged[1].event = "{\"n\":\"rewritten\"}".into();
+        for i in 1..forged.len() {
+            let prev = forged[i - 1].hash.clone();
+            let r = &mut forged[i];
+            r.prev_hash = prev;
+            r.hash = record_hash(r.seq, &r.time, &r.kind, &r.event, &r.prev_hash);
+        }
+        let mut report = run(forged.clone(), &[]);
+        require_cadence(&mut report, &[], Some(&KEY), 5);
+        assert!(!report.ok(), "{report:?}");
+        assert_eq!(report.first_bad_seq, Some(5));
+        // The honest chain with its seals passes, and reports its unsealed tail.
+        let honest = chain(12);
+        let cps = [seal(&KEY, 5, &honest[4].hash, "t"), seal(&KEY, 10, &honest[9].hash, "t")];
+        let mut report = run(honest, &cps);
+        require_cadence(&mut report, &cps, Some(&KEY), 5);
+        assert!(report.ok(), "{report:?}");
+        assert_eq!(report.unsealed_records, 2);
     }
 }

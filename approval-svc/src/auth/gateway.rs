@@ -89,10 +89,34 @@ fn one_header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str,
     }
 }
 
+/// Decimal Unix seconds within ±`MAX_SKEW_SECS` of `now_secs`.
+fn fresh(timestamp: &str, now_secs: i64) -> bool {
+    !timestamp.is_empty()
+        && timestamp.len() <= 20
+        && timestamp.bytes().all(|b| b.is_ascii_digit())
+        && timestamp.parse::<i64>().is_ok_and(|ts| (now_secs - ts).abs() <= MAX_SKEW_SECS)
+}
+
 impl GatewayKeys {
     /// Keys in order; the first signs answers. Callers ensure at least one.
     pub fn new(keys: Vec<(String, Vec<u8>)>) -> GatewayKeys {
         GatewayKeys { keys }
+    }
+
+    /// The checks that need no body: the three headers present once, a known key id and
+    /// a fresh timestamp. The service runs these before reading a body, so a caller with
+    /// no key cannot make it buffer (or wait for) one.
+    pub fn precheck(&self, headers: &HeaderMap, now_secs: i64) -> Result<(), SignatureError> {
+        let key_id = one_header(headers, KEY_ID_HEADER)?;
+        let timestamp = one_header(headers, TIMESTAMP_HEADER)?;
+        one_header(headers, SIGNATURE_HEADER)?;
+        if !self.keys.iter().any(|(id, _)| id == key_id) {
+            return Err(SignatureError::UnknownKey);
+        }
+        if !fresh(timestamp, now_secs) {
+            return Err(SignatureError::Stale);
+        }
+        Ok(())
     }
 
     /// Verifies a request; returns its signature header value (answers bind to it).
@@ -108,11 +132,7 @@ impl GatewayKeys {
         let timestamp = one_header(headers, TIMESTAMP_HEADER)?;
         let signature = one_header(headers, SIGNATURE_HEADER)?;
         let key = self.keys.iter().find(|(id, _)| id == key_id).map(|(_, k)| k).ok_or(SignatureError::UnknownKey)?;
-        let fresh = !timestamp.is_empty()
-            && timestamp.len() <= 20
-            && timestamp.bytes().all(|b| b.is_ascii_digit())
-            && timestamp.parse::<i64>().is_ok_and(|ts| (now_secs - ts).abs() <= MAX_SKEW_SECS);
-        if !fresh {
+        if !fresh(timestamp, now_secs) {
             return Err(SignatureError::Stale);
         }
         let expected = signature

@@ -6,7 +6,7 @@ use subtle::ConstantTimeEq;
 
 use super::oidc::Oidc;
 use crate::config::ReviewerConfig;
-use crate::lifecycle::{normalize_identity, Reviewer};
+use crate::lifecycle::Reviewer;
 
 /// Known reviewers and how to recognise them.
 #[derive(Clone)]
@@ -77,13 +77,20 @@ impl ReviewerDirectory {
 
     /// An OIDC identity joined with the configured reviewer of the same id or alias.
     fn merge(&self, mut identity: Reviewer) -> Reviewer {
-        let id = normalize_identity(&identity.id);
+        // Join on *every* name the token carries (the id claim and `sub`), not the id
+        // claim alone: a human whose id claim differs from the configured id (another
+        // mailbox, a UPN) but whose `sub` / object id is a configured alias was treated
+        // as a stranger — escaping separation of duties for their own agent and counting
+        // twice towards a quorum.
+        let presented = identity.identities();
         if let Some((known, _)) = self
             .reviewers
             .iter()
-            .find(|(r, _)| r.identities().contains(&id))
+            .find(|(r, _)| r.identities().iter().any(|i| presented.contains(i)))
         {
-            identity.id = known.id.clone();
+            // Keep the token's own id as an alias: separation of duties compares it too.
+            let token_id = std::mem::replace(&mut identity.id, known.id.clone());
+            identity.aliases.push(token_id);
             identity.aliases.extend(known.aliases.iter().cloned());
             for g in &known.groups {
                 if !identity.groups.contains(g) {
@@ -124,5 +131,24 @@ mod tests {
         assert!(matches!(d.authenticate(Some("Bearer nope")).await, Err(AuthError::Invalid)));
         assert!(matches!(d.authenticate(None).await, Err(AuthError::Missing)));
         assert!(matches!(d.authenticate(Some("Basic Ym9i")).await, Err(AuthError::Missing)));
+    }
+
+    #[test]
+    fn oidc_identity_joins_its_configured_reviewer_by_alias_too() {
+        let d = ReviewerDirectory::new(
+            &[ReviewerConfig {
+                id: "bob@corp.example".into(),
+                groups: vec!["sre".into()],
+                aliases: vec!["00000000-AAAA-0002".into()],
+                api_key_sha256: None,
+            }],
+            None,
+        );
+        // Same human, id claim is another mailbox; `sub` is his configured object id.
+        let token = Reviewer { id: "Robert@Corp.Example".into(), groups: vec![], aliases: vec!["00000000-aaaa-0002".into()] };
+        let merged = d.merge(token);
+        assert_eq!(merged.id, "bob@corp.example");
+        assert!(merged.identities().contains(&"robert@corp.example".to_string()));
+        assert!(merged.groups.contains(&"sre".to_string()));
     }
 }

@@ -23,6 +23,11 @@ struct Common {
     /// Audit key (base64) to check checkpoint seals.
     #[arg(long = "audit-key", env = "AIRLOCK_AUDIT_KEY", hide_env_values = true)]
     audit_key: Option<String>,
+    /// The service's `audit.checkpoint_every`: with the audit key, a sealed checkpoint
+    /// must exist at every multiple of it (0: do not require; use it if the cadence
+    /// changed over the file's life or the service once ran without a key).
+    #[arg(long = "checkpoint-every", env = "AIRLOCK_AUDIT_CHECKPOINT_EVERY", default_value_t = 100)]
+    checkpoint_every: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,8 +49,8 @@ enum Command {
 
 pub fn run(args: Args) -> ExitCode {
     let result = match args.command {
-        Command::Verify { common } => key(&common).and_then(|k| verify::verify_database(&common.database, k.as_deref())),
-        Command::Export { common, out } => key(&common).and_then(|k| export::export(&common.database, &out, k.as_deref())),
+        Command::Verify { common } => key(&common).and_then(|k| verify::verify_database_expecting(&common.database, k.as_deref(), i64::from(common.checkpoint_every))),
+        Command::Export { common, out } => key(&common).and_then(|k| export::export(&common.database, &out, k.as_deref(), i64::from(common.checkpoint_every))),
     };
     match result {
         Err(e) => {
@@ -57,6 +62,11 @@ pub fn run(args: Args) -> ExitCode {
             if report.ok() {
                 if !report.seals_checked {
                     eprintln!("airlock: warning: AIRLOCK_AUDIT_KEY not given; checkpoint seals were not checked");
+                } else if report.unsealed_records > 0 {
+                    eprintln!(
+                        "airlock: note: the last {} record(s) are after the last sealed checkpoint: their hash chain is intact, but anyone who can write the file could have appended or rewritten them",
+                        report.unsealed_records
+                    );
                 }
                 ExitCode::SUCCESS
             } else {

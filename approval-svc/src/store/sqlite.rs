@@ -237,8 +237,21 @@ fn review(
     if a.reviews.iter().any(|r| r.reviewer == reviewer_id) {
         return Err(ReviewError::DuplicateVote);
     }
-    // Separation of duties: refused here, and by the store's triggers whatever happens.
     let identities = reviewer.identities();
+    // Quorum counts distinct *humans*: a reviewer sharing any identity (id or alias)
+    // with an earlier review of this approval is the same person under another name
+    // (an API key and an OIDC login, say). Without this, one human reached a quorum of
+    // two by voting once per name.
+    for identity in &identities {
+        let seen: bool = tx
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM review_identities WHERE approval_id = ?1 AND identity = ?2)")?
+            .query_row(params![id, identity], |r| r.get(0))?;
+        if seen {
+            return Err(ReviewError::DuplicateVote);
+        }
+    }
+    // Separation of duties: refused here, and by the store's triggers whatever happens.
     for identity in &identities {
         let forbidden: bool = tx
             .conn

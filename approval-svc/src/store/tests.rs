@@ -247,3 +247,18 @@ fn audit_records_are_append_only_in_the_store() {
     assert!(conn.execute("DELETE FROM audit_records WHERE seq = 1", []).is_err());
     assert!(conn.execute("UPDATE audit_records SET kind = 'x' WHERE seq = 1", []).is_err());
 }
+
+#[test]
+fn one_human_under_two_names_counts_once_towards_quorum() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(&dir);
+    created(&store, new("apr_q", "q", 2, Reuse::Once));
+    // Bob by API key, then Bob by an OIDC login whose id claim differs but whose `sub`
+    // is one of his configured aliases.
+    store.review("apr_q", &reviewer("bob@corp.example", &["OID-BOB"]), Vote::Approve, None, "api", NOW).unwrap();
+    let again = store.review("apr_q", &reviewer("robert@corp.example", &["oid-bob"]), Vote::Approve, None, "api", NOW);
+    assert!(matches!(again, Err(ReviewError::DuplicateVote)), "{again:?}");
+    assert_eq!(store.get("apr_q", NOW).unwrap().unwrap().status, Status::Pending);
+    let dave = store.review("apr_q", &reviewer("dave@corp.example", &[]), Vote::Approve, None, "api", NOW).unwrap();
+    assert_eq!(dave.status, Status::Approved);
+}

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use airlock_approval_svc::api::{app, AppState, State};
+use airlock_approval_svc::api::{app, AppState, GatewayGuards, State};
 use airlock_approval_svc::auth::gateway::GatewayKeys;
 use airlock_approval_svc::auth::oidc::Oidc;
 use airlock_approval_svc::auth::reviewer::{hash_api_key, ReviewerDirectory};
@@ -46,6 +46,15 @@ pub fn service() -> Service {
 /// The test service with an OIDC verifier and/or other credential profiles (`None`: the
 /// API-key-only directory and the default `export-api` / `legacy` profiles).
 pub fn service_with(oidc: Option<Oidc>, credentials: Option<Credentials>) -> Service {
+    service_full(oidc, credentials, GatewayGuards::default())
+}
+
+/// The test service with the given gateway guards (long-poll bound, replay cache).
+pub fn service_with_guards(guards: GatewayGuards) -> Service {
+    service_full(None, None, guards)
+}
+
+fn service_full(oidc: Option<Oidc>, credentials: Option<Credentials>, guards: GatewayGuards) -> Service {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("airlock.db");
     let store = SqliteStore::open(&db, Some(AUDIT_KEY.to_vec()), 5).unwrap();
@@ -74,6 +83,7 @@ pub fn service_with(oidc: Option<Oidc>, credentials: Option<Credentials>) -> Ser
         max_hold: Duration::from_secs(10),
         changes,
         metrics: Metrics::default(),
+        guards,
     });
     Service { router: app(state.clone()), state, db, _dir: dir }
 }
