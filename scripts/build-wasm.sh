@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Build the filter modules the tests and the demo load:
 #   target/wasm32-wasip1/release/airlock_filter.wasm        the filter as shipped
+#   target/wasm32-wasip1/release/airlock_filter.opt.wasm    the same module after
+#       `wasm-opt -O3` (binaryen, Debian package `binaryen`), when wasm-opt is installed:
+#       20 % smaller and ~8 % less Envoy CPU per request (docs/benchmarks.md). The tests
+#       load the unoptimised file; run them against this one with
+#       AIRLOCK_WASM=$PWD/target/wasm32-wasip1/release/airlock_filter.opt.wasm.
 #   target/wasm32-wasip1/release/airlock_filter_fault.wasm  test-only copy with the
 #       `fault-injection` feature (`x-airlock-fault: panic` makes it panic), used by
 #       tests/tests/e2e_vm_panic.rs to prove Envoy fails closed. Never deploy it.
@@ -25,4 +30,15 @@ if cmp -s "$OUT/airlock_filter.wasm" "$OUT/airlock_filter_fault.wasm"; then
   rm -f "$OUT/airlock_filter.wasm"
   exit 1
 fi
-ls -l "$OUT/airlock_filter.wasm" "$OUT/airlock_filter_fault.wasm"
+if [ "$OUT/airlock_filter.opt.wasm" -nt "$OUT/airlock_filter.wasm" ]; then
+  : # up to date
+elif command -v wasm-opt >/dev/null 2>&1; then
+  # The features rustc enables by default for wasm32-wasip1; wasm-opt must keep them.
+  wasm-opt -O3 --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+    --enable-mutable-globals --enable-multivalue --enable-reference-types \
+    "$OUT/airlock_filter.wasm" -o "$OUT/airlock_filter.opt.wasm.tmp"
+  mv "$OUT/airlock_filter.opt.wasm.tmp" "$OUT/airlock_filter.opt.wasm"
+else
+  echo "build-wasm: wasm-opt not found (apt-get install binaryen): no airlock_filter.opt.wasm" >&2
+fi
+ls -l "$OUT"/airlock_filter*.wasm
