@@ -11,6 +11,7 @@ pub mod config;
 pub mod credentials;
 pub mod lifecycle;
 pub mod metrics;
+pub mod policy;
 pub mod serve;
 pub mod store;
 pub mod time;

@@ -1,9 +1,10 @@
 //! The `airlock` command line: `serve`, reviewer commands against a running service,
-//! audit tools and key helpers. Every option can come from the environment.
+//! audit tools, key helpers and policy authoring (`policy test|eval`). Every option can come from the environment.
 
 mod approvals;
 mod audit;
 mod keys;
+mod policy;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +33,8 @@ enum Command {
     Audit(audit::Args),
     /// Generate keys, hash API keys.
     Keys(keys::Args),
+    /// Test Rego policies and explain their decisions.
+    Policy(policy::Args),
 }
 
 /// Entry point: parses arguments, runs, returns the exit code.
@@ -42,6 +45,7 @@ pub fn main() -> ExitCode {
         Command::Approvals(args) => report(approvals::run(args)),
         Command::Audit(args) => audit::run(args),
         Command::Keys(args) => report(keys::run(args)),
+        Command::Policy(args) => policy::run(args),
     }
 }
 

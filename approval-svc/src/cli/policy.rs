@@ -1,0 +1,163 @@
+//! `airlock policy test|eval`: run Rego unit tests and explain decisions, with the
+//! regorus engine and feature set the gateway filter runs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Subcommand, ValueEnum};
+
+use crate::policy::{self, Outcome};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every `test_*` rule under the directories. Exit 0: all pass; 1: a test failed;
+    /// 2: a file does not load or compile.
+    Test {
+        /// Directories holding `.rego` files and `data.json`/`data.yaml` (placed by path).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Print failures only (and the summary).
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Evaluate an input document and show the decision and which rules applied.
+    Eval {
+        /// Policy directory (repeatable).
+        #[arg(long = "policy", required = true)]
+        policies: Vec<PathBuf>,
+        /// Input JSON file (`input` in Rego), e.g. a request recorded by the filter.
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long, default_value = "data.airlock.decision")]
+        entrypoint: String,
+        /// Evaluation budget, as the filter's `policy.max_instructions`.
+        #[arg(long, default_value_t = 100_000)]
+        max_instructions: usize,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    match args.command {
+        Command::Test { dirs, quiet } => test(&dirs, quiet),
+        Command::Eval { policies, input, entrypoint, max_instructions, format } => {
+            eval(&policies, &input, &entrypoint, max_instructions, format)
+        }
+    }
+}
+
+fn test(dirs: &[PathBuf], quiet: bool) -> ExitCode {
+    let mut loaded = match policy::load(dirs) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("airlock: policy does not load: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let results = policy::run_tests(&mut loaded);
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for r in &results {
+        match &r.outcome {
+            Outcome::Pass => {
+                passed += 1;
+                if !quiet {
+                    println!("PASS {}:{} {}", r.file, r.line, r.name);
+                }
+            }
+            Outcome::Fail => {
+                failed += 1;
+                println!("FAIL {}:{} {} (undefined or false)", r.file, r.line, r.name);
+            }
+            Outcome::Error(e) => {
+                failed += 1;
+                println!("ERROR {}:{} {}: {}", r.file, r.line, r.name, e.trim_end());
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if results.is_empty() {
+        eprintln!("airlock: no test_* rules found");
+    }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn eval(dirs: &[PathBuf], input: &PathBuf, entrypoint: &str, max_instructions: usize, format: Format) -> ExitCode {
+    let input_value = match std::fs::read_to_string(input)
+        .map_err(|e| e.to_string())
+        .and_then(|s| regorus::Value::from_json_str(&s).map_err(|e| e.to_string()))
+    {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("airlock: {}: {e}", input.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut loaded = match policy::load(dirs) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("airlock: policy does not load: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let ev = match policy::evaluate(&mut loaded, input_value, entrypoint, max_instructions) {
+        Ok(ev) => ev,
+        Err(e) => {
+            eprintln!("airlock: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match format {
+        Format::Json => {
+            let fired: Vec<_> = ev
+                .contributions
+                .iter()
+                .filter_map(|c| c.value.as_ref().map(|v| serde_json::json!({"rule": c.rule, "file": c.file, "line": c.line, "value": v})))
+                .collect();
+            let not_applicable: Vec<_> = ev.contributions.iter().filter(|c| c.value.is_none()).map(|c| c.rule.clone()).collect();
+            let mut out = serde_json::json!({"entrypoint": entrypoint, "decision": ev.decision, "fired": fired, "not_applicable": not_applicable});
+            if let Some(i) = &ev.interpreter_disagrees {
+                out["interpreter_decision"] = i.clone().unwrap_or(serde_json::Value::Null);
+            }
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        }
+        Format::Text => {
+            let decision = ev.decision.as_ref().map(|d| serde_json::to_string_pretty(d).unwrap_or_default());
+            println!("{entrypoint} (RVM, as the filter evaluates it):");
+            println!("{}", decision.as_deref().unwrap_or("undefined — the filter denies (airlock.policy-error)"));
+            if let Some(i) = &ev.interpreter_disagrees {
+                println!("warning: the tree-walking interpreter gives a different value: {}", i.as_ref().map(|v| v.to_string()).unwrap_or("undefined".into()));
+            }
+            let fired: Vec<_> = ev.contributions.iter().filter(|c| c.value.is_some()).collect();
+            if !ev.contributions.is_empty() {
+                println!();
+                println!("rules that fired ({} of {}):", fired.len(), ev.contributions.len());
+                for c in &fired {
+                    let v = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+                    println!("  {} ({}:{}) = {v}", c.rule, c.file, c.line);
+                }
+                let idle: Vec<_> = ev.contributions.iter().filter(|c| c.value.is_none()).map(|c| c.rule.as_str()).collect();
+                if !idle.is_empty() {
+                    println!("did not apply: {}", idle.join(", "));
+                }
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}

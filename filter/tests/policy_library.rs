@@ -1,0 +1,188 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The example policy library in `policies/library` compiles to RVM bytecode and decides
+//! inside the filter's engine exactly as its modules document.
+//!
+//! Modules are every `.rego` except `*_test.rego`; `data.json` files are placed by their
+//! directory like an OPA bundle (`iam/data.json` → `data.iam`).
+
+use airlock_filter::config::PolicyConfig;
+use airlock_filter::decision::{from_policy_output, Effect};
+use airlock_filter::policy::Policy;
+use regorus::Value;
+use serde_json::{json, Value as Json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn library_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/library")
+}
+
+fn walk(dir: &Path, rel: &mut Vec<String>, modules: &mut BTreeMap<String, String>, data: &mut Json) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    entries.sort();
+    for path in entries {
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if path.is_dir() {
+            rel.push(name);
+            walk(&path, rel, modules, data);
+            rel.pop();
+        } else if name.ends_with(".rego") && !name.ends_with("_test.rego") {
+            let key = rel.iter().chain(std::iter::once(&name)).cloned().collect::<Vec<_>>().join("/");
+            modules.insert(key, std::fs::read_to_string(&path).unwrap());
+        } else if name == "data.json" {
+            let doc: Json = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let mut slot = &mut *data;
+            for seg in rel.iter() {
+                slot = slot.as_object_mut().unwrap().entry(seg.clone()).or_insert_with(|| json!({}));
+            }
+            slot.as_object_mut().unwrap().extend(doc.as_object().unwrap().clone());
+        }
+    }
+}
+
+fn library() -> Policy {
+    let mut modules = BTreeMap::new();
+    let mut data = json!({});
+    walk(&library_dir(), &mut Vec::new(), &mut modules, &mut data);
+    assert!(modules.len() >= 9, "{:?}", modules.keys());
+    Policy::compile(&PolicyConfig {
+        modules,
+        data: Some(data),
+        entrypoint: "data.airlock.decision".into(),
+        revision: "library".into(),
+        mode: Default::default(),
+        max_instructions: 100_000,
+    })
+    .unwrap()
+}
+
+fn req(method: &str, host: &str, path: &str) -> Json {
+    json!({"request": {"method": method, "scheme": "https", "host": host, "port": 443, "path": path,
+                       "query": {}, "headers": {}, "body_size": 0},
+           "agent": {"id": "spiffe://corp/agent/ops-bot", "source": "mtls", "claims": {}, "acts_for": []}})
+}
+
+fn with(mut r: Json, field: &str, value: Json) -> Json {
+    r["request"][field] = value;
+    r
+}
+
+fn mcp(tool: &str, args: Json) -> Json {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": args}});
+    let r = with(req("POST", "mcp.example.com", "/mcp"), "body", body);
+    with(r, "jsonrpc", json!({"method": "tools/call", "tool": tool, "arguments": args}))
+}
+
+#[test]
+fn library_decides_as_documented_in_the_filter_engine() {
+    let mut p = library();
+    let cases: Vec<(Json, Effect, &str)> = vec![
+        (req("GET", "api.example.com", "/v1/reports"), Effect::Allow, "known-host-read"),
+        (req("GET", "evil.example.net", "/"), Effect::Deny, "unknown-host"),
+        (req("POST", "api.example.com", "/v1/things"), Effect::Deny, "default-deny"),
+        // exports
+        (
+            with(req("POST", "api.example.com", "/v1/exports"), "body", json!({"destination": {"uri": "s3://partner"}})),
+            Effect::Approve,
+            "data-export",
+        ),
+        (
+            with(req("POST", "api.example.com", "/v1/exports"), "body", json!({"destination": {"uri": "s3://corp-analytics"}})),
+            Effect::Allow,
+            "data-export-internal",
+        ),
+        (req("PUT", "partner-share.s3.amazonaws.com", "/dump.csv"), Effect::Approve, "data-export-storage"),
+        (req("POST", "pastebin.com", "/api/api_post.php"), Effect::Deny, "data-export-blocked"),
+        // iam
+        (
+            with(req("POST", "iam.amazonaws.com", "/"), "query", json!({"Action": ["AttachRolePolicy"], "PolicyArn": ["arn:aws:iam::aws:policy/ReadOnlyAccess"]})),
+            Effect::Approve,
+            "iam-change",
+        ),
+        (
+            with(req("POST", "iam.amazonaws.com", "/"), "query", json!({"Action": ["AttachUserPolicy"], "PolicyArn": ["arn:aws:iam::aws:policy/AdministratorAccess"]})),
+            Effect::Deny,
+            "iam-admin-grant",
+        ),
+        (with(req("POST", "iam.amazonaws.com", "/"), "query", json!({"Action": ["ListRoles"]})), Effect::Allow, "iam-read"),
+        (req("POST", "cloudresourcemanager.googleapis.com", "/v1/projects/corp-prod:setIamPolicy"), Effect::Approve, "iam-change"),
+        (
+            with(req("POST", "k8s.corp.example", "/apis/rbac.authorization.k8s.io/v1/namespaces/team/rolebindings"), "body", json!({"roleRef": {"name": "cluster-admin"}})),
+            Effect::Deny,
+            "iam-admin-grant",
+        ),
+        // network
+        (
+            with(req("POST", "ec2.us-east-1.amazonaws.com", "/"), "query", json!({"Action": ["AuthorizeSecurityGroupIngress"], "IpPermissions.1.IpRanges.1.CidrIp": ["10.0.0.0/8"]})),
+            Effect::Approve,
+            "network-change",
+        ),
+        (
+            with(req("POST", "ec2.us-east-1.amazonaws.com", "/"), "query", json!({"Action": ["AuthorizeSecurityGroupIngress"], "IpPermissions.1.IpRanges.1.CidrIp": ["0.0.0.0/0"]})),
+            Effect::Deny,
+            "network-open-to-world",
+        ),
+        (req("GET", "compute.googleapis.com", "/compute/v1/projects/p/global/firewalls"), Effect::Allow, "known-host-read"),
+        (req("DELETE", "k8s.corp.example", "/apis/networking.k8s.io/v1/namespaces/pay/networkpolicies/deny-all"), Effect::Approve, "network-change"),
+        // secrets: approve beats the host's GET allow
+        (req("GET", "vault.corp.example", "/v1/secret/data/prod/db"), Effect::Approve, "secret-read"),
+        (req("GET", "vault.corp.example", "/v1/sys/policies/acl"), Effect::Deny, "vault-sys-access"),
+        (req("GET", "k8s.corp.example", "/api/v1/namespaces/prod/secrets"), Effect::Deny, "secret-bulk-read"),
+        (
+            with(req("POST", "secretsmanager.us-east-1.amazonaws.com", "/"), "headers", json!({"x-amz-target": "secretsmanager.GetSecretValue"})),
+            Effect::Approve,
+            "secret-read",
+        ),
+        // deploy
+        (req("POST", "deploy.corp.example", "/v1/deployments"), Effect::Approve, "production-deploy"),
+        (req("POST", "deploy.corp.example", "/v1/config"), Effect::Approve, "production-config-push"),
+        (req("POST", "deploy.staging.corp.example", "/v1/deployments"), Effect::Allow, "non-production-deploy"),
+        (req("PATCH", "k8s.corp.example", "/apis/apps/v1/namespaces/prod/deployments/web"), Effect::Approve, "production-deploy"),
+        (
+            with(req("POST", "api.github.com", "/repos/corp/web/deployments"), "body", json!({"environment": "production"})),
+            Effect::Approve,
+            "production-deploy",
+        ),
+        // databases
+        (req("POST", "db-admin.corp.example", "/v1/dumps"), Effect::Approve, "db-dump"),
+        (with(req("POST", "rds.us-east-1.amazonaws.com", "/"), "query", json!({"Action": ["StartExportTask"]})), Effect::Approve, "db-dump"),
+        (with(req("POST", "warehouse.corp.example", "/v1/query"), "body", json!({"table": "orders", "limit": 100})), Effect::Allow, "db-bounded-read"),
+        (with(req("POST", "warehouse.corp.example", "/v1/query"), "body", json!({"table": "orders", "limit": 50000})), Effect::Approve, "db-bulk-read"),
+        (with(req("POST", "warehouse.corp.example", "/v1/query"), "body", json!({"table": "users"})), Effect::Approve, "db-bulk-read"),
+        // mcp
+        (mcp("docs.read", json!({})), Effect::Allow, "mcp-tool-allowed"),
+        (mcp("db.query", json!({"table": "payments"})), Effect::Approve, "mcp-tool-approval"),
+        (mcp("db.query", json!({"table": "orders"})), Effect::Allow, "mcp-tool-allowed"),
+        (mcp("k8s.scale", json!({"replicas": 0})), Effect::Approve, "mcp-tool-approval"),
+        (mcp("iam.grant_role", json!({"role": "roles/owner"})), Effect::Deny, "mcp-tool-denied"),
+        (mcp("shell.exec", json!({"cmd": "ls"})), Effect::Deny, "mcp-tool-denied"),
+        (mcp("something.new", json!({})), Effect::Deny, "mcp-unknown-tool"),
+    ];
+    let mut failures = Vec::new();
+    for (input, effect, rule) in &cases {
+        let d = from_policy_output(p.evaluate(Value::from(input.clone())));
+        if (d.effect, d.rule_or_default()) != (*effect, *rule) {
+            failures.push(format!("{input}\n  expected {effect:?}/{rule}, got {d:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases wrong:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+#[test]
+fn library_decisions_carry_the_documented_fields() {
+    let mut p = library();
+    let d = from_policy_output(p.evaluate(Value::from(with(
+        req("POST", "api.example.com", "/v1/exports"),
+        "body",
+        json!({"destination": {"uri": "s3://partner", "credentials": "x"}}),
+    ))));
+    assert_eq!(d.effect, Effect::Approve);
+    assert_eq!(d.credential.as_deref(), Some("export-api"));
+    assert_eq!(d.reuse.as_deref(), Some("once"));
+    assert_eq!(d.expires_in.as_deref(), Some("15m"));
+    assert_eq!(d.redact, vec!["request.body.destination.credentials".to_string()]);
+    assert_eq!(d.approvers.unwrap().groups, vec!["data-owners".to_string()]);
+
+    let d = from_policy_output(p.evaluate(Value::from(with(req("POST", "iam.amazonaws.com", "/"), "query", json!({"Action": ["CreateAccessKey"]})))));
+    assert_eq!(d.approvers.unwrap().quorum, 2);
+}

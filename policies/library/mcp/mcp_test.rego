@@ -1,0 +1,68 @@
+package airlock.rules.mcp
+
+import rego.v1
+
+tool_call(tool, args) := {"request": {"method": "POST", "host": "mcp.example.com", "path": "/mcp",
+	"jsonrpc": {"method": "tools/call", "tool": tool, "arguments": args}}}
+
+test_safe_tool_is_allowed if {
+	d := decision with input as tool_call("docs.read", {"id": "runbook"})
+	d.effect == "allow"
+	d.rule == "mcp-tool-allowed"
+}
+
+test_argument_escalates_to_approval if {
+	d := decision with input as tool_call("db.query", {"table": "payments"})
+	d.effect == "approve"
+	d.rule == "mcp-tool-approval"
+	d.approvers == {"groups": ["data-owners"], "quorum": 1}
+}
+
+test_ordinary_argument_stays_allowed if {
+	d := decision with input as tool_call("db.query", {"table": "orders"})
+	d.effect == "allow"
+}
+
+test_dangerous_tool_needs_sre if {
+	d := decision with input as tool_call("k8s.scale", {"deployment": "web", "replicas": 0})
+	d.effect == "approve"
+	d.risk == "high"
+	d.approvers.groups == ["sre"]
+	d.reuse == "once"
+}
+
+test_argument_escalates_to_deny if {
+	d := decision with input as tool_call("iam.grant_role", {"role": "roles/owner", "member": "user:x"})
+	d.effect == "deny"
+	d.rule == "mcp-tool-denied"
+}
+
+test_denied_tool if {
+	d := decision with input as tool_call("shell.exec", {"cmd": "ls"})
+	d.rule == "mcp-tool-denied"
+	d.risk == "critical"
+}
+
+test_unknown_tool_is_denied if {
+	d := decision with input as tool_call("something.new", {})
+	d.effect == "deny"
+	d.rule == "mcp-unknown-tool"
+}
+
+test_redaction_of_tool_secrets if {
+	d := decision with input as tool_call("http.request", {"url": "https://x", "token": "s3cr3t"})
+	d.redact == ["request.body.params.arguments.token"]
+}
+
+test_protocol_method_is_allowed if {
+	d := decision with input as {"request": {"method": "POST", "host": "mcp.example.com", "path": "/mcp", "jsonrpc": {"method": "tools/list"}}}
+	d.rule == "mcp-protocol"
+}
+
+test_unlisted_method_is_left_to_default_deny if {
+	not decision with input as {"request": {"method": "POST", "host": "mcp.example.com", "path": "/mcp", "jsonrpc": {"method": "sampling/createMessage"}}}
+}
+
+test_non_json_rpc_is_not_gated_here if {
+	not decision with input as {"request": {"method": "POST", "host": "mcp.example.com", "path": "/mcp"}}
+}
