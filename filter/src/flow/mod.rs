@@ -59,6 +59,9 @@ pub struct Flow {
     digest: Option<String>,
     body_sha256: Option<String>,
     body: Vec<u8>,
+    /// The raw method, authority and path of a request refused before its action could
+    /// be read: the suspicious ones are exactly those an auditor wants to see.
+    raw_target: Option<(String, String, String)>,
     /// Size seen when the body outgrew the buffer cap (then `body` stays empty).
     body_size_over_cap: usize,
     decision: Option<Decision>,
@@ -86,6 +89,7 @@ impl Flow {
             digest: None,
             body_sha256: None,
             body: Vec::new(),
+            raw_target: None,
             body_size_over_cap: 0,
             decision: None,
             call: None,
@@ -108,6 +112,9 @@ impl Flow {
         #[cfg(feature = "fault-injection")]
         crate::fault::maybe_panic(src);
 
+        // Kept (bounded) only until the action is read, for refusal records.
+        let raw = |name: &str| src.header(name).map(|v| v.chars().take(512).collect()).unwrap_or_default();
+        self.raw_target = Some((raw(":method"), raw(":authority"), raw(":path")));
         let agent = match identity::resolve(&w.config.identity, src) {
             Ok(a) => a,
             Err(e) => return self.refuse(w, now, "airlock.no-identity", format!("no agent identity: {}", e.0)),
@@ -120,6 +127,7 @@ impl Flow {
         let cap = w.config.request.max_body_bytes;
         let declared = action.content_length;
         self.action = Some(action);
+        self.raw_target = None;
         if end_of_stream {
             return self.evaluate(w, now, Some(0));
         }
@@ -410,9 +418,14 @@ impl Flow {
             policy_revision: w.config.policy.revision.clone(),
             agent: self.agent.as_ref().map(|a| a.id.clone()).unwrap_or_default(),
             digest: self.digest.clone(),
-            method: action.map(|a| a.method.clone()).unwrap_or_default(),
-            host: action.map(|a| a.host.clone()).unwrap_or_default(),
-            path: action.map(|a| a.path.clone()).unwrap_or_default(),
+            method: String::new(),
+            host: String::new(),
+            path: String::new(),
+        };
+        let record = match (action, &self.raw_target) {
+            (Some(a), _) => Record { method: a.method.clone(), host: a.host.clone(), path: a.path.clone(), ..record },
+            (None, Some((m, h, p))) => Record { method: m.clone(), host: h.clone(), path: p.clone(), ..record },
+            (None, None) => record,
         };
         if !w.log.push(record) {
             w.metrics.count(Counter::LogDropped);

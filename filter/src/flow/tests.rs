@@ -137,6 +137,10 @@ fn no_identity_is_denied_before_policy() {
     let (status, v) = reply_json(&step);
     assert_eq!(status, 403);
     assert_eq!(v["rule"], "airlock.no-identity");
+    // The refusal is recorded with the target the request asked for.
+    let batch: serde_json::Value = serde_json::from_slice(&h.w.log.next_batch().unwrap()).unwrap();
+    assert_eq!(batch["records"][0]["path"], "/x");
+    assert_eq!(batch["records"][0]["method"], "GET");
 }
 
 #[test]
