@@ -47,6 +47,15 @@ else
   say "rustup target add wasm32-wasip1"
   rustup target add wasm32-wasip1
 fi
+# The test command checks formatting and lints.
+for component in rustfmt clippy; do
+  if rustup component list --installed | grep -q "^$component"; then
+    say "rust component $component: present"
+  else
+    say "rustup component add $component"
+    rustup component add "$component"
+  fi
+done
 
 # 2. Python virtualenv (Debian's python3 needs python3-venv for `-m venv`).
 PYTHON="${PYTHON:-python3}"

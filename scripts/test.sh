@@ -8,6 +8,9 @@ cd "$ROOT"
 bash scripts/setup.sh
 bash scripts/build-wasm.sh
 
+# One format for the whole workspace (rustfmt.toml).
+cargo fmt --all --check
+
 # Lints are part of the contract: no unwrap/expect/panic outside tests.
 cargo clippy -p airlock-filter --target wasm32-wasip1 --release -- -D warnings
 

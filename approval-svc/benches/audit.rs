@@ -34,7 +34,8 @@ fn main() {
 
     // 2. Many concurrent callers: the writer commits them in groups.
     for callers in [16usize, 64, 256] {
-        let store = Arc::new(SqliteStore::open(&dir.path().join(format!("group{callers}.db")), key.clone(), 100).unwrap());
+        let store =
+            Arc::new(SqliteStore::open(&dir.path().join(format!("group{callers}.db")), key.clone(), 100).unwrap());
         let per = 40_000 / callers;
         let t = Instant::now();
         let handles: Vec<_> = (0..callers)
@@ -69,5 +70,10 @@ fn main() {
     let report = verify_database(&dir.path().join("batches.db"), Some(&[7u8; 32])).unwrap();
     let took = t.elapsed();
     assert!(report.ok(), "{report:?}");
-    println!("audit verify, {} records, {} checkpoints: {:.3} s", report.records, report.checkpoints, took.as_secs_f64());
+    println!(
+        "audit verify, {} records, {} checkpoints: {:.3} s",
+        report.records,
+        report.checkpoints,
+        took.as_secs_f64()
+    );
 }

@@ -139,7 +139,11 @@ pub struct AuditConfig {
 
 impl Default for AuditConfig {
     fn default() -> Self {
-        AuditConfig { checkpoint_key_env: None, checkpoint_key_file: None, checkpoint_every: default_checkpoint_every() }
+        AuditConfig {
+            checkpoint_key_env: None,
+            checkpoint_key_file: None,
+            checkpoint_every: default_checkpoint_every(),
+        }
     }
 }
 
@@ -268,8 +272,8 @@ mod humantime_serde_compat {
 impl Config {
     /// Reads `path`, applies environment overrides, and validates.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
         Config::from_toml(&text, |name| std::env::var(name).ok())
     }
 
@@ -282,9 +286,8 @@ impl Config {
     }
 
     fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
-        let duration = |name: &str, v: String| {
-            humantime::parse_duration(&v).map_err(|e| anyhow::anyhow!("{name}: {v:?}: {e}"))
-        };
+        let duration =
+            |name: &str, v: String| humantime::parse_duration(&v).map_err(|e| anyhow::anyhow!("{name}: {v:?}: {e}"));
         if let Some(v) = env("AIRLOCK_LISTEN") {
             self.listen = v;
         }
@@ -329,7 +332,9 @@ impl Config {
             }
             if let Some(h) = &r.api_key_sha256 {
                 if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    anyhow::bail!("reviewers[{i}].api_key_sha256: must be 64 hex characters (`airlock keys hash-api-key`)");
+                    anyhow::bail!(
+                        "reviewers[{i}].api_key_sha256: must be 64 hex characters (`airlock keys hash-api-key`)"
+                    );
                 }
             }
         }
@@ -375,7 +380,9 @@ fn valid_header(name: &str, header: &str) -> anyhow::Result<()> {
 /// Reads a secret's raw text from its environment variable or file.
 pub fn read_secret_text(field: &str, env: Option<&str>, file: Option<&Path>) -> anyhow::Result<String> {
     let text = match (env, file) {
-        (Some(var), None) => std::env::var(var).map_err(|_| anyhow::anyhow!("{field}: environment variable {var} is not set"))?,
+        (Some(var), None) => {
+            std::env::var(var).map_err(|_| anyhow::anyhow!("{field}: environment variable {var} is not set"))?
+        }
         (None, Some(path)) => std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("{field}: cannot read {}: {e}", path.display()))?,
         _ => anyhow::bail!("{field}: set exactly one of secret_env or secret_file"),
@@ -438,12 +445,10 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("credentials.x.ttl"), "{e}");
-        let e = Config::from_toml(
-            &format!("{MINIMAL}\n[credentials.x]\nkind = \"static\"\nsecret = \"inline\""),
-            |_| None,
-        )
-        .unwrap_err()
-        .to_string();
+        let e =
+            Config::from_toml(&format!("{MINIMAL}\n[credentials.x]\nkind = \"static\"\nsecret = \"inline\""), |_| None)
+                .unwrap_err()
+                .to_string();
         assert!(e.contains("secret"), "{e}");
     }
 

@@ -1,1 +1,3 @@
-fn main() -> std::process::ExitCode { airlock_approval_svc::cli::main() }
+fn main() -> std::process::ExitCode {
+    airlock_approval_svc::cli::main()
+}

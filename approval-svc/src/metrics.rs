@@ -69,8 +69,7 @@ impl Metrics {
             }
         }
         self.append_count.fetch_add(1, Ordering::Relaxed);
-        self.append_sum_micros
-            .fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.append_sum_micros.fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// The exposition text, with the current pending count.
@@ -98,16 +97,27 @@ impl Metrics {
             ("airlock_approvals_created_total", "Approvals created.", &self.approvals_created),
             ("airlock_redeems_total", "Successful redeems (credentials handed to the gateway).", &self.redeems),
             ("airlock_redeem_failures_total", "Redeems refused or failed.", &self.redeem_failures),
-            ("airlock_gateway_auth_failures_total", "Gateway requests refused for their signature.", &self.gateway_auth_failures),
+            (
+                "airlock_gateway_auth_failures_total",
+                "Gateway requests refused for their signature.",
+                &self.gateway_auth_failures,
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} counter");
             let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
         }
-        let _ = writeln!(out, "# HELP airlock_audit_append_seconds Time until a state change and its audit record were durable.");
+        let _ = writeln!(
+            out,
+            "# HELP airlock_audit_append_seconds Time until a state change and its audit record were durable."
+        );
         let _ = writeln!(out, "# TYPE airlock_audit_append_seconds histogram");
         for (i, bound) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "airlock_audit_append_seconds_bucket{{le=\"{bound}\"}} {}", self.append_buckets[i].load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "airlock_audit_append_seconds_bucket{{le=\"{bound}\"}} {}",
+                self.append_buckets[i].load(Ordering::Relaxed)
+            );
         }
         let count = self.append_count.load(Ordering::Relaxed);
         let _ = writeln!(out, "airlock_audit_append_seconds_bucket{{le=\"+Inf\"}} {count}");

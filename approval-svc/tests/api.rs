@@ -84,7 +84,14 @@ async fn hold_wakes_on_approval_then_redeem_mints_a_bound_jwt_once() {
     assert_eq!(shown["body"]["customer"]["ssn"], "[REDACTED]");
     assert_eq!(shown["owner"], "alice@corp.example");
     let started = std::time::Instant::now();
-    let approved = reviewer(&s.router, "POST", &format!("/v1/approvals/{id}/approve"), Some("bob-key"), Some(json!({"comment": "ok"}))).await;
+    let approved = reviewer(
+        &s.router,
+        "POST",
+        &format!("/v1/approvals/{id}/approve"),
+        Some("bob-key"),
+        Some(json!({"comment": "ok"})),
+    )
+    .await;
     assert_eq!(approved.status, 200, "{:?}", approved.json());
     assert_eq!(approved.json()["status"], "approved");
     let answer = held.await.unwrap();
@@ -94,7 +101,9 @@ async fn hold_wakes_on_approval_then_redeem_mints_a_bound_jwt_once() {
 
     let redeem_path = format!("/v1/gateway/approvals/{id}/redeem");
     let redeem_body = json!({"decision_id": "dec_2", "agent": AGENT, "digest": d});
-    let wrong = gateway(&s.router, &redeem_path, &json!({"decision_id": "dec_2", "agent": AGENT, "digest": digest("other")})).await;
+    let wrong =
+        gateway(&s.router, &redeem_path, &json!({"decision_id": "dec_2", "agent": AGENT, "digest": digest("other")}))
+            .await;
     assert_eq!((wrong.status, wrong.json()["status"].clone()), (409, json!("mismatch")));
     let redeemed = gateway(&s.router, &redeem_path, &redeem_body).await;
     assert_eq!(redeemed.status, 200);
@@ -104,7 +113,8 @@ async fn hold_wakes_on_approval_then_redeem_mints_a_bound_jwt_once() {
     let token = bearer.strip_prefix("Bearer ").unwrap();
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
     v.set_audience(&["api.example.com"]);
-    let claims = jsonwebtoken::decode::<Value>(token, &jsonwebtoken::DecodingKey::from_secret(&JWT_KEY), &v).unwrap().claims;
+    let claims =
+        jsonwebtoken::decode::<Value>(token, &jsonwebtoken::DecodingKey::from_secret(&JWT_KEY), &v).unwrap().claims;
     assert_eq!(claims["sub"], AGENT);
     assert_eq!(claims["airlock_digest"], d);
     assert_eq!(claims["act"]["approvers"], json!(["bob@corp.example"]));
@@ -123,14 +133,20 @@ async fn hold_wakes_on_approval_then_redeem_mints_a_bound_jwt_once() {
     assert!(report.ok(), "{report:?}");
     let conn = rusqlite::Connection::open(&s.db).unwrap();
     let kinds: Vec<String> = conn
-        .prepare("SELECT kind FROM audit_records ORDER BY seq").unwrap()
-        .query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        .prepare("SELECT kind FROM audit_records ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     for k in ["approval.created", "review", "approval.approved", "approval.redeemed", "credential.minted"] {
         assert!(kinds.iter().any(|x| x == k), "{k} missing from {kinds:?}");
     }
     let all: String = conn
-        .prepare("SELECT group_concat(event, ' ') FROM audit_records").unwrap()
-        .query_row([], |r| r.get(0)).unwrap();
+        .prepare("SELECT group_concat(event, ' ') FROM audit_records")
+        .unwrap()
+        .query_row([], |r| r.get(0))
+        .unwrap();
     assert!(!all.contains(token), "the credential must never reach the audit trail");
 }
 
@@ -138,8 +154,11 @@ async fn hold_wakes_on_approval_then_redeem_mints_a_bound_jwt_once() {
 async fn reviewer_refusals() {
     let s = service();
     let d = digest("refusals");
-    let id = gateway(&s.router, "/v1/gateway/approvals", &create_body(&d, 0, Some("legacy"), 2)).await.json()["approval_id"]
-        .as_str().unwrap().to_string();
+    let id = gateway(&s.router, "/v1/gateway/approvals", &create_body(&d, 0, Some("legacy"), 2)).await.json()
+        ["approval_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let approve = format!("/v1/approvals/{id}/approve");
     let problem = |a: &Answer| (a.status, a.json()["type"].as_str().unwrap_or_default().to_string());
     let a = reviewer(&s.router, "POST", &approve, None, None).await;
@@ -159,19 +178,48 @@ async fn reviewer_refusals() {
     assert_eq!((a.status, a.json()["status"].clone()), (200, json!("pending")), "quorum 2 needs a second human");
     let a = reviewer(&s.router, "POST", &approve, Some("bob-key"), None).await;
     assert_eq!(problem(&a), (409, "urn:airlock:problem:duplicate-vote".into()));
-    let a = reviewer(&s.router, "POST", &format!("/v1/approvals/{id}/deny"), Some("bob-key"), Some(json!({"comment": "changed my mind"}))).await;
+    let a = reviewer(
+        &s.router,
+        "POST",
+        &format!("/v1/approvals/{id}/deny"),
+        Some("bob-key"),
+        Some(json!({"comment": "changed my mind"})),
+    )
+    .await;
     assert_eq!(problem(&a), (409, "urn:airlock:problem:duplicate-vote".into()));
     // A deny by another eligible reviewer decides.
     let mut other = create_body(&digest("deny"), 0, None, 1);
     other["agent"]["owner"] = json!("someone@corp.example");
     other["agent"]["acts_for"] = json!([]);
-    let id2 = gateway(&s.router, "/v1/gateway/approvals", &other).await.json()["approval_id"].as_str().unwrap().to_string();
-    let a = reviewer(&s.router, "POST", &format!("/v1/approvals/{id2}/deny"), Some("carol-key"), Some(json!({"comment": "no"}))).await;
+    let id2 =
+        gateway(&s.router, "/v1/gateway/approvals", &other).await.json()["approval_id"].as_str().unwrap().to_string();
+    let a = reviewer(
+        &s.router,
+        "POST",
+        &format!("/v1/approvals/{id2}/deny"),
+        Some("carol-key"),
+        Some(json!({"comment": "no"})),
+    )
+    .await;
     assert_eq!(a.json()["status"], "denied");
     let a = reviewer(&s.router, "POST", &format!("/v1/approvals/{id2}/approve"), Some("bob-key"), None).await;
     assert_eq!(problem(&a), (409, "urn:airlock:problem:already-decided".into()));
-    assert_eq!(gateway(&s.router, "/v1/gateway/approvals", &{ let mut b = other.clone(); b["approval_id"] = json!(id2); b }).await.json()["status"], "denied");
-    let r = gateway(&s.router, &format!("/v1/gateway/approvals/{id2}/redeem"), &json!({"decision_id": "d", "agent": AGENT, "digest": digest("deny")})).await;
+    assert_eq!(
+        gateway(&s.router, "/v1/gateway/approvals", &{
+            let mut b = other.clone();
+            b["approval_id"] = json!(id2);
+            b
+        })
+        .await
+        .json()["status"],
+        "denied"
+    );
+    let r = gateway(
+        &s.router,
+        &format!("/v1/gateway/approvals/{id2}/redeem"),
+        &json!({"decision_id": "d", "agent": AGENT, "digest": digest("deny")}),
+    )
+    .await;
     assert_eq!((r.status, r.json()["status"].clone()), (409, json!("not_approved")));
 }
 
@@ -181,9 +229,15 @@ async fn static_credential_and_expiry() {
     let d = digest("static");
     let mut body = create_body(&d, 0, Some("legacy"), 1);
     body["agent"]["owner"] = json!("someone@corp.example");
-    let id = gateway(&s.router, "/v1/gateway/approvals", &body).await.json()["approval_id"].as_str().unwrap().to_string();
+    let id =
+        gateway(&s.router, "/v1/gateway/approvals", &body).await.json()["approval_id"].as_str().unwrap().to_string();
     reviewer(&s.router, "POST", &format!("/v1/approvals/{id}/approve"), Some("bob-key"), None).await;
-    let r = gateway(&s.router, &format!("/v1/gateway/approvals/{id}/redeem"), &json!({"decision_id": "d", "agent": AGENT, "digest": d})).await;
+    let r = gateway(
+        &s.router,
+        &format!("/v1/gateway/approvals/{id}/redeem"),
+        &json!({"decision_id": "d", "agent": AGENT, "digest": d}),
+    )
+    .await;
     assert_eq!(r.json()["headers"], json!({"x-api-key": "s3cr3t-static"}));
     // An approval with a 1 s deadline expires: the held create and the reviewer both see it.
     let mut short = create_body(&digest("short"), 2500, None, 1);
@@ -195,7 +249,12 @@ async fn static_credential_and_expiry() {
     let id = a["approval_id"].as_str().unwrap();
     let r = reviewer(&s.router, "POST", &format!("/v1/approvals/{id}/approve"), Some("bob-key"), None).await;
     assert_eq!((r.status, r.json()["type"].clone()), (410, json!("urn:airlock:problem:approval-expired")));
-    let r = gateway(&s.router, &format!("/v1/gateway/approvals/{id}/redeem"), &json!({"decision_id": "d", "agent": AGENT, "digest": digest("short")})).await;
+    let r = gateway(
+        &s.router,
+        &format!("/v1/gateway/approvals/{id}/redeem"),
+        &json!({"decision_id": "d", "agent": AGENT, "digest": digest("short")}),
+    )
+    .await;
     assert_eq!((r.status, r.json()["status"].clone()), (410, json!("expired")));
 }
 
@@ -213,7 +272,8 @@ async fn decision_batches_land_in_the_audit_trail() {
     let bad = gateway(&s.router, "/v1/gateway/decisions", &json!({"dropped": 0})).await;
     assert_eq!(bad.status, 400);
     let conn = rusqlite::Connection::open(&s.db).unwrap();
-    let n: i64 = conn.query_row("SELECT count(*) FROM audit_records WHERE kind = 'decision'", [], |r| r.get(0)).unwrap();
+    let n: i64 =
+        conn.query_row("SELECT count(*) FROM audit_records WHERE kind = 'decision'", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 2);
     let m = reviewer(&s.router, "GET", "/metrics", None, None).await;
     let text = String::from_utf8(m.body).unwrap();

@@ -9,7 +9,9 @@ use base64::Engine as _;
 
 fn airlock() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_airlock"));
-    for var in ["AIRLOCK_AUDIT_KEY", "AIRLOCK_DATABASE", "AIRLOCK_URL", "AIRLOCK_API_KEY", "AIRLOCK_CONFIG", "AIRLOCK_LISTEN"] {
+    for var in
+        ["AIRLOCK_AUDIT_KEY", "AIRLOCK_DATABASE", "AIRLOCK_URL", "AIRLOCK_API_KEY", "AIRLOCK_CONFIG", "AIRLOCK_LISTEN"]
+    {
         c.env_remove(var);
     }
     c
@@ -21,7 +23,8 @@ fn keys_generate_and_hash() {
     assert!(out.status.success());
     let key = base64::engine::general_purpose::STANDARD.decode(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
     assert_eq!(key.len(), 32);
-    let mut child = airlock().args(["keys", "hash-api-key"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        airlock().args(["keys", "hash-api-key"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(b"bob-key\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
@@ -74,10 +77,18 @@ api_key_sha256 = "{}"
         assert!(Instant::now() < deadline, "service did not become ready");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let list = airlock().args(["approvals", "list", "--status", "pending", "--url", &url]).env("AIRLOCK_API_KEY", "bob-key").output().unwrap();
+    let list = airlock()
+        .args(["approvals", "list", "--status", "pending", "--url", &url])
+        .env("AIRLOCK_API_KEY", "bob-key")
+        .output()
+        .unwrap();
     assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
     assert!(String::from_utf8_lossy(&list.stdout).contains("\"approvals\""));
-    let unknown = airlock().args(["approvals", "approve", "apr_nope", "--url", &url]).env("AIRLOCK_API_KEY", "bob-key").output().unwrap();
+    let unknown = airlock()
+        .args(["approvals", "approve", "apr_nope", "--url", &url])
+        .env("AIRLOCK_API_KEY", "bob-key")
+        .output()
+        .unwrap();
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("404"));
     let denied = airlock().args(["approvals", "list", "--url", &url]).env("AIRLOCK_API_KEY", "nope").output().unwrap();
@@ -87,12 +98,21 @@ api_key_sha256 = "{}"
     let status = server.wait().unwrap();
     assert!(status.success(), "{status:?}");
 
-    let verify = airlock().args(["audit", "verify", "--database"]).arg(&db).env("AIRLOCK_AUDIT_KEY", b64(9)).output().unwrap();
+    let verify =
+        airlock().args(["audit", "verify", "--database"]).arg(&db).env("AIRLOCK_AUDIT_KEY", b64(9)).output().unwrap();
     assert_eq!(verify.status.code(), Some(0), "{}", String::from_utf8_lossy(&verify.stdout));
     let out_dir = dir.path().join("evidence");
-    let export = airlock().args(["audit", "export", "--database"]).arg(&db).arg("--out").arg(&out_dir).env("AIRLOCK_AUDIT_KEY", b64(9)).output().unwrap();
+    let export = airlock()
+        .args(["audit", "export", "--database"])
+        .arg(&db)
+        .arg("--out")
+        .arg(&out_dir)
+        .env("AIRLOCK_AUDIT_KEY", b64(9))
+        .output()
+        .unwrap();
     assert_eq!(export.status.code(), Some(0));
-    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
     assert!(summary["controls"].to_string().contains("AU-9"));
     assert!(out_dir.join("records.jsonl").exists() && out_dir.join("checkpoints.jsonl").exists());
 
@@ -118,10 +138,12 @@ fn audit_verify_exits_1_on_tampering() {
         store.checkpoint().unwrap();
     }
     let key = base64::engine::general_purpose::STANDARD.encode([5u8; 32]);
-    let run = || airlock().args(["audit", "verify", "--database"]).arg(&db).env("AIRLOCK_AUDIT_KEY", &key).output().unwrap();
+    let run =
+        || airlock().args(["audit", "verify", "--database"]).arg(&db).env("AIRLOCK_AUDIT_KEY", &key).output().unwrap();
     assert_eq!(run().status.code(), Some(0));
     let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute_batch("DROP TRIGGER audit_records_no_update; UPDATE audit_records SET event = '{}' WHERE seq = 6;").unwrap();
+    conn.execute_batch("DROP TRIGGER audit_records_no_update; UPDATE audit_records SET event = '{}' WHERE seq = 6;")
+        .unwrap();
     let out = run();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("first bad record 6"));

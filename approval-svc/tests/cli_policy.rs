@@ -56,9 +56,19 @@ fn failing_test_exits_1_and_names_it() {
     let out = airlock(&["policy", "test", "approval-svc/tests/fixtures/policy-failing"]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("FAIL approval-svc/tests/fixtures/policy-failing/app/app_test.rego:9 data.app.test_guest_allowed_fails"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "FAIL approval-svc/tests/fixtures/policy-failing/app/app_test.rego:9 data.app.test_guest_allowed_fails"
+        ),
+        "{stdout}"
+    );
     // data.yaml under app/ is data.app: the passing test depends on it.
-    assert!(stdout.contains("PASS approval-svc/tests/fixtures/policy-failing/app/app_test.rego:5 data.app.test_admin_allowed"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "PASS approval-svc/tests/fixtures/policy-failing/app/app_test.rego:5 data.app.test_admin_allowed"
+        ),
+        "{stdout}"
+    );
     assert!(stdout.contains("1 passed, 1 failed"), "{stdout}");
 }
 
@@ -80,7 +90,16 @@ fn missing_directory_exits_2() {
 
 #[test]
 fn eval_prints_the_decision_and_the_rules_that_fired() {
-    let out = airlock(&["policy", "eval", "--policy", "policies/library", "--input", "policies/library/examples/vault-read.json", "--format", "json"]);
+    let out = airlock(&[
+        "policy",
+        "eval",
+        "--policy",
+        "policies/library",
+        "--input",
+        "policies/library/examples/vault-read.json",
+        "--format",
+        "json",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["decision"]["effect"], "approve");
@@ -91,7 +110,14 @@ fn eval_prints_the_decision_and_the_rules_that_fired() {
     assert_eq!(fired, ["data.airlock.rules.hosts.decision", "data.airlock.rules.secrets.decision"]);
     assert!(v["not_applicable"].as_array().unwrap().iter().any(|r| r == "data.airlock.rules.mcp.decision"));
 
-    let out = airlock(&["policy", "eval", "--policy", "policies/library", "--input", "policies/library/examples/mcp-db-query.json"]);
+    let out = airlock(&[
+        "policy",
+        "eval",
+        "--policy",
+        "policies/library",
+        "--input",
+        "policies/library/examples/mcp-db-query.json",
+    ]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("\"rule\": \"mcp-tool-approval\""), "{stdout}");

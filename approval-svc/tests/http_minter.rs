@@ -65,7 +65,10 @@ impl Minter {
 
 /// The service with one profile, `vault`, configured as an operator would.
 fn service_for(minter: &Minter) -> Service {
-    let config = parse_config(&format!("[credentials.vault]\nkind = \"http\"\nurl = \"{}\"\ntimeout = \"500ms\"\n", minter.server.url));
+    let config = parse_config(&format!(
+        "[credentials.vault]\nkind = \"http\"\nurl = \"{}\"\ntimeout = \"500ms\"\n",
+        minter.server.url
+    ));
     service_with(None, Some(Credentials::load(&config.credentials).unwrap()))
 }
 
@@ -80,7 +83,12 @@ async fn approved(s: &Service, tag: &str) -> String {
 }
 
 async fn redeem(s: &Service, id: &str, tag: &str) -> Answer {
-    gateway(&s.router, &format!("/v1/gateway/approvals/{id}/redeem"), &json!({"decision_id": "dec_r", "agent": AGENT, "digest": digest(tag)})).await
+    gateway(
+        &s.router,
+        &format!("/v1/gateway/approvals/{id}/redeem"),
+        &json!({"decision_id": "dec_r", "agent": AGENT, "digest": digest(tag)}),
+    )
+    .await
 }
 
 async fn stored_status(s: &Service, id: &str) -> Value {
@@ -106,7 +114,11 @@ async fn redeem_returns_exactly_the_minted_headers() {
     let calls = minter.server.recorded();
     assert_eq!(calls.len(), 1);
     assert_eq!((calls[0].method.as_str(), calls[0].path.as_str()), ("POST", "/mint"));
-    assert!(calls[0].content_type.as_deref().unwrap_or_default().starts_with("application/json"), "{:?}", calls[0].content_type);
+    assert!(
+        calls[0].content_type.as_deref().unwrap_or_default().starts_with("application/json"),
+        "{:?}",
+        calls[0].content_type
+    );
     assert_eq!(
         calls[0].json(),
         json!({"agent": AGENT, "host": "api.example.com", "digest": digest("mint-ok"),
@@ -159,7 +171,10 @@ async fn a_failing_minter_does_not_consume_the_approval() {
         assert_eq!(r.status, 500, "{mode:?}");
         assert_eq!(r.headers["content-type"], "application/problem+json", "{mode:?}");
         let text = String::from_utf8_lossy(&r.body).to_string();
-        assert!(!text.contains(SECRET) && !text.contains("minted.token"), "{mode:?}: the answer leaks the minter's answer");
+        assert!(
+            !text.contains(SECRET) && !text.contains("minted.token"),
+            "{mode:?}: the answer leaks the minter's answer"
+        );
         assert_eq!(minter.server.hits(), n + 1, "{mode:?}");
         assert_eq!(stored_status(&s, &id).await, "approved", "{mode:?}: the approval must not be consumed");
     }

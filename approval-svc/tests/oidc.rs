@@ -33,7 +33,10 @@ fn fixture_key(name: &str) -> EncodingKey {
 }
 
 fn fixture_jwk(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()).unwrap()
+    serde_json::from_str(
+        &std::fs::read_to_string(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap(),
+    )
+    .unwrap()
 }
 
 fn key1() -> EncodingKey {
@@ -99,7 +102,8 @@ async fn pending(s: &Service, tag: &str, quorum: u32) -> String {
 }
 
 async fn approve(s: &Service, id: &str, token: &str) -> Answer {
-    reviewer(&s.router, "POST", &format!("/v1/approvals/{id}/approve"), Some(token), Some(json!({"comment": "oidc"}))).await
+    reviewer(&s.router, "POST", &format!("/v1/approvals/{id}/approve"), Some(token), Some(json!({"comment": "oidc"})))
+        .await
 }
 
 fn problem(a: &Answer) -> (u16, String) {
@@ -126,11 +130,17 @@ async fn a_valid_token_with_an_approver_group_approves() {
     assert_eq!(a.status, 200, "{:?}", a.json());
     let shown = a.json();
     assert_eq!(shown["status"], "approved");
-    let reviewers: Vec<&str> = shown["reviews"].as_array().unwrap().iter().map(|r| r["reviewer"].as_str().unwrap()).collect();
+    let reviewers: Vec<&str> =
+        shown["reviews"].as_array().unwrap().iter().map(|r| r["reviewer"].as_str().unwrap()).collect();
     assert_eq!(reviewers, ["bob@corp.example", "erin@corp.example"]);
 
     // The approval is usable by the gateway.
-    let r = gateway(&s.router, &format!("/v1/gateway/approvals/{id}/redeem"), &json!({"decision_id": "d", "agent": AGENT, "digest": digest("oidc-ok")})).await;
+    let r = gateway(
+        &s.router,
+        &format!("/v1/gateway/approvals/{id}/redeem"),
+        &json!({"decision_id": "d", "agent": AGENT, "digest": digest("oidc-ok")}),
+    )
+    .await;
     assert_eq!((r.status, r.json()["status"].clone()), (200, json!("redeemed")));
 
     // A single-string groups claim counts too.
@@ -148,13 +158,20 @@ async fn groups_from_the_token_decide_not_an_approver() {
     let id = pending(&s, "oidc-groups", 1).await;
     for roles in [&["sre"][..], &[][..], &["Data-Owners"][..]] {
         let t = sign(&claims("erin@corp.example", roles), KID_1, &key1());
-        assert_eq!(problem(&approve(&s, &id, &t).await), (403, "urn:airlock:problem:not-an-approver".into()), "{roles:?}");
+        assert_eq!(
+            problem(&approve(&s, &id, &t).await),
+            (403, "urn:airlock:problem:not-an-approver".into()),
+            "{roles:?}"
+        );
     }
     // Groups under another claim name than the configured one do not count.
     let mut c = claims("erin@corp.example", &[]);
     c["groups"] = json!(["data-owners"]);
     assert_eq!(problem(&approve(&s, &id, &sign(&c, KID_1, &key1())).await).0, 403);
-    assert_eq!(reviewer(&s.router, "GET", &format!("/v1/approvals/{id}"), Some("bob-key"), None).await.json()["status"], "pending");
+    assert_eq!(
+        reviewer(&s.router, "GET", &format!("/v1/approvals/{id}"), Some("bob-key"), None).await.json()["status"],
+        "pending"
+    );
 }
 
 #[tokio::test]
@@ -178,9 +195,14 @@ async fn the_agents_owner_or_principal_gets_separation_of_duties() {
     let carol = sign(&claims("carol@corp.example", &["data-owners"]), KID_1, &key1());
     assert_eq!(problem(&approve(&s, &id, &carol).await), sod);
     // Deny is a review too.
-    let a = reviewer(&s.router, "POST", &format!("/v1/approvals/{id}/deny"), Some(&owner), Some(json!({"comment": "x"}))).await;
+    let a =
+        reviewer(&s.router, "POST", &format!("/v1/approvals/{id}/deny"), Some(&owner), Some(json!({"comment": "x"})))
+            .await;
     assert_eq!(problem(&a), sod);
-    assert_eq!(reviewer(&s.router, "GET", &format!("/v1/approvals/{id}"), Some("bob-key"), None).await.json()["status"], "pending");
+    assert_eq!(
+        reviewer(&s.router, "GET", &format!("/v1/approvals/{id}"), Some("bob-key"), None).await.json()["status"],
+        "pending"
+    );
 }
 
 #[tokio::test]
@@ -207,21 +229,47 @@ async fn bad_tokens_are_unauthenticated() {
     let cases: Vec<(&str, String)> = vec![
         ("wrong issuer", edit(&|c| c["iss"] = json!("https://evil.example/"))),
         ("issuer prefix", edit(&|c| c["iss"] = json!(format!("{ISSUER}/extra")))),
-        ("no issuer", edit(&|c| { c.as_object_mut().unwrap().remove("iss"); })),
+        (
+            "no issuer",
+            edit(&|c| {
+                c.as_object_mut().unwrap().remove("iss");
+            }),
+        ),
         ("wrong audience", edit(&|c| c["aud"] = json!("someone-else"))),
         ("audience list without ours", edit(&|c| c["aud"] = json!(["a", "b"]))),
-        ("no audience", edit(&|c| { c.as_object_mut().unwrap().remove("aud"); })),
+        (
+            "no audience",
+            edit(&|c| {
+                c.as_object_mut().unwrap().remove("aud");
+            }),
+        ),
         ("expired beyond leeway", edit(&|c| c["exp"] = json!(now - 120))),
-        ("no expiry", edit(&|c| { c.as_object_mut().unwrap().remove("exp"); })),
+        (
+            "no expiry",
+            edit(&|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            }),
+        ),
         ("not yet valid", edit(&|c| c["nbf"] = json!(now + 300))),
-        ("no id claim", edit(&|c| { c.as_object_mut().unwrap().remove("preferred_username"); })),
+        (
+            "no id claim",
+            edit(&|c| {
+                c.as_object_mut().unwrap().remove("preferred_username");
+            }),
+        ),
         ("blank id claim", edit(&|c| c["preferred_username"] = json!("  "))),
         ("signed by another key under kid 1", sign(&good, KID_1, &key2())),
         ("tampered payload", format!("{}.{}.{}", parts[0], b64(&tampered_claims), parts[2])),
         ("signature stripped", format!("{}.{}.", parts[0], parts[1])),
         ("alg none", format!("{}.{}.", header(json!({"alg": "none", "typ": "JWT", "kid": KID_1})), parts[1])),
-        ("alg none, original signature", format!("{}.{}.{}", header(json!({"alg": "none", "kid": KID_1})), parts[1], parts[2])),
-        ("HS256 with the public key as secret", encode(&hs_header, &good, &EncodingKey::from_secret(public_key_bytes.as_bytes())).unwrap()),
+        (
+            "alg none, original signature",
+            format!("{}.{}.{}", header(json!({"alg": "none", "kid": KID_1})), parts[1], parts[2]),
+        ),
+        (
+            "HS256 with the public key as secret",
+            encode(&hs_header, &good, &EncodingKey::from_secret(public_key_bytes.as_bytes())).unwrap(),
+        ),
         ("HS256 with the modulus as secret", {
             let n = URL_SAFE_NO_PAD.decode(fixture_jwk("oidc-test-jwk-1.json")["n"].as_str().unwrap()).unwrap();
             encode(&hs_header, &good, &EncodingKey::from_secret(&n)).unwrap()

@@ -96,7 +96,8 @@ async fn long_polls_are_bounded() {
     }
     assert_eq!(s.state.guards.holds.available_permits(), 0);
     let started = std::time::Instant::now();
-    let second = gateway(&s.router, "/v1/gateway/approvals", &create_body(&digest("held-2"), 8000, None, 1)).await.json();
+    let second =
+        gateway(&s.router, "/v1/gateway/approvals", &create_body(&digest("held-2"), 8000, None, 1)).await.json();
     assert_eq!(second["status"], "pending");
     assert!(started.elapsed() < Duration::from_secs(3), "a create past the hold bound must answer at once");
     held.abort();

@@ -34,7 +34,8 @@ impl RequestSource for Req {
 fn worker() -> Worker {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/demo");
     let rego = std::fs::read_to_string(dir.join("airlock.rego")).unwrap();
-    let data: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("data.json")).unwrap()).unwrap();
+    let data: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("data.json")).unwrap()).unwrap();
     let cfg = serde_json::json!({
         "policy": {"modules": {"airlock.rego": rego}, "data": data},
         "identity": {"source": "header", "header": "x-airlock-agent"},
@@ -69,7 +70,9 @@ fn stages(c: &mut Criterion) {
     let digest = action_digest(&action, &body_sha);
     let facts = BodyFacts { size: 0, sha256: Some(body_sha.clone()), parsed: None };
 
-    c.bench_function("read action (headers → Action)", |b| b.iter(|| Action::read(&w.config.request, black_box(&req))));
+    c.bench_function("read action (headers → Action)", |b| {
+        b.iter(|| Action::read(&w.config.request, black_box(&req)))
+    });
     c.bench_function("action digest", |b| b.iter(|| action_digest(black_box(&action), &body_sha)));
     c.bench_function("build input", |b| b.iter(|| input::build(black_box(&action), &agent, &facts, Some(&digest))));
     c.bench_function("evaluate demo policy (RVM)", |b| {

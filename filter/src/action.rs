@@ -52,7 +52,8 @@ impl Action {
             None => src.header(":scheme").unwrap_or_else(|| "http".into()).to_ascii_lowercase(),
         };
         let target = parse_path(&raw_path).map_err(|e| Malformed(format!("ambiguous path: {e}")))?;
-        let (host, port) = parse_authority(&authority, &scheme).map_err(|e| Malformed(format!("bad authority: {e}")))?;
+        let (host, port) =
+            parse_authority(&authority, &scheme).map_err(|e| Malformed(format!("bad authority: {e}")))?;
 
         let headers = match &cfg.input_headers {
             Some(names) => names.iter().filter_map(|n| src.header(n).map(|v| (n.clone(), v))).collect(),

@@ -188,11 +188,7 @@ struct RawDecisionLog {
 
 impl Default for RawDecisionLog {
     fn default() -> Self {
-        RawDecisionLog {
-            flush_ms: default_flush_ms(),
-            max_queue: default_max_queue(),
-            max_batch: default_max_batch(),
-        }
+        RawDecisionLog { flush_ms: default_flush_ms(), max_queue: default_max_queue(), max_batch: default_max_batch() }
     }
 }
 
@@ -382,10 +378,7 @@ fn policy(raw: RawPolicy) -> Result<PolicyConfig, ConfigError> {
         return invalid("policy.modules must hold at least one Rego module");
     }
     if !raw.entrypoint.starts_with("data.") {
-        return invalid(format!(
-            "policy.entrypoint `{}` must be a rule path starting with `data.`",
-            raw.entrypoint
-        ));
+        return invalid(format!("policy.entrypoint `{}` must be a rule path starting with `data.`", raw.entrypoint));
     }
     if let Some(data) = &raw.data {
         if !data.is_object() {
@@ -547,8 +540,7 @@ fn header_list(field: &str, names: Vec<String>) -> Result<Vec<String>, ConfigErr
 
 /// A header name as Envoy stores it: lower-case RFC 9110 token, no pseudo-headers.
 fn header_name(field: &str, name: &str) -> Result<String, ConfigError> {
-    let valid = !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     if !valid {
         return invalid(format!("{field}: `{name}` is not a valid HTTP header name"));
     }

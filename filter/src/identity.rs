@@ -31,9 +31,7 @@ pub fn resolve(cfg: &IdentityConfig, req: &dyn RequestSource) -> Result<Agent, N
     let mut claims = BTreeMap::new();
     let mut claimed_owner = None;
     let id = match &cfg.source {
-        IdentitySource::Header(name) => req
-            .header(name)
-            .ok_or_else(|| NoIdentity(format!("no `{name}` header")))?,
+        IdentitySource::Header(name) => req.header(name).ok_or_else(|| NoIdentity(format!("no `{name}` header")))?,
         IdentitySource::Mtls => {
             let raw = req
                 .property(&["connection", "uri_san_peer_certificate"])
@@ -45,8 +43,8 @@ pub fn resolve(cfg: &IdentityConfig, req: &dyn RequestSource) -> Result<Agent, N
                 let path = ["metadata", "filter_metadata", &jwt.metadata_namespace, &jwt.payload_key, name];
                 req.property(&path).and_then(|v| String::from_utf8(v).ok())
             };
-            let id = claim(&jwt.id_claim)
-                .ok_or_else(|| NoIdentity(format!("no verified JWT claim `{}`", jwt.id_claim)))?;
+            let id =
+                claim(&jwt.id_claim).ok_or_else(|| NoIdentity(format!("no verified JWT claim `{}`", jwt.id_claim)))?;
             claimed_owner = jwt.owner_claim.as_deref().and_then(claim);
             for name in &jwt.claims {
                 if let Some(v) = claim(name) {

@@ -104,10 +104,9 @@ decision := {"effect": "allow"} if { data.hosts[input.host] }"#,
 
     #[test]
     fn undefined_is_undefined() {
-        let mut p = Policy::compile(&policy_config(
-            "package airlock\ndecision := {\"effect\": \"allow\"} if { input.x == 1 }",
-        ))
-        .unwrap();
+        let mut p =
+            Policy::compile(&policy_config("package airlock\ndecision := {\"effect\": \"allow\"} if { input.x == 1 }"))
+                .unwrap();
         assert_eq!(p.evaluate(Value::new_object()).unwrap(), Value::Undefined);
     }
 

@@ -95,7 +95,13 @@ pub fn verify_answer(
 }
 
 /// Sign an answer the way the service must (used by tests and fakes).
-pub fn sign_answer(key: &SigningKey, timestamp: u64, status: u32, request_signature: &str, body: &[u8]) -> Option<String> {
+pub fn sign_answer(
+    key: &SigningKey,
+    timestamp: u64,
+    status: u32,
+    request_signature: &str,
+    body: &[u8],
+) -> Option<String> {
     let ts = timestamp.to_string();
     let status = status.to_string();
     let body_hash = sha256_hex(body);

@@ -11,7 +11,8 @@ fn demo() -> Policy {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/demo");
     let mut modules = BTreeMap::new();
     modules.insert("airlock.rego".to_string(), std::fs::read_to_string(dir.join("airlock.rego")).unwrap());
-    let data: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("data.json")).unwrap()).unwrap();
+    let data: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("data.json")).unwrap()).unwrap();
     Policy::compile(&PolicyConfig {
         modules,
         data: Some(data),
@@ -48,15 +49,29 @@ fn demo_policy_decides_as_documented() {
         (req("GET", "api.example.com", "/v1/reports", null.clone()), Effect::Allow, "read-only"),
         (req("GET", "evil.example.net", "/", null.clone()), Effect::Deny, "unknown-host"),
         (req("DELETE", "api.example.com", "/v1/users/1", null.clone()), Effect::Deny, "no-deletes"),
-        (req("POST", "api.example.com", "/v1/exports", serde_json::json!({"table": "users"})), Effect::Approve, "data-export"),
+        (
+            req("POST", "api.example.com", "/v1/exports", serde_json::json!({"table": "users"})),
+            Effect::Approve,
+            "data-export",
+        ),
         (req("POST", "api.example.com", "/v1/things", null.clone()), Effect::Deny, "default-deny"),
         (
-            req("POST", "mcp.example.com", "/mcp", serde_json::json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "k8s.scale"}})),
+            req(
+                "POST",
+                "mcp.example.com",
+                "/mcp",
+                serde_json::json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "k8s.scale"}}),
+            ),
             Effect::Approve,
             "mcp-dangerous-tool",
         ),
         (
-            req("POST", "mcp.example.com", "/mcp", serde_json::json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "docs.read"}})),
+            req(
+                "POST",
+                "mcp.example.com",
+                "/mcp",
+                serde_json::json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "docs.read"}}),
+            ),
             Effect::Allow,
             "mcp-safe-tool",
         ),

@@ -82,12 +82,20 @@ fn library_decides_as_documented_in_the_filter_engine() {
         (req("POST", "api.example.com", "/v1/things"), Effect::Deny, "default-deny"),
         // exports
         (
-            with(req("POST", "api.example.com", "/v1/exports"), "body", json!({"destination": {"uri": "s3://partner"}})),
+            with(
+                req("POST", "api.example.com", "/v1/exports"),
+                "body",
+                json!({"destination": {"uri": "s3://partner"}}),
+            ),
             Effect::Approve,
             "data-export",
         ),
         (
-            with(req("POST", "api.example.com", "/v1/exports"), "body", json!({"destination": {"uri": "s3://corp-analytics"}})),
+            with(
+                req("POST", "api.example.com", "/v1/exports"),
+                "body",
+                json!({"destination": {"uri": "s3://corp-analytics"}}),
+            ),
             Effect::Allow,
             "data-export-internal",
         ),
@@ -95,41 +103,81 @@ fn library_decides_as_documented_in_the_filter_engine() {
         (req("POST", "pastebin.com", "/api/api_post.php"), Effect::Deny, "data-export-blocked"),
         // iam
         (
-            with(req("POST", "iam.amazonaws.com", "/"), "query", json!({"Action": ["AttachRolePolicy"], "PolicyArn": ["arn:aws:iam::aws:policy/ReadOnlyAccess"]})),
+            with(
+                req("POST", "iam.amazonaws.com", "/"),
+                "query",
+                json!({"Action": ["AttachRolePolicy"], "PolicyArn": ["arn:aws:iam::aws:policy/ReadOnlyAccess"]}),
+            ),
             Effect::Approve,
             "iam-change",
         ),
         (
-            with(req("POST", "iam.amazonaws.com", "/"), "query", json!({"Action": ["AttachUserPolicy"], "PolicyArn": ["arn:aws:iam::aws:policy/AdministratorAccess"]})),
+            with(
+                req("POST", "iam.amazonaws.com", "/"),
+                "query",
+                json!({"Action": ["AttachUserPolicy"], "PolicyArn": ["arn:aws:iam::aws:policy/AdministratorAccess"]}),
+            ),
             Effect::Deny,
             "iam-admin-grant",
         ),
-        (with(req("POST", "iam.amazonaws.com", "/"), "query", json!({"Action": ["ListRoles"]})), Effect::Allow, "iam-read"),
-        (req("POST", "cloudresourcemanager.googleapis.com", "/v1/projects/corp-prod:setIamPolicy"), Effect::Approve, "iam-change"),
         (
-            with(req("POST", "k8s.corp.example", "/apis/rbac.authorization.k8s.io/v1/namespaces/team/rolebindings"), "body", json!({"roleRef": {"name": "cluster-admin"}})),
+            with(req("POST", "iam.amazonaws.com", "/"), "query", json!({"Action": ["ListRoles"]})),
+            Effect::Allow,
+            "iam-read",
+        ),
+        (
+            req("POST", "cloudresourcemanager.googleapis.com", "/v1/projects/corp-prod:setIamPolicy"),
+            Effect::Approve,
+            "iam-change",
+        ),
+        (
+            with(
+                req("POST", "k8s.corp.example", "/apis/rbac.authorization.k8s.io/v1/namespaces/team/rolebindings"),
+                "body",
+                json!({"roleRef": {"name": "cluster-admin"}}),
+            ),
             Effect::Deny,
             "iam-admin-grant",
         ),
         // network
         (
-            with(req("POST", "ec2.us-east-1.amazonaws.com", "/"), "query", json!({"Action": ["AuthorizeSecurityGroupIngress"], "IpPermissions.1.IpRanges.1.CidrIp": ["10.0.0.0/8"]})),
+            with(
+                req("POST", "ec2.us-east-1.amazonaws.com", "/"),
+                "query",
+                json!({"Action": ["AuthorizeSecurityGroupIngress"], "IpPermissions.1.IpRanges.1.CidrIp": ["10.0.0.0/8"]}),
+            ),
             Effect::Approve,
             "network-change",
         ),
         (
-            with(req("POST", "ec2.us-east-1.amazonaws.com", "/"), "query", json!({"Action": ["AuthorizeSecurityGroupIngress"], "IpPermissions.1.IpRanges.1.CidrIp": ["0.0.0.0/0"]})),
+            with(
+                req("POST", "ec2.us-east-1.amazonaws.com", "/"),
+                "query",
+                json!({"Action": ["AuthorizeSecurityGroupIngress"], "IpPermissions.1.IpRanges.1.CidrIp": ["0.0.0.0/0"]}),
+            ),
             Effect::Deny,
             "network-open-to-world",
         ),
-        (req("GET", "compute.googleapis.com", "/compute/v1/projects/p/global/firewalls"), Effect::Allow, "known-host-read"),
-        (req("DELETE", "k8s.corp.example", "/apis/networking.k8s.io/v1/namespaces/pay/networkpolicies/deny-all"), Effect::Approve, "network-change"),
+        (
+            req("GET", "compute.googleapis.com", "/compute/v1/projects/p/global/firewalls"),
+            Effect::Allow,
+            "known-host-read",
+        ),
+        (
+            req("DELETE", "k8s.corp.example", "/apis/networking.k8s.io/v1/namespaces/pay/networkpolicies/deny-all"),
+            Effect::Approve,
+            "network-change",
+        ),
         // secrets: approve beats the host's GET allow
         (req("GET", "vault.corp.example", "/v1/secret/data/prod/db"), Effect::Approve, "secret-read"),
         (req("GET", "vault.corp.example", "/v1/sys/policies/acl"), Effect::Deny, "vault-sys-access"),
         (req("GET", "k8s.corp.example", "/api/v1/namespaces/prod/secrets"), Effect::Deny, "secret-bulk-read"),
         (
-            with(req("POST", "secretsmanager.us-east-1.amazonaws.com", "/"), "headers", json!({"x-amz-target": "secretsmanager.GetSecretValue"})),
+            with(
+                req("POST", "secretsmanager.us-east-1.amazonaws.com", "/"),
+                "headers",
+                json!({"x-amz-target": "secretsmanager.GetSecretValue"}),
+            ),
             Effect::Approve,
             "secret-read",
         ),
@@ -137,18 +185,46 @@ fn library_decides_as_documented_in_the_filter_engine() {
         (req("POST", "deploy.corp.example", "/v1/deployments"), Effect::Approve, "production-deploy"),
         (req("POST", "deploy.corp.example", "/v1/config"), Effect::Approve, "production-config-push"),
         (req("POST", "deploy.staging.corp.example", "/v1/deployments"), Effect::Allow, "non-production-deploy"),
-        (req("PATCH", "k8s.corp.example", "/apis/apps/v1/namespaces/prod/deployments/web"), Effect::Approve, "production-deploy"),
         (
-            with(req("POST", "api.github.com", "/repos/corp/web/deployments"), "body", json!({"environment": "production"})),
+            req("PATCH", "k8s.corp.example", "/apis/apps/v1/namespaces/prod/deployments/web"),
+            Effect::Approve,
+            "production-deploy",
+        ),
+        (
+            with(
+                req("POST", "api.github.com", "/repos/corp/web/deployments"),
+                "body",
+                json!({"environment": "production"}),
+            ),
             Effect::Approve,
             "production-deploy",
         ),
         // databases
         (req("POST", "db-admin.corp.example", "/v1/dumps"), Effect::Approve, "db-dump"),
-        (with(req("POST", "rds.us-east-1.amazonaws.com", "/"), "query", json!({"Action": ["StartExportTask"]})), Effect::Approve, "db-dump"),
-        (with(req("POST", "warehouse.corp.example", "/v1/query"), "body", json!({"table": "orders", "limit": 100})), Effect::Allow, "db-bounded-read"),
-        (with(req("POST", "warehouse.corp.example", "/v1/query"), "body", json!({"table": "orders", "limit": 50000})), Effect::Approve, "db-bulk-read"),
-        (with(req("POST", "warehouse.corp.example", "/v1/query"), "body", json!({"table": "users"})), Effect::Approve, "db-bulk-read"),
+        (
+            with(req("POST", "rds.us-east-1.amazonaws.com", "/"), "query", json!({"Action": ["StartExportTask"]})),
+            Effect::Approve,
+            "db-dump",
+        ),
+        (
+            with(req("POST", "warehouse.corp.example", "/v1/query"), "body", json!({"table": "orders", "limit": 100})),
+            Effect::Allow,
+            "db-bounded-read",
+        ),
+        (
+            with(
+                req("POST", "warehouse.corp.example", "/v1/query"),
+                "body",
+                json!({"table": "orders", "limit": 50000}),
+            ),
+            Effect::Approve,
+            "db-bulk-read",
+        ),
+        (
+            with(req("POST", "warehouse.corp.example", "/v1/query"), "body", json!({"table": "users"})),
+            Effect::Approve,
+            "db-bulk-read",
+        ),
         // mcp
         (mcp("docs.read", json!({})), Effect::Allow, "mcp-tool-allowed"),
         (mcp("db.query", json!({"table": "payments"})), Effect::Approve, "mcp-tool-approval"),
@@ -183,6 +259,10 @@ fn library_decisions_carry_the_documented_fields() {
     assert_eq!(d.redact, vec!["request.body.destination.credentials".to_string()]);
     assert_eq!(d.approvers.unwrap().groups, vec!["data-owners".to_string()]);
 
-    let d = from_policy_output(p.evaluate(Value::from(with(req("POST", "iam.amazonaws.com", "/"), "query", json!({"Action": ["CreateAccessKey"]})))));
+    let d = from_policy_output(p.evaluate(Value::from(with(
+        req("POST", "iam.amazonaws.com", "/"),
+        "query",
+        json!({"Action": ["CreateAccessKey"]}),
+    ))));
     assert_eq!(d.approvers.unwrap().quorum, 2);
 }

@@ -53,37 +53,22 @@ fn demo_host() -> Host {
 }
 
 fn sign_answer(host: &Host, call: &Callout, status: u16, body: &[u8]) -> Vec<(String, String)> {
-    let ts = host
-        .now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .to_string();
+    let ts = host.now().duration_since(UNIX_EPOCH).unwrap().as_secs().to_string();
     let request_sig = call.header("x-airlock-signature").unwrap();
-    let message = format!(
-        "airlock-v1-response\n{ts}\n{status}\n{request_sig}\n{}",
-        hex::encode(Sha256::digest(body))
-    );
+    let message = format!("airlock-v1-response\n{ts}\n{status}\n{request_sig}\n{}", hex::encode(Sha256::digest(body)));
     let mut mac = Hmac::<Sha256>::new_from_slice(&KEY).unwrap();
     mac.update(message.as_bytes());
     vec![
         ("x-airlock-key-id".into(), "k1".into()),
         ("x-airlock-timestamp".into(), ts),
-        (
-            "x-airlock-signature".into(),
-            format!("v1={}", hex::encode(mac.finalize().into_bytes())),
-        ),
+        ("x-airlock-signature".into(), format!("v1={}", hex::encode(mac.finalize().into_bytes()))),
     ]
 }
 
 fn respond(host: &mut Host, call: &Callout, status: u16, body: &[u8]) {
     let headers = sign_answer(host, call, status, body);
-    let pairs: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    host.respond_callout(call.token, status, &pairs, body)
-        .unwrap();
+    let pairs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    host.respond_callout(call.token, status, &pairs, body).unwrap();
 }
 
 /// Ships whatever the requests queued, as the root timer would, and accepts it.
@@ -123,7 +108,8 @@ fn denied(host: &mut Host) -> airlock_tests::host::Stream {
         .unwrap()
 }
 
-const EXPORT_BODY: &str = r#"{"format":"csv","destination":{"bucket":"s3://exports","credentials":"AKIA..."},"rows":10000}"#;
+const EXPORT_BODY: &str =
+    r#"{"format":"csv","destination":{"bucket":"s3://exports","credentials":"AKIA..."},"rows":10000}"#;
 
 fn approval_pending(host: &mut Host) -> airlock_tests::host::Stream {
     let stream = host
@@ -143,21 +129,12 @@ fn approval_pending(host: &mut Host) -> airlock_tests::host::Stream {
         .into_iter()
         .find(|c| c.context_id == stream.id())
         .unwrap_or_else(|| panic!("no create call: {:?}", stream.outcome()));
-    respond(
-        host,
-        &call,
-        200,
-        br#"{"approval_id":"apr_bench","status":"pending","retry_after":10}"#,
-    );
+    respond(host, &call, 200, br#"{"approval_id":"apr_bench","status":"pending","retry_after":10}"#);
     stream
 }
 
 /// Runs `request` `iters` times and returns the time spent in the requests only.
-fn timed(
-    host: &mut Host,
-    iters: u64,
-    request: fn(&mut Host) -> airlock_tests::host::Stream,
-) -> Duration {
+fn timed(host: &mut Host, iters: u64, request: fn(&mut Host) -> airlock_tests::host::Stream) -> Duration {
     let mut total = Duration::ZERO;
     for i in 0..iters {
         let started = Instant::now();
@@ -175,12 +152,7 @@ fn timed(
 
 fn check(host: &mut Host) {
     let s = allowed(host);
-    assert!(
-        s.reached_upstream(),
-        "{:?}\n{}",
-        s.outcome(),
-        host.logs_text()
-    );
+    assert!(s.reached_upstream(), "{:?}\n{}", s.outcome(), host.logs_text());
     let s = denied(host);
     assert_eq!(s.response_status(), Some(403), "{:?}", s.outcome());
     let s = approval_pending(host);
@@ -195,12 +167,8 @@ fn bench(c: &mut Criterion) {
     let mut host = demo_host();
     check(&mut host);
     let mut group = c.benchmark_group("wasm_request");
-    group.bench_function("allow_get_demo_policy", |b| {
-        b.iter_custom(|iters| timed(&mut host, iters, allowed))
-    });
-    group.bench_function("deny_delete_demo_policy", |b| {
-        b.iter_custom(|iters| timed(&mut host, iters, denied))
-    });
+    group.bench_function("allow_get_demo_policy", |b| b.iter_custom(|iters| timed(&mut host, iters, allowed)));
+    group.bench_function("deny_delete_demo_policy", |b| b.iter_custom(|iters| timed(&mut host, iters, denied)));
     group.bench_function("approve_pending_demo_policy", |b| {
         b.iter_custom(|iters| timed(&mut host, iters, approval_pending))
     });

@@ -4,6 +4,6 @@
 //! - [`host`]: a proxy-wasm host on wasmtime that runs the real `.wasm`.
 //! - [`e2e`]: real Envoy, local upstreams and a fake approval service.
 
+pub mod e2e;
 pub mod host;
 pub mod wasm;
-pub mod e2e;

@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 
 /// The command that builds the filter module the tests load.
-pub const BUILD_COMMAND: &str =
-    "cargo build -p airlock-filter --target wasm32-wasip1 --release";
+pub const BUILD_COMMAND: &str = "cargo build -p airlock-filter --target wasm32-wasip1 --release";
 
 /// Path of the release filter module (`target/wasm32-wasip1/release/airlock_filter.wasm`),
 /// or `AIRLOCK_WASM` when set.
@@ -12,11 +11,7 @@ pub fn filter_wasm_path() -> PathBuf {
     if let Some(p) = std::env::var_os("AIRLOCK_WASM") {
         return PathBuf::from(p);
     }
-    workspace_root()
-        .join("target")
-        .join("wasm32-wasip1")
-        .join("release")
-        .join("airlock_filter.wasm")
+    workspace_root().join("target").join("wasm32-wasip1").join("release").join("airlock_filter.wasm")
 }
 
 /// The filter module's bytes; an error naming the build command when it is missing.

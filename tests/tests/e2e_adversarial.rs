@@ -11,9 +11,7 @@ use airlock_tests::e2e::cases::{self, Case};
 use airlock_tests::e2e::client::Request;
 use airlock_tests::e2e::fake_service::{ApprovalStatus, FakeService};
 use airlock_tests::e2e::gateway::Gateway;
-use airlock_tests::e2e::plugin::{
-    service_keys, PluginOptions, APPROVAL_HEADER, APPROVE_PATH, IDENTITY_HEADER,
-};
+use airlock_tests::e2e::plugin::{service_keys, PluginOptions, APPROVAL_HEADER, APPROVE_PATH, IDENTITY_HEADER};
 use airlock_tests::e2e::upstream::{RecordingUpstream, CASE_HEADER};
 use e2e_support::*;
 use serde_json::json;
@@ -37,60 +35,24 @@ fn adversarial() {
     let mut nobody = trusted.clone();
     // TEST-NET-3: no peer of this test is ever "internal".
     nobody.insert("AIRLOCK_TRUSTED_HOP_ADDRESS".into(), "203.0.113.254".into());
-    let mut gws = start_gateways(vec![
-        ("adversarial", "demo.yaml", trusted),
-        ("adversarial-untrusted", "demo.yaml", nobody),
-    ]);
+    let mut gws =
+        start_gateways(vec![("adversarial", "demo.yaml", trusted), ("adversarial-untrusted", "demo.yaml", nobody)]);
     let untrusted = gws.pop().unwrap();
     let gw = gws.pop().unwrap();
-    let fx = Fixture {
-        upstream,
-        service,
-        gw,
-        untrusted,
-    };
+    let fx = Fixture { upstream, service, gw, untrusted };
     let all: &[Case<Fixture>] = &[
-        (
-            "ambiguous_encodings_are_denied_by_the_filter",
-            ambiguous_encodings_are_denied_by_the_filter,
-        ),
-        (
-            "path_tricks_never_reach_a_denied_path",
-            path_tricks_never_reach_a_denied_path,
-        ),
-        (
-            "percent_encoded_letters_do_not_dodge_policy",
-            percent_encoded_letters_do_not_dodge_policy,
-        ),
-        (
-            "approve_route_spellings_never_pass",
-            approve_route_spellings_never_pass,
-        ),
-        (
-            "host_spellings_of_a_blocked_host_are_denied",
-            host_spellings_of_a_blocked_host_are_denied,
-        ),
-        (
-            "identity_header_games_are_refused",
-            identity_header_games_are_refused,
-        ),
-        (
-            "spoofed_identity_from_untrusted_peer_is_stripped",
-            spoofed_identity_from_untrusted_peer_is_stripped,
-        ),
-        (
-            "oversized_body_on_approve_route_is_denied",
-            oversized_body_on_approve_route_is_denied,
-        ),
-        (
-            "approval_covers_exactly_one_action",
-            approval_covers_exactly_one_action,
-        ),
+        ("ambiguous_encodings_are_denied_by_the_filter", ambiguous_encodings_are_denied_by_the_filter),
+        ("path_tricks_never_reach_a_denied_path", path_tricks_never_reach_a_denied_path),
+        ("percent_encoded_letters_do_not_dodge_policy", percent_encoded_letters_do_not_dodge_policy),
+        ("approve_route_spellings_never_pass", approve_route_spellings_never_pass),
+        ("host_spellings_of_a_blocked_host_are_denied", host_spellings_of_a_blocked_host_are_denied),
+        ("identity_header_games_are_refused", identity_header_games_are_refused),
+        ("spoofed_identity_from_untrusted_peer_is_stripped", spoofed_identity_from_untrusted_peer_is_stripped),
+        ("oversized_body_on_approve_route_is_denied", oversized_body_on_approve_route_is_denied),
+        ("approval_covers_exactly_one_action", approval_covers_exactly_one_action),
         ("request_smuggling_is_refused", request_smuggling_is_refused),
     ];
-    let outcome = cases::run("e2e_adversarial", &fx, all, |fx| {
-        fx.service.reset_behaviour()
-    });
+    let outcome = cases::run("e2e_adversarial", &fx, all, |fx| fx.service.reset_behaviour());
     outcome.unwrap();
 }
 
@@ -114,21 +76,13 @@ fn refused_or_unambiguous(fx: &Fixture, case: &str, target: &str, denied: &str) 
             assert_eq!(heads.len(), 1, "GET {target}: {heads:#?}");
             let path = heads[0].path.split('?').next().unwrap_or("").to_string();
             let lower = path.to_ascii_lowercase();
-            let ambiguous = [
-                "%2f", "%5c", "%00", "%2e", "%25", "\\", ";", "//", "/./", "/../",
-            ]
-            .iter()
-            .any(|bad| lower.contains(bad))
+            let ambiguous = ["%2f", "%5c", "%00", "%2e", "%25", "\\", ";", "//", "/./", "/../"]
+                .iter()
+                .any(|bad| lower.contains(bad))
                 || lower.ends_with("/..")
                 || lower.ends_with("/.");
-            assert!(
-                !ambiguous,
-                "GET {target} reached the upstream as the ambiguous {path:?}"
-            );
-            assert!(
-                !path.starts_with(denied),
-                "GET {target} reached the denied {path:?}"
-            );
+            assert!(!ambiguous, "GET {target} reached the upstream as the ambiguous {path:?}");
+            assert!(!path.starts_with(denied), "GET {target} reached the denied {path:?}");
         }
         other => {
             expect_refused(&other, &format!("GET {target}"));
@@ -164,10 +118,7 @@ fn ambiguous_encodings_are_denied_by_the_filter(fx: &Fixture) {
         refused_or_unambiguous(fx, &format!("ambiguous-raw-{i}"), target, "/admin");
     }
     // The plain spelling is allowed: the refusals above are about the encodings.
-    let resp = send(
-        &fx.gw,
-        &as_agent(Request::get("/public/a"), "ambiguous-plain"),
-    );
+    let resp = send(&fx.gw, &as_agent(Request::get("/public/a"), "ambiguous-plain"));
     assert_eq!(resp.status, 200, "{}", resp.text());
 }
 
@@ -210,14 +161,8 @@ fn path_tricks_never_reach_a_denied_path(fx: &Fixture) {
 fn percent_encoded_letters_do_not_dodge_policy(fx: &Fixture) {
     // `%61` is `a`: an upstream that decodes it serves /admin. Either Envoy decodes it
     // before the filter (and the policy denies /admin), or the filter refuses it.
-    for (i, target) in [
-        "/%61dmin/users",
-        "/%61%64%6d%69%6e/users",
-        "/adm%69n/users",
-        "/%2561dmin/../admin/users",
-    ]
-    .iter()
-    .enumerate()
+    for (i, target) in
+        ["/%61dmin/users", "/%61%64%6d%69%6e/users", "/adm%69n/users", "/%2561dmin/../admin/users"].iter().enumerate()
     {
         refused(fx, &format!("encoded-letter-{i}"), "GET", target);
     }
@@ -245,9 +190,8 @@ fn approve_route_spellings_never_pass(fx: &Fixture) {
     .enumerate()
     {
         let case = format!("approve-spelling-{i}");
-        let req = as_agent(Request::new("POST", target), &case)
-            .header("content-type", "application/json")
-            .body(body.clone());
+        let req =
+            as_agent(Request::new("POST", target), &case).header("content-type", "application/json").body(body.clone());
         let outcome = fx.gw.send(&req);
         expect_refused(&outcome, &format!("POST {target}"));
         expect_nothing_reached(&fx.upstream, &case);
@@ -267,28 +211,21 @@ fn host_spellings_of_a_blocked_host_are_denied(fx: &Fixture) {
     .enumerate()
     {
         let case = format!("host-{i}");
-        let resp = send(
-            &fx.gw,
-            &as_agent(Request::get("/public").header("host", host), &case),
-        );
+        let resp = send(&fx.gw, &as_agent(Request::get("/public").header("host", host), &case));
         assert_eq!(resp.status, 403, "Host {host}: {}", resp.text());
         expect_problem(&resp, 403, "denied");
         expect_nothing_reached(&fx.upstream, &case);
     }
     // Absolute-form target naming the blocked host, with an innocent Host header.
     let case = "host-absolute";
-    let outcome = fx.gw.send(
-        &as_agent(Request::get("http://blocked.example/public"), case)
-            .header("host", "fine.example"),
-    );
+    let outcome =
+        fx.gw.send(&as_agent(Request::get("http://blocked.example/public"), case).header("host", "fine.example"));
     expect_refused(&outcome, "absolute-form target of a blocked host");
     expect_nothing_reached(&fx.upstream, case);
     // Duplicate Host headers.
     let case = "host-duplicate";
     let outcome = fx.gw.send(
-        &as_agent(Request::get("/public"), case)
-            .header("host", "fine.example")
-            .header("host", "blocked.example"),
+        &as_agent(Request::get("/public"), case).header("host", "fine.example").header("host", "blocked.example"),
     );
     expect_refused(&outcome, "two Host headers");
     expect_nothing_reached(&fx.upstream, case);
@@ -296,40 +233,13 @@ fn host_spellings_of_a_blocked_host_are_denied(fx: &Fixture) {
 
 fn identity_header_games_are_refused(fx: &Fixture) {
     let games: Vec<(&str, Vec<(&str, &str)>)> = vec![
-        (
-            "two-different",
-            vec![
-                (IDENTITY_HEADER, "spiffe://e2e/agent/a"),
-                (IDENTITY_HEADER, "spiffe://e2e/agent/b"),
-            ],
-        ),
-        (
-            "two-same",
-            vec![
-                (IDENTITY_HEADER, "spiffe://e2e/agent/a"),
-                (IDENTITY_HEADER, "spiffe://e2e/agent/a"),
-            ],
-        ),
-        (
-            "comma-joined",
-            vec![(
-                IDENTITY_HEADER,
-                "spiffe://e2e/agent/a, spiffe://e2e/agent/b",
-            )],
-        ),
+        ("two-different", vec![(IDENTITY_HEADER, "spiffe://e2e/agent/a"), (IDENTITY_HEADER, "spiffe://e2e/agent/b")]),
+        ("two-same", vec![(IDENTITY_HEADER, "spiffe://e2e/agent/a"), (IDENTITY_HEADER, "spiffe://e2e/agent/a")]),
+        ("comma-joined", vec![(IDENTITY_HEADER, "spiffe://e2e/agent/a, spiffe://e2e/agent/b")]),
         ("empty", vec![(IDENTITY_HEADER, "")]),
-        (
-            "tab-inside",
-            vec![(IDENTITY_HEADER, "spiffe://e2e/agent/a\tb")],
-        ),
-        (
-            "non-ascii",
-            vec![(IDENTITY_HEADER, "spiffe://e2e/agent/\u{e9}")],
-        ),
-        (
-            "underscore-spelling",
-            vec![("x_airlock_agent", "spiffe://e2e/agent/a")],
-        ),
+        ("tab-inside", vec![(IDENTITY_HEADER, "spiffe://e2e/agent/a\tb")]),
+        ("non-ascii", vec![(IDENTITY_HEADER, "spiffe://e2e/agent/\u{e9}")]),
+        ("underscore-spelling", vec![("x_airlock_agent", "spiffe://e2e/agent/a")]),
     ];
     for (name, headers) in games {
         let case = format!("identity-{name}");
@@ -346,46 +256,27 @@ fn identity_header_games_are_refused(fx: &Fixture) {
 fn spoofed_identity_from_untrusted_peer_is_stripped(fx: &Fixture) {
     let case = "spoof-untrusted";
     let spoofed = "spiffe://e2e/agent/report-bot";
-    let resp = send(
-        &fx.untrusted,
-        &tagged(Request::get("/public"), case).header(IDENTITY_HEADER, spoofed),
-    );
+    let resp = send(&fx.untrusted, &tagged(Request::get("/public"), case).header(IDENTITY_HEADER, spoofed));
     expect_problem(&resp, 403, "denied");
     let resp = send(
         &fx.untrusted,
-        &tagged(
-            Request::post_json(APPROVE_PATH, &json!({"format": "csv"})),
-            case,
-        )
-        .header(IDENTITY_HEADER, spoofed),
+        &tagged(Request::post_json(APPROVE_PATH, &json!({"format": "csv"})), case).header(IDENTITY_HEADER, spoofed),
     );
     expect_problem(&resp, 403, "denied");
     expect_nothing_reached(&fx.upstream, case);
-    assert!(
-        fx.service.approvals_of(spoofed).is_empty(),
-        "no approval may be created under a spoofed identity"
-    );
+    assert!(fx.service.approvals_of(spoofed).is_empty(), "no approval may be created under a spoofed identity");
     // The same request from the trusted hop is honoured (the header itself is fine).
-    let resp = send(
-        &fx.gw,
-        &tagged(Request::get("/public"), "spoof-trusted").header(IDENTITY_HEADER, spoofed),
-    );
+    let resp = send(&fx.gw, &tagged(Request::get("/public"), "spoof-trusted").header(IDENTITY_HEADER, spoofed));
     assert_eq!(resp.status, 200, "{}", resp.text());
 }
 
 fn oversized_body_on_approve_route_is_denied(fx: &Fixture) {
-    for (name, size) in [
-        ("over-cap", 100 * 1024),
-        ("over-envoy-buffer", 2 * 1024 * 1024),
-    ] {
+    for (name, size) in [("over-cap", 100 * 1024), ("over-envoy-buffer", 2 * 1024 * 1024)] {
         let case = format!("oversized-{name}");
         let filler = "x".repeat(size);
-        let body = json!({"format": "csv", "filler": filler})
-            .to_string()
-            .into_bytes();
-        let req = as_agent(Request::new("POST", APPROVE_PATH), &case)
-            .header("content-type", "application/json")
-            .body(body);
+        let body = json!({"format": "csv", "filler": filler}).to_string().into_bytes();
+        let req =
+            as_agent(Request::new("POST", APPROVE_PATH), &case).header("content-type", "application/json").body(body);
         let outcome = fx.gw.send(&req);
         expect_refused(&outcome, &format!("{size}-byte body on the approve route"));
         if let Ok(resp) = &outcome {
@@ -400,18 +291,12 @@ fn oversized_body_on_approve_route_is_denied(fx: &Fixture) {
             }
         }
         expect_nothing_reached(&fx.upstream, &case);
-        assert!(
-            fx.service.approvals_of(&agent(&case)).is_empty(),
-            "an oversized body is never sent for approval"
-        );
+        assert!(fx.service.approvals_of(&agent(&case)).is_empty(), "an oversized body is never sent for approval");
     }
     // Under the cap it is an ordinary approval.
     let case = "oversized-under-cap";
     let body = json!({"format": "csv", "filler": "x".repeat(60 * 1024)});
-    let resp = send(
-        &fx.gw,
-        &as_agent(Request::post_json(APPROVE_PATH, &body), case),
-    );
+    let resp = send(&fx.gw, &as_agent(Request::post_json(APPROVE_PATH, &body), case));
     expect_problem(&resp, 403, "approval-pending");
 }
 
@@ -419,99 +304,48 @@ fn approval_covers_exactly_one_action(fx: &Fixture) {
     let case = "one-action";
     let body_a = json!({"format": "csv", "table": "customers"});
     let body_b = json!({"format": "csv", "table": "payroll"});
-    let resp = send(
-        &fx.gw,
-        &as_agent(Request::post_json(APPROVE_PATH, &body_a), case),
-    );
-    let id = expect_problem(&resp, 403, "approval-pending")["approval_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let resp = send(&fx.gw, &as_agent(Request::post_json(APPROVE_PATH, &body_a), case));
+    let id = expect_problem(&resp, 403, "approval-pending")["approval_id"].as_str().unwrap().to_string();
     fx.service.approve(&id).unwrap();
 
     // Each variant names the approved approval but is a different action.
     let variants: Vec<(&str, Request)> = vec![
-        (
-            "other body",
-            as_agent(Request::post_json(APPROVE_PATH, &body_b), case),
-        ),
-        (
-            "other query",
-            as_agent(
-                Request::post_json(&format!("{APPROVE_PATH}?format=xml"), &body_a),
-                case,
-            ),
-        ),
+        ("other body", as_agent(Request::post_json(APPROVE_PATH, &body_b), case)),
+        ("other query", as_agent(Request::post_json(&format!("{APPROVE_PATH}?format=xml"), &body_a), case)),
         (
             "other content-type",
             as_agent(Request::new("POST", APPROVE_PATH), case)
                 .header("content-type", "text/plain")
                 .body(body_a.to_string().into_bytes()),
         ),
-        (
-            "other host",
-            as_agent(Request::post_json(APPROVE_PATH, &body_a), case)
-                .header("host", "elsewhere.example"),
-        ),
+        ("other host", as_agent(Request::post_json(APPROVE_PATH, &body_a), case).header("host", "elsewhere.example")),
         (
             "other agent",
-            as_agent(
-                Request::post_json(APPROVE_PATH, &body_a),
-                "one-action-intruder",
-            )
-            .header(CASE_HEADER, case),
+            as_agent(Request::post_json(APPROVE_PATH, &body_a), "one-action-intruder").header(CASE_HEADER, case),
         ),
     ];
     for (what, req) in variants {
         let resp = send(&fx.gw, &req.header(APPROVAL_HEADER, &id));
-        assert_eq!(
-            resp.status,
-            403,
-            "{what} under approval {id}: {}",
-            resp.text()
-        );
+        assert_eq!(resp.status, 403, "{what} under approval {id}: {}", resp.text());
         expect_problem(&resp, 403, "denied");
         expect_nothing_reached(&fx.upstream, case);
     }
     // Without naming it, the other body is simply a new action needing its own approval.
-    let resp = send(
-        &fx.gw,
-        &as_agent(Request::post_json(APPROVE_PATH, &body_b), case),
-    );
-    let other = expect_problem(&resp, 403, "approval-pending")["approval_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let resp = send(&fx.gw, &as_agent(Request::post_json(APPROVE_PATH, &body_b), case));
+    let other = expect_problem(&resp, 403, "approval-pending")["approval_id"].as_str().unwrap().to_string();
     assert_ne!(other, id);
     expect_nothing_reached(&fx.upstream, case);
-    assert_eq!(
-        fx.service.approval(&id).unwrap().status,
-        ApprovalStatus::Approved,
-        "not consumed"
-    );
+    assert_eq!(fx.service.approval(&id).unwrap().status, ApprovalStatus::Approved, "not consumed");
 
     // The approved action itself goes through once, with its own body.
-    let resp = send(
-        &fx.gw,
-        &as_agent(Request::post_json(APPROVE_PATH, &body_a), case),
-    );
+    let resp = send(&fx.gw, &as_agent(Request::post_json(APPROVE_PATH, &body_a), case));
     assert_eq!(resp.status, 200, "{}", resp.text());
     let got = fx.upstream.requests_for(case);
     assert_eq!(got.len(), 1, "{got:#?}");
-    assert_eq!(
-        serde_json::from_slice::<serde_json::Value>(&got[0].body).unwrap(),
-        body_a
-    );
-    let resp = send(
-        &fx.gw,
-        &as_agent(Request::post_json(APPROVE_PATH, &body_a), case),
-    );
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&got[0].body).unwrap(), body_a);
+    let resp = send(&fx.gw, &as_agent(Request::post_json(APPROVE_PATH, &body_a), case));
     expect_problem(&resp, 403, "approval-pending");
-    assert_eq!(
-        fx.upstream.heads_for(case).len(),
-        1,
-        "consumed: no second pass"
-    );
+    assert_eq!(fx.upstream.heads_for(case).len(), 1, "consumed: no second pass");
 }
 
 fn request_smuggling_is_refused(fx: &Fixture) {

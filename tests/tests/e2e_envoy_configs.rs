@@ -33,9 +33,7 @@ fn envoy_templates() -> Vec<String> {
         .collect();
     names.sort();
     assert!(
-        ["demo.yaml", "egress-gateway.yaml", "sidecar.yaml"]
-            .iter()
-            .all(|n| names.iter().any(|m| m == n)),
+        ["demo.yaml", "egress-gateway.yaml", "sidecar.yaml"].iter().all(|n| names.iter().any(|m| m == n)),
         "expected configs missing from envoy/: {names:?}"
     );
     names
@@ -60,8 +58,7 @@ fn render(dir: &Path, name: &str, vars: &Vars) -> PathBuf {
 
 fn load_yaml(path: &Path) -> Yaml {
     let text = std::fs::read_to_string(path).unwrap();
-    let mut docs = YamlLoader::load_from_str(&text)
-        .unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()));
+    let mut docs = YamlLoader::load_from_str(&text).unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()));
     assert_eq!(docs.len(), 1, "{}: one document", path.display());
     docs.remove(0)
 }
@@ -101,14 +98,7 @@ fn scalars(y: &Yaml) -> Vec<String> {
 }
 
 fn of_type<'a>(y: &'a Yaml, type_suffix: &str) -> Vec<&'a Yaml> {
-    mappings(y)
-        .into_iter()
-        .filter(|m| {
-            m["@type"]
-                .as_str()
-                .is_some_and(|t| t.ends_with(type_suffix))
-        })
-        .collect()
+    mappings(y).into_iter().filter(|m| m["@type"].as_str().is_some_and(|t| t.ends_with(type_suffix))).collect()
 }
 
 fn yaml_to_json(y: &Yaml) -> Value {
@@ -149,22 +139,12 @@ fn every_envoy_config_validates() {
 
 #[test]
 fn templates_use_only_known_placeholders() {
-    let known: BTreeSet<String> = test_vars(Path::new("/x.wasm"), &json!({}))
-        .into_keys()
-        .collect();
+    let known: BTreeSet<String> = test_vars(Path::new("/x.wasm"), &json!({})).into_keys().collect();
     for name in envoy_templates() {
         let used = template::placeholders(&template::read_shipped(&name).unwrap()).unwrap();
         let unknown: Vec<_> = used.difference(&known).collect();
-        assert!(
-            unknown.is_empty(),
-            "{name}: placeholders nobody fills: {unknown:?}"
-        );
-        for needed in [
-            "AIRLOCK_WASM",
-            "AIRLOCK_PLUGIN_CONFIG",
-            "AIRLOCK_ADMIN_PORT",
-            "AIRLOCK_LISTEN_PORT",
-        ] {
+        assert!(unknown.is_empty(), "{name}: placeholders nobody fills: {unknown:?}");
+        for needed in ["AIRLOCK_WASM", "AIRLOCK_PLUGIN_CONFIG", "AIRLOCK_ADMIN_PORT", "AIRLOCK_LISTEN_PORT"] {
             assert!(used.contains(needed), "{name}: no ${{{needed}}}");
         }
     }
@@ -177,16 +157,8 @@ fn configs_fail_closed_normalize_paths_and_protect_identity() {
     for name in envoy_templates() {
         let doc = load_yaml(&render(dir.path(), &name, &vars));
         let all = scalars(&doc);
-        assert!(
-            !all.iter().any(|s| s == "FAIL_OPEN"),
-            "{name}: FAIL_OPEN passes requests unchecked after a VM crash"
-        );
-        assert!(
-            mappings(&doc)
-                .iter()
-                .all(|m| m["fail_open"].as_bool() != Some(true)),
-            "{name}: fail_open: true"
-        );
+        assert!(!all.iter().any(|s| s == "FAIL_OPEN"), "{name}: FAIL_OPEN passes requests unchecked after a VM crash");
+        assert!(mappings(&doc).iter().all(|m| m["fail_open"].as_bool() != Some(true)), "{name}: fail_open: true");
         assert_eq!(
             doc["admin"]["address"]["socket_address"]["address"].as_str(),
             Some("127.0.0.1"),
@@ -196,11 +168,7 @@ fn configs_fail_closed_normalize_paths_and_protect_identity() {
         let wasm = of_type(&doc, "envoy.extensions.filters.http.wasm.v3.Wasm");
         assert_eq!(wasm.len(), 1, "{name}: one Airlock filter");
         let config = &wasm[0]["config"];
-        assert_eq!(
-            config["failure_policy"].as_str(),
-            Some("FAIL_RELOAD"),
-            "{name}"
-        );
+        assert_eq!(config["failure_policy"].as_str(), Some("FAIL_RELOAD"), "{name}");
         // Holding the headers while reading the body: without it body requests hang, and a
         // filter that let the headers go first would have them upstream before deciding.
         assert_eq!(
@@ -208,72 +176,35 @@ fn configs_fail_closed_normalize_paths_and_protect_identity() {
             Some(true),
             "{name}: allow_on_headers_stop_iteration"
         );
-        assert_eq!(
-            config["vm_config"]["runtime"].as_str(),
-            Some("envoy.wasm.runtime.v8"),
-            "{name}"
-        );
+        assert_eq!(config["vm_config"]["runtime"].as_str(), Some("envoy.wasm.runtime.v8"), "{name}");
         assert_eq!(
             config["configuration"]["@type"].as_str(),
             Some("type.googleapis.com/google.protobuf.StringValue"),
             "{name}"
         );
-        let plugin: Value =
-            serde_json::from_str(config["configuration"]["value"].as_str().unwrap())
-                .unwrap_or_else(|e| panic!("{name}: configuration is not JSON: {e}"));
-        let cluster = plugin["approval_service"]["cluster"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let plugin: Value = serde_json::from_str(config["configuration"]["value"].as_str().unwrap())
+            .unwrap_or_else(|e| panic!("{name}: configuration is not JSON: {e}"));
+        let cluster = plugin["approval_service"]["cluster"].as_str().unwrap().to_string();
 
-        let clusters: Vec<&str> = doc["static_resources"]["clusters"]
-            .as_vec()
-            .unwrap()
-            .iter()
-            .filter_map(|c| c["name"].as_str())
-            .collect();
-        assert!(
-            clusters.contains(&cluster.as_str()),
-            "{name}: no cluster {cluster}: {clusters:?}"
-        );
-        assert!(
-            clusters.contains(&"airlock_approval"),
-            "{name}: no airlock_approval cluster"
-        );
+        let clusters: Vec<&str> =
+            doc["static_resources"]["clusters"].as_vec().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
+        assert!(clusters.contains(&cluster.as_str()), "{name}: no cluster {cluster}: {clusters:?}");
+        assert!(clusters.contains(&"airlock_approval"), "{name}: no airlock_approval cluster");
 
         let hcms = of_type(&doc, "HttpConnectionManager");
         assert!(!hcms.is_empty(), "{name}: no HTTP connection manager");
         for hcm in hcms {
-            assert_eq!(
-                hcm["normalize_path"].as_bool(),
-                Some(true),
-                "{name}: normalize_path"
-            );
-            assert_eq!(
-                hcm["merge_slashes"].as_bool(),
-                Some(true),
-                "{name}: merge_slashes"
-            );
+            assert_eq!(hcm["normalize_path"].as_bool(), Some(true), "{name}: normalize_path");
+            assert_eq!(hcm["merge_slashes"].as_bool(), Some(true), "{name}: merge_slashes");
             let escaped = hcm["path_with_escaped_slashes_action"].as_str();
             assert!(
                 matches!(escaped, Some("KEEP_UNCHANGED") | Some("REJECT_REQUEST")),
                 "{name}: path_with_escaped_slashes_action {escaped:?}"
             );
-            let filters: Vec<&str> = hcm["http_filters"]
-                .as_vec()
-                .unwrap()
-                .iter()
-                .filter_map(|f| f["name"].as_str())
-                .collect();
-            let wasm_at = filters
-                .iter()
-                .position(|f| *f == "envoy.filters.http.wasm")
-                .unwrap();
-            assert_eq!(
-                filters.last(),
-                Some(&"envoy.filters.http.router"),
-                "{name}: {filters:?}"
-            );
+            let filters: Vec<&str> =
+                hcm["http_filters"].as_vec().unwrap().iter().filter_map(|f| f["name"].as_str()).collect();
+            let wasm_at = filters.iter().position(|f| *f == "envoy.filters.http.wasm").unwrap();
+            assert_eq!(filters.last(), Some(&"envoy.filters.http.router"), "{name}: {filters:?}");
 
             // The identity header can only come from a trusted hop: either Envoy strips it
             // from untrusted peers, or a filter before Airlock overwrites it.
@@ -285,10 +216,7 @@ fn configs_fail_closed_normalize_paths_and_protect_identity() {
             let overwritten = filters[..wasm_at].contains(&"envoy.filters.http.header_mutation");
             // Or identity does not come from a header at all: a JWT verified before Airlock.
             let verified_jwt = filters[..wasm_at].contains(&"envoy.filters.http.jwt_authn");
-            assert!(
-                stripped || overwritten || verified_jwt,
-                "{name}: {IDENTITY_HEADER} can be spoofed"
-            );
+            assert!(stripped || overwritten || verified_jwt, "{name}: {IDENTITY_HEADER} can be spoofed");
         }
     }
 }
@@ -300,28 +228,15 @@ fn egress_configs_verify_the_upstream() {
     for name in ["egress-gateway.yaml", "sidecar.yaml"] {
         let doc = load_yaml(&render(dir.path(), name, &vars));
         let tls = of_type(&doc, "UpstreamTlsContext");
-        assert_eq!(
-            tls.len(),
-            2,
-            "{name}: TLS to the upstream and to the approval service"
-        );
+        assert_eq!(tls.len(), 2, "{name}: TLS to the upstream and to the approval service");
         for ctx in tls {
             let sni = ctx["sni"].as_str().unwrap_or("");
-            assert!(
-                sni == UPSTREAM_HOST || sni == APPROVAL_HOST,
-                "{name}: sni {sni:?}"
-            );
+            assert!(sni == UPSTREAM_HOST || sni == APPROVAL_HOST, "{name}: sni {sni:?}");
             let validation = &ctx["common_tls_context"]["validation_context"];
+            assert!(validation["trusted_ca"]["filename"].as_str().is_some(), "{name}: CA");
+            let sans = validation["match_typed_subject_alt_names"].as_vec().unwrap();
             assert!(
-                validation["trusted_ca"]["filename"].as_str().is_some(),
-                "{name}: CA"
-            );
-            let sans = validation["match_typed_subject_alt_names"]
-                .as_vec()
-                .unwrap();
-            assert!(
-                sans.iter()
-                    .any(|s| s["matcher"]["exact"].as_str() == Some(sni)),
+                sans.iter().any(|s| s["matcher"]["exact"].as_str() == Some(sni)),
                 "{name}: the certificate must name {sni}"
             );
         }
@@ -332,39 +247,21 @@ fn egress_configs_verify_the_upstream() {
 fn istio_wasmplugin_fails_closed_and_its_config_loads() {
     let path = template::envoy_dir().join(ISTIO);
     let doc = load_yaml(&path);
-    assert_eq!(
-        doc["apiVersion"].as_str(),
-        Some("extensions.istio.io/v1alpha1")
-    );
+    assert_eq!(doc["apiVersion"].as_str(), Some("extensions.istio.io/v1alpha1"));
     assert_eq!(doc["kind"].as_str(), Some("WasmPlugin"));
     let spec = &doc["spec"];
-    assert_eq!(
-        spec["failStrategy"].as_str(),
-        Some("FAIL_CLOSE"),
-        "never fail open"
-    );
-    assert!(
-        matches!(spec["phase"].as_str(), Some("AUTHN") | Some("AUTHZ")),
-        "phase {:?}",
-        spec["phase"]
-    );
+    assert_eq!(spec["failStrategy"].as_str(), Some("FAIL_CLOSE"), "never fail open");
+    assert!(matches!(spec["phase"].as_str(), Some("AUTHN") | Some("AUTHZ")), "phase {:?}", spec["phase"]);
     assert_eq!(spec["type"].as_str(), Some("HTTP"));
     assert!(spec["url"].as_str().is_some_and(|u| !u.is_empty()), "url");
-    assert!(
-        spec["selector"]["matchLabels"].as_hash().is_some(),
-        "selector"
-    );
+    assert!(spec["selector"]["matchLabels"].as_hash().is_some(), "selector");
     let plugin = yaml_to_json(&spec["pluginConfig"]);
     assert!(
-        plugin["approval_service"]["cluster"]
-            .as_str()
-            .is_some_and(|c| c.starts_with("outbound|")),
+        plugin["approval_service"]["cluster"].as_str().is_some_and(|c| c.starts_with("outbound|")),
         "Istio names clusters outbound|port||host: {plugin}"
     );
     assert!(plugin["approval_service"]["signing"]["key_base64"].is_string());
-    assert!(plugin["policy"]["modules"]
-        .as_object()
-        .is_some_and(|m| !m.is_empty()));
+    assert!(plugin["policy"]["modules"].as_object().is_some_and(|m| !m.is_empty()));
 
     // The real filter accepts this pluginConfig (on_configure runs under --mode validate).
     let dir = tempfile::tempdir().unwrap();
@@ -376,10 +273,7 @@ fn istio_wasmplugin_fails_closed_and_its_config_loads() {
 #[test]
 fn istio_envoyfilter_holds_headers_fails_closed_and_its_config_loads() {
     let doc = load_yaml(&template::envoy_dir().join(ISTIO_ENVOYFILTER));
-    assert_eq!(
-        doc["apiVersion"].as_str(),
-        Some("networking.istio.io/v1alpha3")
-    );
+    assert_eq!(doc["apiVersion"].as_str(), Some("networking.istio.io/v1alpha3"));
     assert_eq!(doc["kind"].as_str(), Some("EnvoyFilter"));
     let patches = doc["spec"]["configPatches"].as_vec().unwrap();
     assert_eq!(patches.len(), 1);
@@ -387,39 +281,24 @@ fn istio_envoyfilter_holds_headers_fails_closed_and_its_config_loads() {
     assert_eq!(patch["applyTo"].as_str(), Some("HTTP_FILTER"));
     assert_eq!(patch["patch"]["operation"].as_str(), Some("INSERT_BEFORE"));
     let config = &patch["patch"]["value"]["typed_config"]["config"];
+    assert_eq!(config["failure_policy"].as_str(), Some("FAIL_RELOAD"), "never fail open");
+    assert_eq!(config["allow_on_headers_stop_iteration"].as_bool(), Some(true));
+    assert_eq!(config["vm_config"]["runtime"].as_str(), Some("envoy.wasm.runtime.v8"));
     assert_eq!(
-        config["failure_policy"].as_str(),
-        Some("FAIL_RELOAD"),
-        "never fail open"
-    );
-    assert_eq!(
-        config["allow_on_headers_stop_iteration"].as_bool(),
-        Some(true)
-    );
-    assert_eq!(
-        config["vm_config"]["runtime"].as_str(),
-        Some("envoy.wasm.runtime.v8")
-    );
-    assert_eq!(
-        config["vm_config"]["code"]["remote"]["sha256"]
-            .as_str()
-            .map(str::len),
+        config["vm_config"]["code"]["remote"]["sha256"].as_str().map(str::len),
         Some(64),
         "a remote module is pinned by digest"
     );
     assert!(!scalars(&doc).iter().any(|s| s == "FAIL_OPEN"));
     let plugin: Value = serde_json::from_str(config["configuration"]["value"].as_str().unwrap())
         .unwrap_or_else(|e| panic!("configuration is not JSON: {e}"));
-    assert!(plugin["approval_service"]["cluster"]
-        .as_str()
-        .is_some_and(|c| c.starts_with("outbound|")));
+    assert!(plugin["approval_service"]["cluster"].as_str().is_some_and(|c| c.starts_with("outbound|")));
 
     // The real filter accepts this configuration.
     let dir = tempfile::tempdir().unwrap();
     let vars = real_vars(dir.path(), &plugin);
     let rendered = render(dir.path(), "demo.yaml", &vars);
-    envoy::validate(&rendered)
-        .unwrap_or_else(|e| panic!("EnvoyFilter configuration refused: {e:#}"));
+    envoy::validate(&rendered).unwrap_or_else(|e| panic!("EnvoyFilter configuration refused: {e:#}"));
 }
 
 #[test]
@@ -432,10 +311,7 @@ fn invalid_plugin_config_is_refused() {
     let rendered = render(dir.path(), "demo.yaml", &vars);
     let err = envoy::validate(&rendered).expect_err("an unknown key must be refused");
     let text = format!("{err:#}");
-    assert!(
-        text.contains("max_body"),
-        "the refusal names the field: {text}"
-    );
+    assert!(text.contains("max_body"), "the refusal names the field: {text}");
 }
 
 #[test]
@@ -445,16 +321,12 @@ fn render_script_matches_the_test_renderer() {
     let plugin_file = dir.path().join("plugin.json");
     std::fs::write(&plugin_file, plugin.to_string()).unwrap();
     let vars = real_vars(dir.path(), &plugin);
-    let script = airlock_tests::wasm::workspace_root()
-        .join("scripts")
-        .join("render-envoy.sh");
+    let script = airlock_tests::wasm::workspace_root().join("scripts").join("render-envoy.sh");
     for name in envoy_templates() {
         let expected = template::render(&template::read_shipped(&name).unwrap(), &vars).unwrap();
         let out = dir.path().join(format!("script-{name}"));
         let mut cmd = Command::new("bash");
-        cmd.arg(&script)
-            .arg(template::envoy_dir().join(&name))
-            .arg(&out);
+        cmd.arg(&script).arg(template::envoy_dir().join(&name)).arg(&out);
         for (k, v) in &vars {
             if k != "AIRLOCK_PLUGIN_CONFIG" {
                 cmd.env(k, v);
@@ -462,11 +334,7 @@ fn render_script_matches_the_test_renderer() {
         }
         cmd.env("AIRLOCK_PLUGIN_CONFIG_FILE", &plugin_file);
         let status = cmd.output().unwrap();
-        assert!(
-            status.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&status.stderr)
-        );
+        assert!(status.status.success(), "{name}: {}", String::from_utf8_lossy(&status.stderr));
         assert_eq!(std::fs::read_to_string(&out).unwrap(), expected, "{name}");
     }
     // A missing value is an error that names it.

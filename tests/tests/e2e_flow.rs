@@ -38,66 +38,29 @@ fn flow() {
     let upstream = RecordingUpstream::http("upstream").unwrap();
     let service = FakeService::start(service_keys().unwrap()).unwrap();
     let at_once = PluginOptions::default();
-    let holding = PluginOptions {
-        hold_ms: HOLD_MS,
-        ..PluginOptions::default()
-    };
+    let holding = PluginOptions { hold_ms: HOLD_MS, ..PluginOptions::default() };
     let mut gws = start_gateways(vec![
-        (
-            "flow",
-            "demo.yaml",
-            vars(&wasm, &at_once, upstream.port(), service.port()),
-        ),
-        (
-            "flow-held",
-            "demo.yaml",
-            vars(&wasm, &holding, upstream.port(), service.port()),
-        ),
+        ("flow", "demo.yaml", vars(&wasm, &at_once, upstream.port(), service.port())),
+        ("flow-held", "demo.yaml", vars(&wasm, &holding, upstream.port(), service.port())),
     ]);
     let held = gws.pop().unwrap();
     let gw = gws.pop().unwrap();
-    let fx = Fixture {
-        upstream,
-        service,
-        gw,
-        held,
-    };
+    let fx = Fixture { upstream, service, gw, held };
     let all: &[Case<Fixture>] = &[
         ("allow_reaches_upstream", allow_reaches_upstream),
         ("deny_is_problem_json", deny_is_problem_json),
         ("no_identity_is_denied", no_identity_is_denied),
-        (
-            "approve_is_pending_and_deduplicated",
-            approve_is_pending_and_deduplicated,
-        ),
-        (
-            "approved_retry_carries_minted_credential",
-            approved_retry_carries_minted_credential,
-        ),
-        (
-            "approval_header_reports_denied_and_expired",
-            approval_header_reports_denied_and_expired,
-        ),
+        ("approve_is_pending_and_deduplicated", approve_is_pending_and_deduplicated),
+        ("approved_retry_carries_minted_credential", approved_retry_carries_minted_credential),
+        ("approval_header_reports_denied_and_expired", approval_header_reports_denied_and_expired),
         ("hold_resumes_when_approved", hold_resumes_when_approved),
         ("hold_ends_when_denied", hold_ends_when_denied),
         ("service_down_is_unavailable", service_down_is_unavailable),
         ("slow_service_is_unavailable", slow_service_is_unavailable),
-        (
-            "forged_answers_are_unavailable",
-            forged_answers_are_unavailable,
-        ),
-        (
-            "previous_key_answers_are_accepted",
-            previous_key_answers_are_accepted,
-        ),
-        (
-            "malformed_redeem_is_unavailable",
-            malformed_redeem_is_unavailable,
-        ),
-        (
-            "redeem_refusals_map_to_problems",
-            redeem_refusals_map_to_problems,
-        ),
+        ("forged_answers_are_unavailable", forged_answers_are_unavailable),
+        ("previous_key_answers_are_accepted", previous_key_answers_are_accepted),
+        ("malformed_redeem_is_unavailable", malformed_redeem_is_unavailable),
+        ("redeem_refusals_map_to_problems", redeem_refusals_map_to_problems),
         ("decision_log_batches_arrive", decision_log_batches_arrive),
         ("stats_count_outcomes", stats_count_outcomes),
         ("service_saw_only_valid_calls", service_saw_only_valid_calls),
@@ -112,28 +75,16 @@ fn export_body(rows: u64) -> Value {
 
 /// POSTs an export as `case`'s agent; expects approval-pending; returns the approval id.
 fn pending_export(fx: &Fixture, case: &str, body: &Value) -> String {
-    let resp = send(
-        &fx.gw,
-        &as_agent(Request::post_json(APPROVE_PATH, body), case),
-    );
+    let resp = send(&fx.gw, &as_agent(Request::post_json(APPROVE_PATH, body), case));
     let doc = expect_problem(&resp, 403, "approval-pending");
-    let id = doc["approval_id"]
-        .as_str()
-        .expect("approval_id")
-        .to_string();
-    assert!(
-        doc["retry_after"].as_u64().is_some(),
-        "retry_after in {doc}"
-    );
+    let id = doc["approval_id"].as_str().expect("approval_id").to_string();
+    assert!(doc["retry_after"].as_u64().is_some(), "retry_after in {doc}");
     id
 }
 
 fn allow_reaches_upstream(fx: &Fixture) {
     let case = "allow";
-    let resp = send(
-        &fx.gw,
-        &as_agent(Request::get("/v1/reports?month=11"), case).header("user-agent", "e2e"),
-    );
+    let resp = send(&fx.gw, &as_agent(Request::get("/v1/reports?month=11"), case).header("user-agent", "e2e"));
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(resp.json().unwrap()["upstream"], "upstream");
     let got = fx.upstream.requests_for(case);
@@ -149,16 +100,10 @@ fn allow_reaches_upstream(fx: &Fixture) {
 
 fn deny_is_problem_json(fx: &Fixture) {
     let case = "deny";
-    let resp = send(
-        &fx.gw,
-        &as_agent(Request::new("DELETE", "/v1/reports/7"), case),
-    );
+    let resp = send(&fx.gw, &as_agent(Request::new("DELETE", "/v1/reports/7"), case));
     let doc = expect_problem(&resp, 403, "denied");
     assert!(
-        doc["detail"]
-            .as_str()
-            .unwrap_or("")
-            .contains("deletes are never allowed")
+        doc["detail"].as_str().unwrap_or("").contains("deletes are never allowed")
             || doc.to_string().contains("deletes are never allowed"),
         "the policy's reason reaches the agent: {doc}"
     );
@@ -170,10 +115,7 @@ fn no_identity_is_denied(fx: &Fixture) {
     let resp = send(&fx.gw, &tagged(Request::get("/v1/reports"), case));
     expect_problem(&resp, 403, "denied");
     expect_nothing_reached(&fx.upstream, case);
-    let empty = send(
-        &fx.gw,
-        &tagged(Request::get("/v1/reports"), case).header("x-airlock-agent", ""),
-    );
+    let empty = send(&fx.gw, &tagged(Request::get("/v1/reports"), case).header("x-airlock-agent", ""));
     expect_refused(&Ok(empty), "empty identity");
     expect_nothing_reached(&fx.upstream, case);
 }
@@ -181,19 +123,13 @@ fn no_identity_is_denied(fx: &Fixture) {
 fn approve_is_pending_and_deduplicated(fx: &Fixture) {
     let case = "pending";
     let body = export_body(1);
-    let req = as_agent(Request::post_json(APPROVE_PATH, &body), case)
-        .header("authorization", "Bearer agent-own-secret");
+    let req =
+        as_agent(Request::post_json(APPROVE_PATH, &body), case).header("authorization", "Bearer agent-own-secret");
     let first = send(&fx.gw, &req);
     let doc = expect_problem(&first, 403, "approval-pending");
-    let id = doc["approval_id"]
-        .as_str()
-        .expect("approval_id")
-        .to_string();
+    let id = doc["approval_id"].as_str().expect("approval_id").to_string();
     let retry_after = first.header("retry-after").expect("Retry-After header");
-    assert!(
-        retry_after.parse::<u64>().is_ok_and(|s| s > 0),
-        "Retry-After {retry_after:?}"
-    );
+    assert!(retry_after.parse::<u64>().is_ok_and(|s| s > 0), "Retry-After {retry_after:?}");
     assert!(doc["decision_id"].is_string(), "decision_id in {doc}");
     expect_nothing_reached(&fx.upstream, case);
 
@@ -209,10 +145,7 @@ fn approve_is_pending_and_deduplicated(fx: &Fixture) {
     // What the service was told: the action, redacted, without the agent's credential.
     let sent = approvals[0].create_request.to_string();
     assert!(!sent.contains("123-45-6789"), "redacted field sent: {sent}");
-    assert!(
-        !sent.contains("agent-own-secret"),
-        "credential sent: {sent}"
-    );
+    assert!(!sent.contains("agent-own-secret"), "credential sent: {sent}");
     let create = &approvals[0].create_request;
     assert_eq!(create["request"]["method"], "POST");
     assert_eq!(create["request"]["path"], APPROVE_PATH);
@@ -229,10 +162,7 @@ fn approved_retry_carries_minted_credential(fx: &Fixture) {
         .header("x-api-key", "agent-own-api-key");
     let id = {
         let resp = send(&fx.gw, &req);
-        expect_problem(&resp, 403, "approval-pending")["approval_id"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        expect_problem(&resp, 403, "approval-pending")["approval_id"].as_str().unwrap().to_string()
     };
     fx.service.approve(&id).unwrap();
 
@@ -247,10 +177,7 @@ fn approved_retry_carries_minted_credential(fx: &Fixture) {
         "only the minted credential: {:?}",
         up.headers
     );
-    assert!(
-        up.header("x-api-key").is_none(),
-        "configured credential header stripped"
-    );
+    assert!(up.header("x-api-key").is_none(), "configured credential header stripped");
     assert!(
         !up.headers.iter().any(|(n, _)| n.starts_with("x-airlock-")),
         "no x-airlock-* header upstream: {:?}",
@@ -264,19 +191,11 @@ fn approved_retry_carries_minted_credential(fx: &Fixture) {
     // Replaying the same request after it was consumed does not go through again.
     let again = send(&fx.gw, &req);
     let doc = expect_problem(&again, 403, "approval-pending");
-    assert_ne!(
-        doc["approval_id"].as_str(),
-        Some(id.as_str()),
-        "a new approval"
-    );
+    assert_ne!(doc["approval_id"].as_str(), Some(id.as_str()), "a new approval");
     // Naming the consumed approval explicitly does not help either.
     let named = send(&fx.gw, &req.clone().header(APPROVAL_HEADER, &id));
     expect_problem(&named, 403, "denied");
-    assert_eq!(
-        fx.upstream.heads_for(case).len(),
-        1,
-        "still exactly one upstream request"
-    );
+    assert_eq!(fx.upstream.heads_for(case).len(), 1, "still exactly one upstream request");
 }
 
 fn approval_header_reports_denied_and_expired(fx: &Fixture) {
@@ -285,8 +204,7 @@ fn approval_header_reports_denied_and_expired(fx: &Fixture) {
     fx.service.deny(&denied).unwrap();
     let resp = send(
         &fx.gw,
-        &as_agent(Request::post_json(APPROVE_PATH, &export_body(3)), case)
-            .header(APPROVAL_HEADER, &denied),
+        &as_agent(Request::post_json(APPROVE_PATH, &export_body(3)), case).header(APPROVAL_HEADER, &denied),
     );
     expect_problem(&resp, 403, "approval-denied");
 
@@ -294,8 +212,7 @@ fn approval_header_reports_denied_and_expired(fx: &Fixture) {
     fx.service.expire(&expired).unwrap();
     let resp = send(
         &fx.gw,
-        &as_agent(Request::post_json(APPROVE_PATH, &export_body(4)), case)
-            .header(APPROVAL_HEADER, &expired),
+        &as_agent(Request::post_json(APPROVE_PATH, &export_body(4)), case).header(APPROVAL_HEADER, &expired),
     );
     expect_problem(&resp, 403, "approval-expired");
     expect_nothing_reached(&fx.upstream, case);
@@ -314,20 +231,12 @@ fn hold_resumes_when_approved(fx: &Fixture) {
         .expect("the held request creates an approval");
     assert_eq!(approval.create_request["hold_ms"], HOLD_MS);
     thread::sleep(Duration::from_millis(500));
-    assert!(
-        !waiting.is_finished(),
-        "the request is held while the approval is pending"
-    );
+    assert!(!waiting.is_finished(), "the request is held while the approval is pending");
     expect_nothing_reached(&fx.upstream, case);
 
     fx.service.approve(&approval.id).unwrap();
     let resp = waiting.join().unwrap().unwrap();
-    assert_eq!(
-        resp.status,
-        200,
-        "held request after approval: {}",
-        resp.text()
-    );
+    assert_eq!(resp.status, 200, "held request after approval: {}", resp.text());
     assert!(
         started.elapsed() < Duration::from_millis(HOLD_MS),
         "answered when approved, not at the end of the hold ({:?})",
@@ -335,10 +244,7 @@ fn hold_resumes_when_approved(fx: &Fixture) {
     );
     let got = fx.upstream.requests_for(case);
     assert_eq!(got.len(), 1, "{got:#?}");
-    assert_eq!(
-        got[0].header("authorization"),
-        Some(format!("Bearer minted-{}", approval.id).as_str())
-    );
+    assert_eq!(got[0].header("authorization"), Some(format!("Bearer minted-{}", approval.id).as_str()));
 }
 
 fn hold_ends_when_denied(fx: &Fixture) {
@@ -362,31 +268,16 @@ fn service_down_is_unavailable(fx: &Fixture) {
     let case = "service-down";
     fx.service.set_down(true);
     let started = Instant::now();
-    let resp = send(
-        &fx.gw,
-        &as_agent(Request::post_json(APPROVE_PATH, &export_body(7)), case),
-    );
+    let resp = send(&fx.gw, &as_agent(Request::post_json(APPROVE_PATH, &export_body(7)), case));
     expect_problem(&resp, 503, "unavailable");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "failed fast: {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(10), "failed fast: {:?}", started.elapsed());
     // A held request fails closed too.
-    let resp = send(
-        &fx.held,
-        &as_agent(Request::post_json(APPROVE_PATH, &export_body(7)), case),
-    );
+    let resp = send(&fx.held, &as_agent(Request::post_json(APPROVE_PATH, &export_body(7)), case));
     expect_problem(&resp, 503, "unavailable");
     expect_nothing_reached(&fx.upstream, case);
     // Allow and deny do not need the service.
     let resp = send(&fx.gw, &as_agent(Request::get("/v1/while-down"), case));
-    assert_eq!(
-        resp.status,
-        200,
-        "allow works without the service: {}",
-        resp.text()
-    );
+    assert_eq!(resp.status, 200, "allow works without the service: {}", resp.text());
     fx.service.set_down(false);
 }
 
@@ -394,10 +285,7 @@ fn slow_service_is_unavailable(fx: &Fixture) {
     let case = "service-slow";
     fx.service.set_delay(Duration::from_secs(4));
     let started = Instant::now();
-    let resp = send(
-        &fx.gw,
-        &as_agent(Request::post_json(APPROVE_PATH, &export_body(8)), case),
-    );
+    let resp = send(&fx.gw, &as_agent(Request::post_json(APPROVE_PATH, &export_body(8)), case));
     expect_problem(&resp, 503, "unavailable");
     let took = started.elapsed();
     assert!(
@@ -408,18 +296,12 @@ fn slow_service_is_unavailable(fx: &Fixture) {
 }
 
 fn forged_answers_are_unavailable(fx: &Fixture) {
-    for mode in [
-        AnswerSigning::WrongKey,
-        AnswerSigning::Unsigned,
-        AnswerSigning::Stale,
-        AnswerSigning::BoundToOtherRequest,
-    ] {
+    for mode in
+        [AnswerSigning::WrongKey, AnswerSigning::Unsigned, AnswerSigning::Stale, AnswerSigning::BoundToOtherRequest]
+    {
         let case = format!("forged-{mode:?}").to_lowercase();
         fx.service.set_answer_signing(mode);
-        let resp = send(
-            &fx.gw,
-            &as_agent(Request::post_json(APPROVE_PATH, &export_body(9)), &case),
-        );
+        let resp = send(&fx.gw, &as_agent(Request::post_json(APPROVE_PATH, &export_body(9)), &case));
         assert_eq!(resp.status, 503, "{mode:?}: {}", resp.text());
         expect_problem(&resp, 503, "unavailable");
         expect_nothing_reached(&fx.upstream, &case);
@@ -432,10 +314,7 @@ fn forged_answers_are_unavailable(fx: &Fixture) {
     let id = pending_export(fx, case, &export_body(10));
     fx.service.approve(&id).unwrap();
     fx.service.set_answer_signing(AnswerSigning::WrongKey);
-    let resp = send(
-        &fx.gw,
-        &as_agent(Request::post_json(APPROVE_PATH, &export_body(10)), case),
-    );
+    let resp = send(&fx.gw, &as_agent(Request::post_json(APPROVE_PATH, &export_body(10)), case));
     expect_problem(&resp, 503, "unavailable");
     expect_nothing_reached(&fx.upstream, case);
 }
@@ -457,10 +336,8 @@ fn malformed_redeem_is_unavailable(fx: &Fixture) {
         json!({"Authorization": "Bearer upper-case-name"}),
         json!({"bad header": "x"}),
     ] {
-        fx.service.set_redeem_override(Some((
-            200,
-            json!({"approval_id": id, "status": "redeemed", "headers": headers}),
-        )));
+        fx.service
+            .set_redeem_override(Some((200, json!({"approval_id": id, "status": "redeemed", "headers": headers}))));
         let resp = send(&fx.gw, &req);
         assert_eq!(resp.status, 503, "headers {headers}: {}", resp.text());
         expect_problem(&resp, 503, "unavailable");
@@ -483,8 +360,7 @@ fn redeem_refusals_map_to_problems(fx: &Fixture) {
         (409, "not_approved", "denied"),
         (410, "expired", "approval-expired"),
     ] {
-        fx.service
-            .set_redeem_override(Some((status, json!({"status": word}))));
+        fx.service.set_redeem_override(Some((status, json!({"status": word}))));
         let resp = send(&fx.gw, &req);
         expect_problem(&resp, 403, kind);
     }
@@ -494,24 +370,11 @@ fn redeem_refusals_map_to_problems(fx: &Fixture) {
 fn decision_log_batches_arrive(fx: &Fixture) {
     let case = "decision-log";
     let who = agent(case);
-    assert_eq!(
-        send(&fx.gw, &as_agent(Request::get("/v1/logged"), case)).status,
-        200
-    );
-    assert_eq!(
-        send(
-            &fx.gw,
-            &as_agent(Request::new("DELETE", "/v1/logged"), case)
-        )
-        .status,
-        403
-    );
+    assert_eq!(send(&fx.gw, &as_agent(Request::get("/v1/logged"), case)).status, 200);
+    assert_eq!(send(&fx.gw, &as_agent(Request::new("DELETE", "/v1/logged"), case)).status, 403);
     let allow = fx
         .service
-        .wait_for_decision(
-            |r| r["agent"] == who.as_str() && r["effect"] == "allow",
-            Duration::from_secs(10),
-        )
+        .wait_for_decision(|r| r["agent"] == who.as_str() && r["effect"] == "allow", Duration::from_secs(10))
         .expect("an allow record for this agent");
     assert_eq!(allow["enforced"], "allow");
     assert_eq!(allow["mode"], "enforce");
@@ -524,19 +387,13 @@ fn decision_log_batches_arrive(fx: &Fixture) {
     assert_eq!(allow["digest"].as_str().map(str::len), Some(64), "{allow}");
     let deny = fx
         .service
-        .wait_for_decision(
-            |r| r["agent"] == who.as_str() && r["effect"] == "deny",
-            Duration::from_secs(10),
-        )
+        .wait_for_decision(|r| r["agent"] == who.as_str() && r["effect"] == "deny", Duration::from_secs(10))
         .expect("a deny record for this agent");
     assert_eq!(deny["enforced"], "deny");
     assert_eq!(deny["rule"], "no-deletes");
     for batch in fx.service.decision_batches() {
         assert!(batch["dropped"].as_u64().is_some(), "{batch}");
-        assert!(
-            batch["records"].as_array().is_some_and(|r| r.len() <= 64),
-            "{batch}"
-        );
+        assert!(batch["records"].as_array().is_some_and(|r| r.len() <= 64), "{batch}");
     }
 }
 
@@ -545,31 +402,16 @@ fn stats_count_outcomes(fx: &Fixture) {
     let get = |name: &str| stats.get(&format!("wasmcustom.airlock.{name}")).copied();
     assert!(get("decisions.allow").is_some_and(|n| n > 0), "{stats:#?}");
     assert!(get("decisions.deny").is_some_and(|n| n > 0), "{stats:#?}");
-    assert!(
-        get("decisions.approve").is_some_and(|n| n > 0),
-        "{stats:#?}"
-    );
+    assert!(get("decisions.approve").is_some_and(|n| n > 0), "{stats:#?}");
     assert!(get("callout.failures").is_some_and(|n| n > 0), "{stats:#?}");
-    assert!(
-        get("credentials.injected").is_some_and(|n| n > 0),
-        "{stats:#?}"
-    );
+    assert!(get("credentials.injected").is_some_and(|n| n > 0), "{stats:#?}");
 }
 
 fn service_saw_only_valid_calls(fx: &Fixture) {
     let rejected = fx.service.rejected_calls();
-    assert!(
-        rejected.is_empty(),
-        "calls the service refused: {rejected:#?}"
-    );
+    assert!(rejected.is_empty(), "calls the service refused: {rejected:#?}");
     let violations = fx.service.violations();
-    assert!(
-        violations.is_empty(),
-        "protocol violations: {violations:#?}"
-    );
+    assert!(violations.is_empty(), "protocol violations: {violations:#?}");
     let calls = fx.service.calls();
-    assert!(
-        calls.iter().all(|c| c.key_id.as_deref() == Some("e2e-k2")),
-        "every call signed with the current key"
-    );
+    assert!(calls.iter().all(|c| c.key_id.as_deref() == Some("e2e-k2")), "every call signed with the current key");
 }

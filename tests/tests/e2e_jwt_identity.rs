@@ -59,7 +59,10 @@ fn jwt_identity() {
 
     // A verified token: allowed, and the agent's token does not travel upstream.
     let ok = token(claims("spiffe://e2e/agent/jwt-bot"));
-    let resp = send(&gw, &Request::get("/v1/reports").header("authorization", &format!("Bearer {ok}")).header(CASE_HEADER, "jwt-allow"));
+    let resp = send(
+        &gw,
+        &Request::get("/v1/reports").header("authorization", &format!("Bearer {ok}")).header(CASE_HEADER, "jwt-allow"),
+    );
     assert_eq!(resp.status, 200, "{}", resp.text());
     let seen = upstream.wait_for("jwt-allow", 1, Duration::from_secs(5));
     assert_eq!(seen.len(), 1);
@@ -73,7 +76,12 @@ fn jwt_identity() {
         let (head, _) = t.rsplit_once('.').unwrap();
         format!("{head}.{}", B64URL.encode([0u8; 32]))
     };
-    let resp = send(&gw, &Request::get("/v1/reports").header("authorization", &format!("Bearer {forged}")).header(CASE_HEADER, "jwt-forged"));
+    let resp = send(
+        &gw,
+        &Request::get("/v1/reports")
+            .header("authorization", &format!("Bearer {forged}"))
+            .header(CASE_HEADER, "jwt-forged"),
+    );
     assert_eq!(resp.status, 401);
     expect_nothing_reached(&upstream, "jwt-none");
     expect_nothing_reached(&upstream, "jwt-forged");
@@ -87,7 +95,8 @@ fn jwt_identity() {
     let resp = send(&gw, &req);
     expect_problem(&resp, 403, "approval-pending");
     let approvals = service.approvals();
-    let a = approvals.iter().find(|a| a.agent == "spiffe://e2e/agent/jwt-bot").expect("approval for the token's subject");
+    let a =
+        approvals.iter().find(|a| a.agent == "spiffe://e2e/agent/jwt-bot").expect("approval for the token's subject");
     assert_eq!(a.create_request["agent"]["source"], "jwt");
     assert_eq!(a.create_request["agent"]["owner"], "carol@e2e.example");
     assert!(approvals.iter().all(|a| a.agent != "spiffe://e2e/agent/someone-else"));

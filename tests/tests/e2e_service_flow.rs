@@ -51,32 +51,16 @@ fn service_flow() {
     let svc = start_service("flow");
     let upstream = RecordingUpstream::http("upstream").unwrap();
     let mut gws = start_gateways(vec![
-        (
-            "svc-flow",
-            "demo.yaml",
-            real_vars(&wasm, &plugin(0), upstream.port(), svc.port()),
-        ),
-        (
-            "svc-flow-held",
-            "demo.yaml",
-            real_vars(&wasm, &plugin(HOLD_MS), upstream.port(), svc.port()),
-        ),
+        ("svc-flow", "demo.yaml", real_vars(&wasm, &plugin(0), upstream.port(), svc.port())),
+        ("svc-flow-held", "demo.yaml", real_vars(&wasm, &plugin(HOLD_MS), upstream.port(), svc.port())),
     ]);
     eprintln!("[e2e_service_flow] setup {:.1?}", started.elapsed());
     let held = gws.pop().unwrap();
     let gw = gws.pop().unwrap();
-    let fx = Fixture {
-        upstream,
-        svc: Mutex::new(svc),
-        gw,
-        held,
-    };
+    let fx = Fixture { upstream, svc: Mutex::new(svc), gw, held };
     let all: &[Case<Fixture>] = &[
         ("allow_and_deny_are_audited", allow_and_deny_are_audited),
-        (
-            "approve_via_cli_and_api_mints_credential",
-            approve_via_cli_and_api_mints_credential,
-        ),
+        ("approve_via_cli_and_api_mints_credential", approve_via_cli_and_api_mints_credential),
         ("hold_completes_on_approve", hold_completes_on_approve),
         ("replay_after_consumption", replay_after_consumption),
         ("changed_action_is_refused", changed_action_is_refused),
@@ -102,10 +86,7 @@ fn allow_and_deny_are_audited(fx: &Fixture) {
     let resp = send(&fx.gw, &as_agent(airlock_tests::e2e::client::Request::get("/v1/reports?month=11"), case));
     assert_eq!(resp.status, 200, "allowed: {}", resp.text());
     assert_eq!(fx.upstream.requests_for(case).len(), 1);
-    let resp = send(
-        &fx.gw,
-        &as_agent(airlock_tests::e2e::client::Request::new("DELETE", "/v1/reports/7"), case),
-    );
+    let resp = send(&fx.gw, &as_agent(airlock_tests::e2e::client::Request::new("DELETE", "/v1/reports/7"), case));
     expect_problem(&resp, 403, "denied");
     assert_eq!(fx.upstream.heads_for(case).len(), 1, "the delete never reached the upstream");
 
@@ -115,10 +96,7 @@ fn allow_and_deny_are_audited(fx: &Fixture) {
     });
     let mine = service::records_mentioning(&records, "decision", &who);
     let text: Vec<String> = mine.iter().map(|r| r.to_string()).collect();
-    assert!(
-        text.iter().any(|t| t.contains("\"allow\"") && t.contains("reads")),
-        "an allow decision record: {text:#?}"
-    );
+    assert!(text.iter().any(|t| t.contains("\"allow\"") && t.contains("reads")), "an allow decision record: {text:#?}");
     assert!(
         text.iter().any(|t| t.contains("\"deny\"") && t.contains("no-deletes")),
         "a deny decision record: {text:#?}"
@@ -129,8 +107,8 @@ fn approve_via_cli_and_api_mints_credential(fx: &Fixture) {
     let case = "svc-approve";
     let who = agent(case);
     let mut seen: Vec<Response> = Vec::new();
-    let req_a = post_as(&who, case, EXPORT_PATH, &export_body(case, 1))
-        .header("authorization", "Bearer agent-own-secret");
+    let req_a =
+        post_as(&who, case, EXPORT_PATH, &export_body(case, 1)).header("authorization", "Bearer agent-own-secret");
     let first = send_ok(&fx.gw, &req_a);
     let id_a = expect_pending(&first);
     seen.push(first);
@@ -154,24 +132,14 @@ fn approve_via_cli_and_api_mints_credential(fx: &Fixture) {
     assert!(!text.contains("agent-own-secret"), "agent credential shown: {shown}");
     assert_eq!(status_of(&shown), Some("pending"), "{shown}");
     let listed = svc.list(Some("pending"), &bob).unwrap();
-    assert!(
-        listed.iter().any(|a| approval_id_of(a) == Some(id_a.as_str())),
-        "pending list holds {id_a}: {listed:#?}"
-    );
-    let cli_list = svc
-        .cli(&["approvals", "list", "--status", "pending"], Some(&bob))
-        .unwrap();
+    assert!(listed.iter().any(|a| approval_id_of(a) == Some(id_a.as_str())), "pending list holds {id_a}: {listed:#?}");
+    let cli_list = svc.cli(&["approvals", "list", "--status", "pending"], Some(&bob)).unwrap();
     assert!(cli_list.success() && cli_list.stdout.contains(&id_a), "{cli_list}");
     let cli_show = svc.cli(&["approvals", "show", &id_a], Some(&bob)).unwrap();
     assert!(cli_show.success() && cli_show.stdout.contains(&id_a), "{cli_show}");
 
     // The reviewer approves with the CLI.
-    let cli = svc
-        .cli(
-            &["approvals", "approve", &id_a, "--comment", "ok for the partner drop"],
-            Some(&bob),
-        )
-        .unwrap();
+    let cli = svc.cli(&["approvals", "approve", &id_a, "--comment", "ok for the partner drop"], Some(&bob)).unwrap();
     assert!(cli.success(), "CLI approve: {cli}");
 
     let resp = send_ok(&fx.gw, &req_a);
@@ -190,8 +158,8 @@ fn approve_via_cli_and_api_mints_credential(fx: &Fixture) {
     }
 
     // A second action, approved through the API.
-    let req_b = post_as(&who, case, EXPORT_PATH, &export_body(case, 2))
-        .header("authorization", "Bearer agent-own-secret");
+    let req_b =
+        post_as(&who, case, EXPORT_PATH, &export_body(case, 2)).header("authorization", "Bearer agent-own-secret");
     let first_b = send_ok(&fx.gw, &req_b);
     let id_b = expect_pending(&first_b);
     seen.push(first_b);
@@ -216,10 +184,7 @@ fn approve_via_cli_and_api_mints_credential(fx: &Fixture) {
         assert!(!all.contains(service::CREDENTIAL_SECRET), "secret leaked: {all}");
     }
     let shown = svc.show(&id_a, &bob).unwrap();
-    assert!(
-        is_redeemed(&shown) || status_of(&shown) == Some("approved"),
-        "redeemed: {shown}"
-    );
+    assert!(is_redeemed(&shown) || status_of(&shown) == Some("approved"), "redeemed: {shown}");
 
     // Audit: created, review, approved, redeemed, credential minted (without the secret).
     let records = audit_until(&svc, "the approval's life", Duration::from_secs(10), |r| {
@@ -233,17 +198,13 @@ fn approve_via_cli_and_api_mints_credential(fx: &Fixture) {
         assert!(!t.contains(service::CREDENTIAL_SECRET), "secret in audit: {t}");
     }
     let reviews = service::records_mentioning(&records, "review", &id_a);
-    assert!(
-        reviews.iter().any(|r| r.to_string().contains(BOB)),
-        "the review names who: {reviews:#?}"
-    );
+    assert!(reviews.iter().any(|r| r.to_string().contains(BOB)), "the review names who: {reviews:#?}");
 }
 
 fn hold_completes_on_approve(fx: &Fixture) {
     let case = "svc-hold";
     let who = agent(case);
-    let req = post_as(&who, case, EXPORT_PATH, &export_body(case, 1))
-        .timeout(Duration::from_millis(HOLD_MS + 10_000));
+    let req = post_as(&who, case, EXPORT_PATH, &export_body(case, 1)).timeout(Duration::from_millis(HOLD_MS + 10_000));
     let addr = fx.held.addr;
     let started = Instant::now();
     let waiting = thread::spawn(move || {
@@ -333,11 +294,7 @@ fn changed_action_is_refused(fx: &Fixture) {
     ];
     for (what, v) in &variants {
         for named in [false, true] {
-            let r = if named {
-                v.clone().header(APPROVAL_HEADER, &id)
-            } else {
-                v.clone()
-            };
+            let r = if named { v.clone().header(APPROVAL_HEADER, &id) } else { v.clone() };
             let resp = send_ok(&fx.gw, &r);
             assert!(
                 resp.status == 403
@@ -391,8 +348,7 @@ fn expired_approval_is_refused(fx: &Fixture) {
     expect_problem(&resp, 403, "approval-expired");
     let resp = send_ok(&fx.gw, &req_b.clone().header(APPROVAL_HEADER, &id_b));
     assert!(
-        resp.status == 403
-            && resp.problem_type().as_deref() == Some("urn:airlock:problem:approval-expired"),
+        resp.status == 403 && resp.problem_type().as_deref() == Some("urn:airlock:problem:approval-expired"),
         "approved but expired before use: want approval-expired, got {} {}",
         resp.status,
         resp.text()
@@ -405,8 +361,7 @@ fn expired_approval_is_refused(fx: &Fixture) {
 fn self_approval_is_refused(fx: &Fixture) {
     let case = "svc-self";
     let owned = pending(&fx.gw, &post_as(OWNED_AGENT, case, EXPORT_PATH, &export_body(case, 1)));
-    let owned_oid =
-        pending(&fx.gw, &post_as(OWNED_OID_AGENT, case, EXPORT_PATH, &export_body(case, 2)));
+    let owned_oid = pending(&fx.gw, &post_as(OWNED_OID_AGENT, case, EXPORT_PATH, &export_body(case, 2)));
     let acts = pending(&fx.gw, &post_as(ACTS_FOR_AGENT, case, EXPORT_PATH, &export_body(case, 3)));
     let svc = fx.svc();
     let alice = key(&svc, ALICE);
@@ -436,12 +391,7 @@ fn self_approval_is_refused(fx: &Fixture) {
         "not-an-approver",
         "a reviewer outside data-owners",
     );
-    expect_api_problem(
-        &svc.approve(&owned, "not-a-key").unwrap(),
-        401,
-        "",
-        "an unknown API key",
-    );
+    expect_api_problem(&svc.approve(&owned, "not-a-key").unwrap(), 401, "", "an unknown API key");
     expect_api_problem(
         &svc.api("POST", &format!("/v1/approvals/{owned}/approve"), None, None).unwrap(),
         401,
@@ -474,12 +424,7 @@ fn quorum_counts_distinct_humans(fx: &Fixture) {
         let svc = fx.svc();
         let first = approve_ok(&svc, &id, BOB);
         assert_eq!(status_of(&first), Some("pending"), "1 of 2: {first}");
-        expect_api_problem(
-            &svc.approve(&id, &key(&svc, BOB)).unwrap(),
-            409,
-            "duplicate-vote",
-            "bob votes twice",
-        );
+        expect_api_problem(&svc.approve(&id, &key(&svc, BOB)).unwrap(), 409, "duplicate-vote", "bob votes twice");
         let cli = svc.cli(&["approvals", "approve", &id], Some(&key(&svc, BOB))).unwrap();
         assert!(!cli.success(), "bob's third vote through the CLI must fail: {cli}");
         let shown = svc.show(&id, &key(&svc, BOB)).unwrap();
@@ -531,10 +476,7 @@ fn audit_verify_and_tamper(fx: &Fixture) {
     }
     let mut svc = fx.svc();
     let records = svc.audit_export().unwrap();
-    let created: Vec<&Value> = records
-        .iter()
-        .filter(|r| service::kind_of(r) == Some("approval.created"))
-        .collect();
+    let created: Vec<&Value> = records.iter().filter(|r| service::kind_of(r) == Some("approval.created")).collect();
     let target = created[created.len() / 2].clone();
     let seq = target["seq"].as_i64().unwrap_or_else(|| panic!("seq in {target}"));
     let clean_stop = svc.stop().unwrap();

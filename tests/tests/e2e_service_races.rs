@@ -43,17 +43,10 @@ fn service_races() {
     let wasm = filter_module();
     let svc = start_service("races");
     let upstream = RecordingUpstream::http("upstream").unwrap();
-    let mut gws = start_gateways(vec![(
-        "svc-races",
-        "demo.yaml",
-        real_vars(&wasm, &plugin(0), upstream.port(), svc.port()),
-    )]);
+    let mut gws =
+        start_gateways(vec![("svc-races", "demo.yaml", real_vars(&wasm, &plugin(0), upstream.port(), svc.port()))]);
     eprintln!("[e2e_service_races] setup {:.1?}", started.elapsed());
-    let fx = Fixture {
-        upstream,
-        svc: Mutex::new(svc),
-        gw: gws.pop().unwrap(),
-    };
+    let fx = Fixture { upstream, svc: Mutex::new(svc), gw: gws.pop().unwrap() };
     let all: &[Case<Fixture>] = &[
         ("approve_vs_deny", approve_vs_deny),
         ("approve_vs_expire", approve_vs_expire),
@@ -266,8 +259,7 @@ fn double_redeem(fx: &Fixture) {
     }
     let svc = fx.svc();
     let records = audit_until(&svc, "every redeem", Duration::from_secs(10), |r| {
-        ids.iter()
-            .all(|id| !service::records_mentioning(r, "approval.redeemed", id).is_empty())
+        ids.iter().all(|id| !service::records_mentioning(r, "approval.redeemed", id).is_empty())
     });
     for id in &ids {
         assert_eq!(service::records_mentioning(&records, "approval.redeemed", id).len(), 1, "{id}");
@@ -306,8 +298,7 @@ fn kill9_during_load(fx: &Fixture) {
     let started = Instant::now();
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
-            let (answers, who, keys, stop) =
-                (answers.clone(), who.clone(), keys.clone(), stop.clone());
+            let (answers, who, keys, stop) = (answers.clone(), who.clone(), keys.clone(), stop.clone());
             thread::spawn(move || {
                 let note = |f: &dyn Fn(&mut Answers)| {
                     if let Ok(mut a) = answers.lock() {
@@ -319,15 +310,15 @@ fn kill9_during_load(fx: &Fixture) {
                         break;
                     }
                     let rows = t * 1000 + i;
-                    let req = post_as(&who, case, EXPORT_PATH, &export_body(case, rows))
-                        .timeout(Duration::from_secs(10));
+                    let req =
+                        post_as(&who, case, EXPORT_PATH, &export_body(case, rows)).timeout(Duration::from_secs(10));
                     // 1. create
                     let created = req.send(addr);
                     note(&|a| a.sent += 1);
                     let id = match &created {
-                        Ok(r) if r.status == 403 => r.json().ok().and_then(|d| {
-                            d["approval_id"].as_str().map(str::to_string)
-                        }),
+                        Ok(r) if r.status == 403 => {
+                            r.json().ok().and_then(|d| d["approval_id"].as_str().map(str::to_string))
+                        }
                         _ => None,
                     };
                     let Some(id) = id else {
@@ -437,8 +428,7 @@ fn kill9_during_load(fx: &Fixture) {
     // Redeemed ones stay consumed: naming them again is refused.
     for id in a.redeemed.iter().take(8) {
         let rows = a.created[id];
-        let req = post_as(&who, "race-kill9-replay", EXPORT_PATH, &export_body(case, rows))
-            .header(APPROVAL_HEADER, id);
+        let req = post_as(&who, "race-kill9-replay", EXPORT_PATH, &export_body(case, rows)).header(APPROVAL_HEADER, id);
         expect_problem(&send(&fx.gw, &req), 403, "denied");
     }
     expect_nothing_reached(&fx.upstream, "race-kill9-replay");
@@ -459,11 +449,7 @@ fn kill9_during_load(fx: &Fixture) {
         assert_eq!(resp.status, 200, "{id} approved before the crash redeems after it: {}", resp.text());
     }
     let redeemed_upstream = fx.upstream.heads_for(case).len();
-    assert_eq!(
-        redeemed_upstream,
-        a.redeemed.len(),
-        "exactly the redeemed ones reached the upstream during the load"
-    );
+    assert_eq!(redeemed_upstream, a.redeemed.len(), "exactly the redeemed ones reached the upstream during the load");
     let mut svc = fx.svc();
     svc.stop().unwrap();
     let verify = svc.audit_verify().unwrap();

@@ -31,29 +31,12 @@ fn vm_panic() {
     let wasm = fault_module().unwrap_or_else(|e| panic!("{e:#}"));
     let upstream = RecordingUpstream::http("upstream").unwrap();
     let service = FakeService::start(service_keys().unwrap()).unwrap();
-    let v = vars(
-        &wasm,
-        &PluginOptions::default(),
-        upstream.port(),
-        service.port(),
-    );
-    let gw = start_gateways(vec![("vm-panic", "demo.yaml", v)])
-        .pop()
-        .unwrap();
-    let fx = Fixture {
-        upstream,
-        _service: service,
-        gw,
-    };
+    let v = vars(&wasm, &PluginOptions::default(), upstream.port(), service.port());
+    let gw = start_gateways(vec![("vm-panic", "demo.yaml", v)]).pop().unwrap();
+    let fx = Fixture { upstream, _service: service, gw };
     let all: &[Case<Fixture>] = &[
-        (
-            "panic_fails_closed_then_recovers",
-            panic_fails_closed_then_recovers,
-        ),
-        (
-            "recovers_again_after_a_second_panic",
-            recovers_again_after_a_second_panic,
-        ),
+        ("panic_fails_closed_then_recovers", panic_fails_closed_then_recovers),
+        ("recovers_again_after_a_second_panic", recovers_again_after_a_second_panic),
     ];
     let outcome = cases::run("e2e_vm_panic", &fx, all, |_| {});
     outcome.unwrap();
@@ -61,17 +44,12 @@ fn vm_panic() {
 
 fn panic_round(fx: &Fixture, round: &str) {
     // Healthy first.
-    let ok = send(
-        &fx.gw,
-        &as_agent(Request::get("/public/before"), &format!("{round}-before")),
-    );
+    let ok = send(&fx.gw, &as_agent(Request::get("/public/before"), &format!("{round}-before")));
     assert_eq!(ok.status, 200, "{}", ok.text());
 
     // The panicking request.
     let case = format!("{round}-panic");
-    let outcome = fx
-        .gw
-        .send(&as_agent(Request::get("/public/boom"), &case).header("x-airlock-fault", "panic"));
+    let outcome = fx.gw.send(&as_agent(Request::get("/public/boom"), &case).header("x-airlock-fault", "panic"));
     expect_refused(&outcome, "the request whose VM panicked");
     if let Ok(resp) = &outcome {
         assert_eq!(resp.status, 503, "{}", resp.text());
@@ -85,17 +63,12 @@ fn panic_round(fx: &Fixture, round: &str) {
     let recovered = loop {
         attempts += 1;
         let deny_case = format!("{round}-deny-{attempts}");
-        let denied = fx.gw.send(&as_agent(
-            Request::new("DELETE", "/v1/reports/1"),
-            &deny_case,
-        ));
+        let denied = fx.gw.send(&as_agent(Request::new("DELETE", "/v1/reports/1"), &deny_case));
         expect_refused(&denied, "DELETE while the VM reloads");
         expect_nothing_reached(&fx.upstream, &deny_case);
 
         let allow_case = format!("{round}-allow-{attempts}");
-        let allowed = fx
-            .gw
-            .send(&as_agent(Request::get("/public/after"), &allow_case));
+        let allowed = fx.gw.send(&as_agent(Request::get("/public/after"), &allow_case));
         match allowed {
             Ok(resp) if resp.status == 200 => break Some(started.elapsed()),
             Ok(resp) => assert_eq!(resp.status, 503, "while reloading: {}", resp.text()),
@@ -111,10 +84,7 @@ fn panic_round(fx: &Fixture, round: &str) {
 
     // The fresh VM enforces policy again.
     let case = format!("{round}-after");
-    let resp = send(
-        &fx.gw,
-        &as_agent(Request::new("DELETE", "/v1/reports/1"), &case),
-    );
+    let resp = send(&fx.gw, &as_agent(Request::new("DELETE", "/v1/reports/1"), &case));
     expect_problem(&resp, 403, "denied");
     expect_nothing_reached(&fx.upstream, &case);
 }

@@ -21,11 +21,7 @@ use wasm_support::*;
 fn assert_refused_before_policy(host: &Host, stream: &Stream, rule: &str, what: &str) {
     let body = assert_problem(host, stream, 403, "denied");
     assert_eq!(body["rule"], rule, "{what}: {body}");
-    assert!(
-        approval_calls(host).is_empty(),
-        "{what}: {:?}",
-        approval_calls(host)
-    );
+    assert!(approval_calls(host).is_empty(), "{what}: {:?}", approval_calls(host));
 }
 
 fn get_with_path(host: &mut Host, path: &[u8]) -> Stream {
@@ -95,12 +91,7 @@ const AMBIGUOUS_PATHS: [&str; 29] = [
 fn ambiguous_paths_are_refused_and_never_reach_the_upstream() {
     let mut host = host();
     // Control: the plain paths are allowed.
-    for ok in [
-        "/v1/reports/secret",
-        "/v1/reports",
-        "/v1/a.b/c..d/.e",
-        "/v1/rep%20orts",
-    ] {
+    for ok in ["/v1/reports/secret", "/v1/reports", "/v1/a.b/c..d/.e", "/v1/rep%20orts"] {
         let s = send_get(&mut host, HOST, ok);
         assert_reached_upstream(&host, &s);
     }
@@ -108,13 +99,7 @@ fn ambiguous_paths_are_refused_and_never_reach_the_upstream() {
         let s = get_with_path(&mut host, path.as_bytes());
         assert_refused_before_policy(&host, &s, "airlock.malformed-request", path);
     }
-    for raw in [
-        &b"/v1/\xffreports"[..],
-        b"/v1/\x00",
-        b"/v1/\x7f",
-        b"/v1/\r\nx: y",
-        b"",
-    ] {
+    for raw in [&b"/v1/\xffreports"[..], b"/v1/\x00", b"/v1/\x7f", b"/v1/\r\nx: y", b""] {
         let s = get_with_path(&mut host, raw);
         assert_refused_before_policy(&host, &s, "airlock.malformed-request", &format!("{raw:?}"));
     }
@@ -166,22 +151,12 @@ fn host_variants_give_one_digest_so_one_approval() {
         assert_eq!(sent["request"]["host"], HOST, "{authority}");
         assert_eq!(sent["request"]["port"], 443, "{authority}");
         // The service finds the one pending approval for (agent, digest).
-        respond(
-            &mut host,
-            &call,
-            200,
-            &json!({"approval_id": "apr_one", "status": "pending"}),
-        );
+        respond(&mut host, &call, 200, &json!({"approval_id": "apr_one", "status": "pending"}));
         let problem = assert_problem(&host, &s, 403, "approval-pending");
         assert_eq!(problem["approval_id"], "apr_one");
     }
     // Another port is another action.
-    let s = export_to(
-        &mut host,
-        "api.example.com:8443",
-        "/v1/exports?format=csv",
-        &body,
-    );
+    let s = export_to(&mut host, "api.example.com:8443", "/v1/exports?format=csv", &body);
     assert_ne!(sent_digest(&host, &s), expected);
 }
 
@@ -214,18 +189,11 @@ fn host_variants_never_bypass_a_host_deny() {
         let get = send_get(&mut host, authority, "/v1/reports");
         assert_blocked(&host, &get);
         let body = assert_problem(&host, &get, 403, "denied");
-        assert!(
-            body["rule"] == "blocked-host" || body["rule"] == "airlock.malformed-request",
-            "{authority:?}: {body}"
-        );
+        assert!(body["rule"] == "blocked-host" || body["rule"] == "airlock.malformed-request", "{authority:?}: {body}");
         let export = export_to(&mut host, authority, "/v1/exports", &export_body());
         assert_blocked(&host, &export);
     }
-    assert!(
-        approval_calls(&host).is_empty(),
-        "{:?}",
-        approval_calls(&host)
-    );
+    assert!(approval_calls(&host).is_empty(), "{:?}", approval_calls(&host));
     // Two :authority values, in either order.
     for pair in [[HOST, BLOCKED_HOST], [BLOCKED_HOST, HOST]] {
         let s = host
@@ -252,12 +220,9 @@ fn host_variants_never_bypass_a_host_deny() {
 #[test]
 fn hosts_with_empty_labels_are_refused() {
     let mut host = host();
-    for authority in [
-        "blocked.example.com..",
-        "blocked.example.com..:443",
-        ".blocked.example.com",
-        "blocked..example.com",
-    ] {
+    for authority in
+        ["blocked.example.com..", "blocked.example.com..:443", ".blocked.example.com", "blocked..example.com"]
+    {
         let s = send_get(&mut host, authority, "/v1/reports");
         assert_blocked(&host, &s);
     }
@@ -268,11 +233,7 @@ fn hosts_with_empty_labels_are_refused() {
 #[test]
 fn repeated_identity_headers_are_refused() {
     let mut host = host();
-    for values in [
-        [AGENT, "spiffe://corp/agent/admin"],
-        ["spiffe://corp/agent/admin", AGENT],
-        [AGENT, AGENT],
-    ] {
+    for values in [[AGENT, "spiffe://corp/agent/admin"], ["spiffe://corp/agent/admin", AGENT], [AGENT, AGENT]] {
         let s = host
             .request()
             .method("GET")
@@ -293,12 +254,7 @@ fn repeated_identity_headers_are_refused() {
             .json(&export_body())
             .send()
             .unwrap();
-        assert_refused_before_policy(
-            &host,
-            &s,
-            "airlock.no-identity",
-            &format!("{values:?} on export"),
-        );
+        assert_refused_before_policy(&host, &s, "airlock.no-identity", &format!("{values:?} on export"));
     }
 }
 
@@ -327,11 +283,7 @@ fn malformed_identity_values_are_refused() {
             .unwrap();
         assert_refused_before_policy(&host, &s, "airlock.no-identity", value);
     }
-    for raw in [
-        &b"spiffe://corp/agent/\xff"[..],
-        b"spiffe://corp/agent/\x00x",
-        b"a\r\nb",
-    ] {
+    for raw in [&b"spiffe://corp/agent/\xff"[..], b"spiffe://corp/agent/\x00x", b"a\r\nb"] {
         let s = host
             .request()
             .method("GET")
@@ -343,20 +295,8 @@ fn malformed_identity_values_are_refused() {
         assert_refused_before_policy(&host, &s, "airlock.no-identity", &format!("{raw:?}"));
     }
     // Headers that merely look like identity are not identity.
-    for name in [
-        "x-airlock-agent-id",
-        "x-agent",
-        "x-forwarded-client-cert",
-        "x-airlock_agent",
-    ] {
-        let s = host
-            .request()
-            .method("GET")
-            .authority(HOST)
-            .path("/v1/reports")
-            .header(name, AGENT)
-            .send()
-            .unwrap();
+    for name in ["x-airlock-agent-id", "x-agent", "x-forwarded-client-cert", "x-airlock_agent"] {
+        let s = host.request().method("GET").authority(HOST).path("/v1/reports").header(name, AGENT).send().unwrap();
         assert_refused_before_policy(&host, &s, "airlock.no-identity", name);
     }
 }
@@ -378,12 +318,7 @@ fn a_spoofed_identity_header_is_ignored_when_identity_comes_from_mtls() {
         .unwrap();
     assert_refused_before_policy(&host, &spoofed, "airlock.no-identity", "header without SAN");
     let spoofed_export = export_to(&mut host, HOST, "/v1/exports", &export_body());
-    assert_refused_before_policy(
-        &host,
-        &spoofed_export,
-        "airlock.no-identity",
-        "export without SAN",
-    );
+    assert_refused_before_policy(&host, &spoofed_export, "airlock.no-identity", "export without SAN");
 
     // With a SAN, the SAN is the identity whatever the header says.
     let other = "spiffe://corp/agent/intern-bot";
@@ -400,18 +335,10 @@ fn a_spoofed_identity_header_is_ignored_when_identity_comes_from_mtls() {
     let sent = create_call_for(&host, &s).json().unwrap();
     assert_eq!(sent["agent"]["id"], other, "{sent}");
     assert_eq!(sent["agent"]["source"], "mtls");
-    assert!(
-        sent["agent"]["owner"].is_null(),
-        "the spoofed agent's owner is not borrowed: {sent}"
-    );
+    assert!(sent["agent"]["owner"].is_null(), "the spoofed agent's owner is not borrowed: {sent}");
 
     // A SAN that is empty, repeated or not printable is no identity.
-    for san in [
-        &b""[..],
-        b"spiffe://a,spiffe://b",
-        b"spiffe://corp/\xff",
-        b"spiffe://corp/a b",
-    ] {
+    for san in [&b""[..], b"spiffe://a,spiffe://b", b"spiffe://corp/\xff", b"spiffe://corp/a b"] {
         let s = host
             .request()
             .method("GET")
@@ -436,10 +363,7 @@ fn a_spoofed_identity_header_is_ignored_when_identity_comes_from_jwt() {
         .authority(HOST)
         .path("/v1/reports")
         .header(IDENTITY_HEADER, AGENT)
-        .header(
-            "authorization",
-            "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9.",
-        )
+        .header("authorization", "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9.")
         .send()
         .unwrap();
     assert_refused_before_policy(&host, &spoofed, "airlock.no-identity", "jwt header only");
@@ -448,16 +372,7 @@ fn a_spoofed_identity_header_is_ignored_when_identity_comes_from_jwt() {
         .method("GET")
         .authority(HOST)
         .path("/v1/reports")
-        .property(
-            &[
-                "metadata",
-                "filter_metadata",
-                "envoy.filters.http.jwt_authn",
-                "jwt_payload",
-                "sub",
-            ],
-            AGENT,
-        )
+        .property(&["metadata", "filter_metadata", "envoy.filters.http.jwt_authn", "jwt_payload", "sub"], AGENT)
         .send()
         .unwrap();
     assert_reached_upstream(&host, &verified);
@@ -488,12 +403,7 @@ fn duplicate_single_valued_headers_are_refused() {
             .body(body)
             .send()
             .unwrap();
-        assert_refused_before_policy(
-            &host,
-            &s,
-            "airlock.malformed-request",
-            &format!("{name}: {values:?}"),
-        );
+        assert_refused_before_policy(&host, &s, "airlock.malformed-request", &format!("{name}: {values:?}"));
         let s = host
             .request()
             .method("GET")
@@ -627,17 +537,8 @@ fn non_utf8_header_values_never_crash_the_vm() {
     assert!(!host.is_failed(), "{:?}", host.failure());
     if s.is_paused() {
         let call = create_call_for(&host, &s);
-        assert!(
-            !call.body_text().contains("SECRET1"),
-            "{}",
-            call.body_text()
-        );
-        respond(
-            &mut host,
-            &call,
-            200,
-            &json!({"approval_id": "apr_x", "status": "mismatch"}),
-        );
+        assert!(!call.body_text().contains("SECRET1"), "{}", call.body_text());
+        respond(&mut host, &call, 200, &json!({"approval_id": "apr_x", "status": "mismatch"}));
     }
     assert_blocked(&host, &s);
     // The VM still serves.
@@ -665,10 +566,7 @@ fn an_oversized_body_on_an_approve_route_is_413_and_never_reaches_the_service() 
     let check = |host: &Host, s: &Stream, what: &str| {
         let problem = assert_problem(host, s, 413, "denied");
         assert_eq!(problem["rule"], "pii-export", "{what}: {problem}");
-        assert!(
-            approval_calls(host).is_empty(),
-            "{what}: a callout with a truncated body"
-        );
+        assert!(approval_calls(host).is_empty(), "{what}: a callout with a truncated body");
         assert!(s.upstream_body().is_empty(), "{what}");
     };
 
@@ -743,10 +641,7 @@ fn an_oversized_body_on_an_approve_route_is_413_and_never_reaches_the_service() 
         .unwrap();
     let sent = create_call_for(&host, &s).json().unwrap();
     assert_eq!(sent["request"]["body_size"], MAX_BODY);
-    assert_eq!(
-        sent["request"]["body_sha256"],
-        sha256_hex(fit.as_bytes()).as_str()
-    );
+    assert_eq!(sent["request"]["body_sha256"], sha256_hex(fit.as_bytes()).as_str());
 }
 
 // ----- one approval, one action -----
@@ -755,9 +650,7 @@ fn an_oversized_body_on_an_approve_route_is_413_and_never_reaches_the_service() 
 fn a_changed_action_gets_a_different_digest() {
     let mut host = host();
     let base_body = export_body().to_string();
-    let other_body =
-        json!({"format": "csv", "customer": {"name": "Ada Lovelace", "ssn": "123-45-6780"}})
-            .to_string();
+    let other_body = json!({"format": "csv", "customer": {"name": "Ada Lovelace", "ssn": "123-45-6780"}}).to_string();
     let spaced_body = base_body.replace(':', ": ");
     struct Variant<'a> {
         what: &'a str,
@@ -804,10 +697,7 @@ fn a_changed_action_gets_a_different_digest() {
             path: "/v1/exports?format=csv",
             content_type: ct,
             body: &base_body,
-            expected: DigestInput {
-                method: "PUT",
-                ..DigestInput::export(base_body.as_bytes())
-            },
+            expected: DigestInput { method: "PUT", ..DigestInput::export(base_body.as_bytes()) },
         },
         Variant {
             what: "path",
@@ -816,10 +706,7 @@ fn a_changed_action_gets_a_different_digest() {
             path: "/v1/exports/all?format=csv",
             content_type: ct,
             body: &base_body,
-            expected: DigestInput {
-                path: "/v1/exports/all",
-                ..DigestInput::export(base_body.as_bytes())
-            },
+            expected: DigestInput { path: "/v1/exports/all", ..DigestInput::export(base_body.as_bytes()) },
         },
         Variant {
             what: "query value",
@@ -828,10 +715,7 @@ fn a_changed_action_gets_a_different_digest() {
             path: "/v1/exports?format=json",
             content_type: ct,
             body: &base_body,
-            expected: DigestInput {
-                query: vec![("format", "json")],
-                ..DigestInput::export(base_body.as_bytes())
-            },
+            expected: DigestInput { query: vec![("format", "json")], ..DigestInput::export(base_body.as_bytes()) },
         },
         Variant {
             what: "extra query parameter",
@@ -852,10 +736,7 @@ fn a_changed_action_gets_a_different_digest() {
             path: "/v1/exports",
             content_type: ct,
             body: &base_body,
-            expected: DigestInput {
-                query: vec![],
-                ..DigestInput::export(base_body.as_bytes())
-            },
+            expected: DigestInput { query: vec![], ..DigestInput::export(base_body.as_bytes()) },
         },
         Variant {
             what: "host",
@@ -864,10 +745,7 @@ fn a_changed_action_gets_a_different_digest() {
             path: "/v1/exports?format=csv",
             content_type: ct,
             body: &base_body,
-            expected: DigestInput {
-                host: "api2.example.com",
-                ..DigestInput::export(base_body.as_bytes())
-            },
+            expected: DigestInput { host: "api2.example.com", ..DigestInput::export(base_body.as_bytes()) },
         },
         Variant {
             what: "port",
@@ -876,10 +754,7 @@ fn a_changed_action_gets_a_different_digest() {
             path: "/v1/exports?format=csv",
             content_type: ct,
             body: &base_body,
-            expected: DigestInput {
-                port: 8443,
-                ..DigestInput::export(base_body.as_bytes())
-            },
+            expected: DigestInput { port: 8443, ..DigestInput::export(base_body.as_bytes()) },
         },
         Variant {
             what: "significant header",
@@ -907,17 +782,8 @@ fn a_changed_action_gets_a_different_digest() {
             .send()
             .unwrap();
         let digest = sent_digest(&host, &s);
-        assert_eq!(
-            digest,
-            v.expected.digest(),
-            "{}: digest per docs/digest.md",
-            v.what
-        );
-        assert!(
-            seen.insert(digest),
-            "{}: same digest as another variant",
-            v.what
-        );
+        assert_eq!(digest, v.expected.digest(), "{}: digest per docs/digest.md", v.what);
+        assert!(seen.insert(digest), "{}: same digest as another variant", v.what);
     }
 }
 
@@ -963,16 +829,8 @@ fn an_approval_for_one_action_is_refused_for_another() {
     let mut host = host();
     let a = send_export(&mut host, &export_body(), &[]);
     let create_a = create_call_for(&host, &a);
-    let digest_a = create_a.json().unwrap()["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    respond(
-        &mut host,
-        &create_a,
-        200,
-        &json!({"approval_id": "apr_A", "status": "approved"}),
-    );
+    let digest_a = create_a.json().unwrap()["digest"].as_str().unwrap().to_string();
+    respond(&mut host, &create_a, 200, &json!({"approval_id": "apr_A", "status": "approved"}));
     let redeem = the_pending(&host, &redeem_path("apr_A"));
     respond(
         &mut host,
@@ -982,38 +840,13 @@ fn an_approval_for_one_action_is_refused_for_another() {
     );
     assert_reached_upstream(&host, &a);
 
-    let other_body =
-        json!({"format": "csv", "customer": {"name": "Grace Hopper", "ssn": "987-65-4321"}});
+    let other_body = json!({"format": "csv", "customer": {"name": "Grace Hopper", "ssn": "987-65-4321"}});
     let replays: [(&str, &str, &str, &str, Value); 5] = [
         ("body", "POST", HOST, "/v1/exports?format=csv", other_body),
-        (
-            "path",
-            "POST",
-            HOST,
-            "/v1/exports/all?format=csv",
-            export_body(),
-        ),
-        (
-            "query",
-            "POST",
-            HOST,
-            "/v1/exports?format=parquet",
-            export_body(),
-        ),
-        (
-            "host",
-            "POST",
-            "api2.example.com",
-            "/v1/exports?format=csv",
-            export_body(),
-        ),
-        (
-            "method",
-            "PUT",
-            HOST,
-            "/v1/exports?format=csv",
-            export_body(),
-        ),
+        ("path", "POST", HOST, "/v1/exports/all?format=csv", export_body()),
+        ("query", "POST", HOST, "/v1/exports?format=parquet", export_body()),
+        ("host", "POST", "api2.example.com", "/v1/exports?format=csv", export_body()),
+        ("method", "PUT", HOST, "/v1/exports?format=csv", export_body()),
     ];
     for (what, method, authority, path, body) in replays {
         let before = approval_calls(&host).len();
@@ -1031,29 +864,13 @@ fn an_approval_for_one_action_is_refused_for_another() {
             .unwrap();
         let create = create_call_for(&host, &s);
         let sent = create.json().unwrap();
-        assert_eq!(
-            sent["approval_id"], "apr_A",
-            "{what}: the named approval is passed on"
-        );
-        assert_ne!(
-            sent["digest"],
-            digest_a.as_str(),
-            "{what}: must not match A's digest"
-        );
+        assert_eq!(sent["approval_id"], "apr_A", "{what}: the named approval is passed on");
+        assert_ne!(sent["digest"], digest_a.as_str(), "{what}: must not match A's digest");
         assert_eq!(sent["agent"]["id"], AGENT);
-        respond(
-            &mut host,
-            &create,
-            200,
-            &json!({"approval_id": "apr_A", "status": "mismatch"}),
-        );
+        respond(&mut host, &create, 200, &json!({"approval_id": "apr_A", "status": "mismatch"}));
         let problem = assert_problem(&host, &s, 403, "denied");
         assert_eq!(problem["approval_id"], "apr_A", "{what}");
-        assert_eq!(
-            approval_calls(&host).len(),
-            before + 1,
-            "{what}: no redeem after a mismatch"
-        );
+        assert_eq!(approval_calls(&host).len(), before + 1, "{what}: no redeem after a mismatch");
     }
     assert_eq!(metric(&host, "airlock.credentials.injected"), 1);
 }
@@ -1065,47 +882,22 @@ fn a_consumed_approval_is_not_redeemed_twice() {
     let mut host = host();
     let first = send_export(&mut host, &export_body(), &[]);
     let create = create_call_for(&host, &first);
-    respond(
-        &mut host,
-        &create,
-        200,
-        &json!({"approval_id": "apr_once", "status": "approved"}),
-    );
+    respond(&mut host, &create, 200, &json!({"approval_id": "apr_once", "status": "approved"}));
     let redeem = the_pending(&host, &redeem_path("apr_once"));
-    respond(
-        &mut host,
-        &redeem,
-        200,
-        &json!({"status": "redeemed", "headers": {"authorization": "Bearer once"}}),
-    );
+    respond(&mut host, &redeem, 200, &json!({"status": "redeemed", "headers": {"authorization": "Bearer once"}}));
     assert_reached_upstream(&host, &first);
 
-    let replay = send_export(
-        &mut host,
-        &export_body(),
-        &[("x-airlock-approval", "apr_once")],
-    );
+    let replay = send_export(&mut host, &export_body(), &[("x-airlock-approval", "apr_once")]);
     let create = create_call_for(&host, &replay);
-    assert_eq!(
-        create.json().unwrap()["digest"],
-        create_call_digest_of(&host, &first)
-    );
-    respond(
-        &mut host,
-        &create,
-        200,
-        &json!({"approval_id": "apr_once", "status": "approved"}),
-    );
+    assert_eq!(create.json().unwrap()["digest"], create_call_digest_of(&host, &first));
+    respond(&mut host, &create, 200, &json!({"approval_id": "apr_once", "status": "approved"}));
     let redeem = the_pending(&host, &redeem_path("apr_once"));
     respond(&mut host, &redeem, 409, &json!({"status": "consumed"}));
     assert_problem(&host, &replay, 403, "denied");
 }
 
 fn create_call_digest_of(host: &Host, stream: &Stream) -> Value {
-    let call = calls_to(host, APPROVALS)
-        .into_iter()
-        .find(|c| c.context_id == stream.id())
-        .unwrap();
+    let call = calls_to(host, APPROVALS).into_iter().find(|c| c.context_id == stream.id()).unwrap();
     call.json().unwrap()["digest"].clone()
 }
 
@@ -1115,11 +907,7 @@ fn the_agent_cannot_smuggle_airlock_or_signature_headers_to_the_service() {
     let s = send_export(
         &mut host,
         &export_body(),
-        &[
-            ("x-airlock-signature", "v1=forged"),
-            ("x-airlock-key-id", "k9"),
-            ("x-airlock-timestamp", "1"),
-        ],
+        &[("x-airlock-signature", "v1=forged"), ("x-airlock-key-id", "k9"), ("x-airlock-timestamp", "1")],
     );
     let call = create_call_for(&host, &s);
     assert_signed_by_filter(&host, &call);

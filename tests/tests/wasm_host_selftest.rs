@@ -13,15 +13,8 @@ use serde_json::json;
 
 /// What Envoy (proxy-wasm-cpp-host) gives a module besides `env.proxy_*`, as far as this
 /// filter may rely on: randomness, clocks, environment, stdout/stderr, exit, yield.
-const ENVOY_WASI: [&str; 7] = [
-    "random_get",
-    "clock_time_get",
-    "environ_get",
-    "environ_sizes_get",
-    "fd_write",
-    "proc_exit",
-    "sched_yield",
-];
+const ENVOY_WASI: [&str; 7] =
+    ["random_get", "clock_time_get", "environ_get", "environ_sizes_get", "fd_write", "proc_exit", "sched_yield"];
 
 const AGENT: &str = "spiffe://corp/agent/report-bot";
 
@@ -59,15 +52,9 @@ fn module_imports_are_only_proxy_wasm_and_envoy_wasi() {
         })
         .map(|(m, n)| format!("{m}.{n}"))
         .collect();
-    assert!(
-        unexpected.is_empty(),
-        "imports Envoy does not provide: {unexpected:?}"
-    );
+    assert!(unexpected.is_empty(), "imports Envoy does not provide: {unexpected:?}");
     // The SDK imports every hostcall, used or not.
-    assert!(
-        imports.iter().filter(|(m, _)| m == "env").count() >= 30,
-        "{imports:?}"
-    );
+    assert!(imports.iter().filter(|(m, _)| m == "env").count() >= 30, "{imports:?}");
 }
 
 #[test]
@@ -77,10 +64,7 @@ fn the_filter_loads_and_accepts_a_valid_configuration() {
     assert!(!host.is_failed());
     assert!(host.log_contains("selftest-1"), "{}", host.logs_text());
     assert_eq!(host.tick_period(), Some(Duration::from_millis(1000)));
-    assert!(host
-        .module_imports()
-        .iter()
-        .any(|(_, n)| n == "proxy_http_call"));
+    assert!(host.module_imports().iter().any(|(_, n)| n == "proxy_http_call"));
 }
 
 #[test]
@@ -89,11 +73,7 @@ fn a_bad_configuration_is_refused_with_a_log_line() {
     bad["request"] = json!({"max_body": 10});
     let host = Host::try_new(bad.to_string()).unwrap();
     assert!(!host.configured());
-    assert!(
-        !host.is_failed(),
-        "refusing must not crash: {:?}",
-        host.failure()
-    );
+    assert!(!host.is_failed(), "refusing must not crash: {:?}", host.failure());
     let line = host
         .logs()
         .into_iter()
@@ -102,9 +82,7 @@ fn a_bad_configuration_is_refused_with_a_log_line() {
     assert!(line.message.contains("max_body"), "{}", line.message);
     assert!(line.level >= LogLevel::Error);
 
-    let err = Host::new(bad.to_string())
-        .err()
-        .expect("Host::new must refuse");
+    let err = Host::new(bad.to_string()).err().expect("Host::new must refuse");
     assert!(err.to_string().contains("max_body"), "{err}");
 
     let not_json = Host::try_new("{").unwrap();
@@ -122,16 +100,8 @@ fn an_allowed_request_reaches_the_upstream() {
         .header("x-airlock-agent", AGENT)
         .send()
         .unwrap();
-    assert!(
-        stream.reached_upstream(),
-        "{:?}\n{}",
-        stream.outcome(),
-        host.logs_text()
-    );
-    assert_eq!(
-        stream.header(":path").as_deref(),
-        Some("/v1/reports?year=2026")
-    );
+    assert!(stream.reached_upstream(), "{:?}\n{}", stream.outcome(), host.logs_text());
+    assert_eq!(stream.header(":path").as_deref(), Some("/v1/reports?year=2026"));
     host.finish(&stream).unwrap();
     assert!(!host.is_failed());
 }
@@ -150,16 +120,10 @@ fn a_denied_request_gets_a_problem_and_never_reaches_the_upstream() {
         .unwrap();
     let reply = match stream.outcome() {
         Outcome::LocalReply(reply) => reply,
-        other => panic!(
-            "expected a local reply, got {other:?}\n{}",
-            host.logs_text()
-        ),
+        other => panic!("expected a local reply, got {other:?}\n{}", host.logs_text()),
     };
     assert_eq!(reply.status, 403);
-    assert_eq!(
-        reply.header("content-type").as_deref(),
-        Some("application/problem+json")
-    );
+    assert_eq!(reply.header("content-type").as_deref(), Some("application/problem+json"));
     assert_eq!(reply.json().unwrap()["type"], "urn:airlock:problem:denied");
     assert!(!stream.reached_upstream());
     assert!(!stream.upstream_saw_headers());
@@ -169,54 +133,30 @@ fn a_denied_request_gets_a_problem_and_never_reaches_the_upstream() {
 #[test]
 fn no_identity_is_denied() {
     let mut host = host();
-    let stream = host
-        .request()
-        .method("GET")
-        .path("/v1/reports")
-        .send()
-        .unwrap();
-    assert_eq!(
-        stream.response_status(),
-        Some(403),
-        "{:?}",
-        stream.outcome()
-    );
+    let stream = host.request().method("GET").path("/v1/reports").send().unwrap();
+    assert_eq!(stream.response_status(), Some(403), "{:?}", stream.outcome());
     assert!(!stream.reached_upstream());
 }
 
 #[test]
 fn the_decision_log_ships_from_the_timer_and_survives_a_failed_callout() {
     let mut host = host();
-    let stream = host
-        .request()
-        .method("GET")
-        .path("/v1/reports")
-        .header("x-airlock-agent", AGENT)
-        .send()
-        .unwrap();
+    let stream = host.request().method("GET").path("/v1/reports").header("x-airlock-agent", AGENT).send().unwrap();
     host.finish(&stream).unwrap();
     host.advance_time(Duration::from_millis(1000)).unwrap();
     let callouts = host.pending_callouts();
     let batch = callouts
         .iter()
         .find(|c| c.path().as_deref() == Some("/v1/gateway/decisions"))
-        .unwrap_or_else(|| {
-            panic!(
-                "no decision batch shipped: {callouts:?}\n{}",
-                host.logs_text()
-            )
-        });
+        .unwrap_or_else(|| panic!("no decision batch shipped: {callouts:?}\n{}", host.logs_text()));
     assert_eq!(batch.cluster, "airlock_approval");
     assert_eq!(batch.method().as_deref(), Some("POST"));
-    assert!(batch
-        .header("x-airlock-signature")
-        .is_some_and(|s| s.starts_with("v1=")));
+    assert!(batch.header("x-airlock-signature").is_some_and(|s| s.starts_with("v1=")));
     assert_eq!(batch.context_id, host.root_context_id());
     let records = &batch.json().unwrap()["records"];
     assert_eq!(records.as_array().map(Vec::len), Some(1), "{records}");
     // A reset callout delivers no response at all; the filter must cope, not crash.
-    host.fail_callout_with(batch.token, CalloutFailure::Reset)
-        .unwrap();
+    host.fail_callout_with(batch.token, CalloutFailure::Reset).unwrap();
     assert!(!host.is_failed(), "{:?}", host.failure());
 }
 
@@ -232,26 +172,10 @@ fn mtls_identity_comes_from_the_peer_certificate_property() {
         .property(&["connection", "uri_san_peer_certificate"], AGENT)
         .send()
         .unwrap();
-    assert!(
-        with_cert.reached_upstream(),
-        "{:?}\n{}",
-        with_cert.outcome(),
-        host.logs_text()
-    );
+    assert!(with_cert.reached_upstream(), "{:?}\n{}", with_cert.outcome(), host.logs_text());
     // A header claiming the identity is no certificate.
-    let spoofed = host
-        .request()
-        .method("GET")
-        .path("/v1/reports")
-        .header("x-airlock-agent", AGENT)
-        .send()
-        .unwrap();
-    assert_eq!(
-        spoofed.response_status(),
-        Some(403),
-        "{:?}",
-        spoofed.outcome()
-    );
+    let spoofed = host.request().method("GET").path("/v1/reports").header("x-airlock-agent", AGENT).send().unwrap();
+    assert_eq!(spoofed.response_status(), Some(403), "{:?}", spoofed.outcome());
 }
 
 // ----- known filter bugs: run with `--ignored` once fixed -----
@@ -288,11 +212,6 @@ fn a_repeated_identity_header_is_refused() {
         .header("x-airlock-agent", "spiffe://corp/agent/other")
         .send()
         .unwrap();
-    assert_eq!(
-        stream.response_status(),
-        Some(403),
-        "{:?}",
-        stream.outcome()
-    );
+    assert_eq!(stream.response_status(), Some(403), "{:?}", stream.outcome());
     assert!(!stream.reached_upstream());
 }

@@ -123,10 +123,7 @@ const GUEST: &str = r#"
 "#;
 
 fn options() -> HostOptions {
-    HostOptions {
-        wasm: WasmSource::Bytes(GUEST.as_bytes().to_vec()),
-        ..HostOptions::default()
-    }
+    HostOptions { wasm: WasmSource::Bytes(GUEST.as_bytes().to_vec()), ..HostOptions::default() }
 }
 
 fn host() -> Host {
@@ -159,21 +156,14 @@ fn decode(bytes: &[u8]) -> Vec<(String, String)> {
 fn a_refused_configuration_is_reported_with_the_guest_log() {
     let host = Host::with_options("no thanks", options()).unwrap();
     assert!(!host.configured());
-    assert!(host
-        .logs()
-        .iter()
-        .any(|l| l.level == LogLevel::Error && l.message == "bad config"));
+    assert!(host.logs().iter().any(|l| l.level == LogLevel::Error && l.message == "bad config"));
     assert!(!host.is_failed());
 }
 
 #[test]
 fn stdout_goes_to_the_log_at_info() {
     let host = host();
-    let hello = host
-        .logs()
-        .into_iter()
-        .find(|l| l.message == "hello")
-        .unwrap();
+    let hello = host.logs().into_iter().find(|l| l.message == "hello").unwrap();
     assert_eq!(hello.level, LogLevel::Info);
     assert_eq!(hello.source, LogSource::Stdout);
 }
@@ -195,17 +185,9 @@ fn a_local_reply_stops_the_request() {
 #[test]
 fn continue_forwards_the_modified_headers_and_body() {
     let mut host = host();
-    let stream = host
-        .request()
-        .header("X-Test", "go")
-        .body_chunks(["ab", "cd"])
-        .send()
-        .unwrap();
+    let stream = host.request().header("X-Test", "go").body_chunks(["ab", "cd"]).send().unwrap();
     match stream.outcome() {
-        Outcome::Continued {
-            upstream_headers,
-            upstream_body,
-        } => {
+        Outcome::Continued { upstream_headers, upstream_body } => {
             assert_eq!(upstream_headers.get("x-added").as_deref(), Some("yes"));
             assert_eq!(upstream_body, b"abcd");
         }
@@ -241,13 +223,9 @@ fn a_callout_carries_what_the_guest_sent_and_its_answer_resumes_the_request() {
     let sent = decode(&callout.body);
     assert_eq!(sent, stream.request_headers().pairs());
     assert!(sent.contains(&(":path".into(), "/a?b=c".into())));
-    assert_eq!(
-        callout.header("content-length"),
-        Some(callout.body.len().to_string())
-    );
+    assert_eq!(callout.header("content-length"), Some(callout.body.len().to_string()));
 
-    host.respond_callout(callout.token, 200, &[("x-y", "z")], "")
-        .unwrap();
+    host.respond_callout(callout.token, 200, &[("x-y", "z")], "").unwrap();
     assert!(stream.reached_upstream());
     assert!(host.pending_callouts().is_empty());
     assert!(host.respond_callout(callout.token, 200, &[], "").is_err());
@@ -262,9 +240,7 @@ fn callout_errors_and_failures_answer_503() {
         match how {
             "status" => host.respond_callout(token, 500, &[], "oops").unwrap(),
             "reset" => host.fail_callout(token).unwrap(),
-            "unreachable" => host
-                .fail_callout_with(token, CalloutFailure::Unreachable)
-                .unwrap(),
+            "unreachable" => host.fail_callout_with(token, CalloutFailure::Unreachable).unwrap(),
             _ => host.advance_time(Duration::from_secs(6)).unwrap(),
         }
         assert_eq!(stream.response_status(), Some(503), "{how}");
@@ -310,28 +286,13 @@ fn a_trap_fails_the_vm_closed() {
 fn repeated_headers_read_as_envoy_reads_them() {
     let mut host = host();
     // Envoy's get_header_map_value returns the first value only.
-    let stream = host
-        .request()
-        .header("x-test", "pause")
-        .header("x-test", "go")
-        .send()
-        .unwrap();
+    let stream = host.request().header("x-test", "pause").header("x-test", "go").send().unwrap();
     assert!(stream.is_paused());
 
-    let mut joined = Host::with_options(
-        "ok",
-        HostOptions {
-            repeated_header_get: RepeatedHeaderGet::JoinedWithComma,
-            ..options()
-        },
-    )
-    .unwrap();
-    let stream = joined
-        .request()
-        .header("x-test", "pause")
-        .header("x-test", "go")
-        .send()
-        .unwrap();
+    let mut joined =
+        Host::with_options("ok", HostOptions { repeated_header_get: RepeatedHeaderGet::JoinedWithComma, ..options() })
+            .unwrap();
+    let stream = joined.request().header("x-test", "pause").header("x-test", "go").send().unwrap();
     assert!(stream.reached_upstream());
 }
 
@@ -347,19 +308,13 @@ fn unknown_imports_fail_loading_and_are_named() {
         (func (export "proxy_on_context_create") (param i32 i32)))"#;
     let err = Host::with_options(
         "",
-        HostOptions {
-            wasm: WasmSource::Bytes(module.as_bytes().to_vec()),
-            ..HostOptions::default()
-        },
+        HostOptions { wasm: WasmSource::Bytes(module.as_bytes().to_vec()), ..HostOptions::default() },
     )
     .err()
     .expect("loading must fail");
     let text = err.to_string();
     assert!(text.contains("env.proxy_frobnicate"), "{text}");
-    assert!(
-        text.contains("wasi_snapshot_preview1.thread_spawn"),
-        "{text}"
-    );
+    assert!(text.contains("wasi_snapshot_preview1.thread_spawn"), "{text}");
     // fd_renumber is in Envoy's WASI set: stubbed, not unknown.
     assert!(!text.contains("fd_renumber"), "{text}");
 }
@@ -369,10 +324,7 @@ fn a_module_without_the_abi_marker_is_refused() {
     let module = r#"(module (memory (export "memory") 1))"#;
     let err = Host::with_options(
         "",
-        HostOptions {
-            wasm: WasmSource::Bytes(module.as_bytes().to_vec()),
-            ..HostOptions::default()
-        },
+        HostOptions { wasm: WasmSource::Bytes(module.as_bytes().to_vec()), ..HostOptions::default() },
     )
     .err()
     .expect("loading must fail");

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::body::{to_bytes, Body};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -11,7 +12,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use axum::body::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -86,7 +86,9 @@ async fn sign_answer(state: &AppState, request_signature: &str, answer: Response
     let (mut parts, body) = answer.into_parts();
     let body = to_bytes(body, usize::MAX).await.unwrap_or_else(|_| Bytes::new());
     if let Some(sig) = state.gateway_keys.sign_answer(parts.status.as_u16(), request_signature, &body, now_secs()) {
-        for (name, value) in [(KEY_ID_HEADER, sig.key_id), (TIMESTAMP_HEADER, sig.timestamp), (SIGNATURE_HEADER, sig.signature)] {
+        for (name, value) in
+            [(KEY_ID_HEADER, sig.key_id), (TIMESTAMP_HEADER, sig.timestamp), (SIGNATURE_HEADER, sig.signature)]
+        {
             if let Ok(v) = HeaderValue::from_str(&value) {
                 parts.headers.insert(name, v);
             }
@@ -157,7 +159,9 @@ async fn create_or_find(State(state): State<AppState>, bytes: Bytes) -> Result<R
     let deadline = expires_at(now, body.policy.expires_in.as_deref(), state.limits).map_err(ApiError::BadRequest)?;
     if let Some(name) = &body.policy.credential {
         if !state.credentials.has(name) {
-            return Err(ApiError::BadRequest(format!("policy names credential profile {name:?}, which is not configured")));
+            return Err(ApiError::BadRequest(format!(
+                "policy names credential profile {name:?}, which is not configured"
+            )));
         }
     }
     let quorum = body.policy.approvers.as_ref().and_then(|a| a.quorum).unwrap_or(1).max(1);
@@ -175,7 +179,8 @@ async fn create_or_find(State(state): State<AppState>, bytes: Bytes) -> Result<R
     let outcome = state.blocking(true, move |s| s.create_or_find(new, asked, now)).await??;
     let approval = match outcome {
         CreateOutcome::Mismatch => {
-            let mut answer = json!({"status": "mismatch", "detail": "the approval does not belong to this agent and action"});
+            let mut answer =
+                json!({"status": "mismatch", "detail": "the approval does not belong to this agent and action"});
             if let (Some(id), Some(obj)) = (body.approval_id, answer.as_object_mut()) {
                 obj.insert("approval_id".into(), json!(id));
             }

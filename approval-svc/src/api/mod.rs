@@ -2,9 +2,9 @@
 //! (gateway, reviewer, ops).
 
 mod gateway;
+pub mod ops;
 pub mod problem;
 mod reviewer;
-pub mod ops;
 mod views;
 
 use std::sync::Arc;

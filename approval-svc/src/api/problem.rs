@@ -58,9 +58,15 @@ impl ApiError {
                 "Not an approver",
                 "You are in none of the approver groups this policy names.".into(),
             ),
-            ApiError::AlreadyDecided(s) => (StatusCode::CONFLICT, "already-decided", "Already decided", format!("The approval is already {s}.")),
-            ApiError::DuplicateVote => (StatusCode::CONFLICT, "duplicate-vote", "Duplicate vote", "You already reviewed this approval.".into()),
-            ApiError::Expired => (StatusCode::GONE, "approval-expired", "Approval expired", "The approval passed its deadline.".into()),
+            ApiError::AlreadyDecided(s) => {
+                (StatusCode::CONFLICT, "already-decided", "Already decided", format!("The approval is already {s}."))
+            }
+            ApiError::DuplicateVote => {
+                (StatusCode::CONFLICT, "duplicate-vote", "Duplicate vote", "You already reviewed this approval.".into())
+            }
+            ApiError::Expired => {
+                (StatusCode::GONE, "approval-expired", "Approval expired", "The approval passed its deadline.".into())
+            }
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found", "No such resource.".into()),
             ApiError::BadRequest(d) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request", d.clone()),
             ApiError::Unavailable(_) => (
@@ -69,7 +75,12 @@ impl ApiError {
                 "Unavailable",
                 "A dependency of the service is unavailable; retry later.".into(),
             ),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "The service failed; see its log.".into()),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                "The service failed; see its log.".into(),
+            ),
         }
     }
 }

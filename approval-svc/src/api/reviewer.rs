@@ -1,12 +1,12 @@
 //! The reviewer API: list, show, approve, deny. Authenticated by `Authorization: Bearer`
 //! (API key or OIDC token).
 
+use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use axum::body::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -47,7 +47,11 @@ struct ListQuery {
     limit: Option<u32>,
 }
 
-async fn list(State(state): State<AppState>, _who: Authenticated, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    _who: Authenticated,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let status = match q.status.as_deref() {
         None | Some("") | Some("all") => None,
         Some(s) => Some(s.parse::<Status>().map_err(ApiError::BadRequest)?),
@@ -57,7 +61,11 @@ async fn list(State(state): State<AppState>, _who: Authenticated, Query(q): Quer
     Ok(Json(json!({"approvals": approvals.iter().map(views::summary).collect::<Vec<_>>()})))
 }
 
-async fn show(State(state): State<AppState>, _who: Authenticated, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn show(
+    State(state): State<AppState>,
+    _who: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let a = state.blocking(false, move |s| s.get(&id, now_ms())).await??.ok_or(ApiError::NotFound)?;
     Ok(Json(views::detail(&a)))
 }
@@ -69,11 +77,21 @@ struct ReviewBody {
     comment: Option<String>,
 }
 
-async fn approve(state: State<AppState>, who: Authenticated, id: Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn approve(
+    state: State<AppState>,
+    who: Authenticated,
+    id: Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     review(state, who, id, body, Vote::Approve).await
 }
 
-async fn deny(state: State<AppState>, who: Authenticated, id: Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn deny(
+    state: State<AppState>,
+    who: Authenticated,
+    id: Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     review(state, who, id, body, Vote::Deny).await
 }
 
@@ -100,9 +118,7 @@ async fn review(
         Err(ReviewRefusal::NotAnApprover) => return Err(ApiError::NotAnApprover),
     }
     let comment = body.comment;
-    let decided = state
-        .blocking(true, move |s| s.review(&id, &reviewer, vote, comment, "api", now_ms()))
-        .await??;
+    let decided = state.blocking(true, move |s| s.review(&id, &reviewer, vote, comment, "api", now_ms())).await??;
     if decided.status != Status::Pending {
         state.metrics.outcome(decided.status.as_str());
     }

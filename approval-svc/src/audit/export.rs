@@ -19,7 +19,8 @@ pub fn export(database: &Path, out: &Path, key: Option<&[u8]>, every: i64) -> an
     let (mut first_time, mut last_time) = (None::<String>, None::<String>);
     {
         let mut w = BufWriter::new(File::create(out.join("records.jsonl"))?);
-        let mut stmt = conn.prepare("SELECT seq, time, kind, event, prev_hash, hash FROM audit_records ORDER BY seq")?;
+        let mut stmt =
+            conn.prepare("SELECT seq, time, kind, event, prev_hash, hash FROM audit_records ORDER BY seq")?;
         for record in stmt.query_map([], row_to_record)? {
             let r = record?;
             *kinds.entry(r.kind.clone()).or_default() += 1;

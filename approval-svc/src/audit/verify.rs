@@ -74,7 +74,10 @@ pub fn verify_chain<E: std::fmt::Display>(
             break;
         }
         if record.prev_hash != prev {
-            report.fail(record.seq, format!("record {}: predecessor hash does not match record {}", record.seq, record.seq - 1));
+            report.fail(
+                record.seq,
+                format!("record {}: predecessor hash does not match record {}", record.seq, record.seq - 1),
+            );
             chain_broken = true;
             break;
         }
@@ -94,7 +97,8 @@ pub fn verify_chain<E: std::fmt::Display>(
     for cp in checkpoints {
         if let Some(key) = key {
             if !cp.seal_ok(key) {
-                report.fail(cp.seq, format!("checkpoint at record {}: seal does not verify under the audit key", cp.seq));
+                report
+                    .fail(cp.seq, format!("checkpoint at record {}: seal does not verify under the audit key", cp.seq));
                 continue;
             }
         }
@@ -164,10 +168,7 @@ pub fn open_read_only(database: &Path) -> anyhow::Result<Connection> {
     if !database.exists() {
         anyhow::bail!("database {} does not exist", database.display());
     }
-    Ok(Connection::open_with_flags(
-        database,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?)
+    Ok(Connection::open_with_flags(database, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?)
 }
 
 /// Maps an `audit_records` row.
@@ -206,7 +207,14 @@ mod tests {
             .map(|seq| {
                 let event = format!("{{\"n\":{seq}}}");
                 let hash = record_hash(seq, "t", "decision", &event, &prev);
-                let r = Record { seq, time: "t".into(), kind: "decision".into(), event, prev_hash: prev.clone(), hash: hash.clone() };
+                let r = Record {
+                    seq,
+                    time: "t".into(),
+                    kind: "decision".into(),
+                    event,
+                    prev_hash: prev.clone(),
+                    hash: hash.clone(),
+                };
                 prev = hash;
                 r
             })

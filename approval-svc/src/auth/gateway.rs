@@ -135,10 +135,8 @@ impl GatewayKeys {
         if !fresh(timestamp, now_secs) {
             return Err(SignatureError::Stale);
         }
-        let expected = signature
-            .strip_prefix("v1=")
-            .and_then(|h| hex::decode(h).ok())
-            .ok_or(SignatureError::BadSignature)?;
+        let expected =
+            signature.strip_prefix("v1=").and_then(|h| hex::decode(h).ok()).ok_or(SignatureError::BadSignature)?;
         let mut m = mac(key).ok_or(SignatureError::BadSignature)?;
         m.update(request_string(timestamp, method, path, body).as_bytes());
         m.verify_slice(&expected).map_err(|_| SignatureError::BadSignature)?;
@@ -146,7 +144,13 @@ impl GatewayKeys {
     }
 
     /// Signs an answer bound to `request_signature` with the first key.
-    pub fn sign_answer(&self, status: u16, request_signature: &str, body: &[u8], now_secs: i64) -> Option<AnswerSignature> {
+    pub fn sign_answer(
+        &self,
+        status: u16,
+        request_signature: &str,
+        body: &[u8],
+        now_secs: i64,
+    ) -> Option<AnswerSignature> {
         let (key_id, key) = self.keys.first()?;
         let timestamp = now_secs.to_string();
         let signature = sign(key, &response_string(&timestamp, status, request_signature, body));
@@ -216,6 +220,7 @@ mod tests {
 
     #[test]
     fn empty_body_hashes_as_sha256_of_nothing() {
-        assert!(request_string("1", "POST", "/", b"").ends_with("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+        assert!(request_string("1", "POST", "/", b"")
+            .ends_with("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
     }
 }

@@ -115,10 +115,7 @@ impl Oidc {
 fn fetch_jwks(url: &str) -> Result<JwkSet, AuthError> {
     let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into();
     let mut answer = agent.get(url).call().map_err(|e| AuthError::Unavailable(format!("{url}: {e}")))?;
-    answer
-        .body_mut()
-        .read_json::<JwkSet>()
-        .map_err(|e| AuthError::Unavailable(format!("{url}: not a JWKS: {e}")))
+    answer.body_mut().read_json::<JwkSet>().map_err(|e| AuthError::Unavailable(format!("{url}: not a JWKS: {e}")))
 }
 
 #[cfg(test)]

@@ -35,7 +35,11 @@ impl ReviewerDirectory {
         let reviewers = config
             .iter()
             .map(|r| {
-                let hash = r.api_key_sha256.as_deref().and_then(|h| hex::decode(h.trim()).ok()).and_then(|b| <[u8; 32]>::try_from(b).ok());
+                let hash = r
+                    .api_key_sha256
+                    .as_deref()
+                    .and_then(|h| hex::decode(h.trim()).ok())
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok());
                 (Reviewer { id: r.id.clone(), groups: r.groups.clone(), aliases: r.aliases.clone() }, hash)
             })
             .collect();
@@ -83,10 +87,8 @@ impl ReviewerDirectory {
         // as a stranger — escaping separation of duties for their own agent and counting
         // twice towards a quorum.
         let presented = identity.identities();
-        if let Some((known, _)) = self
-            .reviewers
-            .iter()
-            .find(|(r, _)| r.identities().iter().any(|i| presented.contains(i)))
+        if let Some((known, _)) =
+            self.reviewers.iter().find(|(r, _)| r.identities().iter().any(|i| presented.contains(i)))
         {
             // Keep the token's own id as an alias: separation of duties compares it too.
             let token_id = std::mem::replace(&mut identity.id, known.id.clone());
@@ -145,7 +147,8 @@ mod tests {
             None,
         );
         // Same human, id claim is another mailbox; `sub` is his configured object id.
-        let token = Reviewer { id: "Robert@Corp.Example".into(), groups: vec![], aliases: vec!["00000000-aaaa-0002".into()] };
+        let token =
+            Reviewer { id: "Robert@Corp.Example".into(), groups: vec![], aliases: vec!["00000000-aaaa-0002".into()] };
         let merged = d.merge(token);
         assert_eq!(merged.id, "bob@corp.example");
         assert!(merged.identities().contains(&"robert@corp.example".to_string()));

@@ -66,7 +66,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             (format!("{base}/v1/approvals{q}"), None)
         }
         Command::Show { id } => (format!("{base}/v1/approvals/{id}"), None),
-        Command::Approve { id, comment } => (format!("{base}/v1/approvals/{id}/approve"), Some(json!({"comment": comment}))),
+        Command::Approve { id, comment } => {
+            (format!("{base}/v1/approvals/{id}/approve"), Some(json!({"comment": comment})))
+        }
         Command::Deny { id, comment } => (format!("{base}/v1/approvals/{id}/deny"), Some(json!({"comment": comment}))),
     };
     let answer = match body {

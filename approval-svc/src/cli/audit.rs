@@ -49,8 +49,11 @@ enum Command {
 
 pub fn run(args: Args) -> ExitCode {
     let result = match args.command {
-        Command::Verify { common } => key(&common).and_then(|k| verify::verify_database_expecting(&common.database, k.as_deref(), i64::from(common.checkpoint_every))),
-        Command::Export { common, out } => key(&common).and_then(|k| export::export(&common.database, &out, k.as_deref(), i64::from(common.checkpoint_every))),
+        Command::Verify { common } => key(&common).and_then(|k| {
+            verify::verify_database_expecting(&common.database, k.as_deref(), i64::from(common.checkpoint_every))
+        }),
+        Command::Export { common, out } => key(&common)
+            .and_then(|k| export::export(&common.database, &out, k.as_deref(), i64::from(common.checkpoint_every))),
     };
     match result {
         Err(e) => {

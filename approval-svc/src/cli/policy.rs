@@ -128,9 +128,14 @@ fn eval(dirs: &[PathBuf], input: &PathBuf, entrypoint: &str, max_instructions: u
             let fired: Vec<_> = ev
                 .contributions
                 .iter()
-                .filter_map(|c| c.value.as_ref().map(|v| serde_json::json!({"rule": c.rule, "file": c.file, "line": c.line, "value": v})))
+                .filter_map(|c| {
+                    c.value
+                        .as_ref()
+                        .map(|v| serde_json::json!({"rule": c.rule, "file": c.file, "line": c.line, "value": v}))
+                })
                 .collect();
-            let not_applicable: Vec<_> = ev.contributions.iter().filter(|c| c.value.is_none()).map(|c| c.rule.clone()).collect();
+            let not_applicable: Vec<_> =
+                ev.contributions.iter().filter(|c| c.value.is_none()).map(|c| c.rule.clone()).collect();
             let mut out = serde_json::json!({"entrypoint": entrypoint, "decision": ev.decision, "fired": fired, "not_applicable": not_applicable});
             if let Some(i) = &ev.interpreter_disagrees {
                 out["interpreter_decision"] = i.clone().unwrap_or(serde_json::Value::Null);
@@ -142,7 +147,10 @@ fn eval(dirs: &[PathBuf], input: &PathBuf, entrypoint: &str, max_instructions: u
             println!("{entrypoint} (RVM, as the filter evaluates it):");
             println!("{}", decision.as_deref().unwrap_or("undefined — the filter denies (airlock.policy-error)"));
             if let Some(i) = &ev.interpreter_disagrees {
-                println!("warning: the tree-walking interpreter gives a different value: {}", i.as_ref().map(|v| v.to_string()).unwrap_or("undefined".into()));
+                println!(
+                    "warning: the tree-walking interpreter gives a different value: {}",
+                    i.as_ref().map(|v| v.to_string()).unwrap_or("undefined".into())
+                );
             }
             let fired: Vec<_> = ev.contributions.iter().filter(|c| c.value.is_some()).collect();
             if !ev.contributions.is_empty() {
@@ -152,7 +160,8 @@ fn eval(dirs: &[PathBuf], input: &PathBuf, entrypoint: &str, max_instructions: u
                     let v = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
                     println!("  {} ({}:{}) = {v}", c.rule, c.file, c.line);
                 }
-                let idle: Vec<_> = ev.contributions.iter().filter(|c| c.value.is_none()).map(|c| c.rule.as_str()).collect();
+                let idle: Vec<_> =
+                    ev.contributions.iter().filter(|c| c.value.is_none()).map(|c| c.rule.as_str()).collect();
                 if !idle.is_empty() {
                     println!("did not apply: {}", idle.join(", "));
                 }

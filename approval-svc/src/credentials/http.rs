@@ -24,17 +24,12 @@ impl HttpMinter {
 
     /// Calls the minter (blocking).
     pub fn mint(&self, ctx: &MintContext) -> Result<Minted, MintError> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(self.timeout))
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().timeout_global(Some(self.timeout)).http_status_as_error(false).build().into();
         let body = json!({"agent": ctx.agent, "host": ctx.host, "digest": ctx.digest,
                           "approvers": ctx.approvers, "approval_id": ctx.approval_id});
-        let mut answer = agent
-            .post(&self.url)
-            .send_json(&body)
-            .map_err(|e| MintError::Failed(format!("{}: {e}", self.url)))?;
+        let mut answer =
+            agent.post(&self.url).send_json(&body).map_err(|e| MintError::Failed(format!("{}: {e}", self.url)))?;
         let status = answer.status().as_u16();
         if status != 200 {
             return Err(MintError::Failed(format!("{} answered {status}", self.url)));

@@ -23,8 +23,7 @@ impl Reuse {
                 let Some(span) = other.strip_prefix("window:") else {
                     return Err(format!("reuse {other:?} is neither \"once\" nor \"window:<duration>\""));
                 };
-                let d = humantime::parse_duration(span)
-                    .map_err(|e| format!("reuse window {span:?}: {e}"))?;
+                let d = humantime::parse_duration(span).map_err(|e| format!("reuse window {span:?}: {e}"))?;
                 if d.is_zero() {
                     return Err("reuse window must be longer than zero".into());
                 }
@@ -101,19 +100,14 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    const LIMITS: ExpiryLimits = ExpiryLimits {
-        default_expires_in: Duration::from_secs(900),
-        max_expires_in: Duration::from_secs(3600),
-    };
+    const LIMITS: ExpiryLimits =
+        ExpiryLimits { default_expires_in: Duration::from_secs(900), max_expires_in: Duration::from_secs(3600) };
 
     #[test]
     fn reuse_parsing() {
         assert_eq!(Reuse::parse(None).unwrap(), Reuse::Once);
         assert_eq!(Reuse::parse(Some("once")).unwrap(), Reuse::Once);
-        assert_eq!(
-            Reuse::parse(Some("window:10m")).unwrap(),
-            Reuse::Window(Duration::from_secs(600))
-        );
+        assert_eq!(Reuse::parse(Some("window:10m")).unwrap(), Reuse::Window(Duration::from_secs(600)));
         assert!(Reuse::parse(Some("window:")).is_err());
         assert!(Reuse::parse(Some("window:0s")).is_err());
         assert!(Reuse::parse(Some("twice")).is_err());

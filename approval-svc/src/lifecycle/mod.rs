@@ -6,5 +6,8 @@ mod review;
 mod status;
 
 pub use expiry::{due_transition, expires_at, usable_until, ExpiryLimits, Reuse};
-pub use review::{forbidden_identities, may_review, normalize as normalize_identity, tally, Parties, Reviewer, ReviewRefusal, Tally, Vote};
+pub use review::{
+    forbidden_identities, may_review, normalize as normalize_identity, tally, Parties, ReviewRefusal, Reviewer, Tally,
+    Vote,
+};
 pub use status::Status;

@@ -16,11 +16,7 @@ pub struct Reviewer {
 impl Reviewer {
     /// The id and every alias, lower-cased.
     pub fn identities(&self) -> Vec<String> {
-        std::iter::once(&self.id)
-            .chain(self.aliases.iter())
-            .map(|s| normalize(s))
-            .filter(|s| !s.is_empty())
-            .collect()
+        std::iter::once(&self.id).chain(self.aliases.iter()).map(|s| normalize(s)).filter(|s| !s.is_empty()).collect()
     }
 }
 
@@ -135,11 +131,7 @@ mod tests {
     use super::*;
 
     fn bob() -> Reviewer {
-        Reviewer {
-            id: "bob@corp.example".into(),
-            groups: vec!["data-owners".into()],
-            aliases: vec!["U-BOB".into()],
-        }
+        Reviewer { id: "bob@corp.example".into(), groups: vec!["data-owners".into()], aliases: vec!["U-BOB".into()] }
     }
 
     fn parties(owner: &str, acts_for: &[&str]) -> Parties {

@@ -90,14 +90,9 @@ mod tests {
 
     #[test]
     fn round_trips_and_wire_words() {
-        for s in [
-            Status::Pending,
-            Status::Approved,
-            Status::Denied,
-            Status::Expired,
-            Status::Cancelled,
-            Status::Redeemed,
-        ] {
+        for s in
+            [Status::Pending, Status::Approved, Status::Denied, Status::Expired, Status::Cancelled, Status::Redeemed]
+        {
             assert_eq!(s.as_str().parse::<Status>().unwrap(), s);
         }
         assert_eq!(Status::Redeemed.wire(), "approved");

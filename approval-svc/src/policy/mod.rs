@@ -76,7 +76,9 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
                     map.insert(Value::from(seg.as_str()), value);
                     value = Value::from(map);
                 }
-                engine.add_data(value).map_err(|e| load_error(&file, format!("data conflicts with data already loaded: {e}")))?;
+                engine
+                    .add_data(value)
+                    .map_err(|e| load_error(&file, format!("data conflicts with data already loaded: {e}")))?;
                 data_files.push(file.display().to_string());
             }
         }
@@ -112,7 +114,8 @@ fn read_data(file: &Path) -> Result<Value, LoadError> {
     let json: serde_json::Value = if file.extension().is_some_and(|e| e == "json") {
         serde_json::from_str(&text).map_err(|e| load_error(file, format!("invalid JSON: {e}")))?
     } else {
-        let docs = yaml_rust2::YamlLoader::load_from_str(&text).map_err(|e| load_error(file, format!("invalid YAML: {e}")))?;
+        let docs =
+            yaml_rust2::YamlLoader::load_from_str(&text).map_err(|e| load_error(file, format!("invalid YAML: {e}")))?;
         match docs.into_iter().next() {
             Some(doc) => yaml_to_json(doc).map_err(|e| load_error(file, e))?,
             None => serde_json::json!({}),
@@ -248,7 +251,12 @@ fn to_json(v: Value) -> Result<Option<serde_json::Value>, String> {
 
 /// Evaluate `entrypoint` for `input` the way the filter does (RVM bytecode with an
 /// instruction budget), then each module's same-named rule to show which applied.
-pub fn evaluate(loaded: &mut Loaded, input: Value, entrypoint: &str, max_instructions: usize) -> Result<Evaluation, String> {
+pub fn evaluate(
+    loaded: &mut Loaded,
+    input: Value,
+    entrypoint: &str,
+    max_instructions: usize,
+) -> Result<Evaluation, String> {
     let entry: regorus::Rc<str> = entrypoint.into();
     let compiled = loaded
         .engine

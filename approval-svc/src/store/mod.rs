@@ -119,12 +119,8 @@ pub struct Approval {
 impl Approval {
     /// The agent, owner and acts-for of the action.
     pub fn parties(&self) -> Parties {
-        let agent: AgentRef = self
-            .create
-            .get("agent")
-            .cloned()
-            .and_then(|a| serde_json::from_value(a).ok())
-            .unwrap_or_default();
+        let agent: AgentRef =
+            self.create.get("agent").cloned().and_then(|a| serde_json::from_value(a).ok()).unwrap_or_default();
         Parties { agent: self.agent.clone(), owner: agent.owner, acts_for: agent.acts_for }
     }
 
@@ -234,13 +230,26 @@ pub struct RedeemRequest {
 /// The service's view of storage.
 pub trait Store: Send + Sync {
     /// Creates an approval or finds the live one for (agent, digest) / the asked id.
-    fn create_or_find(&self, new: NewApproval, asked_id: Option<String>, now_ms: i64) -> Result<CreateOutcome, StoreError>;
+    fn create_or_find(
+        &self,
+        new: NewApproval,
+        asked_id: Option<String>,
+        now_ms: i64,
+    ) -> Result<CreateOutcome, StoreError>;
     /// One approval; a pending one past its deadline is expired first.
     fn get(&self, id: &str, now_ms: i64) -> Result<Option<Approval>, StoreError>;
     /// Approvals, newest first, optionally of one status.
     fn list(&self, status: Option<Status>, limit: u32, now_ms: i64) -> Result<Vec<Approval>, StoreError>;
     /// Records a review and decides the approval when the rules say so.
-    fn review(&self, id: &str, reviewer: &Reviewer, vote: Vote, comment: Option<String>, channel: &str, now_ms: i64) -> Result<Approval, ReviewError>;
+    fn review(
+        &self,
+        id: &str,
+        reviewer: &Reviewer,
+        vote: Vote,
+        comment: Option<String>,
+        channel: &str,
+        now_ms: i64,
+    ) -> Result<Approval, ReviewError>;
     /// Consumes an approved approval for one use.
     fn redeem(&self, req: RedeemRequest, now_ms: i64) -> Result<Result<Approval, RedeemRefusal>, StoreError>;
     /// Expires every approval whose time is up; returns their ids.

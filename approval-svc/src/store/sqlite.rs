@@ -10,8 +10,7 @@ use serde_json::{json, Value};
 
 use super::writer::{Sealing, Tx, WriterHandle};
 use super::{
-    Approval, CreateOutcome, NewApproval, RedeemRefusal, RedeemRequest, ReviewError, ReviewRecord, Store,
-    StoreError,
+    Approval, CreateOutcome, NewApproval, RedeemRefusal, RedeemRequest, ReviewError, ReviewRecord, Store, StoreError,
 };
 use crate::lifecycle::{self, due_transition, forbidden_identities, Reuse, Reviewer, Status, Tally, Vote};
 
@@ -27,7 +26,11 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating and migrating) the database at `path`. `checkpoint_key` seals the
     /// chain head every `checkpoint_every` records.
-    pub fn open(path: &Path, checkpoint_key: Option<Vec<u8>>, checkpoint_every: u32) -> Result<SqliteStore, StoreError> {
+    pub fn open(
+        path: &Path,
+        checkpoint_key: Option<Vec<u8>>,
+        checkpoint_every: u32,
+    ) -> Result<SqliteStore, StoreError> {
         let mut conn = Connection::open(path)?;
         configure(&conn)?;
         super::migrations::migrate(&mut conn)?;
@@ -104,9 +107,8 @@ fn load_reviews(conn: &Connection, id: &str) -> Result<Vec<ReviewRecord>, StoreE
     let mut stmt = conn.prepare_cached(
         "SELECT reviewer, vote, comment, channel, time_ms FROM reviews WHERE approval_id = ?1 ORDER BY time_ms, rowid",
     )?;
-    let rows = stmt.query_map([id], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-    })?;
+    let rows = stmt
+        .query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
     let mut out = Vec::new();
     for row in rows {
         let (reviewer, vote, comment, channel, time_ms) = row?;
@@ -179,7 +181,12 @@ fn insert_approval(tx: &mut Tx<'_>, new: &NewApproval, now_ms: i64) -> Result<()
     Ok(())
 }
 
-fn create_or_find(tx: &mut Tx<'_>, new: NewApproval, asked_id: Option<String>, now_ms: i64) -> Result<CreateOutcome, StoreError> {
+fn create_or_find(
+    tx: &mut Tx<'_>,
+    new: NewApproval,
+    asked_id: Option<String>,
+    now_ms: i64,
+) -> Result<CreateOutcome, StoreError> {
     if let Some(id) = asked_id {
         return match load(tx.conn, &id)? {
             Some(a) if a.agent == new.agent.id && a.digest == new.digest => {
@@ -263,7 +270,9 @@ fn review(
     }
     for identity in &identities {
         tx.conn
-            .prepare_cached("INSERT OR IGNORE INTO review_identities (approval_id, reviewer, identity) VALUES (?1, ?2, ?3)")?
+            .prepare_cached(
+                "INSERT OR IGNORE INTO review_identities (approval_id, reviewer, identity) VALUES (?1, ?2, ?3)",
+            )?
             .execute(params![id, reviewer_id, identity])
             .map_err(sod_or_store)?;
     }
@@ -391,7 +400,12 @@ fn expire_due(tx: &mut Tx<'_>, now_ms: i64) -> Result<Vec<String>, StoreError> {
 }
 
 impl Store for SqliteStore {
-    fn create_or_find(&self, new: NewApproval, asked_id: Option<String>, now_ms: i64) -> Result<CreateOutcome, StoreError> {
+    fn create_or_find(
+        &self,
+        new: NewApproval,
+        asked_id: Option<String>,
+        now_ms: i64,
+    ) -> Result<CreateOutcome, StoreError> {
         self.writer.submit(move |tx| create_or_find(tx, new, asked_id, now_ms))
     }
 
@@ -424,7 +438,15 @@ impl Store for SqliteStore {
         Ok(first)
     }
 
-    fn review(&self, id: &str, reviewer: &Reviewer, vote: Vote, comment: Option<String>, channel: &str, now_ms: i64) -> Result<Approval, ReviewError> {
+    fn review(
+        &self,
+        id: &str,
+        reviewer: &Reviewer,
+        vote: Vote,
+        comment: Option<String>,
+        channel: &str,
+        now_ms: i64,
+    ) -> Result<Approval, ReviewError> {
         let (id, reviewer, channel) = (id.to_string(), reviewer.clone(), channel.to_string());
         self.writer.submit(move |tx| {
             // Refusals are answers, not failures: keep them out of the Err path so the
@@ -475,7 +497,8 @@ impl Store for SqliteStore {
     }
 
     fn pending_count(&self) -> Result<u64, StoreError> {
-        let n: i64 = self.read().query_row("SELECT count(*) FROM approvals WHERE status = 'pending'", [], |r| r.get(0))?;
+        let n: i64 =
+            self.read().query_row("SELECT count(*) FROM approvals WHERE status = 'pending'", [], |r| r.get(0))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 }

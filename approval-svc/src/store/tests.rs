@@ -199,7 +199,10 @@ fn expiry_on_read_and_approve_versus_expire() {
 
 fn tamper(path: &std::path::Path, sql: &str) {
     let conn = rusqlite::Connection::open(path).unwrap();
-    conn.execute_batch("DROP TRIGGER IF EXISTS audit_records_no_update; DROP TRIGGER IF EXISTS audit_records_no_delete;").unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER IF EXISTS audit_records_no_update; DROP TRIGGER IF EXISTS audit_records_no_delete;",
+    )
+    .unwrap();
     conn.execute_batch(sql).unwrap();
 }
 

@@ -58,7 +58,9 @@ impl Tx<'_> {
         let text = event.to_string();
         let hash = record_hash(seq, &time, kind, &text, &self.head.hash);
         self.conn
-            .prepare_cached("INSERT INTO audit_records (seq, time, kind, event, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+            .prepare_cached(
+                "INSERT INTO audit_records (seq, time, kind, event, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
             .execute(rusqlite::params![seq, time, kind, text, self.head.hash, hash])?;
         self.head = Head { seq, hash };
         if self.sealing.every > 0 && seq % self.sealing.every == 0 {
@@ -77,7 +79,9 @@ impl Tx<'_> {
         }
         let cp = seal(key, self.head.seq, &self.head.hash, &rfc3339_ms(now_ms()));
         self.conn
-            .prepare_cached("INSERT OR IGNORE INTO audit_checkpoints (seq, head_hash, time, mac) VALUES (?1, ?2, ?3, ?4)")?
+            .prepare_cached(
+                "INSERT OR IGNORE INTO audit_checkpoints (seq, head_hash, time, mac) VALUES (?1, ?2, ?3, ?4)",
+            )?
             .execute(rusqlite::params![cp.seq, cp.head_hash, cp.time, cp.mac])?;
         Ok(())
     }

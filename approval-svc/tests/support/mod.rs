@@ -70,16 +70,28 @@ fn service_full(oidc: Option<Oidc>, credentials: Option<Credentials>, guards: Ga
     let mut profiles = BTreeMap::new();
     profiles.insert(
         "export-api".to_string(),
-        Profile::JwtHs256(JwtHs256::new(JWT_KEY.to_vec(), Duration::from_secs(300), "authorization".into(), "airlock".into())),
+        Profile::JwtHs256(JwtHs256::new(
+            JWT_KEY.to_vec(),
+            Duration::from_secs(300),
+            "authorization".into(),
+            "airlock".into(),
+        )),
     );
-    profiles.insert("legacy".to_string(), Profile::Static(StaticSecret::new("s3cr3t-static".into(), "x-api-key".into())));
+    profiles
+        .insert("legacy".to_string(), Profile::Static(StaticSecret::new("s3cr3t-static".into(), "x-api-key".into())));
     let (changes, _) = tokio::sync::watch::channel(0u64);
     let state: AppState = Arc::new(State {
         store: Arc::new(store),
-        gateway_keys: GatewayKeys::new(vec![("k2".into(), GATEWAY_KEY.to_vec()), ("k1".into(), OLD_GATEWAY_KEY.to_vec())]),
+        gateway_keys: GatewayKeys::new(vec![
+            ("k2".into(), GATEWAY_KEY.to_vec()),
+            ("k1".into(), OLD_GATEWAY_KEY.to_vec()),
+        ]),
         reviewers: ReviewerDirectory::new(&reviewers, oidc),
         credentials: credentials.unwrap_or_else(|| Credentials::from_profiles(profiles)),
-        limits: ExpiryLimits { default_expires_in: Duration::from_secs(900), max_expires_in: Duration::from_secs(3600) },
+        limits: ExpiryLimits {
+            default_expires_in: Duration::from_secs(900),
+            max_expires_in: Duration::from_secs(3600),
+        },
         max_hold: Duration::from_secs(10),
         changes,
         metrics: Metrics::default(),
@@ -144,7 +156,11 @@ pub async fn gateway(router: &Router, path: &str, body: &Value) -> Answer {
         answer.status,
         hex::encode(Sha256::digest(&answer.body))
     );
-    assert_eq!(answer.headers["x-airlock-signature"].to_str().unwrap(), hmac_hex(&GATEWAY_KEY, &msg), "answer signature");
+    assert_eq!(
+        answer.headers["x-airlock-signature"].to_str().unwrap(),
+        hmac_hex(&GATEWAY_KEY, &msg),
+        "answer signature"
+    );
     answer
 }
 
@@ -237,7 +253,9 @@ impl FakeServer {
                         let (rec, halt, handler) = (rec.clone(), halt.clone(), handler.clone());
                         std::thread::spawn(move || serve_one(stream, &rec, &halt, &*handler));
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(5))
+                    }
                     Err(_) => break,
                 }
             }

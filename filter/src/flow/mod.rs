@@ -102,7 +102,13 @@ impl Flow {
     }
 
     /// The request headers are in. `end_of_stream`: there is no body.
-    pub fn on_headers(&mut self, w: &mut Worker, src: &dyn RequestSource, end_of_stream: bool, now: SystemTime) -> Step {
+    pub fn on_headers(
+        &mut self,
+        w: &mut Worker,
+        src: &dyn RequestSource,
+        end_of_stream: bool,
+        now: SystemTime,
+    ) -> Step {
         self.decision_id = match src.header("x-request-id") {
             Some(id) if !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()) => {
                 format!("dec_{id}")
@@ -232,10 +238,7 @@ impl Flow {
         if enforced == Effect::Approve && self.digest.is_none() {
             // Never evaluate an approval on a truncated body: no digest, no approval.
             enforced = Effect::Deny;
-            reason = format!(
-                "request body larger than {} bytes cannot be approved",
-                w.config.request.max_body_bytes
-            );
+            reason = format!("request body larger than {} bytes cannot be approved", w.config.request.max_body_bytes);
         }
         if shadow && decision.effect != Effect::Allow {
             w.metrics.count(Counter::ShadowAllow);

@@ -111,7 +111,8 @@ fn call_of(step: Step) -> Call {
 #[test]
 fn allow_continues_and_is_logged() {
     let mut h = harness();
-    let (_, step) = start(&mut h, &FakeRequest::new("GET", "api.example.com", "/x").with("x-airlock-agent", "bot"), b"");
+    let (_, step) =
+        start(&mut h, &FakeRequest::new("GET", "api.example.com", "/x").with("x-airlock-agent", "bot"), b"");
     // Airlock's own headers (here the identity header) never go upstream.
     assert_eq!(step, Step::ContinueWith(HeaderEdits { remove: vec!["x-airlock-agent".into()], set: vec![] }));
     assert_eq!(h.w.log.len(), 1);
@@ -157,7 +158,11 @@ fn approve_pending_then_approved_redeems_and_injects() {
     let digest = sent["digest"].as_str().unwrap().to_string();
 
     // Pending: the agent is told to retry, nothing goes upstream.
-    let pending = f.on_answer(&mut h.w, &answer(&call, 200, serde_json::json!({"approval_id": "apr_1", "status": "pending"})), now());
+    let pending = f.on_answer(
+        &mut h.w,
+        &answer(&call, 200, serde_json::json!({"approval_id": "apr_1", "status": "pending"})),
+        now(),
+    );
     let (status, v) = reply_json(&pending);
     assert_eq!((status, v["type"].as_str()), (403, Some("urn:airlock:problem:approval-pending")));
     assert_eq!(v["approval_id"], "apr_1");
@@ -168,7 +173,11 @@ fn approve_pending_then_approved_redeems_and_injects() {
     let call = call_of(step);
     let again: serde_json::Value = serde_json::from_slice(&call.body).unwrap();
     assert_eq!(again["digest"], digest.as_str());
-    let step = f.on_answer(&mut h.w, &answer(&call, 200, serde_json::json!({"approval_id": "apr_1", "status": "approved"})), now());
+    let step = f.on_answer(
+        &mut h.w,
+        &answer(&call, 200, serde_json::json!({"approval_id": "apr_1", "status": "approved"})),
+        now(),
+    );
     let redeem = call_of(step);
     assert_eq!(redeem.path, "/v1/gateway/approvals/apr_1/redeem");
     let r: serde_json::Value = serde_json::from_slice(&redeem.body).unwrap();
@@ -203,10 +212,13 @@ fn every_callout_failure_is_unavailable() {
     let mut h = harness();
     let ok = serde_json::json!({"approval_id": "apr_1", "status": "approved"});
     let cases: Vec<Box<dyn Fn(&Call) -> Answer>> = vec![
-        Box::new(|_| Answer::default()),                                  // unreachable / timeout
-        Box::new(|c| answer(c, 500, ok.clone())),                         // server error
+        Box::new(|_| Answer::default()),          // unreachable / timeout
+        Box::new(|c| answer(c, 500, ok.clone())), // server error
         Box::new(|c| Answer { signature: None, ..answer(c, 200, ok.clone()) }), // unsigned
-        Box::new(|c| Answer { body: b"{\"approval_id\":\"apr_1\",\"status\":\"approved\",\"x\":1}".to_vec(), ..answer(c, 200, ok.clone()) }), // tampered
+        Box::new(|c| Answer {
+            body: b"{\"approval_id\":\"apr_1\",\"status\":\"approved\",\"x\":1}".to_vec(),
+            ..answer(c, 200, ok.clone())
+        }), // tampered
         Box::new(|c| Answer { timestamp: Some("1799999000".into()), ..answer(c, 200, ok.clone()) }), // stale
         Box::new(|c| answer(c, 200, serde_json::json!({"status": "approved"}))), // malformed
     ];
@@ -224,11 +236,19 @@ fn redeem_refusals_never_continue() {
     for (status, body, kind) in [
         (409, serde_json::json!({"status": "consumed"}), "urn:airlock:problem:denied"),
         (410, serde_json::json!({"status": "expired"}), "urn:airlock:problem:approval-expired"),
-        (200, serde_json::json!({"status": "redeemed", "headers": {":authority": "evil"}}), "urn:airlock:problem:unavailable"),
+        (
+            200,
+            serde_json::json!({"status": "redeemed", "headers": {":authority": "evil"}}),
+            "urn:airlock:problem:unavailable",
+        ),
     ] {
         let (mut f, step) = start(&mut h, &export(), b"{}");
         let call = call_of(step);
-        let redeem = call_of(f.on_answer(&mut h.w, &answer(&call, 200, serde_json::json!({"approval_id": "a", "status": "approved"})), now()));
+        let redeem = call_of(f.on_answer(
+            &mut h.w,
+            &answer(&call, 200, serde_json::json!({"approval_id": "a", "status": "approved"})),
+            now(),
+        ));
         let (_, v) = reply_json(&f.on_answer(&mut h.w, &answer(&redeem, status, body), now()));
         assert_eq!(v["type"], kind);
     }
@@ -245,7 +265,11 @@ fn approval_states_map_to_problems() {
     ] {
         let (mut f, step) = start(&mut h, &export(), b"{}");
         let call = call_of(step);
-        let (_, v) = reply_json(&f.on_answer(&mut h.w, &answer(&call, 200, serde_json::json!({"approval_id": "a", "status": state})), now()));
+        let (_, v) = reply_json(&f.on_answer(
+            &mut h.w,
+            &answer(&call, 200, serde_json::json!({"approval_id": "a", "status": state})),
+            now(),
+        ));
         assert_eq!(v["type"], kind, "{state}");
     }
 }
@@ -281,7 +305,8 @@ fn shadow_mode_allows_but_records_the_real_decision() {
 #[test]
 fn policy_errors_deny() {
     let mut h = harness_with(|c| {
-        c["policy"]["modules"] = serde_json::json!({"p.rego": "package airlock\ndecision := {\"effect\": \"allow\", \"bogus\": true}"})
+        c["policy"]["modules"] =
+            serde_json::json!({"p.rego": "package airlock\ndecision := {\"effect\": \"allow\", \"bogus\": true}"})
     });
     let (_, step) = start(&mut h, &FakeRequest::new("GET", "h", "/").with("x-airlock-agent", "bot"), b"");
     let (_, v) = reply_json(&step);
@@ -297,6 +322,8 @@ fn ambiguous_paths_and_spoofed_identity_are_denied() {
         let (status, _) = reply_json(&start(&mut h, &req, b"").1);
         assert_eq!(status, 403, "{path}");
     }
-    let dup = FakeRequest::new("GET", "api.example.com", "/x").with("x-airlock-agent", "bot").with("x-airlock-agent", "admin");
+    let dup = FakeRequest::new("GET", "api.example.com", "/x")
+        .with("x-airlock-agent", "bot")
+        .with("x-airlock-agent", "admin");
     assert_eq!(reply_json(&start(&mut h, &dup, b"").1).0, 403);
 }

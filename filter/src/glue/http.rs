@@ -6,9 +6,9 @@ use super::root::{read_answer, SharedWorker};
 use crate::callout::Answer;
 use crate::flow::{Flow, HeaderEdits, Step};
 use crate::problem::{Problem, ProblemKind};
-use proxy_wasm::traits::{Context, HttpContext};
 use crate::worker::Worker;
 use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, LogLevel};
 use std::time::Duration;
 

@@ -56,9 +56,7 @@ pub fn read_answer(ctx: &dyn Context, num_headers: usize, body_size: usize) -> A
     }
     // Bytes, not strings: the SDK's string read panics on non-UTF-8, and these
     // headers are read before the signature is checked.
-    let header = |n: &str| {
-        ctx.get_http_call_response_header_bytes(n).and_then(|b| String::from_utf8(b).ok())
-    };
+    let header = |n: &str| ctx.get_http_call_response_header_bytes(n).and_then(|b| String::from_utf8(b).ok());
     Answer {
         status: header(":status").and_then(|s| s.parse().ok()),
         key_id: header(crate::signing::KEY_ID_HEADER),
@@ -82,10 +80,7 @@ impl RootContext for Root {
         let warn = Box::new(|m: &str| log(LogLevel::Warn, &format!("airlock: {m}")));
         match Worker::new(config, Box::new(HostMetrics::define()), warn) {
             Ok(w) => {
-                log(
-                    LogLevel::Info,
-                    &format!("airlock: configured, policy revision `{}`", w.config.policy.revision),
-                );
+                log(LogLevel::Info, &format!("airlock: configured, policy revision `{}`", w.config.policy.revision));
                 *self.worker.borrow_mut() = Some(w);
                 self.set_tick_period(flush);
                 true
@@ -111,7 +106,13 @@ impl RootContext for Root {
             return;
         };
         let headers: Vec<(&str, &str)> = call.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        match self.dispatch_http_call(&svc.cluster, headers, Some(&call.body), vec![], Duration::from_millis(call.timeout_ms)) {
+        match self.dispatch_http_call(
+            &svc.cluster,
+            headers,
+            Some(&call.body),
+            vec![],
+            Duration::from_millis(call.timeout_ms),
+        ) {
             Ok(token) => self.shipping = Some((token, call)),
             Err(e) => {
                 w.log.failed();

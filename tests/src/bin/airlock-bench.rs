@@ -107,11 +107,7 @@ struct Opts {
 }
 
 fn opts() -> anyhow::Result<Opts> {
-    let mut o = Opts {
-        seconds: 5,
-        rounds: 3,
-        rate: 1000,
-    };
+    let mut o = Opts { seconds: 5, rounds: 3, rate: 1000 };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
         let value = |i: usize| -> anyhow::Result<u64> {
@@ -159,20 +155,14 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill")
-            .args(["-TERM", "--", &group])
-            .stderr(Stdio::null())
-            .status();
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).stderr(Stdio::null()).status();
         for _ in 0..150 {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &group])
-            .stderr(Stdio::null())
-            .status();
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
         let _ = self.child.wait();
     }
 }
@@ -224,29 +214,17 @@ fn start_nginx(dir: &Path) -> anyhow::Result<(Proc, u16)> {
         .find(|p| p.is_file())
         .ok_or_else(|| anyhow!("no nginx; install it with: apt-get install nginx-light"))?;
     let mut cmd = pinned(LOAD_CPU, &nginx);
-    cmd.arg("-p")
-        .arg(dir)
-        .arg("-e")
-        .arg(dir.join("nginx-error.log"))
-        .arg("-c")
-        .arg(&path);
+    cmd.arg("-p").arg(dir).arg("-e").arg(dir.join("nginx-error.log")).arg("-c").arg(&path);
     let proc = Proc::spawn(&mut cmd, &dir.join("nginx.out"))?;
-    wait_until("nginx listening", Duration::from_secs(10), || {
-        TcpStream::connect(("127.0.0.1", port)).is_ok()
-    })?;
+    wait_until("nginx listening", Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok())?;
     Ok((proc, port))
 }
 
 fn demo_plugin() -> anyhow::Result<serde_json::Value> {
     let root = workspace_root().join("policies/demo");
-    let rego = std::fs::read_to_string(root.join("airlock.rego"))
-        .context("reading policies/demo/airlock.rego")?;
-    let data: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root.join("data.json"))?)?;
-    let mut cfg = plugin_config(&PluginOptions {
-        policy: rego,
-        ..PluginOptions::default()
-    });
+    let rego = std::fs::read_to_string(root.join("airlock.rego")).context("reading policies/demo/airlock.rego")?;
+    let data: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("data.json"))?)?;
+    let mut cfg = plugin_config(&PluginOptions { policy: rego, ..PluginOptions::default() });
     cfg["policy"]["data"] = data;
     cfg["policy"]["revision"] = json!("bench-1");
     cfg["identity"]["agents"] = json!({AGENT: {"owner": "alice@corp.example", "acts_for": []}});
@@ -257,18 +235,10 @@ fn demo_plugin() -> anyhow::Result<serde_json::Value> {
 
 /// One listener: the demo gateway's connection-manager settings, no access log, a Wasm
 /// filter or not, and a `direct_response` or nginx route.
-fn listener_yaml(
-    name: &str,
-    filter: Filter,
-    upstream: Upstream,
-    modules: [&Path; 3],
-    plugin: &str,
-) -> String {
+fn listener_yaml(name: &str, filter: Filter, upstream: Upstream, modules: [&Path; 3], plugin: &str) -> String {
     let [floor, wasm, alt] = modules;
     let route = match upstream {
-        Upstream::Direct => {
-            r#"direct_response: {status: 200, body: {inline_string: "ok\n"}}"#.to_string()
-        }
+        Upstream::Direct => r#"direct_response: {status: 200, body: {inline_string: "ok\n"}}"#.to_string(),
         Upstream::Nginx => "route: {cluster: nginx, timeout: 30s}".to_string(),
     };
     let wasm_filter = |vm: &str, code: &Path, config: &str| {
@@ -361,13 +331,7 @@ fn start_envoy(dir: &Path, config: &str) -> anyhow::Result<Envoy> {
     let mut cmd = pinned(ENVOY_CPU, &envoy_binary()?);
     cmd.arg("-c")
         .arg(&path)
-        .args([
-            "--concurrency",
-            "1",
-            "--use-dynamic-base-id",
-            "-l",
-            "warning",
-        ])
+        .args(["--concurrency", "1", "--use-dynamic-base-id", "-l", "warning"])
         .arg("--admin-address-path")
         .arg(&admin_path);
     let started = Instant::now();
@@ -378,9 +342,7 @@ fn start_envoy(dir: &Path, config: &str) -> anyhow::Result<Envoy> {
             return true;
         }
         if admin.is_none() {
-            admin = std::fs::read_to_string(&admin_path)
-                .ok()
-                .and_then(|t| t.trim().parse::<SocketAddr>().ok());
+            admin = std::fs::read_to_string(&admin_path).ok().and_then(|t| t.trim().parse::<SocketAddr>().ok());
         }
         admin.is_some_and(|a| {
             Request::get("/ready")
@@ -395,11 +357,7 @@ fn start_envoy(dir: &Path, config: &str) -> anyhow::Result<Envoy> {
         bail!("Envoy did not become ready:\n{log}");
     }
     let admin = admin.ok_or_else(|| anyhow!("no admin address"))?;
-    Ok(Envoy {
-        proc,
-        admin,
-        ready_after,
-    })
+    Ok(Envoy { proc, admin, ready_after })
 }
 
 fn listener_addr(admin: SocketAddr, name: &str) -> anyhow::Result<SocketAddr> {
@@ -407,13 +365,8 @@ fn listener_addr(admin: SocketAddr, name: &str) -> anyhow::Result<SocketAddr> {
     let doc: serde_json::Value = serde_json::from_str(&text)?;
     for s in doc["listener_statuses"].as_array().into_iter().flatten() {
         if s["name"] == name {
-            let port = s
-                .pointer("/local_address/socket_address/port_value")
-                .and_then(|p| p.as_u64());
-            return Ok(SocketAddr::from((
-                [127, 0, 0, 1],
-                u16::try_from(port.unwrap_or(0))?,
-            )));
+            let port = s.pointer("/local_address/socket_address/port_value").and_then(|p| p.as_u64());
+            return Ok(SocketAddr::from(([127, 0, 0, 1], u16::try_from(port.unwrap_or(0))?)));
         }
     }
     bail!("no listener {name}")
@@ -423,22 +376,12 @@ fn listener_addr(admin: SocketAddr, name: &str) -> anyhow::Result<SocketAddr> {
 fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .ok_or_else(|| anyhow!("odd stat"))?;
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or_else(|| anyhow!("odd stat"))?;
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f
-        .get(11)
-        .ok_or_else(|| anyhow!("no utime"))?
-        .parse::<u64>()?
-        + f.get(12)
-            .ok_or_else(|| anyhow!("no stime"))?
-            .parse::<u64>()?;
+    let ticks: u64 = f.get(11).ok_or_else(|| anyhow!("no utime"))?.parse::<u64>()?
+        + f.get(12).ok_or_else(|| anyhow!("no stime"))?.parse::<u64>()?;
     // SAFETY: sysconf has no preconditions.
-    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
-        .unwrap_or(100)
-        .max(1);
+    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap_or(100).max(1);
     Ok(Duration::from_nanos(ticks * 1_000_000_000 / hz))
 }
 
@@ -460,12 +403,7 @@ fn wrk(addr: SocketAddr, seconds: u64) -> anyhow::Result<WrkRun> {
     let mut cmd = pinned(LOAD_CPU, Path::new("/usr/bin/wrk"));
     let out = cmd
         .args(["-t1", "-c8", &format!("-d{seconds}s")])
-        .args([
-            "-H",
-            &format!("Host: {HOST}"),
-            "-H",
-            &format!("{IDENTITY_HEADER}: {AGENT}"),
-        ])
+        .args(["-H", &format!("Host: {HOST}"), "-H", &format!("{IDENTITY_HEADER}: {AGENT}")])
         .args(["-H", "user-agent: airlock-bench/1"])
         .arg(format!("http://{addr}{ALLOW_PATH}"))
         .stdin(Stdio::null())
@@ -475,11 +413,7 @@ fn wrk(addr: SocketAddr, seconds: u64) -> anyhow::Result<WrkRun> {
     if !out.status.success() {
         bail!("wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
     }
-    let mut run = WrkRun {
-        requests: 0,
-        seconds: 0.0,
-        bad: 0,
-    };
+    let mut run = WrkRun { requests: 0, seconds: 0.0, bad: 0 };
     for line in text.lines().map(str::trim) {
         if let Some((n, rest)) = line.split_once(" requests in ") {
             run.requests = n.trim().parse()?;
@@ -492,11 +426,7 @@ fn wrk(addr: SocketAddr, seconds: u64) -> anyhow::Result<WrkRun> {
             run.bad += n.trim().parse::<u64>()?;
         } else if let Some(errs) = line.strip_prefix("Socket errors:") {
             for part in errs.split(',') {
-                run.bad += part
-                    .split_whitespace()
-                    .last()
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .unwrap_or(0);
+                run.bad += part.split_whitespace().last().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
             }
         }
     }
@@ -531,10 +461,7 @@ fn open_loop(
         let handles: Vec<_> = (0..conns)
             .map(|c| {
                 s.spawn(move || -> anyhow::Result<OpenRun> {
-                    let mut run = OpenRun {
-                        hist: Histogram::new_with_bounds(1_000, 60_000_000_000, 3)?,
-                        errors: 0,
-                    };
+                    let mut run = OpenRun { hist: Histogram::new_with_bounds(1_000, 60_000_000_000, 3)?, errors: 0 };
                     let offset = Duration::from_nanos(1_000_000_000 * c / rate);
                     let mut conn: Option<TcpStream> = None;
                     let mut buf = vec![0u8; 64 * 1024];
@@ -544,13 +471,7 @@ fn open_loop(
                         if intended > now {
                             std::thread::sleep(intended - now);
                         }
-                        let ok = exchange(
-                            &mut conn,
-                            addr,
-                            &request(c * per_conn + i),
-                            &mut buf,
-                            expect,
-                        );
+                        let ok = exchange(&mut conn, addr, &request(c * per_conn + i), &mut buf, expect);
                         let took = u64::try_from(intended.elapsed().as_nanos()).unwrap_or(u64::MAX);
                         run.hist.saturating_record(took.max(1_000));
                         if !ok {
@@ -562,18 +483,9 @@ fn open_loop(
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow!("generator thread panicked")))
-            })
-            .collect()
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("generator thread panicked")))).collect()
     });
-    let mut total = OpenRun {
-        hist: Histogram::new_with_bounds(1_000, 60_000_000_000, 3)?,
-        errors: 0,
-    };
+    let mut total = OpenRun { hist: Histogram::new_with_bounds(1_000, 60_000_000_000, 3)?, errors: 0 };
     for r in results {
         let r = r?;
         total.hist.add(&r.hist)?;
@@ -584,13 +496,7 @@ fn open_loop(
 
 /// One request/response on a kept-alive connection (opened if needed); true if the
 /// answer had status `expect`.
-fn exchange(
-    conn: &mut Option<TcpStream>,
-    addr: SocketAddr,
-    req: &[u8],
-    buf: &mut [u8],
-    expect: u16,
-) -> bool {
+fn exchange(conn: &mut Option<TcpStream>, addr: SocketAddr, req: &[u8], buf: &mut [u8], expect: u16) -> bool {
     if conn.is_none() {
         let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
             return false;
@@ -620,13 +526,7 @@ fn exchange(
                     .headers
                     .iter()
                     .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                    .and_then(|h| {
-                        std::str::from_utf8(h.value)
-                            .ok()?
-                            .trim()
-                            .parse::<usize>()
-                            .ok()
-                    })
+                    .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok())
                     .unwrap_or(0);
                 if len >= head + body {
                     return resp.code == Some(expect);
@@ -662,9 +562,7 @@ fn main() -> anyhow::Result<()> {
 
     let began = Instant::now();
     let load_before = loadavg();
-    let dir = tempfile::Builder::new()
-        .prefix("airlock-bench-")
-        .tempdir()?;
+    let dir = tempfile::Builder::new().prefix("airlock-bench-").tempdir()?;
     let wasm = filter_module()?;
     let floor = dir.path().join("floor.wasm");
     std::fs::write(&floor, wat::parse_str(FLOOR_WAT)?)?;
@@ -703,13 +601,7 @@ fn main() -> anyhow::Result<()> {
                 }
             );
             let alt_path = alt.as_deref().unwrap_or(&wasm);
-            listeners_yaml.push_str(&listener_yaml(
-                &name,
-                filter,
-                upstream,
-                [&floor, &wasm, alt_path],
-                &plugin,
-            ));
+            listeners_yaml.push_str(&listener_yaml(&name, filter, upstream, [&floor, &wasm, alt_path], &plugin));
             specs.push((name, filter, upstream));
         }
     }
@@ -720,10 +612,7 @@ fn main() -> anyhow::Result<()> {
     );
     // Ready time with the filter alone (one listener), then the benchmark Envoy.
     let mut ready = Vec::new();
-    for (label, module) in [
-        ("airlock", Some(wasm.as_path())),
-        ("alt module", alt.as_deref()),
-    ] {
+    for (label, module) in [("airlock", Some(wasm.as_path())), ("alt module", alt.as_deref())] {
         let Some(module) = module else { continue };
         let sub = dir.path().join(format!("ready-{}", ready.len()));
         std::fs::create_dir_all(&sub)?;
@@ -739,41 +628,22 @@ fn main() -> anyhow::Result<()> {
     let mut listeners = Vec::new();
     for (name, filter, upstream) in specs {
         let addr = listener_addr(envoy.admin, &name)?;
-        listeners.push(Listener {
-            name,
-            filter,
-            upstream,
-            addr,
-        });
+        listeners.push(Listener { name, filter, upstream, addr });
     }
 
-    println!("airlock-bench: Envoy {} (--concurrency 1, pinned to CPU {ENVOY_CPU}; load on CPU {LOAD_CPU})", envoy_binary()?.display());
     println!(
-        "load average at start: {load_before}; CPUs online: {}",
-        cpus()
+        "airlock-bench: Envoy {} (--concurrency 1, pinned to CPU {ENVOY_CPU}; load on CPU {LOAD_CPU})",
+        envoy_binary()?.display()
     );
-    println!(
-        "module: {} ({:.2} MB)",
-        wasm.display(),
-        module_size as f64 / 1e6
-    );
+    println!("load average at start: {load_before}; CPUs online: {}", cpus());
+    println!("module: {} ({:.2} MB)", wasm.display(), module_size as f64 / 1e6);
     if let Some(alt) = &alt {
-        println!(
-            "alt module: {} ({:.2} MB)",
-            alt.display(),
-            std::fs::metadata(alt)?.len() as f64 / 1e6
-        );
+        println!("alt module: {} ({:.2} MB)", alt.display(), std::fs::metadata(alt)?.len() as f64 / 1e6);
     }
     for (label, took) in &ready {
-        println!(
-            "Envoy ready with the {label} (start → /ready LIVE, one listener): {:.2} s",
-            took.as_secs_f64()
-        );
+        println!("Envoy ready with the {label} (start → /ready LIVE, one listener): {:.2} s", took.as_secs_f64());
     }
-    println!(
-        "benchmark Envoy ready (all listeners and modules): {:.2} s",
-        envoy.ready_after.as_secs_f64()
-    );
+    println!("benchmark Envoy ready (all listeners and modules): {:.2} s", envoy.ready_after.as_secs_f64());
 
     // Warm up every listener (V8 tiers up, connections open).
     let allow_request = format!(
@@ -783,19 +653,12 @@ fn main() -> anyhow::Result<()> {
     for l in &listeners {
         let run = open_loop(l.addr, 2000, 1, 4, &|_| allow_request.clone(), 200)?;
         if run.errors > 0 {
-            bail!(
-                "listener {} does not answer 200 to the allowed GET ({} errors)",
-                l.name,
-                run.errors
-            );
+            bail!("listener {} does not answer 200 to the allowed GET ({} errors)", l.name, run.errors);
         }
     }
 
     // Closed loop: wrk, listeners alternated, order rotated each round.
-    println!(
-        "\n== closed loop: wrk -t1 -c8 -d{}s, {} rounds, allowed GET ==",
-        o.seconds, o.rounds
-    );
+    println!("\n== closed loop: wrk -t1 -c8 -d{}s, {} rounds, allowed GET ==", o.seconds, o.rounds);
     let mut totals: Vec<(u64, f64, Duration, u64, Vec<f64>)> =
         vec![(0, 0.0, Duration::ZERO, 0, Vec::new()); listeners.len()];
     for round in 0..o.rounds {
@@ -814,23 +677,10 @@ fn main() -> anyhow::Result<()> {
     }
     let per_req = |i: usize| totals[i].2.as_nanos() as f64 / totals[i].0.max(1) as f64 / 1000.0;
     let rps = |i: usize| totals[i].0 as f64 / totals[i].1.max(1e-9);
-    let find = |f: Filter, u: Upstream| {
-        listeners
-            .iter()
-            .position(|l| l.filter == f && l.upstream == u)
-            .unwrap_or(0)
-    };
+    let find = |f: Filter, u: Upstream| listeners.iter().position(|l| l.filter == f && l.upstream == u).unwrap_or(0);
     println!(
         "{:<16} {:<22} {:>9} {:>24} {:>8} {:>8} {:>11} {:>13} {:>11}",
-        "upstream",
-        "filter",
-        "req/s",
-        "per round",
-        "vs none",
-        "vs floor",
-        "CPU µs/req",
-        "added vs none",
-        "above floor"
+        "upstream", "filter", "req/s", "per round", "vs none", "vs floor", "CPU µs/req", "added vs none", "above floor"
     );
     for (i, l) in listeners.iter().enumerate() {
         let none = find(Filter::None, l.upstream);
@@ -847,11 +697,7 @@ fn main() -> anyhow::Result<()> {
             per_req(i),
             per_req(i) - per_req(none),
             per_req(i) - per_req(floor),
-            if totals[i].3 > 0 {
-                format!("  ({} non-2xx/errors!)", totals[i].3)
-            } else {
-                String::new()
-            }
+            if totals[i].3 > 0 { format!("  ({} non-2xx/errors!)", totals[i].3) } else { String::new() }
         );
     }
 
@@ -860,22 +706,12 @@ fn main() -> anyhow::Result<()> {
     println!("\n== open loop: {} req/s for {open_secs} s × {} rounds per listener, 4 keep-alive connections, latency from intended send time ==", o.rate, o.rounds);
     let mut hists: Vec<OpenRun> = Vec::new();
     for _ in &listeners {
-        hists.push(OpenRun {
-            hist: Histogram::new_with_bounds(1_000, 60_000_000_000, 3)?,
-            errors: 0,
-        });
+        hists.push(OpenRun { hist: Histogram::new_with_bounds(1_000, 60_000_000_000, 3)?, errors: 0 });
     }
     for round in 0..o.rounds {
         for k in 0..listeners.len() {
             let i = (k + round) % listeners.len();
-            let run = open_loop(
-                listeners[i].addr,
-                o.rate,
-                open_secs,
-                4,
-                &|_| allow_request.clone(),
-                200,
-            )?;
+            let run = open_loop(listeners[i].addr, o.rate, open_secs, 4, &|_| allow_request.clone(), 200)?;
             hists[i].hist.add(&run.hist)?;
             hists[i].errors += run.errors;
         }
@@ -897,11 +733,7 @@ fn main() -> anyhow::Result<()> {
             us(h.value_at_quantile(0.999)),
             us(h.max()),
             us(h.value_at_quantile(0.99)) - us(none.value_at_quantile(0.99)),
-            if hists[i].errors > 0 {
-                format!("  ({} errors!)", hists[i].errors)
-            } else {
-                String::new()
-            }
+            if hists[i].errors > 0 { format!("  ({} errors!)", hists[i].errors) } else { String::new() }
         );
     }
 
@@ -909,9 +741,7 @@ fn main() -> anyhow::Result<()> {
     let pending_rate = 20;
     let pending_secs = 5;
     let airlock = &listeners[find(Filter::Airlock, Upstream::Direct)];
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_nanos();
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
     let export = |n: u64| {
         let body = format!("{{\"destination\":{{\"bucket\":\"bench-{stamp}-{n}\"}},\"rows\":{n}}}");
         format!(
@@ -932,11 +762,7 @@ fn main() -> anyhow::Result<()> {
         if run.errors > 0 { format!("  ({} not 403!)", run.errors) } else { String::new() }
     );
 
-    println!(
-        "\nload average at end: {}; total {:.0} s",
-        loadavg(),
-        began.elapsed().as_secs_f64()
-    );
+    println!("\nload average at end: {}; total {:.0} s", loadavg(), began.elapsed().as_secs_f64());
     drop(envoy);
     drop(service);
     Ok(())

@@ -62,7 +62,9 @@ fn demo_plugin() -> anyhow::Result<serde_json::Value> {
 
 fn agent_call(method: &str, host: &str, path: &str, body: Option<serde_json::Value>) -> Request {
     let r = match body {
-        Some(b) => Request::new(method, path).header("content-type", "application/json").body(b.to_string().into_bytes()),
+        Some(b) => {
+            Request::new(method, path).header("content-type", "application/json").body(b.to_string().into_bytes())
+        }
         None => Request::new(method, path),
     };
     r.header("host", host).header(IDENTITY_HEADER, AGENT).header("authorization", "Bearer agent-own-token")
@@ -103,7 +105,15 @@ fn main() -> anyhow::Result<()> {
             gw.envoy.admin()
         ),
     );
-    tl.say("setup", &format!("sample upstream on 127.0.0.1:{}, approval service `airlock serve` on {} (database {})", upstream.port(), service.url(), service.database().display()));
+    tl.say(
+        "setup",
+        &format!(
+            "sample upstream on 127.0.0.1:{}, approval service `airlock serve` on {} (database {})",
+            upstream.port(),
+            service.url(),
+            service.database().display()
+        ),
+    );
     println!();
 
     tl.say("agent", "GET https://api.example.com/v1/reports  (read-only)");
@@ -126,7 +136,9 @@ fn main() -> anyhow::Result<()> {
     let approval_id = first.json()?["approval_id"].as_str().unwrap_or_default().to_string();
     match service.show(&approval_id, &reviewer_key) {
         Ok(a) => {
-            let field = |k: &str| a.get(k).or_else(|| a.get("request").and_then(|r| r.get(k))).cloned().unwrap_or(serde_json::Value::Null);
+            let field = |k: &str| {
+                a.get(k).or_else(|| a.get("request").and_then(|r| r.get(k))).cloned().unwrap_or(serde_json::Value::Null)
+            };
             let text = |v: serde_json::Value| match v {
                 serde_json::Value::String(s) => s,
                 serde_json::Value::Null => "?".into(),
@@ -168,7 +180,8 @@ fn main() -> anyhow::Result<()> {
         key_file.display(),
         service.binary().display()
     );
-    let out = service.cli(&["approvals", "approve", &approval_id, "--comment", "partner drop agreed"], Some(&reviewer_key))?;
+    let out = service
+        .cli(&["approvals", "approve", &approval_id, "--comment", "partner drop agreed"], Some(&reviewer_key))?;
     match serde_json::from_str::<serde_json::Value>(&out.stdout) {
         Ok(v) => println!(
             "           | exit {}: approval {} is now {} (reviews: {})",
@@ -211,8 +224,12 @@ fn main() -> anyhow::Result<()> {
 
     std::thread::sleep(Duration::from_millis(1200));
     let records = service.audit_export()?;
-    let decisions: Vec<&serde_json::Value> = records.iter().filter(|r| service::kind_of(r) == Some("decision")).collect();
-    tl.say("service", &format!("{} allow/deny decisions shipped in batches by the gateway, in the audit trail:", decisions.len()));
+    let decisions: Vec<&serde_json::Value> =
+        records.iter().filter(|r| service::kind_of(r) == Some("decision")).collect();
+    tl.say(
+        "service",
+        &format!("{} allow/deny decisions shipped in batches by the gateway, in the audit trail:", decisions.len()),
+    );
     for r in &decisions {
         let e = r.get("event").unwrap_or(r);
         let e = e.get("record").unwrap_or(e);

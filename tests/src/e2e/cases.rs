@@ -14,12 +14,7 @@ pub type Case<F> = (&'static str, fn(&F));
 /// Runs `cases` in order; `after_each` restores the fixture between scenarios. The error
 /// names every failed scenario; unwrap it while the fixture is still alive so its drop
 /// guards print the Envoy logs.
-pub fn run<F>(
-    file: &str,
-    fixture: &F,
-    cases: &[Case<F>],
-    after_each: impl Fn(&F),
-) -> anyhow::Result<()> {
+pub fn run<F>(file: &str, fixture: &F, cases: &[Case<F>], after_each: impl Fn(&F)) -> anyhow::Result<()> {
     let only = std::env::var("AIRLOCK_E2E_CASE").ok();
     let mut failed = Vec::new();
     let mut ran = 0usize;

@@ -27,10 +27,7 @@ pub struct Response {
 impl Response {
     /// First value of header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// Body as text (lossy).
@@ -40,8 +37,7 @@ impl Response {
 
     /// Body as JSON.
     pub fn json(&self) -> anyhow::Result<Value> {
-        serde_json::from_slice(&self.body)
-            .with_context(|| format!("body is not JSON: {}", self.text()))
+        serde_json::from_slice(&self.body).with_context(|| format!("body is not JSON: {}", self.text()))
     }
 
     /// The `type` of an `application/problem+json` body, if that is what it is.
@@ -88,9 +84,7 @@ impl Request {
 
     /// `POST target` with a JSON body.
     pub fn post_json(target: &str, body: &Value) -> Request {
-        Request::new("POST", target)
-            .header("content-type", "application/json")
-            .body(body.to_string().into_bytes())
+        Request::new("POST", target).header("content-type", "application/json").body(body.to_string().into_bytes())
     }
 
     /// Adds a header (repeat the call for duplicates).
@@ -114,11 +108,7 @@ impl Request {
     /// The bytes on the wire.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut head = format!("{} {} HTTP/1.1\r\n", self.method, self.target);
-        let has = |name: &str| {
-            self.headers
-                .iter()
-                .any(|(n, _)| n.eq_ignore_ascii_case(name))
-        };
+        let has = |name: &str| self.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
         if !has("host") {
             head.push_str("host: e2e.test\r\n");
         }
@@ -154,18 +144,13 @@ pub fn send_raw(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> anyhow::Re
         .with_context(|| format!("connecting to {addr}"))?;
     stream.set_nodelay(true)?;
     stream.set_write_timeout(Some(timeout))?;
-    stream
-        .write_all(bytes)
-        .with_context(|| format!("writing to {addr}"))?;
+    stream.write_all(bytes).with_context(|| format!("writing to {addr}"))?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            bail!(
-                "no complete response from {addr} within {timeout:?} (got {} bytes)",
-                buf.len()
-            );
+            bail!("no complete response from {addr} within {timeout:?} (got {} bytes)", buf.len());
         }
         stream.set_read_timeout(Some(left))?;
         match stream.read(&mut chunk) {
@@ -182,16 +167,8 @@ pub fn send_raw(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> anyhow::Re
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             // A reset after a complete answer is still an answer.
             Err(e) if !buf.is_empty() && e.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                bail!(
-                    "no complete response from {addr} within {timeout:?} (got {} bytes)",
-                    buf.len()
-                );
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                bail!("no complete response from {addr} within {timeout:?} (got {} bytes)", buf.len());
             }
             Err(e) => return Err(anyhow!(e).context(format!("reading from {addr}"))),
         }
@@ -226,29 +203,16 @@ pub fn parse_response(buf: &[u8]) -> anyhow::Result<Response> {
     let mut resp = httparse::Response::new(&mut headers);
     let head_len = match resp.parse(buf)? {
         httparse::Status::Complete(n) => n,
-        httparse::Status::Partial => bail!(
-            "incomplete response head: {:?}",
-            String::from_utf8_lossy(buf)
-        ),
+        httparse::Status::Partial => bail!("incomplete response head: {:?}", String::from_utf8_lossy(buf)),
     };
     let status = resp.code.ok_or_else(|| anyhow!("no status code"))?;
     let headers: Vec<(String, String)> = resp
         .headers
         .iter()
-        .map(|h| {
-            (
-                h.name.to_ascii_lowercase(),
-                String::from_utf8_lossy(h.value).into_owned(),
-            )
-        })
+        .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
         .collect();
     let rest = &buf[head_len..];
-    let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-    };
+    let find = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
     let body = if let Some(len) = find("content-length") {
         let len: usize = len.trim().parse().context("bad content-length")?;
         if rest.len() < len {
@@ -260,20 +224,14 @@ pub fn parse_response(buf: &[u8]) -> anyhow::Result<Response> {
     } else {
         rest.to_vec()
     };
-    Ok(Response {
-        status,
-        headers,
-        body,
-    })
+    Ok(Response { status, headers, body })
 }
 
 fn dechunk(mut rest: &[u8]) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::new();
     for _ in 0..100_000 {
-        let line_end = rest
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or_else(|| anyhow!("chunk size line not terminated"))?;
+        let line_end =
+            rest.windows(2).position(|w| w == b"\r\n").ok_or_else(|| anyhow!("chunk size line not terminated"))?;
         let size_text = std::str::from_utf8(&rest[..line_end])?;
         let size_text = size_text.split(';').next().unwrap_or("").trim();
         let size = usize::from_str_radix(size_text, 16).context("bad chunk size")?;
@@ -297,15 +255,11 @@ mod tests {
 
     #[test]
     fn parses_lengths_and_chunks() {
-        let r = parse_response(
-            b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\nRetry-After: 7\r\n\r\n{}",
-        )
-        .unwrap();
-        assert_eq!(
-            (r.status, r.header("retry-after"), r.body.as_slice()),
-            (403, Some("7"), &b"{}"[..])
-        );
-        let r = parse_response(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").unwrap();
+        let r = parse_response(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\nRetry-After: 7\r\n\r\n{}").unwrap();
+        assert_eq!((r.status, r.header("retry-after"), r.body.as_slice()), (403, Some("7"), &b"{}"[..]));
+        let r =
+            parse_response(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+                .unwrap();
         assert_eq!(r.body, b"abcde");
         assert!(parse_response(b"").is_err());
     }
@@ -314,9 +268,6 @@ mod tests {
     fn writes_defaults_once() {
         let bytes = Request::get("/x").header("Host", "h").to_bytes();
         let text = String::from_utf8(bytes).unwrap();
-        assert_eq!(
-            text,
-            "GET /x HTTP/1.1\r\nHost: h\r\nconnection: close\r\n\r\n"
-        );
+        assert_eq!(text, "GET /x HTTP/1.1\r\nHost: h\r\nconnection: close\r\n\r\n");
     }
 }

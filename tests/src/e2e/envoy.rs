@@ -99,8 +99,7 @@ impl Envoy {
         let unique = format!("{name}-{}-{}", std::process::id(), unique_suffix());
         let log_path = log_dir()?.join(format!("{unique}.log"));
         let admin_path = work_dir.join(format!("{unique}.admin"));
-        let log =
-            File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+        let log = File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
         let log_err = log.try_clone()?;
         let child = Command::new(&binary)
             .arg("-c")
@@ -108,25 +107,14 @@ impl Envoy {
             .args(["--concurrency", "1", "--use-dynamic-base-id"])
             .arg("--admin-address-path")
             .arg(&admin_path)
-            .args([
-                "-l",
-                "info",
-                "--component-log-level",
-                "wasm:debug,http:debug",
-            ])
+            .args(["-l", "info", "--component-log-level", "wasm:debug,http:debug"])
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err))
             .process_group(0)
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
-        Ok(Envoy {
-            name: name.to_string(),
-            child,
-            admin: SocketAddr::from(([127, 0, 0, 1], 0)),
-            admin_path,
-            log_path,
-        })
+        Ok(Envoy { name: name.to_string(), child, admin: SocketAddr::from(([127, 0, 0, 1], 0)), admin_path, log_path })
     }
 
     /// Waits (bounded by [`READY_TIMEOUT`]) until `/ready` says LIVE; on failure prints
@@ -154,10 +142,7 @@ impl Envoy {
                 }
             }
             if self.admin.port() != 0 {
-                if let Ok(resp) = Request::get("/ready")
-                    .timeout(Duration::from_secs(2))
-                    .send(self.admin)
-                {
+                if let Ok(resp) = Request::get("/ready").timeout(Duration::from_secs(2)).send(self.admin) {
                     if resp.status == 200 && resp.text().trim() == "LIVE" {
                         return Ok(());
                     }
@@ -182,9 +167,7 @@ impl Envoy {
 
     /// GET on the admin API; the body on 200.
     pub fn admin_get(&self, path: &str) -> anyhow::Result<String> {
-        let resp = Request::get(path)
-            .timeout(Duration::from_secs(5))
-            .send(self.admin)?;
+        let resp = Request::get(path).timeout(Duration::from_secs(5)).send(self.admin)?;
         if resp.status != 200 {
             bail!("admin {path} answered {}: {}", resp.status, resp.text());
         }
@@ -206,10 +189,7 @@ impl Envoy {
             let sock = status
                 .pointer("/local_address/socket_address")
                 .ok_or_else(|| anyhow!("listener {listener} has no socket address"))?;
-            let address = sock
-                .get("address")
-                .and_then(Value::as_str)
-                .unwrap_or("127.0.0.1");
+            let address = sock.get("address").and_then(Value::as_str).unwrap_or("127.0.0.1");
             let port = sock
                 .get("port_value")
                 .and_then(Value::as_u64)
@@ -245,11 +225,7 @@ impl Envoy {
 
     /// Lines of the log that contain `needle`.
     pub fn log_lines_with(&self, needle: &str) -> Vec<String> {
-        self.log()
-            .lines()
-            .filter(|l| l.contains(needle))
-            .map(str::to_string)
-            .collect()
+        self.log().lines().filter(|l| l.contains(needle)).map(str::to_string).collect()
     }
 
     /// Prints the tail of the log to stderr.
@@ -281,11 +257,7 @@ impl Envoy {
         }
         // Its own process group: signal the group, then make sure.
         let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill")
-            .args(["-TERM", "--", &group])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).stdout(Stdio::null()).stderr(Stdio::null()).status();
         let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline {
             if !self.is_running() {

@@ -143,9 +143,7 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn changed(&self) {
@@ -170,28 +168,16 @@ impl FakeService {
         Self::start_with(keys, Some(cert.rustls_config()?))
     }
 
-    fn start_with(
-        keys: ServiceKeys,
-        tls: Option<Arc<rustls::ServerConfig>>,
-    ) -> anyhow::Result<FakeService> {
+    fn start_with(keys: ServiceKeys, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::Result<FakeService> {
         let (changes, _) = watch::channel(0u64);
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                retry_after: 5,
-                ..State::default()
-            }),
-            changes,
-            keys,
-        });
+        let shared =
+            Arc::new(Shared { state: Mutex::new(State { retry_after: 5, ..State::default() }), changes, keys });
         let for_handler = shared.clone();
         let handler: Handler = Arc::new(move |req: Received| {
             let shared = for_handler.clone();
             Box::pin(async move { handle(shared, req).await })
         });
-        Ok(FakeService {
-            server: Server::start("fake-approval-service", tls, handler)?,
-            shared,
-        })
+        Ok(FakeService { server: Server::start("fake-approval-service", tls, handler)?, shared })
     }
 
     /// Its port on 127.0.0.1.
@@ -262,11 +248,8 @@ impl FakeService {
     fn decide(&self, id: &str, status: ApprovalStatus) -> anyhow::Result<()> {
         {
             let mut state = self.shared.lock();
-            let approval = state
-                .approvals
-                .iter_mut()
-                .find(|a| a.id == id)
-                .ok_or_else(|| anyhow!("no approval {id}"))?;
+            let approval =
+                state.approvals.iter_mut().find(|a| a.id == id).ok_or_else(|| anyhow!("no approval {id}"))?;
             approval.status = status;
         }
         self.shared.changed();
@@ -274,17 +257,9 @@ impl FakeService {
     }
 
     /// Headers the redeem of `id` will inject.
-    pub fn set_redeem_headers(
-        &self,
-        id: &str,
-        headers: BTreeMap<String, String>,
-    ) -> anyhow::Result<()> {
+    pub fn set_redeem_headers(&self, id: &str, headers: BTreeMap<String, String>) -> anyhow::Result<()> {
         let mut state = self.shared.lock();
-        let approval = state
-            .approvals
-            .iter_mut()
-            .find(|a| a.id == id)
-            .ok_or_else(|| anyhow!("no approval {id}"))?;
+        let approval = state.approvals.iter_mut().find(|a| a.id == id).ok_or_else(|| anyhow!("no approval {id}"))?;
         approval.redeem_headers = headers;
         Ok(())
     }
@@ -303,10 +278,7 @@ impl FakeService {
 
     /// The approvals of agent `agent`.
     pub fn approvals_of(&self, agent: &str) -> Vec<Approval> {
-        self.approvals()
-            .into_iter()
-            .filter(|a| a.agent == agent)
-            .collect()
+        self.approvals().into_iter().filter(|a| a.agent == agent).collect()
     }
 
     /// Waits (bounded) for an approval of `agent` to exist; returns the newest.
@@ -330,10 +302,7 @@ impl FakeService {
 
     /// Calls whose signature did not verify.
     pub fn rejected_calls(&self) -> Vec<Call> {
-        self.calls()
-            .into_iter()
-            .filter(|c| !c.signature_ok)
-            .collect()
+        self.calls().into_iter().filter(|c| !c.signature_ok).collect()
     }
 
     /// Things the filter sent that the protocol forbids (credential headers, bad fields).
@@ -356,11 +325,7 @@ impl FakeService {
     }
 
     /// Waits (bounded) for a decision record matching `pred`.
-    pub fn wait_for_decision(
-        &self,
-        pred: impl Fn(&Value) -> bool,
-        timeout: Duration,
-    ) -> Option<Value> {
+    pub fn wait_for_decision(&self, pred: impl Fn(&Value) -> bool, timeout: Duration) -> Option<Value> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(found) = self.decision_records().into_iter().find(|r| pred(r)) {
@@ -397,13 +362,7 @@ async fn handle(shared: Arc<Shared>, req: Received) -> Reply {
     }
 }
 
-fn record(
-    shared: &Shared,
-    req: &Received,
-    reply: &Reply,
-    signature_ok: bool,
-    key_id: Option<String>,
-) {
+fn record(shared: &Shared, req: &Received, reply: &Reply, signature_ok: bool, key_id: Option<String>) {
     shared.lock().calls.push(Call {
         method: req.method.clone(),
         path: req.path.clone(),
@@ -425,10 +384,7 @@ fn verify_request(keys: &ServiceKeys, req: &Received) -> Result<(), String> {
     let key_id = one(KEY_ID_HEADER)?;
     let timestamp = one(TIMESTAMP_HEADER)?;
     let signature = one(SIGNATURE_HEADER)?;
-    let key = keys
-        .accepted
-        .get(&key_id)
-        .ok_or_else(|| format!("unknown key id {key_id:?}"))?;
+    let key = keys.accepted.get(&key_id).ok_or_else(|| format!("unknown key id {key_id:?}"))?;
     if !signing::timestamp_fresh(&timestamp) {
         return Err(format!("timestamp {timestamp:?} is more than 60 s away"));
     }
@@ -439,32 +395,19 @@ fn verify_request(keys: &ServiceKeys, req: &Received) -> Result<(), String> {
     Ok(())
 }
 
-fn sign_answer(
-    keys: &ServiceKeys,
-    mode: AnswerSigning,
-    request_signature: &str,
-    mut reply: Reply,
-) -> Reply {
+fn sign_answer(keys: &ServiceKeys, mode: AnswerSigning, request_signature: &str, mut reply: Reply) -> Reply {
     if mode == AnswerSigning::Unsigned {
         return reply;
     }
     let now = signing::now_secs();
-    let timestamp = if mode == AnswerSigning::Stale {
-        now - 120
-    } else {
-        now
-    }
-    .to_string();
+    let timestamp = if mode == AnswerSigning::Stale { now - 120 } else { now }.to_string();
     let bound_to = if mode == AnswerSigning::BoundToOtherRequest {
         format!("v1={}", "0".repeat(64))
     } else {
         request_signature.to_string()
     };
     let (key_id, key) = match mode {
-        AnswerSigning::PreviousKey => keys
-            .previous
-            .clone()
-            .unwrap_or_else(|| keys.current.clone()),
+        AnswerSigning::PreviousKey => keys.previous.clone().unwrap_or_else(|| keys.current.clone()),
         AnswerSigning::WrongKey => (keys.current.0.clone(), vec![0x5a; 32]),
         _ => keys.current.clone(),
     };
@@ -495,10 +438,7 @@ async fn route(shared: &Arc<Shared>, req: &Received) -> Reply {
     if path == "/v1/gateway/decisions" {
         return decisions(shared, body);
     }
-    if let Some(id) = path
-        .strip_prefix("/v1/gateway/approvals/")
-        .and_then(|rest| rest.strip_suffix("/redeem"))
-    {
+    if let Some(id) = path.strip_prefix("/v1/gateway/approvals/").and_then(|rest| rest.strip_suffix("/redeem")) {
         return redeem(shared, id, &body);
     }
     problem(404, "not-found", &format!("no route {path}"))
@@ -510,45 +450,25 @@ fn violation(shared: &Shared, what: String) {
 
 /// Checks the create body's shape; records protocol violations.
 fn check_create(shared: &Shared, body: &Value) -> Result<(String, String, u64), String> {
-    let agent = body
-        .pointer("/agent/id")
-        .and_then(Value::as_str)
-        .ok_or("agent.id missing")?;
-    let digest = body
-        .get("digest")
-        .and_then(Value::as_str)
-        .ok_or("digest missing")?;
-    if digest.len() != 64
-        || !digest
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    let agent = body.pointer("/agent/id").and_then(Value::as_str).ok_or("agent.id missing")?;
+    let digest = body.get("digest").and_then(Value::as_str).ok_or("digest missing")?;
+    if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         return Err(format!("digest {digest:?} is not lower-case hex SHA-256"));
     }
-    let hold_ms = body
-        .get("hold_ms")
-        .and_then(Value::as_u64)
-        .ok_or("hold_ms missing")?;
+    let hold_ms = body.get("hold_ms").and_then(Value::as_u64).ok_or("hold_ms missing")?;
     for field in ["decision_id", "policy", "request"] {
         if body.get(field).is_none() {
             return Err(format!("{field} missing"));
         }
     }
-    if body
-        .pointer("/agent/source")
-        .and_then(Value::as_str)
-        .is_none()
-    {
+    if body.pointer("/agent/source").and_then(Value::as_str).is_none() {
         return Err("agent.source missing".into());
     }
     if let Some(headers) = body.pointer("/request/headers").and_then(Value::as_object) {
         for name in headers.keys() {
             let lower = name.to_ascii_lowercase();
             if CREDENTIAL_HEADERS.contains(&lower.as_str()) {
-                violation(
-                    shared,
-                    format!("credential header {name} sent to the service"),
-                );
+                violation(shared, format!("credential header {name} sent to the service"));
             }
             if lower != *name {
                 violation(shared, format!("header name {name} is not lower-case"));
@@ -566,10 +486,7 @@ async fn create_or_find(shared: &Arc<Shared>, body: &Value) -> Reply {
             return problem(400, "bad-request", &why);
         }
     };
-    let asked_id = body
-        .get("approval_id")
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    let asked_id = body.get("approval_id").and_then(Value::as_str).map(str::to_string);
     let asked_id_echo = asked_id.clone();
     let found = {
         let mut state = shared.lock();
@@ -644,13 +561,8 @@ async fn hold(shared: &Arc<Shared>, id: &str, hold: Duration) -> ApprovalStatus 
     let mut changes = shared.changes.subscribe();
     loop {
         changes.borrow_and_update();
-        let status = shared
-            .lock()
-            .approvals
-            .iter()
-            .find(|a| a.id == id)
-            .map(|a| a.status)
-            .unwrap_or(ApprovalStatus::Cancelled);
+        let status =
+            shared.lock().approvals.iter().find(|a| a.id == id).map(|a| a.status).unwrap_or(ApprovalStatus::Cancelled);
         if status != ApprovalStatus::Pending || tokio::time::Instant::now() >= deadline {
             return status;
         }
@@ -663,11 +575,7 @@ fn redeem(shared: &Arc<Shared>, id: &str, body: &Value) -> Reply {
     let digest = body.get("digest").and_then(Value::as_str);
     let (Some(agent), Some(digest), Some(_)) = (agent, digest, body.get("decision_id")) else {
         violation(shared, format!("malformed redeem body for {id}: {body}"));
-        return problem(
-            400,
-            "bad-request",
-            "redeem needs decision_id, agent, digest",
-        );
+        return problem(400, "bad-request", "redeem needs decision_id, agent, digest");
     };
     let mut state = shared.lock();
     let override_answer = state.redeem_override.clone();
@@ -736,10 +644,7 @@ fn rfc3339_in(from_now: Duration) -> String {
 }
 
 /// The keys the fake service and the test plugin configuration share.
-pub fn keys_for(
-    current: (&str, &[u8]),
-    previous: Option<(&str, &[u8])>,
-) -> anyhow::Result<ServiceKeys> {
+pub fn keys_for(current: (&str, &[u8]), previous: Option<(&str, &[u8])>) -> anyhow::Result<ServiceKeys> {
     if current.1.len() < 32 {
         bail!("signing keys are at least 32 bytes");
     }

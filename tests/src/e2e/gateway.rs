@@ -36,10 +36,7 @@ pub fn test_vars(wasm: &Path, plugin: &Value) -> Vars {
     set("AIRLOCK_LISTEN_ADDRESS", "127.0.0.1".into());
     set("AIRLOCK_LISTEN_PORT", "0".into());
     set("AIRLOCK_WASM", wasm.display().to_string());
-    set(
-        "AIRLOCK_PLUGIN_CONFIG",
-        template::yaml_string(&plugin.to_string()),
-    );
+    set("AIRLOCK_PLUGIN_CONFIG", template::yaml_string(&plugin.to_string()));
     set("AIRLOCK_TRUSTED_HOP_ADDRESS", "127.0.0.1".into());
     set("AIRLOCK_TRUSTED_HOP_PREFIX_LEN", "32".into());
     set("AIRLOCK_UPSTREAM_HOST", UPSTREAM_HOST.into());
@@ -69,11 +66,7 @@ pub const BUILD_WASM_COMMAND: &str = "bash scripts/build-wasm.sh";
 pub fn filter_module() -> anyhow::Result<PathBuf> {
     let path = crate::wasm::filter_wasm_path();
     if !path.is_file() {
-        anyhow::bail!(
-            "no filter module at {}; build it with:\n    {}",
-            path.display(),
-            crate::wasm::BUILD_COMMAND
-        );
+        anyhow::bail!("no filter module at {}; build it with:\n    {}", path.display(), crate::wasm::BUILD_COMMAND);
     }
     Ok(path)
 }
@@ -127,12 +120,7 @@ impl Gateway {
         let config = template::render_to(&text, vars, dir.path(), template_file)
             .with_context(|| format!("rendering envoy/{template_file}"))?;
         let envoy = Envoy::spawn(name, &config, dir.path())?;
-        Ok(Gateway {
-            envoy,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            config,
-            _dir: dir,
-        })
+        Ok(Gateway { envoy, addr: SocketAddr::from(([127, 0, 0, 1], 0)), config, _dir: dir })
     }
 
     /// Waits until Envoy is ready and finds the agent listener.

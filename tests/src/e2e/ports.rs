@@ -17,9 +17,7 @@ pub fn free_port() -> anyhow::Result<u16> {
     for _ in 0..64 {
         let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
         let port = listener.local_addr()?.port();
-        let mut given = given
-            .lock()
-            .map_err(|_| anyhow::anyhow!("port registry poisoned"))?;
+        let mut given = given.lock().map_err(|_| anyhow::anyhow!("port registry poisoned"))?;
         if given.insert(port) {
             return Ok(port);
         }

@@ -41,11 +41,7 @@ pub struct Received {
 impl Received {
     /// Every value of header `name` (case-insensitive), in order.
     pub fn header_values(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
     }
 
     /// The first value of header `name`.
@@ -95,11 +91,7 @@ pub struct Server {
 
 impl Server {
     /// Starts a server on an ephemeral 127.0.0.1 port; `tls` makes it HTTPS.
-    pub fn start(
-        name: &str,
-        tls: Option<Arc<rustls::ServerConfig>>,
-        handler: Handler,
-    ) -> anyhow::Result<Server> {
+    pub fn start(name: &str, tls: Option<Arc<rustls::ServerConfig>>, handler: Handler) -> anyhow::Result<Server> {
         Server::start_observed(name, tls, None, handler)
     }
 
@@ -138,13 +130,7 @@ impl Server {
                 });
             })
             .with_context(|| format!("{name}: spawning the server thread"))?;
-        Ok(Server {
-            name: name.to_string(),
-            addr,
-            down: down_tx,
-            shutdown: Some(shutdown_tx),
-            thread: Some(thread),
-        })
+        Ok(Server { name: name.to_string(), addr, down: down_tx, shutdown: Some(shutdown_tx), thread: Some(thread) })
     }
 
     /// Where it listens.
@@ -168,19 +154,13 @@ impl Server {
         self.down.send_replace(down);
         // The accept loop reacts within one poll; give it a bounded moment, then check.
         for _ in 0..100 {
-            let reachable =
-                std::net::TcpStream::connect_timeout(&self.addr, Duration::from_millis(200))
-                    .is_ok();
+            let reachable = std::net::TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok();
             if reachable != down {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        eprintln!(
-            "{}: still {} after 2 s",
-            self.name,
-            if down { "reachable" } else { "unreachable" }
-        );
+        eprintln!("{}: still {} after 2 s", self.name, if down { "reachable" } else { "unreachable" });
     }
 }
 
@@ -307,12 +287,7 @@ where
                 headers: parts
                     .headers
                     .iter()
-                    .map(|(n, v)| {
-                        (
-                            n.as_str().to_string(),
-                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                        )
-                    })
+                    .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
                     .collect(),
                 body: Vec::new(),
                 tls,
@@ -341,13 +316,10 @@ fn to_response(reply: Reply) -> hyper::Response<Full<Bytes>> {
     for (name, value) in &reply.headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
-    builder
-        .body(Full::new(Bytes::from(reply.body)))
-        .unwrap_or_else(|e| {
-            let mut fallback = hyper::Response::new(Full::new(Bytes::from(format!(
-                "test server could not build its answer: {e}"
-            ))));
-            *fallback.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
-            fallback
-        })
+    builder.body(Full::new(Bytes::from(reply.body))).unwrap_or_else(|e| {
+        let mut fallback =
+            hyper::Response::new(Full::new(Bytes::from(format!("test server could not build its answer: {e}"))));
+        *fallback.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+        fallback
+    })
 }

@@ -93,10 +93,7 @@ pub struct Reviewer {
 impl Reviewer {
     /// A reviewer with a deterministic API key derived from the id.
     pub fn new(id: &str, groups: &[&str]) -> Reviewer {
-        let slug: String = id
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
+        let slug: String = id.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
         Reviewer {
             id: id.to_string(),
             groups: groups.iter().map(|g| g.to_string()).collect(),
@@ -209,8 +206,7 @@ impl AirlockService {
         let binary = airlock_binary()?;
         let (temp, state) = match &opts.state_dir {
             Some(dir) => {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
                 for file in ["airlock.db", "airlock.db-wal", "airlock.db-shm"] {
                     let _ = std::fs::remove_file(dir.join(file));
                 }
@@ -228,11 +224,8 @@ impl AirlockService {
         let port = free_port()?;
         let database = state.join("airlock.db");
         let previous_key_file = state.join("gateway-previous.key");
-        std::fs::write(
-            &previous_key_file,
-            base64::engine::general_purpose::STANDARD.encode(PREVIOUS_KEY),
-        )
-        .with_context(|| format!("writing {}", previous_key_file.display()))?;
+        std::fs::write(&previous_key_file, base64::engine::general_purpose::STANDARD.encode(PREVIOUS_KEY))
+            .with_context(|| format!("writing {}", previous_key_file.display()))?;
         let config = state.join("airlock.toml");
         let text = config_toml(opts, port, &database, &previous_key_file);
         std::fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
@@ -265,10 +258,7 @@ impl AirlockService {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     last_err = e;
-                    let exited = self
-                        .child
-                        .as_mut()
-                        .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+                    let exited = self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
                     if !exited || Instant::now() >= deadline {
                         break;
                     }
@@ -283,11 +273,7 @@ impl AirlockService {
 
     fn spawn(&mut self) -> anyhow::Result<()> {
         let open = |p: &Path| -> anyhow::Result<File> {
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .with_context(|| format!("opening {}", p.display()))
+            OpenOptions::new().create(true).append(true).open(p).with_context(|| format!("opening {}", p.display()))
         };
         let out = open(&self.stdout_path)?;
         let err = open(&self.stderr_path)?;
@@ -311,22 +297,14 @@ impl AirlockService {
     /// would override the config.
     fn env(&self, cmd: &mut Command) {
         let b64 = |k: &[u8]| base64::engine::general_purpose::STANDARD.encode(k);
-        for var in [
-            "AIRLOCK_LISTEN",
-            "AIRLOCK_DATABASE",
-            "AIRLOCK_API_KEY",
-            "AIRLOCK_URL",
-        ] {
+        for var in ["AIRLOCK_LISTEN", "AIRLOCK_DATABASE", "AIRLOCK_API_KEY", "AIRLOCK_URL"] {
             cmd.env_remove(var);
         }
         cmd.env(GATEWAY_KEY_ENV, b64(KEY))
             .env(AUDIT_KEY_ENV, b64(AUDIT_KEY))
             .env(CREDENTIAL_SECRET_ENV, CREDENTIAL_SECRET)
             .env("AIRLOCK_URL", self.url())
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            );
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
     }
 
     fn wait_ready(&mut self, deadline: Instant) -> anyhow::Result<()> {
@@ -336,10 +314,7 @@ impl AirlockService {
                     bail!("airlock serve exited with {status} before it was ready");
                 }
             }
-            if let Ok(resp) = Request::get("/readyz")
-                .timeout(Duration::from_secs(2))
-                .send(self.addr())
-            {
+            if let Ok(resp) = Request::get("/readyz").timeout(Duration::from_secs(2)).send(self.addr()) {
                 if resp.status == 200 {
                     return Ok(());
                 }
@@ -393,17 +368,12 @@ impl AirlockService {
 
     /// The reviewer with `id`.
     pub fn reviewer(&self, id: &str) -> anyhow::Result<&Reviewer> {
-        self.reviewers
-            .iter()
-            .find(|r| r.id == id)
-            .ok_or_else(|| anyhow!("no reviewer {id} configured"))
+        self.reviewers.iter().find(|r| r.id == id).ok_or_else(|| anyhow!("no reviewer {id} configured"))
     }
 
     /// Whether the process is running.
     pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// `kill -9`: no shutdown, no final checkpoint.
@@ -516,16 +486,10 @@ impl AirlockService {
     /// `airlock audit export --database <db> --out <fresh dir>`; every JSON object on
     /// every line of every exported `*.jsonl` / `*.ndjson` file, in file order.
     pub fn audit_export(&self) -> anyhow::Result<Vec<Value>> {
-        let out = self
-            .state
-            .join(format!("evidence-{}-{}", std::process::id(), unique_suffix()));
+        let out = self.state.join(format!("evidence-{}-{}", std::process::id(), unique_suffix()));
         let db = self.database.display().to_string();
         let out_s = out.display().to_string();
-        self.cli(
-            &["audit", "export", "--database", &db, "--out", &out_s],
-            None,
-        )?
-        .ok()?;
+        self.cli(&["audit", "export", "--database", &db, "--out", &out_s], None)?.ok()?;
         let mut files = Vec::new();
         collect_files(&out, &mut files)?;
         files.sort();
@@ -604,9 +568,7 @@ impl ApiClient {
             req = req.header("authorization", &format!("Bearer {key}"));
         }
         if let Some(body) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(body.to_string().into_bytes());
+            req = req.header("content-type", "application/json").body(body.to_string().into_bytes());
         }
         req.send(SocketAddr::from(([127, 0, 0, 1], self.port)))
             .with_context(|| format!("{method} {path} to the approval service"))
@@ -650,11 +612,7 @@ impl ApiClient {
     pub fn show(&self, id: &str, api_key: &str) -> anyhow::Result<Value> {
         let resp = self.api("GET", &format!("/v1/approvals/{id}"), Some(api_key), None)?;
         if resp.status != 200 {
-            bail!(
-                "GET /v1/approvals/{id} answered {}: {}",
-                resp.status,
-                resp.text()
-            );
+            bail!("GET /v1/approvals/{id} answered {}: {}", resp.status, resp.text());
         }
         resp.json()
     }
@@ -669,16 +627,9 @@ fn config_toml(opts: &ServiceOptions, port: u16, database: &Path, previous_key: 
     let mut t = String::new();
     t.push_str("# Written by tests/src/e2e/service.rs\n");
     t.push_str(&format!("listen = {}\n", q(&format!("127.0.0.1:{port}"))));
-    t.push_str(&format!(
-        "database = {}\n\n",
-        q(&database.display().to_string())
-    ));
+    t.push_str(&format!("database = {}\n\n", q(&database.display().to_string())));
     t.push_str("[gateway]\nkeys = [\n");
-    t.push_str(&format!(
-        "  {{ id = {}, secret_env = {} }},\n",
-        q(KEY_ID),
-        q(GATEWAY_KEY_ENV)
-    ));
+    t.push_str(&format!("  {{ id = {}, secret_env = {} }},\n", q(KEY_ID), q(GATEWAY_KEY_ENV)));
     t.push_str(&format!(
         "  {{ id = {}, secret_file = {} }},\n]\n",
         q(PREVIOUS_KEY_ID),
@@ -699,10 +650,7 @@ fn config_toml(opts: &ServiceOptions, port: u16, database: &Path, previous_key: 
         t.push_str(&format!("id = {}\n", q(&r.id)));
         t.push_str(&format!("groups = {}\n", list(&r.groups)));
         t.push_str(&format!("aliases = {}\n", list(&r.aliases)));
-        t.push_str(&format!(
-            "api_key_sha256 = {}\n\n",
-            q(&hex::encode(Sha256::digest(r.api_key.as_bytes())))
-        ));
+        t.push_str(&format!("api_key_sha256 = {}\n\n", q(&hex::encode(Sha256::digest(r.api_key.as_bytes())))));
     }
     for name in &opts.credentials {
         t.push_str(&format!("[credentials.{}]\n", q(name)));
@@ -714,11 +662,7 @@ fn config_toml(opts: &ServiceOptions, port: u16, database: &Path, previous_key: 
 }
 
 /// Runs `cmd` to completion, bounded by `timeout` (killed after it).
-pub fn run_bounded(
-    mut cmd: Command,
-    command: String,
-    timeout: Duration,
-) -> anyhow::Result<CliOutput> {
+pub fn run_bounded(mut cmd: Command, command: String, timeout: Duration) -> anyhow::Result<CliOutput> {
     let dir = tempfile::tempdir()?;
     let out_path = dir.path().join("stdout");
     let err_path = dir.path().join("stderr");
@@ -775,40 +719,29 @@ pub fn array_in(doc: &Value) -> Option<&Vec<Value>> {
 
 /// An approval's id field (`id` or `approval_id`).
 pub fn approval_id_of(doc: &Value) -> Option<&str> {
-    doc.get("id")
-        .or_else(|| doc.get("approval_id"))
-        .and_then(Value::as_str)
+    doc.get("id").or_else(|| doc.get("approval_id")).and_then(Value::as_str)
 }
 
 /// An approval's status word (`status` or `state`).
 pub fn status_of(doc: &Value) -> Option<&str> {
-    doc.get("status")
-        .or_else(|| doc.get("state"))
-        .and_then(Value::as_str)
+    doc.get("status").or_else(|| doc.get("state")).and_then(Value::as_str)
 }
 
 /// An audit record's kind.
 pub fn kind_of(record: &Value) -> Option<&str> {
-    record
-        .get("kind")
-        .or_else(|| record.get("type"))
-        .and_then(Value::as_str)
+    record.get("kind").or_else(|| record.get("type")).and_then(Value::as_str)
 }
 
 /// Audit records of `kind` whose text mentions `needle` (an approval id, an agent id).
 pub fn records_mentioning<'a>(records: &'a [Value], kind: &str, needle: &str) -> Vec<&'a Value> {
-    records
-        .iter()
-        .filter(|r| kind_of(r) == Some(kind) && r.to_string().contains(needle))
-        .collect()
+    records.iter().filter(|r| kind_of(r) == Some(kind) && r.to_string().contains(needle)).collect()
 }
 
 /// Verifies an HS256 JWT against any of `keys`; returns its claims.
 pub fn verify_jwt_hs256(token: &str, keys: &[Vec<u8>]) -> anyhow::Result<Value> {
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         bail!("not a three-part JWS: {token}");
     };
     let header: Value = serde_json::from_slice(&b64.decode(h).context("JWT header base64")?)?;
@@ -828,8 +761,7 @@ pub fn verify_jwt_hs256(token: &str, keys: &[Vec<u8>]) -> anyhow::Result<Value> 
     if !ok {
         bail!("JWT signature does not verify with the credential profile's secret");
     }
-    serde_json::from_slice(&b64.decode(p).context("JWT payload base64")?)
-        .context("JWT payload JSON")
+    serde_json::from_slice(&b64.decode(p).context("JWT payload base64")?).context("JWT payload JSON")
 }
 
 /// Seconds since the Unix epoch.
@@ -858,10 +790,7 @@ pub fn tamper_audit_byte(database: &Path, seq: i64) -> anyhow::Result<String> {
             .output()
             .context("running sqlite3 (apt package sqlite3; bash scripts/setup.sh)")?;
         if !out.status.success() {
-            bail!(
-                "sqlite3 {q:?} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            bail!("sqlite3 {q:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
@@ -887,19 +816,14 @@ pub fn tamper_audit_byte(database: &Path, seq: i64) -> anyhow::Result<String> {
         .into_iter()
         .find(|c| names.contains(c))
         .ok_or_else(|| anyhow!("no event column in {table}: {names:?}"))?;
-    let triggers = sql(&format!(
-        "SELECT name FROM sqlite_master WHERE type='trigger' AND tbl_name='{table}';"
-    ))?;
+    let triggers = sql(&format!("SELECT name FROM sqlite_master WHERE type='trigger' AND tbl_name='{table}';"))?;
     for trig in triggers.lines().filter(|l| !l.is_empty()) {
         sql(&format!("DROP TRIGGER \"{trig}\";"))?;
     }
     let hex_text = sql(&format!(
         "SELECT hex(CAST({event_col} AS BLOB)), typeof({event_col}) FROM {table} WHERE {seq_col} = {seq};"
     ))?;
-    let (hex_val, typ) = hex_text
-        .trim()
-        .split_once('|')
-        .ok_or_else(|| anyhow!("no audit record {seq_col} = {seq}"))?;
+    let (hex_val, typ) = hex_text.trim().split_once('|').ok_or_else(|| anyhow!("no audit record {seq_col} = {seq}"))?;
     let mut bytes = hex::decode(hex_val.trim())?;
     // Flip one letter or digit (stays valid UTF-8 and valid JSON).
     let pos = bytes
@@ -909,14 +833,8 @@ pub fn tamper_audit_byte(database: &Path, seq: i64) -> anyhow::Result<String> {
     let before = bytes[pos];
     bytes[pos] = if before == b'z' { b'y' } else { before + 1 };
     let literal = format!("X'{}'", hex::encode_upper(&bytes));
-    let value = if typ.trim() == "blob" {
-        literal
-    } else {
-        format!("CAST({literal} AS TEXT)")
-    };
-    sql(&format!(
-        "UPDATE {table} SET {event_col} = {value} WHERE {seq_col} = {seq};"
-    ))?;
+    let value = if typ.trim() == "blob" { literal } else { format!("CAST({literal} AS TEXT)") };
+    sql(&format!("UPDATE {table} SET {event_col} = {value} WHERE {seq_col} = {seq};"))?;
     Ok(format!(
         "{table}.{event_col} of {seq_col} {seq}: byte {pos} {:?} -> {:?} ({} trigger(s) dropped)",
         char::from(before),

@@ -25,29 +25,17 @@ pub fn body_hash(body: &[u8]) -> String {
 
 /// The string a request signature covers.
 pub fn request_string(timestamp: &str, method: &str, path: &str, body: &[u8]) -> String {
-    format!(
-        "airlock-v1-request\n{timestamp}\n{method}\n{path}\n{}",
-        body_hash(body)
-    )
+    format!("airlock-v1-request\n{timestamp}\n{method}\n{path}\n{}", body_hash(body))
 }
 
 /// The string an answer signature covers.
-pub fn response_string(
-    timestamp: &str,
-    status: u16,
-    request_signature: &str,
-    body: &[u8],
-) -> String {
-    format!(
-        "airlock-v1-response\n{timestamp}\n{status}\n{request_signature}\n{}",
-        body_hash(body)
-    )
+pub fn response_string(timestamp: &str, status: u16, request_signature: &str, body: &[u8]) -> String {
+    format!("airlock-v1-response\n{timestamp}\n{status}\n{request_signature}\n{}", body_hash(body))
 }
 
 /// `v1=` + hex HMAC-SHA256(key, message).
 pub fn sign(key: &[u8], message: &str) -> anyhow::Result<String> {
-    let mut mac =
-        HmacSha256::new_from_slice(key).map_err(|e| anyhow::anyhow!("bad HMAC key: {e}"))?;
+    let mut mac = HmacSha256::new_from_slice(key).map_err(|e| anyhow::anyhow!("bad HMAC key: {e}"))?;
     mac.update(message.as_bytes());
     Ok(format!("v1={}", hex::encode(mac.finalize().into_bytes())))
 }
@@ -78,9 +66,7 @@ pub fn now_secs() -> i64 {
 /// Whether a decimal timestamp is within [`MAX_SKEW_SECS`] of now.
 pub fn timestamp_fresh(timestamp: &str) -> bool {
     match timestamp.parse::<i64>() {
-        Ok(ts) if timestamp.bytes().all(|b| b.is_ascii_digit()) => {
-            (now_secs() - ts).abs() <= MAX_SKEW_SECS
-        }
+        Ok(ts) if timestamp.bytes().all(|b| b.is_ascii_digit()) => (now_secs() - ts).abs() <= MAX_SKEW_SECS,
         _ => false,
     }
 }
@@ -104,10 +90,7 @@ mod tests {
 
     #[test]
     fn empty_body_hashes_as_sha256_of_empty_string() {
-        assert_eq!(
-            body_hash(b""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(body_hash(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 
     #[test]

@@ -38,10 +38,7 @@ pub fn placeholders(template: &str) -> anyhow::Result<BTreeSet<String>> {
     while let Some(start) = rest.find("${") {
         let after = &rest[start + 2..];
         let Some(end) = after.find('}') else {
-            bail!(
-                "unterminated placeholder near {:?}",
-                excerpt(&rest[start..])
-            );
+            bail!("unterminated placeholder near {:?}", excerpt(&rest[start..]));
         };
         let name = &after[..end];
         if !is_name(name) {
@@ -65,13 +62,9 @@ pub fn render(template: &str, vars: &Vars) -> anyhow::Result<String> {
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .with_context(|| "unterminated placeholder".to_string())?;
+        let end = after.find('}').with_context(|| "unterminated placeholder".to_string())?;
         let name = &after[..end];
-        let value = vars
-            .get(name)
-            .with_context(|| format!("no value for ${{{name}}}"))?;
+        let value = vars.get(name).with_context(|| format!("no value for ${{{name}}}"))?;
         out.push_str(value);
         rest = &after[end + 1..];
     }
@@ -80,12 +73,7 @@ pub fn render(template: &str, vars: &Vars) -> anyhow::Result<String> {
 }
 
 /// Renders `template` and writes it to `dir/file_name`; returns the written path.
-pub fn render_to(
-    template: &str,
-    vars: &Vars,
-    dir: &Path,
-    file_name: &str,
-) -> anyhow::Result<PathBuf> {
+pub fn render_to(template: &str, vars: &Vars, dir: &Path, file_name: &str) -> anyhow::Result<PathBuf> {
     let rendered = render(template, vars)?;
     let path = dir.join(file_name);
     std::fs::write(&path, rendered).with_context(|| format!("writing {}", path.display()))?;
@@ -111,10 +99,7 @@ mod tests {
     fn renders_and_refuses_unknown_names() {
         let mut vars = Vars::new();
         vars.insert("AIRLOCK_PORT".into(), "0".into());
-        assert_eq!(
-            render("port: ${AIRLOCK_PORT}\n", &vars).unwrap(),
-            "port: 0\n"
-        );
+        assert_eq!(render("port: ${AIRLOCK_PORT}\n", &vars).unwrap(), "port: 0\n");
         assert!(render("x: ${AIRLOCK_OTHER}", &vars).is_err());
         assert!(render("x: ${lower}", &vars).is_err());
         assert!(render("x: ${AIRLOCK_PORT", &vars).is_err());
@@ -122,9 +107,6 @@ mod tests {
 
     #[test]
     fn json_literal_is_a_yaml_scalar() {
-        assert_eq!(
-            yaml_string("{\"a\": \"b\"}\n"),
-            "\"{\\\"a\\\": \\\"b\\\"}\\n\""
-        );
+        assert_eq!(yaml_string("{\"a\": \"b\"}\n"), "\"{\\\"a\\\": \\\"b\\\"}\\n\"");
     }
 }

@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -22,20 +21,12 @@ impl TestCa {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "Airlock e2e tests");
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.distinguished_name.push(DnType::OrganizationName, "Airlock e2e tests");
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let key = KeyPair::generate()?;
         let cert = params.self_signed(&key)?;
-        Ok(TestCa {
-            cert_pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        })
+        Ok(TestCa { cert_pem: cert.pem(), issuer: Issuer::new(params, key) })
     }
 
     /// The CA certificate, PEM.
@@ -46,8 +37,7 @@ impl TestCa {
     /// Writes the CA certificate to `dir/file_name` (for Envoy's `trusted_ca`).
     pub fn write_pem(&self, dir: &Path, file_name: &str) -> anyhow::Result<PathBuf> {
         let path = dir.join(file_name);
-        std::fs::write(&path, &self.cert_pem)
-            .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, &self.cert_pem).with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
     }
 
@@ -63,10 +53,7 @@ impl TestCa {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(ServerCert {
-            cert_der: cert.der().clone(),
-            key_der: key.serialize_der(),
-        })
+        Ok(ServerCert { cert_der: cert.der().clone(), key_der: key.serialize_der() })
     }
 }
 

@@ -33,10 +33,7 @@ impl RecordingUpstream {
         Self::start(name, Some(cert.rustls_config()?))
     }
 
-    fn start(
-        name: &str,
-        tls: Option<Arc<rustls::ServerConfig>>,
-    ) -> anyhow::Result<RecordingUpstream> {
+    fn start(name: &str, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::Result<RecordingUpstream> {
         let log: Arc<Mutex<Vec<Received>>> = Arc::new(Mutex::new(Vec::new()));
         let heads: Arc<Mutex<Vec<Received>>> = Arc::new(Mutex::new(Vec::new()));
         let sink = log.clone();
@@ -59,11 +56,7 @@ impl RecordingUpstream {
             }
             Box::pin(async move { Reply::json(200, &answer) })
         });
-        Ok(RecordingUpstream {
-            server: Server::start_observed(name, tls, Some(on_head), handler)?,
-            log,
-            heads,
-        })
+        Ok(RecordingUpstream { server: Server::start_observed(name, tls, Some(on_head), handler)?, log, heads })
     }
 
     /// Its port on 127.0.0.1.
@@ -84,18 +77,12 @@ impl RecordingUpstream {
     /// The request heads tagged with `case`: what began to reach the upstream, including
     /// requests whose body never followed. "Nothing reached the upstream" means none.
     pub fn heads_for(&self, case: &str) -> Vec<Received> {
-        self.heads()
-            .into_iter()
-            .filter(|r| r.header_values(CASE_HEADER).contains(&case))
-            .collect()
+        self.heads().into_iter().filter(|r| r.header_values(CASE_HEADER).contains(&case)).collect()
     }
 
     /// The complete requests tagged with `case` (see [`CASE_HEADER`]).
     pub fn requests_for(&self, case: &str) -> Vec<Received> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r.header_values(CASE_HEADER).contains(&case))
-            .collect()
+        self.requests().into_iter().filter(|r| r.header_values(CASE_HEADER).contains(&case)).collect()
     }
 
     /// Waits (bounded) until at least `n` requests tagged `case` arrived; returns them all.

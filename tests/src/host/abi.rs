@@ -198,15 +198,10 @@ mod tests {
     ];
 
     fn sample() -> Vec<(String, Vec<u8>)> {
-        [
-            (":method", "GET"),
-            (":path", "/bytes/1"),
-            (":authority", "httpbin.org"),
-            ("Powered-By", "proxy-wasm"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
-        .collect()
+        [(":method", "GET"), (":path", "/bytes/1"), (":authority", "httpbin.org"), ("Powered-By", "proxy-wasm")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect()
     }
 
     #[test]
@@ -218,10 +213,7 @@ mod tests {
     #[test]
     fn decodes_what_the_sdk_sends() {
         let decoded = decode_pairs(SDK_SERIALIZED).unwrap();
-        let expected: Vec<(Vec<u8>, Vec<u8>)> = sample()
-            .into_iter()
-            .map(|(k, v)| (k.into_bytes(), v))
-            .collect();
+        let expected: Vec<(Vec<u8>, Vec<u8>)> = sample().into_iter().map(|(k, v)| (k.into_bytes(), v)).collect();
         assert_eq!(decoded, expected);
         assert_eq!(decode_pairs(&[]).unwrap(), vec![]);
         assert_eq!(decode_pairs(&[0, 0, 0, 0]).unwrap(), vec![]);
@@ -230,10 +222,7 @@ mod tests {
     #[test]
     fn rejects_truncated_maps() {
         for cut in 1..SDK_SERIALIZED.len() {
-            assert!(
-                decode_pairs(&SDK_SERIALIZED[..cut]).is_none(),
-                "cut at {cut}"
-            );
+            assert!(decode_pairs(&SDK_SERIALIZED[..cut]).is_none(), "cut at {cut}");
         }
         assert!(decode_pairs(&[255, 255, 255, 255]).is_none());
     }

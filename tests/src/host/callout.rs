@@ -95,11 +95,7 @@ impl CallResponse {
         for (k, v) in headers {
             map.add(k, v.as_bytes().to_vec());
         }
-        CallResponse {
-            headers: map,
-            body: body.to_vec(),
-            trailers: HeaderMap::new(),
-        }
+        CallResponse { headers: map, body: body.to_vec(), trailers: HeaderMap::new() }
     }
 
     /// Envoy's own answer for a failure, or `None` for a reset (no response at all).
@@ -115,10 +111,6 @@ impl CallResponse {
             ),
         };
         let len = body.len().to_string();
-        Some(CallResponse::new(
-            status,
-            &[("content-length", &len), ("content-type", "text/plain")],
-            body.as_bytes(),
-        ))
+        Some(CallResponse::new(status, &[("content-length", &len), ("content-type", "text/plain")], body.as_bytes()))
     }
 }

@@ -12,10 +12,7 @@ pub(crate) struct Clock {
 
 impl Clock {
     pub(crate) fn starting_at(wall: SystemTime) -> Clock {
-        Clock {
-            wall,
-            monotonic: Duration::from_secs(1),
-        }
+        Clock { wall, monotonic: Duration::from_secs(1) }
     }
 
     pub(crate) fn now(&self) -> SystemTime {

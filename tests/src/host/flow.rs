@@ -30,11 +30,7 @@ pub(crate) struct RequestFlow {
 
 impl RequestFlow {
     pub(crate) fn new(has_body: bool) -> RequestFlow {
-        RequestFlow {
-            headers_attached: true,
-            downstream_complete: !has_body,
-            ..RequestFlow::default()
-        }
+        RequestFlow { headers_attached: true, downstream_complete: !has_body, ..RequestFlow::default() }
     }
 
     fn release_headers(&mut self, current: &HeaderMap) {

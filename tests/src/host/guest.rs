@@ -34,15 +34,9 @@ const ABI_VERSIONS: [&str; 2] = ["proxy_abi_version_0_2_1", "proxy_abi_version_0
 
 impl Exports {
     pub(crate) fn resolve(store: &mut Store<HostState>, instance: &Instance) -> Result<Exports> {
-        let names: Vec<String> = instance
-            .exports(&mut *store)
-            .map(|e| e.name().to_string())
-            .collect();
+        let names: Vec<String> = instance.exports(&mut *store).map(|e| e.name().to_string()).collect();
         if !ABI_VERSIONS.iter().any(|v| names.iter().any(|n| n == v)) {
-            let found: Vec<&String> = names
-                .iter()
-                .filter(|n| n.starts_with("proxy_abi_version"))
-                .collect();
+            let found: Vec<&String> = names.iter().filter(|n| n.starts_with("proxy_abi_version")).collect();
             bail!(
                 "the module is not a proxy-wasm 0.2.x module: it exports none of {ABI_VERSIONS:?} \
                  (ABI markers found: {found:?})"
@@ -86,9 +80,6 @@ fn optional<P: WasmParams, R: WasmResults>(
     };
     let ty = func.ty(&*store);
     func.typed::<P, R>(&*store).map(Some).map_err(|e| {
-        anyhow::anyhow!(
-            "export {name} has signature {ty}, not the proxy-wasm ABI's: {}",
-            anyhow::Error::from(e)
-        )
+        anyhow::anyhow!("export {name} has signature {ty}, not the proxy-wasm ABI's: {}", anyhow::Error::from(e))
     })
 }

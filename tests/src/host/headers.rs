@@ -24,13 +24,7 @@ pub struct HeaderMap {
 /// Values as text (lossy), so assertion failures are readable.
 impl std::fmt::Debug for HeaderMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(
-                self.entries
-                    .iter()
-                    .map(|(k, v)| (k, String::from_utf8_lossy(v))),
-            )
-            .finish()
+        f.debug_list().entries(self.entries.iter().map(|(k, v)| (k, String::from_utf8_lossy(v)))).finish()
     }
 }
 
@@ -59,11 +53,7 @@ impl HeaderMap {
     /// Every value of `name`, in order.
     pub fn values(&self, name: &str) -> Vec<&[u8]> {
         let name = name.to_ascii_lowercase();
-        self.entries
-            .iter()
-            .filter(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_slice())
-            .collect()
+        self.entries.iter().filter(|(k, _)| *k == name).map(|(_, v)| v.as_slice()).collect()
     }
 
     /// The value a guest sees through `proxy_get_header_map_value`.
@@ -99,10 +89,7 @@ impl HeaderMap {
 
     /// Entries as text (values decoded lossily), in order.
     pub fn pairs(&self) -> Vec<(String, String)> {
-        self.entries
-            .iter()
-            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
-            .collect()
+        self.entries.iter().map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned())).collect()
     }
 
     /// Entries with their raw values, in order.
@@ -145,14 +132,8 @@ mod tests {
         map.add("X-Agent", "a");
         map.add("x-agent", "b");
         assert_eq!(map.values("X-AGENT"), vec![&b"a"[..], &b"b"[..]]);
-        assert_eq!(
-            map.get_as_guest_sees("x-agent", RepeatedHeaderGet::FirstValue),
-            Some(b"a".to_vec())
-        );
-        assert_eq!(
-            map.get_as_guest_sees("x-agent", RepeatedHeaderGet::JoinedWithComma),
-            Some(b"a,b".to_vec())
-        );
+        assert_eq!(map.get_as_guest_sees("x-agent", RepeatedHeaderGet::FirstValue), Some(b"a".to_vec()));
+        assert_eq!(map.get_as_guest_sees("x-agent", RepeatedHeaderGet::JoinedWithComma), Some(b"a,b".to_vec()));
         assert_eq!(map.get("x-agent").as_deref(), Some("a,b"));
     }
 
@@ -160,9 +141,6 @@ mod tests {
     fn replace_removes_every_copy() {
         let mut map: HeaderMap = [("a", "1"), ("b", "2"), ("a", "3")].into_iter().collect();
         map.replace("A", "9");
-        assert_eq!(
-            map.pairs(),
-            vec![("b".into(), "2".into()), ("a".into(), "9".into())]
-        );
+        assert_eq!(map.pairs(), vec![("b".into(), "2".into()), ("a".into(), "9".into())]);
     }
 }

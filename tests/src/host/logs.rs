@@ -55,10 +55,6 @@ pub struct LogEntry {
 
 impl fmt::Display for LogEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "[{:?} ctx={} {:?}] {}",
-            self.level, self.context_id, self.source, self.message
-        )
+        write!(f, "[{:?} ctx={} {:?}] {}", self.level, self.context_id, self.source, self.message)
     }
 }

@@ -27,11 +27,7 @@ pub(crate) fn trap(message: impl Into<String>) -> Fault {
 }
 
 fn memory(caller: &Caller<'_, HostState>) -> HostResult<wasmtime::Memory> {
-    caller
-        .data()
-        .guest
-        .memory
-        .ok_or_else(|| trap("the module exports no memory named `memory`"))
+    caller.data().guest.memory.ok_or_else(|| trap("the module exports no memory named `memory`"))
 }
 
 /// Guest pointers and sizes arrive as i32; they are unsigned 32-bit addresses.
@@ -45,20 +41,12 @@ pub(crate) fn read(caller: &Caller<'_, HostState>, ptr: i32, len: i32) -> HostRe
     let mem = memory(caller)?;
     let data = mem.data(caller);
     let start = addr(ptr);
-    let end = start
-        .checked_add(addr(len))
-        .ok_or(Status::InvalidMemoryAccess)?;
-    data.get(start..end)
-        .map(<[u8]>::to_vec)
-        .ok_or(Fault::Status(Status::InvalidMemoryAccess))
+    let end = start.checked_add(addr(len)).ok_or(Status::InvalidMemoryAccess)?;
+    data.get(start..end).map(<[u8]>::to_vec).ok_or(Fault::Status(Status::InvalidMemoryAccess))
 }
 
 /// Guest text (names, keys); invalid UTF-8 is replaced, never a trap.
-pub(crate) fn read_string(
-    caller: &Caller<'_, HostState>,
-    ptr: i32,
-    len: i32,
-) -> HostResult<String> {
+pub(crate) fn read_string(caller: &Caller<'_, HostState>, ptr: i32, len: i32) -> HostResult<String> {
     Ok(String::from_utf8_lossy(&read(caller, ptr, len)?).into_owned())
 }
 
@@ -66,12 +54,8 @@ pub(crate) fn write(caller: &mut Caller<'_, HostState>, ptr: i32, bytes: &[u8]) 
     let mem = memory(caller)?;
     let data = mem.data_mut(caller);
     let start = addr(ptr);
-    let end = start
-        .checked_add(bytes.len())
-        .ok_or(Status::InvalidMemoryAccess)?;
-    data.get_mut(start..end)
-        .ok_or(Fault::Status(Status::InvalidMemoryAccess))?
-        .copy_from_slice(bytes);
+    let end = start.checked_add(bytes.len()).ok_or(Status::InvalidMemoryAccess)?;
+    data.get_mut(start..end).ok_or(Fault::Status(Status::InvalidMemoryAccess))?.copy_from_slice(bytes);
     Ok(())
 }
 
@@ -86,12 +70,7 @@ pub(crate) fn write_u64(caller: &mut Caller<'_, HostState>, ptr: i32, value: u64
 /// Places `bytes` in guest memory and writes pointer and size to the out-params. Empty
 /// bytes are written as pointer 0, size 0 without allocating (Envoy's
 /// `copyToPointerSize`); the SDK reads a null pointer as "no value".
-pub(crate) fn copy_out(
-    caller: &mut Caller<'_, HostState>,
-    bytes: &[u8],
-    ptr_ptr: i32,
-    size_ptr: i32,
-) -> HostResult {
+pub(crate) fn copy_out(caller: &mut Caller<'_, HostState>, bytes: &[u8], ptr_ptr: i32, size_ptr: i32) -> HostResult {
     let mut ptr = 0u32;
     if !bytes.is_empty() {
         ptr = allocate(caller, bytes.len())?;
@@ -103,12 +82,8 @@ pub(crate) fn copy_out(
 
 /// Calls the guest's allocator; the memory then belongs to the guest (the SDK frees it).
 fn allocate(caller: &mut Caller<'_, HostState>, size: usize) -> HostResult<u32> {
-    let alloc = caller
-        .data()
-        .guest
-        .allocate
-        .clone()
-        .ok_or_else(|| trap("the module exports no `proxy_on_memory_allocate`"))?;
+    let alloc =
+        caller.data().guest.allocate.clone().ok_or_else(|| trap("the module exports no `proxy_on_memory_allocate`"))?;
     let size = i32::try_from(size).map_err(|_| Status::InvalidMemoryAccess)?;
     let ptr = alloc.call(&mut *caller, size).map_err(Fault::Trap)?;
     if ptr == 0 {

@@ -123,10 +123,7 @@ mod tests {
         m.record(h, 7).unwrap();
         m.record(h, 9).unwrap();
         assert_eq!(m.get(h), Err(Status::BadArgument));
-        assert_eq!(
-            m.by_name("airlock.eval_us"),
-            Some(&MetricValue::Histogram(vec![7, 9]))
-        );
+        assert_eq!(m.by_name("airlock.eval_us"), Some(&MetricValue::Histogram(vec![7, 9])));
         assert_eq!(m.increment(12345, 1), Err(Status::NotFound));
         assert_eq!(m.define(3, "x"), Err(Status::BadArgument));
     }

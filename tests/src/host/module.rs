@@ -40,8 +40,7 @@ pub(crate) fn engine() -> Result<Engine> {
     if let Some(engine) = &*slot {
         return Ok(engine.clone());
     }
-    let engine = Engine::new(&Config::new())
-        .map_err(|e| anyhow::anyhow!("creating the wasmtime engine: {e}"))?;
+    let engine = Engine::new(&Config::new()).map_err(|e| anyhow::anyhow!("creating the wasmtime engine: {e}"))?;
     *slot = Some(engine.clone());
     Ok(engine)
 }
@@ -66,12 +65,10 @@ pub(crate) fn load(source: &WasmSource) -> Result<Module> {
 }
 
 fn load_file(path: &Path) -> Result<Module> {
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("cannot read the module at {}", path.display()))?;
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read the module at {}", path.display()))?;
     let key = Key::File(path.to_path_buf(), meta.len(), meta.modified().ok());
     cached(key, || {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read the module at {}", path.display()))?;
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read the module at {}", path.display()))?;
         compile(&bytes, &path.display().to_string())
     })
 }
@@ -91,20 +88,13 @@ fn cached(key: Key, compile: impl FnOnce() -> Result<Module>) -> Result<Module> 
 
 fn compile(bytes: &[u8], what: &str) -> Result<Module> {
     let engine = engine()?;
-    Module::new(&engine, bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "wasmtime could not compile {what}: {}",
-            anyhow::Error::from(e)
-        )
-    })
+    Module::new(&engine, bytes)
+        .map_err(|e| anyhow::anyhow!("wasmtime could not compile {what}: {}", anyhow::Error::from(e)))
 }
 
 /// `(module, name)` of every import, in the module's order.
 pub fn imports_of(module: &Module) -> Vec<(String, String)> {
-    module
-        .imports()
-        .map(|i| (i.module().to_string(), i.name().to_string()))
-        .collect()
+    module.imports().map(|i| (i.module().to_string(), i.name().to_string())).collect()
 }
 
 /// The imports of the built filter, without instantiating it.

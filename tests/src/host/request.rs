@@ -60,8 +60,7 @@ impl<'h> RequestBuilder<'h> {
 
     /// A property of this request, e.g. `&["connection", "uri_san_peer_certificate"]`.
     pub fn property(mut self, path: &[&str], value: impl AsRef<[u8]>) -> Self {
-        self.properties
-            .insert(path.join("\0").into_bytes(), value.as_ref().to_vec());
+        self.properties.insert(path.join("\0").into_bytes(), value.as_ref().to_vec());
         self
     }
 
@@ -73,11 +72,7 @@ impl<'h> RequestBuilder<'h> {
 
     /// The body in several chunks, one `on_request_body` call each (empty chunks dropped).
     pub fn body_chunks<C: AsRef<[u8]>>(mut self, chunks: impl IntoIterator<Item = C>) -> Self {
-        self.chunks = chunks
-            .into_iter()
-            .map(|c| c.as_ref().to_vec())
-            .filter(|c| !c.is_empty())
-            .collect();
+        self.chunks = chunks.into_iter().map(|c| c.as_ref().to_vec()).filter(|c| !c.is_empty()).collect();
         self
     }
 
@@ -102,8 +97,7 @@ impl<'h> RequestBuilder<'h> {
         } else {
             self.headers
         };
-        self.host
-            .start_stream(headers, self.properties, self.chunks)
+        self.host.start_stream(headers, self.properties, self.chunks)
     }
 }
 
@@ -113,10 +107,7 @@ fn with_defaults(given: HeaderMap, chunks: &[Vec<u8>], n: u64) -> HeaderMap {
     let mut pseudo = HeaderMap::new();
     let mut regular = HeaderMap::new();
     let defaults = [
-        (
-            ":method",
-            if body_len > 0 { "POST" } else { "GET" }.to_string(),
-        ),
+        (":method", if body_len > 0 { "POST" } else { "GET" }.to_string()),
         (":scheme", "http".to_string()),
         (":authority", "localhost".to_string()),
         (":path", "/".to_string()),
@@ -135,18 +126,10 @@ fn with_defaults(given: HeaderMap, chunks: &[Vec<u8>], n: u64) -> HeaderMap {
     }
     if !given.contains("x-request-id") {
         // Envoy generates a UUID v4 when the client sent none.
-        regular.add(
-            "x-request-id",
-            format!("00000000-0000-4000-8000-{:012x}", n + 1),
-        );
+        regular.add("x-request-id", format!("00000000-0000-4000-8000-{:012x}", n + 1));
     }
     if body_len > 0 && !given.contains("content-length") && !given.contains("transfer-encoding") {
         regular.add("content-length", body_len.to_string());
     }
-    pseudo
-        .raw_pairs()
-        .iter()
-        .chain(regular.raw_pairs())
-        .map(|(k, v)| (k.as_str(), v.as_slice()))
-        .collect()
+    pseudo.raw_pairs().iter().chain(regular.raw_pairs()).map(|(k, v)| (k.as_str(), v.as_slice())).collect()
 }

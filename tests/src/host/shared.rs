@@ -57,21 +57,13 @@ impl SharedQueues {
         self.next_token += 1;
         self.queues.insert(
             self.next_token,
-            Queue {
-                vm_id: vm_id.to_string(),
-                name: name.to_string(),
-                owner,
-                items: VecDeque::new(),
-            },
+            Queue { vm_id: vm_id.to_string(), name: name.to_string(), owner, items: VecDeque::new() },
         );
         self.next_token
     }
 
     pub(crate) fn resolve(&self, vm_id: &str, name: &str) -> Option<u32> {
-        self.queues
-            .iter()
-            .find(|(_, q)| q.vm_id == vm_id && q.name == name)
-            .map(|(token, _)| *token)
+        self.queues.iter().find(|(_, q)| q.vm_id == vm_id && q.name == name).map(|(token, _)| *token)
     }
 
     /// Appends; returns the root context to notify.
@@ -87,9 +79,6 @@ impl SharedQueues {
     }
 
     pub(crate) fn items(&self, name: &str) -> Option<Vec<Vec<u8>>> {
-        self.queues
-            .values()
-            .find(|q| q.name == name)
-            .map(|q| q.items.iter().cloned().collect())
+        self.queues.values().find(|q| q.name == name).map(|q| q.items.iter().cloned().collect())
     }
 }

@@ -167,12 +167,7 @@ impl HostState {
 
     pub(crate) fn log(&mut self, level: LogLevel, message: String, source: LogSource) {
         let context_id = self.active_context();
-        self.logs.push(LogEntry {
-            level,
-            message,
-            context_id,
-            source,
-        });
+        self.logs.push(LogEntry { level, message, context_id, source });
     }
 
     /// Records a stubbed or suspicious call once.

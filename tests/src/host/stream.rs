@@ -44,9 +44,8 @@ impl LocalReply {
 
     /// The body parsed as JSON (problem+json answers).
     pub fn json(&self) -> anyhow::Result<serde_json::Value> {
-        serde_json::from_slice(&self.body).map_err(|e| {
-            anyhow::anyhow!("local reply body is not JSON ({e}): {}", self.body_text())
-        })
+        serde_json::from_slice(&self.body)
+            .map_err(|e| anyhow::anyhow!("local reply body is not JSON ({e}): {}", self.body_text()))
     }
 }
 
@@ -55,10 +54,7 @@ impl LocalReply {
 pub enum Outcome {
     /// The complete request reached the upstream (the filter continued, or paused and
     /// later resumed), with these headers and body as the upstream received them.
-    Continued {
-        upstream_headers: HeaderMap,
-        upstream_body: Vec<u8>,
-    },
+    Continued { upstream_headers: HeaderMap, upstream_body: Vec<u8> },
     /// The filter answered itself; nothing more goes upstream.
     LocalReply(LocalReply),
     /// The filter holds the request (waiting on a callout, or never resumed it).
@@ -73,10 +69,7 @@ pub enum Outcome {
 impl std::fmt::Debug for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Outcome::Continued {
-                upstream_headers,
-                upstream_body,
-            } => f
+            Outcome::Continued { upstream_headers, upstream_body } => f
                 .debug_struct("Continued")
                 .field("upstream_headers", upstream_headers)
                 .field("upstream_body", &String::from_utf8_lossy(upstream_body))
@@ -145,20 +138,14 @@ impl StreamState {
 
     /// Records what the client has received once headers (and body, if any) are out.
     pub(crate) fn settle_response(&mut self) {
-        if self.response_headers_released
-            && (!self.response_has_body || self.response_body_released)
-        {
-            self.downstream_response =
-                Some((self.response_headers.clone(), self.response_body.clone()));
+        if self.response_headers_released && (!self.response_has_body || self.response_body_released) {
+            self.downstream_response = Some((self.response_headers.clone(), self.response_body.clone()));
         }
     }
 
     /// Nothing the filter does any more changes what the client or upstream get.
     pub(crate) fn settled(&self) -> bool {
-        self.failed.is_some()
-            || self.local_reply.is_some()
-            || self.reset
-            || self.flow.upstream_complete
+        self.failed.is_some() || self.local_reply.is_some() || self.reset || self.flow.upstream_complete
     }
 
     pub(crate) fn outcome(&self) -> Outcome {

@@ -19,29 +19,18 @@ pub struct GuestTrap {
 }
 
 impl GuestTrap {
-    pub(crate) fn new(
-        during: &str,
-        error: wasmtime::Error,
-        logs_since_call: &[LogEntry],
-    ) -> GuestTrap {
+    pub(crate) fn new(during: &str, error: wasmtime::Error, logs_since_call: &[LogEntry]) -> GuestTrap {
         let message = match error.downcast_ref::<ProcExit>() {
             Some(exit) => exit.to_string(),
             None => error.root_cause().to_string(),
         };
-        let backtrace = error
-            .downcast_ref::<wasmtime::WasmBacktrace>()
-            .map(ToString::to_string);
+        let backtrace = error.downcast_ref::<wasmtime::WasmBacktrace>().map(ToString::to_string);
         let panic = logs_since_call
             .iter()
             .rev()
             .find(|l| l.level == LogLevel::Critical && l.source == LogSource::Proxy)
             .map(|l| l.message.clone());
-        GuestTrap {
-            during: during.to_string(),
-            message,
-            panic,
-            backtrace,
-        }
+        GuestTrap { during: during.to_string(), message, panic, backtrace }
     }
 }
 

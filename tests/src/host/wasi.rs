@@ -86,16 +86,13 @@ pub(crate) fn define(reg: &mut Registrar<'_>, module: &Module) -> Result<()> {
         let Some(ty) = import.ty().func().cloned() else {
             continue;
         };
-        let returns_errno =
-            ty.results().len() == 1 && matches!(ty.results().next(), Some(wasmtime::ValType::I32));
+        let returns_errno = ty.results().len() == 1 && matches!(ty.results().next(), Some(wasmtime::ValType::I32));
         if !returns_errno {
             continue; // left undefined, so loading reports it
         }
         let (errno, label) = (*errno, format!("{}.{name}", import.module()));
         reg.func_new(import.module(), name, ty, move |mut c, _params, results| {
-            c.data_mut().note(format!(
-                "WASI {label} is a stub here (returned errno {errno})"
-            ));
+            c.data_mut().note(format!("WASI {label} is a stub here (returned errno {errno})"));
             if let Some(slot) = results.first_mut() {
                 *slot = Val::I32(errno);
             }
@@ -115,128 +112,85 @@ fn errno(result: HostResult<i32>) -> wasmtime::Result<i32> {
 }
 
 fn define_implemented(reg: &mut Registrar<'_>, m: &str) -> Result<()> {
-    reg.func(
-        m,
-        "random_get",
-        |mut c: Caller<'_, HostState>, buf: i32, len: i32| {
-            errno((|| {
-                let mut bytes = vec![0u8; addr(len)];
-                c.data_mut().fill_random(&mut bytes);
-                write(&mut c, buf, &bytes)?;
-                Ok(ESUCCESS)
-            })())
-        },
-    )?;
-    reg.func(
-        m,
-        "clock_time_get",
-        |mut c: Caller<'_, HostState>, id: i32, _precision: i64, out: i32| {
-            errno((|| {
-                let now = match id {
-                    0 => c.data().clock.wall_nanos(),
-                    1 => c.data().clock.monotonic_nanos(),
-                    _ => return Ok(ENOTSUP),
-                };
-                write_u64(&mut c, out, now)?;
-                Ok(ESUCCESS)
-            })())
-        },
-    )?;
-    reg.func(
-        m,
-        "clock_res_get",
-        |mut c: Caller<'_, HostState>, id: i32, out: i32| {
-            errno((|| {
-                if id != 0 && id != 1 {
-                    return Ok(ENOTSUP);
-                }
-                write_u64(&mut c, out, 1)?;
-                Ok(ESUCCESS)
-            })())
-        },
-    )?;
-    reg.func(
-        m,
-        "environ_sizes_get",
-        |mut c: Caller<'_, HostState>, count_out: i32, size_out: i32| {
-            errno((|| {
-                let env = c.data().settings.environment.clone();
-                let size: usize = env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
-                write_u32(&mut c, count_out, len_u32(env.len()))?;
-                write_u32(&mut c, size_out, len_u32(size))?;
-                Ok(ESUCCESS)
-            })())
-        },
-    )?;
-    reg.func(
-        m,
-        "environ_get",
-        |mut c: Caller<'_, HostState>, array: i32, buf: i32| {
-            errno((|| {
-                let env = c.data().settings.environment.clone();
-                let (mut slot, mut at) = (array as u32, buf as u32);
-                for (k, v) in env {
-                    let entry = format!("{k}={v}\0");
-                    write_u32(&mut c, slot as i32, at)?;
-                    write(&mut c, at as i32, entry.as_bytes())?;
-                    at = at.wrapping_add(len_u32(entry.len()));
-                    slot = slot.wrapping_add(4);
-                }
-                Ok(ESUCCESS)
-            })())
-        },
-    )?;
-    reg.func(
-        m,
-        "args_get",
-        |_c: Caller<'_, HostState>, _argv: i32, _buf: i32| Ok::<i32, wasmtime::Error>(ESUCCESS),
-    )?;
-    reg.func(
-        m,
-        "args_sizes_get",
-        |mut c: Caller<'_, HostState>, argc_out: i32, size_out: i32| {
-            errno((|| {
-                write_u32(&mut c, argc_out, 0)?;
-                write_u32(&mut c, size_out, 0)?;
-                Ok(ESUCCESS)
-            })())
-        },
-    )?;
-    reg.func(
-        m,
-        "fd_write",
-        |mut c: Caller<'_, HostState>, fd: i32, iovs: i32, iovs_len: i32, written_out: i32| {
-            errno(fd_write(&mut c, fd, iovs, iovs_len, written_out))
-        },
-    )?;
-    reg.func(
-        m,
-        "fd_read",
-        |mut c: Caller<'_, HostState>, fd: i32, _iovs: i32, _len: i32, _read_out: i32| {
-            c.data_mut()
-                .note(format!("WASI fd_read({fd}): there is nothing to read"));
-            Ok::<i32, wasmtime::Error>(ENOSYS)
-        },
-    )?;
-    reg.func(
-        m,
-        "fd_fdstat_get",
-        |mut c: Caller<'_, HostState>, fd: i32, out: i32| {
-            errno((|| {
-                if fd != 1 && fd != 2 {
-                    return Ok(EBADF);
-                }
-                // filetype unknown, no flags, rights = FD_WRITE only, as Envoy reports.
-                let mut stat = [0u8; 24];
-                stat[8] = 64;
-                write(&mut c, out, &stat)?;
-                Ok(ESUCCESS)
-            })())
-        },
-    )?;
-    reg.func(m, "sched_yield", |_c: Caller<'_, HostState>| {
-        Ok::<i32, wasmtime::Error>(ESUCCESS)
+    reg.func(m, "random_get", |mut c: Caller<'_, HostState>, buf: i32, len: i32| {
+        errno((|| {
+            let mut bytes = vec![0u8; addr(len)];
+            c.data_mut().fill_random(&mut bytes);
+            write(&mut c, buf, &bytes)?;
+            Ok(ESUCCESS)
+        })())
     })?;
+    reg.func(m, "clock_time_get", |mut c: Caller<'_, HostState>, id: i32, _precision: i64, out: i32| {
+        errno((|| {
+            let now = match id {
+                0 => c.data().clock.wall_nanos(),
+                1 => c.data().clock.monotonic_nanos(),
+                _ => return Ok(ENOTSUP),
+            };
+            write_u64(&mut c, out, now)?;
+            Ok(ESUCCESS)
+        })())
+    })?;
+    reg.func(m, "clock_res_get", |mut c: Caller<'_, HostState>, id: i32, out: i32| {
+        errno((|| {
+            if id != 0 && id != 1 {
+                return Ok(ENOTSUP);
+            }
+            write_u64(&mut c, out, 1)?;
+            Ok(ESUCCESS)
+        })())
+    })?;
+    reg.func(m, "environ_sizes_get", |mut c: Caller<'_, HostState>, count_out: i32, size_out: i32| {
+        errno((|| {
+            let env = c.data().settings.environment.clone();
+            let size: usize = env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+            write_u32(&mut c, count_out, len_u32(env.len()))?;
+            write_u32(&mut c, size_out, len_u32(size))?;
+            Ok(ESUCCESS)
+        })())
+    })?;
+    reg.func(m, "environ_get", |mut c: Caller<'_, HostState>, array: i32, buf: i32| {
+        errno((|| {
+            let env = c.data().settings.environment.clone();
+            let (mut slot, mut at) = (array as u32, buf as u32);
+            for (k, v) in env {
+                let entry = format!("{k}={v}\0");
+                write_u32(&mut c, slot as i32, at)?;
+                write(&mut c, at as i32, entry.as_bytes())?;
+                at = at.wrapping_add(len_u32(entry.len()));
+                slot = slot.wrapping_add(4);
+            }
+            Ok(ESUCCESS)
+        })())
+    })?;
+    reg.func(m, "args_get", |_c: Caller<'_, HostState>, _argv: i32, _buf: i32| Ok::<i32, wasmtime::Error>(ESUCCESS))?;
+    reg.func(m, "args_sizes_get", |mut c: Caller<'_, HostState>, argc_out: i32, size_out: i32| {
+        errno((|| {
+            write_u32(&mut c, argc_out, 0)?;
+            write_u32(&mut c, size_out, 0)?;
+            Ok(ESUCCESS)
+        })())
+    })?;
+    reg.func(m, "fd_write", |mut c: Caller<'_, HostState>, fd: i32, iovs: i32, iovs_len: i32, written_out: i32| {
+        errno(fd_write(&mut c, fd, iovs, iovs_len, written_out))
+    })?;
+    reg.func(m, "fd_read", |mut c: Caller<'_, HostState>, fd: i32, _iovs: i32, _len: i32, _read_out: i32| {
+        c.data_mut().note(format!("WASI fd_read({fd}): there is nothing to read"));
+        Ok::<i32, wasmtime::Error>(ENOSYS)
+    })?;
+    reg.func(m, "fd_fdstat_get", |mut c: Caller<'_, HostState>, fd: i32, out: i32| {
+        errno((|| {
+            if fd != 1 && fd != 2 {
+                return Ok(EBADF);
+            }
+            // filetype unknown, no flags, rights = FD_WRITE only, as Envoy reports.
+            let mut stat = [0u8; 24];
+            stat[8] = 64;
+            write(&mut c, out, &stat)?;
+            Ok(ESUCCESS)
+        })())
+    })?;
+    reg.func(m, "sched_yield", |_c: Caller<'_, HostState>| Ok::<i32, wasmtime::Error>(ESUCCESS))?;
     reg.func(m, "proc_exit", |_c: Caller<'_, HostState>, code: i32| {
         Err::<(), wasmtime::Error>(wasmtime::Error::from(ProcExit(code)))
     })?;
@@ -245,13 +199,7 @@ fn define_implemented(reg: &mut Registrar<'_>, m: &str) -> Result<()> {
 
 /// stdout and stderr go to the captured log (info and error, trailing newline dropped,
 /// as Envoy's `writevImpl`); any other descriptor is `EBADF`.
-fn fd_write(
-    c: &mut Caller<'_, HostState>,
-    fd: i32,
-    iovs: i32,
-    iovs_len: i32,
-    written_out: i32,
-) -> HostResult<i32> {
+fn fd_write(c: &mut Caller<'_, HostState>, fd: i32, iovs: i32, iovs_len: i32, written_out: i32) -> HostResult<i32> {
     let (level, source) = match fd {
         1 => (LogLevel::Info, LogSource::Stdout),
         2 => (LogLevel::Error, LogSource::Stderr),
@@ -261,12 +209,8 @@ fn fd_write(
     for i in 0..addr(iovs_len) {
         let at = (iovs as u32).wrapping_add(len_u32(i * 8)) as i32;
         let iov = read(c, at, 8)?;
-        let word = |n: usize| {
-            iov.get(n..n + 4)
-                .and_then(|b| <[u8; 4]>::try_from(b).ok())
-                .map(u32::from_le_bytes)
-                .unwrap_or(0)
-        };
+        let word =
+            |n: usize| iov.get(n..n + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_le_bytes).unwrap_or(0);
         let (buf, len) = (word(0), word(4));
         if len != 0 {
             text.extend(read(c, buf as i32, len as i32)?);

@@ -26,8 +26,7 @@ pub fn agent(case: &str) -> String {
 
 /// `req` as sent by scenario `case`'s agent: identity header + case tag.
 pub fn as_agent(req: Request, case: &str) -> Request {
-    req.header(IDENTITY_HEADER, &agent(case))
-        .header(CASE_HEADER, case)
+    req.header(IDENTITY_HEADER, &agent(case)).header(CASE_HEADER, case)
 }
 
 /// `req` tagged for scenario `case`, with no identity.
@@ -50,34 +49,21 @@ pub fn start_gateways(specs: Vec<(&str, &str, Vars)>) -> Vec<Gateway> {
 
 /// Sends and unwraps with context.
 pub fn send(gw: &Gateway, req: &Request) -> Response {
-    gw.send(req)
-        .unwrap_or_else(|e| panic!("request to the gateway failed: {e:#}"))
+    gw.send(req).unwrap_or_else(|e| panic!("request to the gateway failed: {e:#}"))
 }
 
 /// Checks a problem+json answer (RFC 9457) of `urn:airlock:problem:<kind>`; returns it.
 pub fn expect_problem(resp: &Response, status: u16, kind: &str) -> Value {
     let body = resp.text();
-    assert_eq!(
-        resp.status, status,
-        "want {status} {kind}, got {} with {body}",
-        resp.status
-    );
+    assert_eq!(resp.status, status, "want {status} {kind}, got {} with {body}", resp.status);
     let ct = resp.header("content-type").unwrap_or("");
     assert!(
         ct.starts_with("application/problem+json"),
         "want application/problem+json, got content-type {ct:?}: {body}"
     );
     let doc = resp.json().unwrap();
-    assert_eq!(
-        doc["type"].as_str(),
-        Some(format!("urn:airlock:problem:{kind}").as_str()),
-        "problem type in {doc}"
-    );
-    assert_eq!(
-        doc["status"].as_u64(),
-        Some(u64::from(status)),
-        "problem status in {doc}"
-    );
+    assert_eq!(doc["type"].as_str(), Some(format!("urn:airlock:problem:{kind}").as_str()), "problem type in {doc}");
+    assert_eq!(doc["status"].as_u64(), Some(u64::from(status)), "problem status in {doc}");
     assert!(doc["title"].is_string(), "problem title in {doc}");
     doc
 }
@@ -86,21 +72,13 @@ pub fn expect_problem(resp: &Response, status: u16, kind: &str) -> Value {
 /// body never followed.
 pub fn expect_nothing_reached(upstream: &RecordingUpstream, case: &str) {
     let got = upstream.heads_for(case);
-    assert!(
-        got.is_empty(),
-        "nothing of {case} may reach the upstream, but these request heads did: {got:#?}"
-    );
+    assert!(got.is_empty(), "nothing of {case} may reach the upstream, but these request heads did: {got:#?}");
 }
 
 /// An outcome that is a refusal: an error (connection closed) or a non-2xx status.
 pub fn expect_refused(outcome: &anyhow::Result<Response>, what: &str) {
     if let Ok(resp) = outcome {
-        assert!(
-            !resp.is_success(),
-            "{what}: must be refused, got {} {}",
-            resp.status,
-            resp.text()
-        );
+        assert!(!resp.is_success(), "{what}: must be refused, got {} {}", resp.status, resp.text());
     }
 }
 

@@ -9,11 +9,9 @@ use std::time::{Duration, Instant};
 use airlock_tests::e2e::client::{Request, Response};
 use airlock_tests::e2e::gateway::{self, Gateway};
 use airlock_tests::e2e::plugin::{plugin_config, PluginOptions};
-use airlock_tests::e2e::service::{
-    self, approval_id_of, credential_keys, AirlockService, Reviewer, ServiceOptions,
-};
-use airlock_tests::e2e::template::Vars;
 use airlock_tests::e2e::server::Received;
+use airlock_tests::e2e::service::{self, approval_id_of, credential_keys, AirlockService, Reviewer, ServiceOptions};
+use airlock_tests::e2e::template::Vars;
 use serde_json::{json, Value};
 
 use super::expect_problem;
@@ -126,10 +124,7 @@ pub fn reviewers() -> Vec<Reviewer> {
 
 /// Starts the real service (fails naming the build command when the binary is missing).
 pub fn start_service(name: &str) -> AirlockService {
-    let opts = ServiceOptions {
-        reviewers: reviewers(),
-        ..ServiceOptions::default()
-    };
+    let opts = ServiceOptions { reviewers: reviewers(), ..ServiceOptions::default() };
     AirlockService::start(name, &opts).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
@@ -174,17 +169,12 @@ pub fn post_as(agent_id: &str, case: &str, path: &str, body: &Value) -> Request 
 /// Expects approval-pending; returns the approval id.
 pub fn expect_pending(resp: &Response) -> String {
     let doc = expect_problem(resp, 403, "approval-pending");
-    doc["approval_id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("approval_id in {doc}"))
-        .to_string()
+    doc["approval_id"].as_str().unwrap_or_else(|| panic!("approval_id in {doc}")).to_string()
 }
 
 /// Sends `req` through `gw`; expects approval-pending; returns the approval id.
 pub fn pending(gw: &Gateway, req: &Request) -> String {
-    let resp = gw
-        .send(req)
-        .unwrap_or_else(|e| panic!("request to the gateway failed: {e:#}"));
+    let resp = gw.send(req).unwrap_or_else(|e| panic!("request to the gateway failed: {e:#}"));
     expect_pending(&resp)
 }
 
@@ -196,13 +186,7 @@ pub fn key(svc: &AirlockService, id: &str) -> String {
 /// Approves through the API as `reviewer`; expects 200; returns the approval document.
 pub fn approve_ok(svc: &AirlockService, id: &str, reviewer: &str) -> Value {
     let resp = svc.approve(id, &key(svc, reviewer)).unwrap();
-    assert_eq!(
-        resp.status,
-        200,
-        "{reviewer} approves {id}: {} {}",
-        resp.status,
-        resp.text()
-    );
+    assert_eq!(resp.status, 200, "{reviewer} approves {id}: {} {}", resp.status, resp.text());
     resp.json().unwrap_or(Value::Null)
 }
 
@@ -211,10 +195,7 @@ pub fn expect_api_problem(resp: &Response, status: u16, kind: &str, what: &str) 
     let text = resp.text();
     assert_eq!(resp.status, status, "{what}: want {status} {kind}, got {} {text}", resp.status);
     let ct = resp.header("content-type").unwrap_or("");
-    assert!(
-        ct.starts_with("application/problem+json"),
-        "{what}: want problem+json, got {ct:?}: {text}"
-    );
+    assert!(ct.starts_with("application/problem+json"), "{what}: want problem+json, got {ct:?}: {text}");
     if !kind.is_empty() {
         let doc = resp.json().unwrap();
         assert_eq!(
@@ -227,35 +208,24 @@ pub fn expect_api_problem(resp: &Response, status: u16, kind: &str, what: &str) 
 
 /// The first approval in `list` (newest first) whose text mentions `needle`.
 pub fn find_in_list(list: &[Value], needle: &str) -> Option<String> {
-    list.iter()
-        .find(|a| a.to_string().contains(needle))
-        .and_then(|a| approval_id_of(a).map(str::to_string))
+    list.iter().find(|a| a.to_string().contains(needle)).and_then(|a| approval_id_of(a).map(str::to_string))
 }
 
 /// Whether an approval document says it was redeemed (status `redeemed`, or a redeem
 /// time / count).
 pub fn is_redeemed(doc: &Value) -> bool {
     service::status_of(doc) == Some("redeemed")
-        || ["redeemed_at", "consumed_at"]
-            .iter()
-            .any(|k| doc.get(*k).is_some_and(|v| !v.is_null()))
-        || ["redeems", "redeem_count", "redeemed"]
-            .iter()
-            .any(|k| match doc.get(*k) {
-                Some(Value::Number(n)) => n.as_u64().unwrap_or(0) > 0,
-                Some(Value::Bool(b)) => *b,
-                Some(Value::Array(a)) => !a.is_empty(),
-                _ => false,
-            })
+        || ["redeemed_at", "consumed_at"].iter().any(|k| doc.get(*k).is_some_and(|v| !v.is_null()))
+        || ["redeems", "redeem_count", "redeemed"].iter().any(|k| match doc.get(*k) {
+            Some(Value::Number(n)) => n.as_u64().unwrap_or(0) > 0,
+            Some(Value::Bool(b)) => *b,
+            Some(Value::Array(a)) => !a.is_empty(),
+            _ => false,
+        })
 }
 
 /// Polls the exported audit trail (bounded) until `cond` holds; returns the records.
-pub fn audit_until(
-    svc: &AirlockService,
-    what: &str,
-    timeout: Duration,
-    cond: impl Fn(&[Value]) -> bool,
-) -> Vec<Value> {
+pub fn audit_until(svc: &AirlockService, what: &str, timeout: Duration, cond: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let deadline = Instant::now() + timeout;
     loop {
         let records = svc.audit_export().unwrap_or_else(|e| panic!("{e:#}"));
@@ -264,10 +234,7 @@ pub fn audit_until(
         }
         if Instant::now() >= deadline {
             let kinds: Vec<&str> = records.iter().filter_map(service::kind_of).collect();
-            panic!(
-                "{what}: not in the audit trail within {timeout:?}; {} records, kinds {kinds:?}",
-                records.len()
-            );
+            panic!("{what}: not in the audit trail within {timeout:?}; {} records, kinds {kinds:?}", records.len());
         }
         std::thread::sleep(Duration::from_millis(300));
     }
@@ -280,15 +247,9 @@ pub fn audit_until(
 pub fn check_credential(up: &Received, agent_id: &str, approvers: &[&str]) -> (String, Value) {
     let auth = up.header_values("authorization");
     assert_eq!(auth.len(), 1, "exactly one authorization upstream: {:?}", up.headers);
-    assert!(
-        !auth[0].contains("agent-own-secret"),
-        "the agent's own credential was stripped: {:?}",
-        up.headers
-    );
-    let token = auth[0]
-        .strip_prefix("Bearer ")
-        .unwrap_or_else(|| panic!("Bearer credential, got {:?}", auth[0]))
-        .to_string();
+    assert!(!auth[0].contains("agent-own-secret"), "the agent's own credential was stripped: {:?}", up.headers);
+    let token =
+        auth[0].strip_prefix("Bearer ").unwrap_or_else(|| panic!("Bearer credential, got {:?}", auth[0])).to_string();
     let claims = service::verify_jwt_hs256(&token, &credential_keys())
         .unwrap_or_else(|e| panic!("minted credential {token}: {e:#}"));
     assert_eq!(claims["sub"].as_str(), Some(agent_id), "sub in {claims}");
@@ -300,10 +261,7 @@ pub fn check_credential(up: &Received, agent_id: &str, approvers: &[&str]) -> (S
     assert!(aud_ok, "aud = {HOST} in {claims}");
     let digest = claims
         .as_object()
-        .and_then(|o| {
-            o.iter()
-                .find(|(k, v)| k.contains("digest") && v.as_str().is_some_and(is_hex64))
-        })
+        .and_then(|o| o.iter().find(|(k, v)| k.contains("digest") && v.as_str().is_some_and(is_hex64)))
         .map(|(_, v)| v.as_str().unwrap_or("").to_string());
     assert!(digest.is_some(), "an airlock digest claim (64 hex) in {claims}");
     let now = service::unix_now();

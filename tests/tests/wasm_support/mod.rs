@@ -134,17 +134,11 @@ pub fn hmac_v1(key: &[u8], message: &str) -> String {
 }
 
 pub fn request_string(ts: &str, method: &str, path: &str, body: &[u8]) -> String {
-    format!(
-        "airlock-v1-request\n{ts}\n{method}\n{path}\n{}",
-        sha256_hex(body)
-    )
+    format!("airlock-v1-request\n{ts}\n{method}\n{path}\n{}", sha256_hex(body))
 }
 
 pub fn response_string(ts: &str, status: u16, request_signature: &str, body: &[u8]) -> String {
-    format!(
-        "airlock-v1-response\n{ts}\n{status}\n{request_signature}\n{}",
-        sha256_hex(body)
-    )
+    format!("airlock-v1-response\n{ts}\n{status}\n{request_signature}\n{}", sha256_hex(body))
 }
 
 pub fn now_s(host: &Host) -> u64 {
@@ -154,37 +148,20 @@ pub fn now_s(host: &Host) -> u64 {
 /// Checks a callout the way the service does: the current key id, a timestamp from the
 /// host clock, and the HMAC over the request string.
 pub fn assert_signed_by_filter(host: &Host, call: &Callout) {
-    assert_eq!(
-        call.header("x-airlock-key-id").as_deref(),
-        Some(KEY_ID),
-        "{call:?}"
-    );
-    let ts = call
-        .header("x-airlock-timestamp")
-        .expect("timestamp header");
+    assert_eq!(call.header("x-airlock-key-id").as_deref(), Some(KEY_ID), "{call:?}");
+    let ts = call.header("x-airlock-timestamp").expect("timestamp header");
     let ts_n: u64 = ts.parse().unwrap_or_else(|_| panic!("timestamp {ts:?}"));
     let sent = call.sent_at.duration_since(UNIX_EPOCH).unwrap().as_secs();
     assert_eq!(ts_n, sent, "signed at the host's clock");
     assert!(ts_n.abs_diff(now_s(host)) <= 60);
-    let sig = call
-        .header("x-airlock-signature")
-        .expect("signature header");
+    let sig = call.header("x-airlock-signature").expect("signature header");
     let method = call.method().unwrap();
     let path = call.path().unwrap();
     let expected = hmac_v1(&KEY, &request_string(&ts, &method, &path, &call.body));
     assert_eq!(sig, expected, "request signature over {method} {path}");
     // Any other key, path or body would not verify.
-    assert_ne!(
-        sig,
-        hmac_v1(
-            &PREVIOUS_KEY,
-            &request_string(&ts, &method, &path, &call.body)
-        )
-    );
-    assert_ne!(
-        sig,
-        hmac_v1(&KEY, &request_string(&ts, &method, &path, b"{}"))
-    );
+    assert_ne!(sig, hmac_v1(&PREVIOUS_KEY, &request_string(&ts, &method, &path, &call.body)));
+    assert_ne!(sig, hmac_v1(&KEY, &request_string(&ts, &method, &path, b"{}")));
 }
 
 /// How to sign an answer; `Signer::service(host)` is the honest service.
@@ -199,54 +176,29 @@ pub struct Signer {
 
 impl Signer {
     pub fn service(host: &Host) -> Signer {
-        Signer {
-            key_id: KEY_ID.into(),
-            key: KEY.to_vec(),
-            timestamp: now_s(host),
-            bound_to: None,
-        }
+        Signer { key_id: KEY_ID.into(), key: KEY.to_vec(), timestamp: now_s(host), bound_to: None }
     }
 
     pub fn previous_key(host: &Host) -> Signer {
-        Signer {
-            key_id: PREVIOUS_KEY_ID.into(),
-            key: PREVIOUS_KEY.to_vec(),
-            ..Signer::service(host)
-        }
+        Signer { key_id: PREVIOUS_KEY_ID.into(), key: PREVIOUS_KEY.to_vec(), ..Signer::service(host) }
     }
 
     pub fn headers(&self, call: &Callout, status: u16, body: &[u8]) -> Vec<(String, String)> {
         let ts = self.timestamp.to_string();
-        let bound = self
-            .bound_to
-            .clone()
-            .unwrap_or_else(|| call.header("x-airlock-signature").unwrap_or_default());
+        let bound = self.bound_to.clone().unwrap_or_else(|| call.header("x-airlock-signature").unwrap_or_default());
         vec![
             ("content-type".into(), "application/json".into()),
             ("x-airlock-key-id".into(), self.key_id.clone()),
             ("x-airlock-timestamp".into(), ts.clone()),
-            (
-                "x-airlock-signature".into(),
-                hmac_v1(&self.key, &response_string(&ts, status, &bound, body)),
-            ),
+            ("x-airlock-signature".into(), hmac_v1(&self.key, &response_string(&ts, status, &bound, body))),
         ]
     }
 }
 
 /// Delivers an answer with exactly these headers.
-pub fn respond_raw(
-    host: &mut Host,
-    call: &Callout,
-    status: u16,
-    headers: &[(String, String)],
-    body: &[u8],
-) {
-    let pairs: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    host.respond_callout(call.token, status, &pairs, body)
-        .unwrap_or_else(|e| panic!("{e:#}\n{}", host.logs_text()));
+pub fn respond_raw(host: &mut Host, call: &Callout, status: u16, headers: &[(String, String)], body: &[u8]) {
+    let pairs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    host.respond_callout(call.token, status, &pairs, body).unwrap_or_else(|e| panic!("{e:#}\n{}", host.logs_text()));
 }
 
 /// Answers as `signer` signs.
@@ -265,26 +217,17 @@ pub fn respond(host: &mut Host, call: &Callout, status: u16, body: &Value) {
 
 /// Pending callouts to `path` (the decision log excluded unless asked for).
 pub fn pending_to(host: &Host, path: &str) -> Vec<Callout> {
-    host.pending_callouts()
-        .into_iter()
-        .filter(|c| c.path().as_deref() == Some(path))
-        .collect()
+    host.pending_callouts().into_iter().filter(|c| c.path().as_deref() == Some(path)).collect()
 }
 
 /// Every callout ever made to `path`.
 pub fn calls_to(host: &Host, path: &str) -> Vec<Callout> {
-    host.callouts()
-        .into_iter()
-        .filter(|c| c.path().as_deref() == Some(path))
-        .collect()
+    host.callouts().into_iter().filter(|c| c.path().as_deref() == Some(path)).collect()
 }
 
 /// Every callout ever made about approvals (create or redeem).
 pub fn approval_calls(host: &Host) -> Vec<Callout> {
-    host.callouts()
-        .into_iter()
-        .filter(|c| c.path().is_some_and(|p| p.starts_with(APPROVALS)))
-        .collect()
+    host.callouts().into_iter().filter(|c| c.path().is_some_and(|p| p.starts_with(APPROVALS))).collect()
 }
 
 /// The one pending call to `path`.
@@ -302,17 +245,9 @@ pub fn the_pending(host: &Host, path: &str) -> Callout {
 
 /// The pending create-or-find call made for `stream`.
 pub fn create_call_for(host: &Host, stream: &Stream) -> Callout {
-    pending_to(host, APPROVALS)
-        .into_iter()
-        .find(|c| c.context_id == stream.id())
-        .unwrap_or_else(|| {
-            panic!(
-                "no create call for request {}: {:?}\n{}",
-                stream.id(),
-                host.pending_callouts(),
-                host.logs_text()
-            )
-        })
+    pending_to(host, APPROVALS).into_iter().find(|c| c.context_id == stream.id()).unwrap_or_else(|| {
+        panic!("no create call for request {}: {:?}\n{}", stream.id(), host.pending_callouts(), host.logs_text())
+    })
 }
 
 pub fn redeem_path(approval_id: &str) -> String {
@@ -363,10 +298,7 @@ pub fn send_get(host: &mut Host, authority: &str, path: &str) -> Stream {
 pub fn local_reply(host: &Host, stream: &Stream) -> LocalReply {
     match stream.outcome() {
         Outcome::LocalReply(r) => r,
-        other => panic!(
-            "expected a local reply, got {other:?}\n{}",
-            host.logs_text()
-        ),
+        other => panic!("expected a local reply, got {other:?}\n{}", host.logs_text()),
     }
 }
 
@@ -378,11 +310,7 @@ pub fn assert_blocked(host: &Host, stream: &Stream) {
         stream.outcome(),
         host.logs_text()
     );
-    assert!(
-        stream.response_status().is_some_and(|s| s >= 400),
-        "the agent must get a refusal: {:?}",
-        stream.outcome()
-    );
+    assert!(stream.response_status().is_some_and(|s| s >= 400), "the agent must get a refusal: {:?}", stream.outcome());
 }
 
 /// A problem+json local reply of `kind` with `status`; nothing upstream. Returns the body.
@@ -390,27 +318,12 @@ pub fn assert_problem(host: &Host, stream: &Stream, status: u32, kind: &str) -> 
     assert_blocked(host, stream);
     let reply = local_reply(host, stream);
     assert_eq!(reply.status, status, "{reply:?}\n{}", host.logs_text());
-    assert_eq!(
-        reply.header("content-type").as_deref(),
-        Some("application/problem+json"),
-        "{reply:?}"
-    );
+    assert_eq!(reply.header("content-type").as_deref(), Some("application/problem+json"), "{reply:?}");
     let body = reply.json().unwrap();
-    assert_eq!(
-        body["type"],
-        format!("urn:airlock:problem:{kind}"),
-        "{body}\n{}",
-        host.logs_text()
-    );
+    assert_eq!(body["type"], format!("urn:airlock:problem:{kind}"), "{body}\n{}", host.logs_text());
     assert_eq!(body["status"], status, "{body}");
-    assert!(
-        body["title"].as_str().is_some_and(|t| !t.is_empty()),
-        "{body}"
-    );
-    assert!(
-        body["decision_id"].as_str().is_some_and(|t| !t.is_empty()),
-        "{body}"
-    );
+    assert!(body["title"].as_str().is_some_and(|t| !t.is_empty()), "{body}");
+    assert!(body["decision_id"].as_str().is_some_and(|t| !t.is_empty()), "{body}");
     body
 }
 

@@ -57,9 +57,7 @@ fn readable(state: &HostState, ty: BufferType) -> Option<Vec<u8>> {
         BufferType::CallResponseBody => state.call_response.as_ref().map(|r| r.body.clone()),
         BufferType::VmConfiguration => Some(state.vm_configuration.clone()),
         // Envoy only has the plugin configuration while on_configure runs.
-        BufferType::PluginConfiguration => state
-            .configuring
-            .then(|| state.plugin_configuration.clone()),
+        BufferType::PluginConfiguration => state.configuring.then(|| state.plugin_configuration.clone()),
         BufferType::DownstreamData
         | BufferType::UpstreamData
         | BufferType::GrpcReceiveBuffer
@@ -70,13 +68,7 @@ fn readable(state: &HostState, ty: BufferType) -> Option<Vec<u8>> {
 /// Envoy's `Buffer::copyFrom`: `start == 0` drains `size` bytes from the front and
 /// prepends `data` (so `(0, len)` replaces everything); `start >= len` appends; anything
 /// else is `BadArgument`. Read-only buffers are `BadArgument`, absent ones `NotFound`.
-fn write(
-    state: &HostState,
-    ty: BufferType,
-    start: usize,
-    size: usize,
-    data: Vec<u8>,
-) -> HostResult {
+fn write(state: &HostState, ty: BufferType, start: usize, size: usize, data: Vec<u8>) -> HostResult {
     let stream = state.active_stream();
     let mut guard = match (ty, &stream) {
         (BufferType::RequestBody | BufferType::ResponseBody, Some(s)) => s.borrow_mut(),

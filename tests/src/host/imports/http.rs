@@ -35,8 +35,7 @@ pub(super) fn define(reg: &mut Registrar<'_>) -> Result<()> {
                 let trailers = read(c, tp, ts)?;
                 // Envoy writes the token slot first to check the memory is valid.
                 write_u32(c, token_out, 0)?;
-                let token =
-                    http_call(c.data_mut(), cluster, &headers, body, &trailers, timeout_ms)?;
+                let token = http_call(c.data_mut(), cluster, &headers, body, &trailers, timeout_ms)?;
                 write_u32(c, token_out, token)
             })
         },
@@ -63,10 +62,7 @@ fn http_call(
     }
     let mut headers = to_map(decode_pairs(raw_headers).unwrap_or_default());
     let trailers = to_map(decode_pairs(raw_trailers).unwrap_or_default());
-    if [":path", ":method", ":authority"]
-        .iter()
-        .any(|h| !headers.contains(h))
-    {
+    if [":path", ":method", ":authority"].iter().any(|h| !headers.contains(h)) {
         return Err(Status::BadArgument.into());
     }
     if !body.is_empty() {
@@ -90,10 +86,7 @@ fn http_call(
         sent_at: state.clock.now(),
     };
     if let Some(t) = timeout {
-        let due = state
-            .clock
-            .monotonic_nanos()
-            .saturating_add(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
+        let due = state.clock.monotonic_nanos().saturating_add(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
         state.callout_deadlines.insert(token, due);
     }
     state.all_callouts.push(callout.clone());
@@ -129,8 +122,7 @@ fn define_grpc(reg: &mut Registrar<'_>) -> Result<()> {
          _timeout: i32,
          _token: i32| {
             hostcall(&mut c, "proxy_grpc_call", |c| {
-                c.data_mut()
-                    .note("proxy_grpc_call: gRPC is not simulated".into());
+                c.data_mut().note("proxy_grpc_call: gRPC is not simulated".into());
                 Err(Status::ParseFailure.into())
             })
         },
@@ -149,35 +141,18 @@ fn define_grpc(reg: &mut Registrar<'_>) -> Result<()> {
          _is: i32,
          _token: i32| {
             hostcall(&mut c, "proxy_grpc_stream", |c| {
-                c.data_mut()
-                    .note("proxy_grpc_stream: gRPC is not simulated".into());
+                c.data_mut().note("proxy_grpc_stream: gRPC is not simulated".into());
                 Err(Status::ParseFailure.into())
             })
         },
     )?;
-    reg.func(
-        "env",
-        "proxy_grpc_send",
-        |mut c: Caller<'_, HostState>, _token: i32, _mp: i32, _ms: i32, _end: i32| {
-            hostcall(&mut c, "proxy_grpc_send", |_| Err(Status::NotFound.into()))
-        },
-    )?;
-    reg.func(
-        "env",
-        "proxy_grpc_cancel",
-        |mut c: Caller<'_, HostState>, _token: i32| {
-            hostcall(
-                &mut c,
-                "proxy_grpc_cancel",
-                |_| Err(Status::NotFound.into()),
-            )
-        },
-    )?;
-    reg.func(
-        "env",
-        "proxy_grpc_close",
-        |mut c: Caller<'_, HostState>, _token: i32| {
-            hostcall(&mut c, "proxy_grpc_close", |_| Err(Status::NotFound.into()))
-        },
-    )
+    reg.func("env", "proxy_grpc_send", |mut c: Caller<'_, HostState>, _token: i32, _mp: i32, _ms: i32, _end: i32| {
+        hostcall(&mut c, "proxy_grpc_send", |_| Err(Status::NotFound.into()))
+    })?;
+    reg.func("env", "proxy_grpc_cancel", |mut c: Caller<'_, HostState>, _token: i32| {
+        hostcall(&mut c, "proxy_grpc_cancel", |_| Err(Status::NotFound.into()))
+    })?;
+    reg.func("env", "proxy_grpc_close", |mut c: Caller<'_, HostState>, _token: i32| {
+        hostcall(&mut c, "proxy_grpc_close", |_| Err(Status::NotFound.into()))
+    })
 }

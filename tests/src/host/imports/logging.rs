@@ -10,23 +10,15 @@ use crate::host::memory::{read_string, write_u32, HostResult};
 use crate::host::state::HostState;
 
 pub(super) fn define(reg: &mut Registrar<'_>) -> Result<()> {
-    reg.func(
-        "env",
-        "proxy_log",
-        |mut c: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| {
-            hostcall(&mut c, "proxy_log", |c| log(c, level, ptr, len))
-        },
-    )?;
-    reg.func(
-        "env",
-        "proxy_get_log_level",
-        |mut c: Caller<'_, HostState>, out: i32| {
-            hostcall(&mut c, "proxy_get_log_level", |c| {
-                let level = c.data().log_level.raw();
-                write_u32(c, out, level)
-            })
-        },
-    )
+    reg.func("env", "proxy_log", |mut c: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| {
+        hostcall(&mut c, "proxy_log", |c| log(c, level, ptr, len))
+    })?;
+    reg.func("env", "proxy_get_log_level", |mut c: Caller<'_, HostState>, out: i32| {
+        hostcall(&mut c, "proxy_get_log_level", |c| {
+            let level = c.data().log_level.raw();
+            write_u32(c, out, level)
+        })
+    })
 }
 
 fn log(c: &mut Caller<'_, HostState>, level: i32, ptr: i32, len: i32) -> HostResult {

@@ -29,39 +29,26 @@ pub(super) fn define(reg: &mut Registrar<'_>) -> Result<()> {
             })
         },
     )?;
-    reg.func(
-        "env",
-        "proxy_get_header_map_pairs",
-        |mut c: Caller<'_, HostState>, ty: i32, rp: i32, rs: i32| {
-            hostcall(&mut c, "proxy_get_header_map_pairs", |c| {
-                let ty = map_type(ty)?;
-                let map = readable(c.data(), ty).unwrap_or_default();
-                let bytes = if map.is_empty() {
-                    Vec::new()
-                } else {
-                    map.encode()
-                };
-                copy_out(c, &bytes, rp, rs)
-            })
-        },
-    )?;
-    reg.func(
-        "env",
-        "proxy_set_header_map_pairs",
-        |mut c: Caller<'_, HostState>, ty: i32, ptr: i32, len: i32| {
-            hostcall(&mut c, "proxy_set_header_map_pairs", |c| {
-                let ty = map_type(ty)?;
-                let raw = read(c, ptr, len)?;
-                let pairs = decode_pairs(&raw).unwrap_or_else(|| {
-                    // Envoy's PairsUtil::toPairs yields no pairs for a malformed map.
-                    c.data_mut()
-                        .note("proxy_set_header_map_pairs got a malformed map".into());
-                    Vec::new()
-                });
-                with_writable(c.data(), ty, |m| m.set_all(pairs))
-            })
-        },
-    )?;
+    reg.func("env", "proxy_get_header_map_pairs", |mut c: Caller<'_, HostState>, ty: i32, rp: i32, rs: i32| {
+        hostcall(&mut c, "proxy_get_header_map_pairs", |c| {
+            let ty = map_type(ty)?;
+            let map = readable(c.data(), ty).unwrap_or_default();
+            let bytes = if map.is_empty() { Vec::new() } else { map.encode() };
+            copy_out(c, &bytes, rp, rs)
+        })
+    })?;
+    reg.func("env", "proxy_set_header_map_pairs", |mut c: Caller<'_, HostState>, ty: i32, ptr: i32, len: i32| {
+        hostcall(&mut c, "proxy_set_header_map_pairs", |c| {
+            let ty = map_type(ty)?;
+            let raw = read(c, ptr, len)?;
+            let pairs = decode_pairs(&raw).unwrap_or_else(|| {
+                // Envoy's PairsUtil::toPairs yields no pairs for a malformed map.
+                c.data_mut().note("proxy_set_header_map_pairs got a malformed map".into());
+                Vec::new()
+            });
+            with_writable(c.data(), ty, |m| m.set_all(pairs))
+        })
+    })?;
     reg.func(
         "env",
         "proxy_add_header_map_value",
@@ -86,17 +73,13 @@ pub(super) fn define(reg: &mut Registrar<'_>) -> Result<()> {
             })
         },
     )?;
-    reg.func(
-        "env",
-        "proxy_remove_header_map_value",
-        |mut c: Caller<'_, HostState>, ty: i32, kp: i32, ks: i32| {
-            hostcall(&mut c, "proxy_remove_header_map_value", |c| {
-                let ty = map_type(ty)?;
-                let key = read_string(c, kp, ks)?;
-                with_writable(c.data(), ty, |m| m.remove(&key))
-            })
-        },
-    )
+    reg.func("env", "proxy_remove_header_map_value", |mut c: Caller<'_, HostState>, ty: i32, kp: i32, ks: i32| {
+        hostcall(&mut c, "proxy_remove_header_map_value", |c| {
+            let ty = map_type(ty)?;
+            let key = read_string(c, kp, ks)?;
+            with_writable(c.data(), ty, |m| m.remove(&key))
+        })
+    })
 }
 
 fn map_type(raw: i32) -> Result<MapType, Status> {
@@ -114,16 +97,13 @@ fn readable(state: &HostState, ty: MapType) -> Option<HeaderMap> {
         MapType::ResponseHeaders => {
             let stream = state.active_stream()?;
             let s = stream.borrow();
-            let visible = s.response_headers_attached
-                || (s.access_log_phase && s.downstream_response.is_some());
+            let visible = s.response_headers_attached || (s.access_log_phase && s.downstream_response.is_some());
             visible.then(|| s.response_headers.clone())
         }
         MapType::CallResponseHeaders => state.call_response.as_ref().map(|r| r.headers.clone()),
-        MapType::CallResponseTrailers => state
-            .call_response
-            .as_ref()
-            .filter(|r| !r.trailers.is_empty())
-            .map(|r| r.trailers.clone()),
+        MapType::CallResponseTrailers => {
+            state.call_response.as_ref().filter(|r| !r.trailers.is_empty()).map(|r| r.trailers.clone())
+        }
         // No trailers or gRPC metadata are ever simulated.
         MapType::RequestTrailers
         | MapType::ResponseTrailers

@@ -19,32 +19,16 @@ pub(super) fn define(reg: &mut Registrar<'_>) -> Result<()> {
             })
         },
     )?;
-    reg.func(
-        "env",
-        "proxy_increment_metric",
-        |mut c: Caller<'_, HostState>, id: i32, offset: i64| {
-            hostcall(&mut c, "proxy_increment_metric", |c| {
-                Ok(c.data_mut().metrics.increment(id as u32, offset)?)
-            })
-        },
-    )?;
-    reg.func(
-        "env",
-        "proxy_record_metric",
-        |mut c: Caller<'_, HostState>, id: i32, value: i64| {
-            hostcall(&mut c, "proxy_record_metric", |c| {
-                Ok(c.data_mut().metrics.record(id as u32, value as u64)?)
-            })
-        },
-    )?;
-    reg.func(
-        "env",
-        "proxy_get_metric",
-        |mut c: Caller<'_, HostState>, id: i32, out: i32| {
-            hostcall(&mut c, "proxy_get_metric", |c| {
-                let value = c.data_mut().metrics.get(id as u32)?;
-                write_u64(c, out, value)
-            })
-        },
-    )
+    reg.func("env", "proxy_increment_metric", |mut c: Caller<'_, HostState>, id: i32, offset: i64| {
+        hostcall(&mut c, "proxy_increment_metric", |c| Ok(c.data_mut().metrics.increment(id as u32, offset)?))
+    })?;
+    reg.func("env", "proxy_record_metric", |mut c: Caller<'_, HostState>, id: i32, value: i64| {
+        hostcall(&mut c, "proxy_record_metric", |c| Ok(c.data_mut().metrics.record(id as u32, value as u64)?))
+    })?;
+    reg.func("env", "proxy_get_metric", |mut c: Caller<'_, HostState>, id: i32, out: i32| {
+        hostcall(&mut c, "proxy_get_metric", |c| {
+            let value = c.data_mut().metrics.get(id as u32)?;
+            write_u64(c, out, value)
+        })
+    })
 }

@@ -38,9 +38,7 @@ impl Registrar<'_> {
         name: &str,
         func: impl IntoFunc<HostState, Params, Args>,
     ) -> Result<()> {
-        self.linker
-            .func_wrap(module, name, func)
-            .map_err(|e| anyhow::anyhow!("defining {module}.{name}: {e}"))?;
+        self.linker.func_wrap(module, name, func).map_err(|e| anyhow::anyhow!("defining {module}.{name}: {e}"))?;
         self.defined.insert((module.to_string(), name.to_string()));
         Ok(())
     }
@@ -51,25 +49,18 @@ impl Registrar<'_> {
         module: &str,
         name: &str,
         ty: wasmtime::FuncType,
-        func: impl Fn(
-                Caller<'_, HostState>,
-                &[wasmtime::Val],
-                &mut [wasmtime::Val],
-            ) -> wasmtime::Result<()>
+        func: impl Fn(Caller<'_, HostState>, &[wasmtime::Val], &mut [wasmtime::Val]) -> wasmtime::Result<()>
             + Send
             + Sync
             + 'static,
     ) -> Result<()> {
-        self.linker
-            .func_new(module, name, ty, func)
-            .map_err(|e| anyhow::anyhow!("defining {module}.{name}: {e}"))?;
+        self.linker.func_new(module, name, ty, func).map_err(|e| anyhow::anyhow!("defining {module}.{name}: {e}"))?;
         self.defined.insert((module.to_string(), name.to_string()));
         Ok(())
     }
 
     pub(crate) fn is_defined(&self, module: &str, name: &str) -> bool {
-        self.defined
-            .contains(&(module.to_string(), name.to_string()))
+        self.defined.contains(&(module.to_string(), name.to_string()))
     }
 }
 
@@ -77,10 +68,7 @@ impl Registrar<'_> {
 /// neither this host nor Envoy provides.
 pub(crate) fn linker(engine: &Engine, module: &Module) -> Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
-    let mut reg = Registrar {
-        linker: &mut linker,
-        defined: BTreeSet::new(),
-    };
+    let mut reg = Registrar { linker: &mut linker, defined: BTreeSet::new() };
     logging::define(&mut reg)?;
     time::define(&mut reg)?;
     maps::define(&mut reg)?;

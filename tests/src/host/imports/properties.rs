@@ -13,38 +13,30 @@ use crate::host::memory::{copy_out, read};
 use crate::host::state::HostState;
 
 pub(super) fn define(reg: &mut Registrar<'_>) -> Result<()> {
-    reg.func(
-        "env",
-        "proxy_get_property",
-        |mut c: Caller<'_, HostState>, pp: i32, ps: i32, rp: i32, rs: i32| {
-            hostcall(&mut c, "proxy_get_property", |c| {
-                let path = read(c, pp, ps)?;
-                let value = lookup(c.data(), &path).ok_or(Status::NotFound)?;
-                // An empty value reaches the SDK as a null pointer, i.e. `None`.
-                copy_out(c, &value, rp, rs)
-            })
-        },
-    )?;
-    reg.func(
-        "env",
-        "proxy_set_property",
-        |mut c: Caller<'_, HostState>, pp: i32, ps: i32, vp: i32, vs: i32| {
-            hostcall(&mut c, "proxy_set_property", |c| {
-                let path = read(c, pp, ps)?;
-                let value = read(c, vp, vs)?;
-                let state = c.data_mut();
-                match state.active_stream() {
-                    Some(stream) => {
-                        stream.borrow_mut().properties.insert(path, value);
-                    }
-                    None => {
-                        state.properties.insert(path, value);
-                    }
+    reg.func("env", "proxy_get_property", |mut c: Caller<'_, HostState>, pp: i32, ps: i32, rp: i32, rs: i32| {
+        hostcall(&mut c, "proxy_get_property", |c| {
+            let path = read(c, pp, ps)?;
+            let value = lookup(c.data(), &path).ok_or(Status::NotFound)?;
+            // An empty value reaches the SDK as a null pointer, i.e. `None`.
+            copy_out(c, &value, rp, rs)
+        })
+    })?;
+    reg.func("env", "proxy_set_property", |mut c: Caller<'_, HostState>, pp: i32, ps: i32, vp: i32, vs: i32| {
+        hostcall(&mut c, "proxy_set_property", |c| {
+            let path = read(c, pp, ps)?;
+            let value = read(c, vp, vs)?;
+            let state = c.data_mut();
+            match state.active_stream() {
+                Some(stream) => {
+                    stream.borrow_mut().properties.insert(path, value);
                 }
-                Ok(())
-            })
-        },
-    )
+                None => {
+                    state.properties.insert(path, value);
+                }
+            }
+            Ok(())
+        })
+    })
 }
 
 fn lookup(state: &HostState, path: &[u8]) -> Option<Vec<u8>> {

@@ -13,42 +13,24 @@ use crate::host::state::{Deferred, HostState};
 use crate::host::stream::LocalReply;
 
 pub(super) fn define(reg: &mut Registrar<'_>) -> Result<()> {
-    reg.func(
-        "env",
-        "proxy_continue_stream",
-        |mut c: Caller<'_, HostState>, ty: i32| {
-            hostcall(&mut c, "proxy_continue_stream", |c| {
-                continue_stream(c.data_mut(), ty)
-            })
-        },
-    )?;
-    reg.func(
-        "env",
-        "proxy_close_stream",
-        |mut c: Caller<'_, HostState>, ty: i32| {
-            hostcall(&mut c, "proxy_close_stream", |c| {
-                let ty = StreamType::from_raw(ty).ok_or(Status::BadArgument)?;
-                let state = c.data_mut();
-                if matches!(ty, StreamType::Request | StreamType::Response) {
-                    let context = state.active_context();
-                    state.deferred.push(Deferred::Close { context });
-                }
-                Ok(())
-            })
-        },
-    )?;
+    reg.func("env", "proxy_continue_stream", |mut c: Caller<'_, HostState>, ty: i32| {
+        hostcall(&mut c, "proxy_continue_stream", |c| continue_stream(c.data_mut(), ty))
+    })?;
+    reg.func("env", "proxy_close_stream", |mut c: Caller<'_, HostState>, ty: i32| {
+        hostcall(&mut c, "proxy_close_stream", |c| {
+            let ty = StreamType::from_raw(ty).ok_or(Status::BadArgument)?;
+            let state = c.data_mut();
+            if matches!(ty, StreamType::Request | StreamType::Response) {
+                let context = state.active_context();
+                state.deferred.push(Deferred::Close { context });
+            }
+            Ok(())
+        })
+    })?;
     reg.func(
         "env",
         "proxy_send_local_response",
-        |mut c: Caller<'_, HostState>,
-         status: i32,
-         dp: i32,
-         ds: i32,
-         bp: i32,
-         bs: i32,
-         hp: i32,
-         hs: i32,
-         grpc: i32| {
+        |mut c: Caller<'_, HostState>, status: i32, dp: i32, ds: i32, bp: i32, bs: i32, hp: i32, hs: i32, grpc: i32| {
             hostcall(&mut c, "proxy_send_local_response", |c| {
                 let details = read_string(c, dp, ds)?;
                 let body = read(c, bp, bs)?;
@@ -62,13 +44,7 @@ pub(super) fn define(reg: &mut Registrar<'_>) -> Result<()> {
                 for (k, v) in pairs {
                     headers.add(&String::from_utf8_lossy(&k), v);
                 }
-                let reply = LocalReply {
-                    status: status as u32,
-                    headers,
-                    body,
-                    grpc_status: grpc,
-                    details,
-                };
+                let reply = LocalReply { status: status as u32, headers, body, grpc_status: grpc, details };
                 let context = state.active_context();
                 if state.stream(context).is_none() {
                     // Envoy has no decoder callbacks outside a request: nothing happens.
@@ -100,14 +76,9 @@ fn continue_stream(state: &mut HostState, ty: i32) -> HostResult {
                     s.response_body_attached = false;
                 }
             } else {
-                state.note(format!(
-                    "proxy_continue_stream({ty:?}) outside a request context was ignored"
-                ));
+                state.note(format!("proxy_continue_stream({ty:?}) outside a request context was ignored"));
             }
-            state.deferred.push(Deferred::Continue {
-                context,
-                stream: ty,
-            });
+            state.deferred.push(Deferred::Continue { context, stream: ty });
             Ok(())
         }
         StreamType::Downstream => Ok(()),

@@ -117,14 +117,12 @@ impl Host {
             return;
         }
         if s.local_reply.is_some() || s.reset || s.failed.is_some() {
-            s.anomalies
-                .push("resumed a request that had already been answered or reset".into());
+            s.anomalies.push("resumed a request that had already been answered or reset".into());
             return;
         }
         s.resumed_during_call = true;
         if !s.flow.resume(&s.request_headers) {
-            s.anomalies
-                .push("proxy_continue_stream(HttpRequest) on a request that was not paused".into());
+            s.anomalies.push("proxy_continue_stream(HttpRequest) on a request that was not paused".into());
         }
     }
 
@@ -140,9 +138,7 @@ impl Host {
                 break;
             }
             delivered += 1;
-            self.call("proxy_on_queue_ready", root, |s| {
-                f.call(s, (root as i32, token as i32))
-            })?;
+            self.call("proxy_on_queue_ready", root, |s| f.call(s, (root as i32, token as i32)))?;
         }
         Ok(())
     }

@@ -12,12 +12,7 @@ use crate::host::callout::{CallResponse, Callout, CalloutFailure};
 impl Host {
     /// Callouts dispatched and not yet answered, oldest first.
     pub fn pending_callouts(&self) -> Vec<Callout> {
-        self.store
-            .data()
-            .pending_callouts
-            .values()
-            .cloned()
-            .collect()
+        self.store.data().pending_callouts.values().cloned().collect()
     }
 
     /// Every callout ever dispatched, answered or not.
@@ -74,16 +69,7 @@ impl Host {
         let root = self.root_id as i32;
         let result = match self.exports.http_call_response.clone() {
             Some(f) => self.call("proxy_on_http_call_response", self.root_id, |s| {
-                f.call(
-                    s,
-                    (
-                        root,
-                        token as i32,
-                        headers as i32,
-                        body as i32,
-                        trailers as i32,
-                    ),
-                )
+                f.call(s, (root, token as i32, headers as i32, body as i32, trailers as i32))
             }),
             None => Ok(()),
         };
@@ -125,12 +111,8 @@ impl Host {
     /// runs `on_tick`, and every callout whose timeout expires is answered with Envoy's
     /// 504 `upstream request timeout`, in time order.
     pub fn advance_time(&mut self, by: Duration) -> Result<()> {
-        let target = self
-            .store
-            .data()
-            .clock
-            .monotonic_nanos()
-            .saturating_add(u64::try_from(by.as_nanos()).unwrap_or(u64::MAX));
+        let target =
+            self.store.data().clock.monotonic_nanos().saturating_add(u64::try_from(by.as_nanos()).unwrap_or(u64::MAX));
         let mut first_error = None;
         loop {
             let (tick_due, callout_due) = {
@@ -160,10 +142,7 @@ impl Host {
             }
             let outcome = if tick_due == Some(next) {
                 let s = self.store.data_mut();
-                let period = s
-                    .tick_period
-                    .map(|p| u64::try_from(p.as_nanos()).unwrap_or(u64::MAX))
-                    .unwrap_or(0);
+                let period = s.tick_period.map(|p| u64::try_from(p.as_nanos()).unwrap_or(u64::MAX)).unwrap_or(0);
                 s.next_tick = (period > 0).then(|| next.saturating_add(period));
                 self.tick()
             } else if let Some((token, _)) = callout_due {

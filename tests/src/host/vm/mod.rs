@@ -93,10 +93,7 @@ impl Host {
         if !host.configured {
             bail!(
                 "the filter refused its configuration{}; its log:\n{}",
-                host.failure
-                    .as_ref()
-                    .map(|f| format!(" ({f})"))
-                    .unwrap_or_default(),
+                host.failure.as_ref().map(|f| format!(" ({f})")).unwrap_or_default(),
                 host.logs_text()
             );
         }
@@ -121,9 +118,7 @@ impl Host {
             environment: options.environment.clone(),
             vm_id: options.vm_id.clone(),
         };
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(options.memory_limit_bytes)
-            .build();
+        let limits = StoreLimitsBuilder::new().memory_size(options.memory_limit_bytes).build();
         let state = HostState::new(
             settings,
             Clock::starting_at(options.start_time),
@@ -137,9 +132,7 @@ impl Host {
             .instantiate(&mut store, &module)
             .map_err(|e| anyhow!("instantiating the module: {}", anyhow::Error::from(e)))?;
         let memory = instance.get_memory(&mut store, "memory");
-        let allocate = instance
-            .get_typed_func::<i32, i32>(&mut store, "proxy_on_memory_allocate")
-            .ok();
+        let allocate = instance.get_typed_func::<i32, i32>(&mut store, "proxy_on_memory_allocate").ok();
         let exports = Exports::resolve(&mut store, &instance)?;
         {
             let state = store.data_mut();
@@ -152,9 +145,7 @@ impl Host {
                 ("plugin_root_id", options.root_id.as_bytes()),
                 ("plugin_vm_id", options.vm_id.as_bytes()),
             ] {
-                state
-                    .properties
-                    .insert(path.as_bytes().to_vec(), value.to_vec());
+                state.properties.insert(path.as_bytes().to_vec(), value.to_vec());
             }
         }
         let mut host = Host {
@@ -181,11 +172,10 @@ impl Host {
         self.store.data_mut().initializing = true;
         let result = if let Some(init) = self.exports.initialize.clone() {
             let main = self.exports.main.clone();
-            self.call("_initialize", root, |s| init.call(&mut *s, ()))
-                .and_then(|()| match main {
-                    Some(main) => self.call("main", root, |s| main.call(s, (0, 0)).map(drop)),
-                    None => Ok(()),
-                })
+            self.call("_initialize", root, |s| init.call(&mut *s, ())).and_then(|()| match main {
+                Some(main) => self.call("main", root, |s| main.call(s, (0, 0)).map(drop)),
+                None => Ok(()),
+            })
         } else if let Some(start) = self.exports.start.clone() {
             // A command module may exit(0) at the end of main.
             self.call("_start", root, |s| match start.call(&mut *s, ()) {
@@ -196,41 +186,23 @@ impl Host {
             Ok(())
         };
         self.store.data_mut().initializing = false;
-        result.map_err(|trap| {
-            anyhow!(
-                "the module failed to initialize: {trap}\n{}",
-                self.logs_text()
-            )
-        })
+        result.map_err(|trap| anyhow!("the module failed to initialize: {trap}\n{}", self.logs_text()))
     }
 
     /// Root context creation, `on_vm_start`, `on_configure`.
     fn start_root(&mut self, plugin_config: &[u8]) {
         let root = self.root_id;
         self.store.data_mut().root_id = root;
-        self.store
-            .data_mut()
-            .contexts
-            .insert(root, ContextKind::Root);
+        self.store.data_mut().contexts.insert(root, ContextKind::Root);
         let create = self.exports.context_create.clone();
-        if self
-            .call("proxy_on_context_create", root, |s| {
-                create.call(s, (root as i32, 0))
-            })
-            .is_err()
-        {
+        if self.call("proxy_on_context_create", root, |s| create.call(s, (root as i32, 0))).is_err() {
             return;
         }
         if let Some(vm_start) = self.exports.vm_start.clone() {
             let size = self.store.data().vm_configuration.len() as i32;
-            match self.call("proxy_on_vm_start", root, |s| {
-                vm_start.call(s, (root as i32, size))
-            }) {
+            match self.call("proxy_on_vm_start", root, |s| vm_start.call(s, (root as i32, size))) {
                 Ok(0) => {
-                    self.host_log(
-                        LogLevel::Error,
-                        "proxy_on_vm_start returned false: VM start failed".into(),
-                    );
+                    self.host_log(LogLevel::Error, "proxy_on_vm_start returned false: VM start failed".into());
                     return;
                 }
                 Ok(_) => {}
@@ -254,9 +226,7 @@ impl Host {
             state.plugin_configuration = config;
             state.configuring = true;
         }
-        let result = self.call("proxy_on_configure", root, |s| {
-            configure.call(s, (root as i32, size))
-        });
+        let result = self.call("proxy_on_configure", root, |s| configure.call(s, (root as i32, size)));
         self.store.data_mut().configuring = false;
         let accepted = result.map(|r| r != 0)?;
         self.configured = accepted;

@@ -32,22 +32,12 @@ impl Host {
     }
 
     pub fn log_contains(&self, needle: &str) -> bool {
-        self.store
-            .data()
-            .logs
-            .iter()
-            .any(|l| l.message.contains(needle))
+        self.store.data().logs.iter().any(|l| l.message.contains(needle))
     }
 
     /// The whole log, one line per entry (for assertion messages).
     pub fn logs_text(&self) -> String {
-        self.store
-            .data()
-            .logs
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
+        self.store.data().logs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
     }
 
     /// Stubbed calls the filter made (gRPC, foreign functions, WASI without an
@@ -59,10 +49,7 @@ impl Host {
     /// Sets a property for every context (e.g. `["node", "id"]`); a request's own
     /// properties take precedence.
     pub fn set_property(&mut self, path: &[&str], value: impl AsRef<[u8]>) {
-        self.store
-            .data_mut()
-            .properties
-            .insert(path.join("\0").into_bytes(), value.as_ref().to_vec());
+        self.store.data_mut().properties.insert(path.join("\0").into_bytes(), value.as_ref().to_vec());
     }
 
     pub fn shared_data(&self, key: &str) -> Option<(Vec<u8>, u32)> {
@@ -71,11 +58,7 @@ impl Host {
 
     pub fn set_shared_data(&mut self, key: &str, value: impl AsRef<[u8]>) {
         // cas 0 always succeeds.
-        let _ = self
-            .store
-            .data_mut()
-            .shared_data
-            .set(key, value.as_ref().to_vec(), 0);
+        let _ = self.store.data_mut().shared_data.set(key, value.as_ref().to_vec(), 0);
     }
 
     /// The items waiting in the shared queue `name`.

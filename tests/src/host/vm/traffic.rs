@@ -35,44 +35,29 @@ impl Host {
         let mut state = StreamState::new(id, headers, !chunks.is_empty());
         state.properties = properties;
         let shared = Rc::new(RefCell::new(state));
-        let stream = Stream {
-            state: Rc::clone(&shared),
-        };
+        let stream = Stream { state: Rc::clone(&shared) };
         if let Some(failure) = &self.failure {
-            shared.borrow_mut().failed = Some(format!(
-                "the VM had already failed ({failure}); Envoy answers 503 without calling it"
-            ));
+            shared.borrow_mut().failed =
+                Some(format!("the VM had already failed ({failure}); Envoy answers 503 without calling it"));
             return Ok(stream);
         }
-        self.store
-            .data_mut()
-            .contexts
-            .insert(id, ContextKind::Http(Rc::clone(&shared)));
+        self.store.data_mut().contexts.insert(id, ContextKind::Http(Rc::clone(&shared)));
         let root = self.root_id as i32;
         let create = self.exports.context_create.clone();
-        if self
-            .call("proxy_on_context_create", id, |s| {
-                create.call(s, (id as i32, root))
-            })
-            .is_err()
-        {
+        if self.call("proxy_on_context_create", id, |s| create.call(s, (id as i32, root))).is_err() {
             return Ok(stream);
         }
         let eos = i32::from(chunks.is_empty());
         shared.borrow_mut().resumed_during_call = false;
         let action = match self.exports.request_headers.clone() {
-            Some(f) => match self.call("proxy_on_request_headers", id, |s| {
-                f.call(s, (id as i32, n_headers, eos))
-            }) {
+            Some(f) => match self.call("proxy_on_request_headers", id, |s| f.call(s, (id as i32, n_headers, eos))) {
                 Ok(raw) => Action::from_raw(raw),
                 Err(_) => return Ok(stream),
             },
             None => Action::Continue,
         };
         double_continue(&shared, action, "proxy_on_request_headers");
-        after(&shared, |s| {
-            s.flow.after_headers(action, &s.request_headers)
-        });
+        after(&shared, |s| s.flow.after_headers(action, &s.request_headers));
         let last = chunks.len().saturating_sub(1);
         for (i, chunk) in chunks.iter().enumerate() {
             if shared.borrow().settled() {
@@ -85,12 +70,12 @@ impl Host {
                 s.flow.present_chunk(chunk, eos) as i32
             };
             let action = match self.exports.request_body.clone() {
-                Some(f) => match self.call("proxy_on_request_body", id, |s| {
-                    f.call(s, (id as i32, size, i32::from(eos)))
-                }) {
-                    Ok(raw) => Action::from_raw(raw),
-                    Err(_) => return Ok(stream),
-                },
+                Some(f) => {
+                    match self.call("proxy_on_request_body", id, |s| f.call(s, (id as i32, size, i32::from(eos)))) {
+                        Ok(raw) => Action::from_raw(raw),
+                        Err(_) => return Ok(stream),
+                    }
+                }
                 None => Action::Continue,
             };
             double_continue(&shared, action, "proxy_on_request_body");
@@ -137,9 +122,9 @@ impl Host {
         }
         let eos = i32::from(body.is_empty());
         let action = match self.exports.response_headers.clone() {
-            Some(f) => Action::from_raw(self.call("proxy_on_response_headers", id, |s| {
-                f.call(s, (id as i32, n, eos))
-            })?),
+            Some(f) => {
+                Action::from_raw(self.call("proxy_on_response_headers", id, |s| f.call(s, (id as i32, n, eos)))?)
+            }
             None => Action::Continue,
         };
         after(&shared, |s| {
@@ -156,9 +141,9 @@ impl Host {
                 s.response_body_attached = true;
             }
             let action = match self.exports.response_body.clone() {
-                Some(f) => Action::from_raw(self.call("proxy_on_response_body", id, |s| {
-                    f.call(s, (id as i32, size, 1))
-                })?),
+                Some(f) => {
+                    Action::from_raw(self.call("proxy_on_response_body", id, |s| f.call(s, (id as i32, size, 1)))?)
+                }
                 None => Action::Continue,
             };
             after(&shared, |s| {
@@ -215,9 +200,7 @@ impl Host {
 fn double_continue(shared: &Rc<RefCell<StreamState>>, action: Action, callback: &str) {
     let mut s = shared.borrow_mut();
     if s.resumed_during_call && action == Action::Continue {
-        s.anomalies.push(format!(
-            "{callback} called proxy_continue_stream(HttpRequest) and also returned Continue"
-        ));
+        s.anomalies.push(format!("{callback} called proxy_continue_stream(HttpRequest) and also returned Continue"));
     }
     s.resumed_during_call = false;
 }
