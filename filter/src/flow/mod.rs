@@ -75,6 +75,13 @@ impl Default for Flow {
     }
 }
 
+/// The raw method, authority and path (bounded), read only when a request is refused
+/// before its action could be read.
+fn raw_target(src: &dyn RequestSource) -> (String, String, String) {
+    let raw = |name: &str| src.header(name).map(|v| v.chars().take(512).collect()).unwrap_or_default();
+    (raw(":method"), raw(":authority"), raw(":path"))
+}
+
 fn unix_ms(now: SystemTime) -> u64 {
     now.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
@@ -118,22 +125,24 @@ impl Flow {
         #[cfg(feature = "fault-injection")]
         crate::fault::maybe_panic(src);
 
-        // Kept (bounded) only until the action is read, for refusal records.
-        let raw = |name: &str| src.header(name).map(|v| v.chars().take(512).collect()).unwrap_or_default();
-        self.raw_target = Some((raw(":method"), raw(":authority"), raw(":path")));
         let agent = match identity::resolve(&w.config.identity, src) {
             Ok(a) => a,
-            Err(e) => return self.refuse(w, now, "airlock.no-identity", format!("no agent identity: {}", e.0)),
+            Err(e) => {
+                self.raw_target = Some(raw_target(src));
+                return self.refuse(w, now, "airlock.no-identity", format!("no agent identity: {}", e.0));
+            }
         };
         self.agent = Some(agent);
         let action = match Action::read(&w.config.request, src) {
             Ok(a) => a,
-            Err(e) => return self.refuse(w, now, "airlock.malformed-request", e.0),
+            Err(e) => {
+                self.raw_target = Some(raw_target(src));
+                return self.refuse(w, now, "airlock.malformed-request", e.0);
+            }
         };
         let cap = w.config.request.max_body_bytes;
         let declared = action.content_length;
         self.action = Some(action);
-        self.raw_target = None;
         if end_of_stream {
             return self.evaluate(w, now, Some(0));
         }
