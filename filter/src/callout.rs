@@ -151,7 +151,7 @@ pub fn parse_redeem(status: u32, body: &[u8]) -> Result<Redeemed, CalloutError> 
         (200, "redeemed") => {
             let mut headers = Vec::with_capacity(parsed.headers.len());
             for (name, value) in parsed.headers {
-                if !valid_injected_header(&name, &value) {
+                if !injectable_header_name(&name) || !injectable_header_value(&value) {
                     return Err(CalloutError::Malformed(format!("refusing to inject header `{name}`")));
                 }
                 headers.push((name, value));
@@ -169,15 +169,20 @@ fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
-/// Minted headers must be ordinary, lower-case header names with printable values:
-/// never a pseudo-header, never a routing or Airlock header.
-fn valid_injected_header(name: &str, value: &str) -> bool {
-    let name_ok = !name.is_empty()
+/// A minted header name the gateway will inject: an ordinary lower-case name, never a
+/// pseudo-header, a routing or framing header, or an Airlock header. The approval
+/// service applies this same function before it consumes an approval.
+pub fn injectable_header_name(name: &str) -> bool {
+    !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with(crate::action::AIRLOCK_HEADER_PREFIX)
-        && !matches!(name, "host" | "content-length" | "transfer-encoding" | "connection" | "te" | "upgrade");
-    let value_ok = value.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
-    name_ok && value_ok
+        && !matches!(name, "host" | "content-length" | "transfer-encoding" | "connection" | "te" | "upgrade")
+}
+
+/// A minted header value the gateway will inject: printable ASCII and tab only (no
+/// CR/LF, so no header splitting).
+pub fn injectable_header_value(value: &str) -> bool {
+    value.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
 }
 
 #[cfg(test)]

@@ -116,27 +116,12 @@ impl Credentials {
     }
 }
 
-/// A header name the filter will inject (filter/src/callout.rs `valid_injected_header`):
-/// lower-case letters, digits and `-`; never a pseudo-header, an `x-airlock-*` header or a
-/// routing / framing header.
-///
-/// This used to accept every lower-case RFC 9110 token (`_`, `!`, `.`, ...) and the
-/// reserved names, which the filter refuses as malformed: the redeem had already consumed
-/// the approval by then, so a minter answering such a name burned a `reuse = "once"`
-/// approval instead of failing the mint (500, approval kept) as the contract says.
-pub fn valid_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with("x-airlock-")
-        && !matches!(name, "host" | "content-length" | "transfer-encoding" | "connection" | "te" | "upgrade")
-}
-
-/// A header value the filter will inject: printable ASCII and tab only (no CR/LF, so
-/// no header splitting). Checked before the approval is consumed, for the same reason
-/// as [`valid_header_name`].
-pub fn valid_header_value(value: &str) -> bool {
-    value.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
-}
+// The gateway refuses to inject anything else; the rule lives in the filter crate so
+// the two sides cannot drift apart. Checked before an approval is consumed, so a bad
+// minter answer never burns a `reuse = "once"` approval.
+pub use airlock_filter::callout::{
+    injectable_header_name as valid_header_name, injectable_header_value as valid_header_value,
+};
 
 /// Random bytes as lower-case hex.
 pub fn random_hex(bytes: usize) -> Result<String, MintError> {
