@@ -5,7 +5,7 @@
 //! fresh VM then serves normally again.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod e2e_support;
+use crate::e2e_support;
 
 use std::time::{Duration, Instant};
 

@@ -5,7 +5,7 @@
 //! (FAIL_CLOSE, phase) and its pluginConfig loaded into the real filter.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod e2e_support;
+use crate::e2e_support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -96,6 +96,7 @@ fn service_full(oidc: Option<Oidc>, credentials: Option<Credentials>, guards: Ga
         changes,
         metrics: Metrics::default(),
         guards,
+        channels: Default::default(),
     });
     Service { router: app(state.clone()), state, db, _dir: dir }
 }

@@ -4,7 +4,7 @@
 //! change who the agent is.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod e2e_support;
+use crate::e2e_support;
 
 use airlock_tests::e2e::client::Request;
 use airlock_tests::e2e::fake_service::FakeService;

@@ -9,7 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod wasm_support;
+use crate::wasm_support;
 
 use std::time::Duration;
 

@@ -8,7 +8,7 @@
 //! (`cargo build -p airlock-approval-svc`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod e2e_support;
+use crate::e2e_support;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -5,7 +5,7 @@
 //! library normalizes the tricks away.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod e2e_support;
+use crate::e2e_support;
 
 use airlock_tests::e2e::cases::{self, Case};
 use airlock_tests::e2e::client::Request;

@@ -4,7 +4,7 @@
 //! gateway given the wrong CA fails closed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod e2e_support;
+use crate::e2e_support;
 
 use airlock_tests::e2e::cases::{self, Case};
 use airlock_tests::e2e::client::Request;

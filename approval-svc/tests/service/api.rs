@@ -1,7 +1,7 @@
 //! The service in-process: the gateway protocol (signed both ways) and the reviewer API.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

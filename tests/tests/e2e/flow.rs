@@ -6,7 +6,7 @@
 //! (`cargo build -p airlock-filter --target wasm32-wasip1 --release`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod e2e_support;
+use crate::e2e_support;
 
 use std::thread;
 use std::time::{Duration, Instant};

@@ -10,7 +10,7 @@
 //! (`cargo build -p airlock-approval-svc`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod e2e_support;
+use crate::e2e_support;
 
 use std::sync::{Mutex, MutexGuard};
 use std::thread;

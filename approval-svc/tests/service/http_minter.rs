@@ -2,7 +2,7 @@
 //! signed gateway endpoint, failures that must not consume the approval.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -1,0 +1,13 @@
+//! The approval service from outside: its HTTP APIs, its CLI, OIDC, the http minter and
+//! the security regressions. One test binary (one link of the service's dependencies);
+//! each suite is a module.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod api;
+mod cli;
+mod cli_policy;
+mod http_minter;
+mod oidc;
+mod security;

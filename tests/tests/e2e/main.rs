@@ -1,0 +1,17 @@
+//! End to end through real Envoy (from `bash scripts/setup.sh`) and the real filter. One
+//! test binary for all suites, so the test harness links once; each suite is a module.
+//!
+//! Needs `bash scripts/setup.sh` (Envoy), `bash scripts/build-wasm.sh` (the filter and
+//! its fault-injection copy) and, for `service_*`, `cargo build -p airlock-approval-svc`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod e2e_support;
+
+mod adversarial;
+mod egress_tls;
+mod envoy_configs;
+mod flow;
+mod jwt_identity;
+mod service_flow;
+mod service_races;
+mod vm_panic;
