@@ -38,6 +38,15 @@ pub struct Config {
     /// Credential profiles by name.
     #[serde(default)]
     pub credentials: BTreeMap<String, CredentialConfig>,
+    /// Microsoft Teams bot (`docs/channels.md`).
+    #[serde(default)]
+    pub teams: Option<crate::channels::teams::TeamsConfig>,
+    /// Slack app (`docs/channels.md`).
+    #[serde(default)]
+    pub slack: Option<crate::channels::slack::SlackConfig>,
+    /// Signed webhooks (`docs/channels.md`).
+    #[serde(default)]
+    pub webhooks: Vec<crate::channels::webhook::WebhookConfig>,
 }
 
 fn default_listen() -> String {

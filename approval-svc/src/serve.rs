@@ -42,9 +42,11 @@ pub fn build_state(config: &Config) -> anyhow::Result<AppState> {
     let store = SqliteStore::open(&config.database, audit_key, config.audit.checkpoint_every)
         .map_err(|e| anyhow::anyhow!("database {}: {e}", config.database.display()))?;
     let oidc = config.oidc.clone().map(Oidc::new);
+    let store: Arc<dyn Store> = Arc::new(store);
+    let channels = crate::channels::Channels::from_config(config, store.clone())?;
     let (changes, _) = watch::channel(0u64);
     Ok(Arc::new(State {
-        store: Arc::new(store),
+        store,
         gateway_keys: GatewayKeys::new(keys),
         reviewers: ReviewerDirectory::new(&config.reviewers, oidc),
         credentials: Credentials::load(&config.credentials)?,
@@ -56,6 +58,7 @@ pub fn build_state(config: &Config) -> anyhow::Result<AppState> {
         changes,
         metrics: Metrics::default(),
         guards: crate::api::GatewayGuards::new(config.gateway.max_concurrent_holds),
+        channels,
     }))
 }
 

@@ -45,6 +45,8 @@ pub struct State {
     pub metrics: Metrics,
     /// Replay cache and long-poll bound for the gateway endpoints.
     pub guards: GatewayGuards,
+    /// Teams, Slack and webhooks (none when not configured).
+    pub channels: crate::channels::Channels,
 }
 
 /// Most long-polls held open at once by default; further creates answer at once.
@@ -149,6 +151,8 @@ pub fn app(state: AppState) -> Router {
         .merge(gateway::router(state.clone()))
         .merge(reviewer::router())
         .merge(ops::router())
+        .merge(crate::channels::teams::router())
+        .merge(crate::channels::slack::router())
         .fallback(|| async { ApiError::NotFound })
         .with_state(state)
 }

@@ -118,7 +118,7 @@ async fn review(
         Err(ReviewRefusal::NotAnApprover) => return Err(ApiError::NotAnApprover),
     }
     let comment = body.comment;
-    let decided = state.blocking(true, move |s| s.review(&id, &reviewer, vote, comment, "api", now_ms())).await??;
+    let decided = state.blocking(true, move |s| s.review(&id, &reviewer, vote, comment, "api", &Value::Null, now_ms())).await??;
     if decided.status != Status::Pending {
         state.metrics.outcome(decided.status.as_str());
     }

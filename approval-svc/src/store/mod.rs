@@ -3,6 +3,7 @@
 //! compare-and-swap committed in one transaction together with its audit record(s).
 
 mod migrations;
+pub mod outbox;
 pub mod sqlite;
 mod writer;
 
@@ -10,6 +11,7 @@ use serde_json::Value;
 
 use crate::lifecycle::{Parties, Reuse, Reviewer, Status, Vote};
 
+pub use outbox::{NotificationOutcome, OutboxItem};
 pub use sqlite::SqliteStore;
 
 /// A store failure (not a refusal): the caller answers 5xx.
@@ -248,6 +250,7 @@ pub trait Store: Send + Sync {
         vote: Vote,
         comment: Option<String>,
         channel: &str,
+        evidence: &Value,
         now_ms: i64,
     ) -> Result<Approval, ReviewError>;
     /// Consumes an approved approval for one use.
@@ -260,6 +263,27 @@ pub trait Store: Send + Sync {
     fn append_event(&self, kind: &str, event: Value) -> Result<(), StoreError>;
     /// Seals the current chain head (e.g. at shutdown).
     fn checkpoint(&self) -> Result<(), StoreError>;
+    /// Remembers a chat conversation the bot may post to (Teams installs); replaces the
+    /// reference of a known `id`.
+    fn save_conversation(&self, channel: &str, id: &str, reference: Value, now_ms: i64) -> Result<(), StoreError>;
+    /// Every conversation remembered for `channel`, as `(id, reference)`.
+    fn conversations(&self, channel: &str) -> Result<Vec<(String, Value)>, StoreError>;
+    /// Up to `limit` notifications due at `now_ms` (one per approval, oldest first).
+    fn due_notifications(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError>;
+    /// Records how an attempt at `item` ended.
+    fn finish_notification(&self, item: &OutboxItem, outcome: NotificationOutcome) -> Result<(), StoreError>;
+    /// The reference of the message posted for `approval_id` at `target`, if any.
+    fn delivered(&self, approval_id: &str, target: &str) -> Result<Option<Value>, StoreError>;
+    /// Remembers a posted message (`Some`) or that it was updated (`None`).
+    fn record_delivery(
+        &self,
+        approval_id: &str,
+        target: &str,
+        message: Option<Value>,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Posted copies and failing notifications of one approval, for reviewers.
+    fn notification_status(&self, approval_id: &str) -> Result<Value, StoreError>;
     /// Whether the store accepts writes.
     fn ping(&self) -> Result<(), StoreError>;
     /// Number of pending approvals.

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::writer::{Sealing, Tx, WriterHandle};
 use super::{
-    Approval, CreateOutcome, NewApproval, RedeemRefusal, RedeemRequest, ReviewError, ReviewRecord, Store, StoreError,
+    Approval, NotificationOutcome, OutboxItem, CreateOutcome, NewApproval, RedeemRefusal, RedeemRequest, ReviewError, ReviewRecord, Store, StoreError,
 };
 use crate::lifecycle::{self, due_transition, forbidden_identities, Reuse, Reviewer, Status, Tally, Vote};
 
@@ -139,6 +139,10 @@ fn expire_if_due(tx: &mut Tx<'_>, a: &Approval, now_ms: i64) -> Result<Option<St
             &json!({"approval_id": a.id, "agent": a.agent, "digest": a.digest, "from": a.status.as_str(),
                     "to": next.as_str(), "redeem_count": a.redeem_count}),
         )?;
+        // Cards still asking for a decision must say it expired.
+        if a.status == Status::Pending {
+            super::outbox::enqueue(tx.conn, &a.id, "updated", now_ms)?;
+        }
         Ok(Some(next))
     } else {
         Ok(None)
@@ -178,6 +182,7 @@ fn insert_approval(tx: &mut Tx<'_>, new: &NewApproval, now_ms: i64) -> Result<()
         obj.insert("expires_at".into(), json!(crate::time::rfc3339(new.expires_at_ms)));
     }
     tx.append("approval.created", &event)?;
+    super::outbox::enqueue(tx.conn, &new.id, "requested", now_ms)?;
     Ok(())
 }
 
@@ -229,6 +234,7 @@ fn review(
     vote: Vote,
     comment: Option<String>,
     channel: &str,
+    evidence: &Value,
     now_ms: i64,
 ) -> Result<Approval, ReviewError> {
     let a = load(tx.conn, id)?.ok_or(ReviewError::NotFound)?;
@@ -285,7 +291,7 @@ fn review(
     tx.append(
         "review",
         &json!({"approval_id": id, "reviewer": reviewer_id, "aliases": reviewer.aliases, "groups": reviewer.groups,
-                "vote": vote.as_str(), "comment": comment, "channel": channel,
+                "vote": vote.as_str(), "comment": comment, "channel": channel, "evidence": evidence,
                 "agent": a.agent, "digest": a.digest}),
     )?;
     let reviews = load_reviews(tx.conn, id)?;
@@ -316,6 +322,7 @@ fn review(
                     "usable_until": usable.map(crate::time::rfc3339)}),
         )?;
     }
+    super::outbox::enqueue(tx.conn, id, "updated", now_ms)?;
     Ok(reload(tx.conn, id)?)
 }
 
@@ -445,13 +452,14 @@ impl Store for SqliteStore {
         vote: Vote,
         comment: Option<String>,
         channel: &str,
+        evidence: &Value,
         now_ms: i64,
     ) -> Result<Approval, ReviewError> {
-        let (id, reviewer, channel) = (id.to_string(), reviewer.clone(), channel.to_string());
+        let (id, reviewer, channel, evidence) = (id.to_string(), reviewer.clone(), channel.to_string(), evidence.clone());
         self.writer.submit(move |tx| {
             // Refusals are answers, not failures: keep them out of the Err path so the
             // savepoint is not rolled back for nothing.
-            match review(tx, &id, &reviewer, vote, comment, &channel, now_ms) {
+            match review(tx, &id, &reviewer, vote, comment, &channel, &evidence, now_ms) {
                 Ok(a) => Ok(Ok(a)),
                 Err(ReviewError::Store(e)) => Err(e),
                 Err(refusal) => Ok(Err(refusal)),
@@ -487,6 +495,45 @@ impl Store for SqliteStore {
 
     fn checkpoint(&self) -> Result<(), StoreError> {
         self.writer.submit(|tx| tx.seal())
+    }
+
+    fn save_conversation(&self, channel: &str, id: &str, reference: Value, now_ms: i64) -> Result<(), StoreError> {
+        let (channel, id) = (channel.to_string(), id.to_string());
+        self.writer.submit(move |tx| super::outbox::save_conversation(tx.conn, &channel, &id, &reference, now_ms))
+    }
+
+    fn conversations(&self, channel: &str) -> Result<Vec<(String, Value)>, StoreError> {
+        super::outbox::conversations(&self.read(), channel)
+    }
+
+    fn due_notifications(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
+        super::outbox::due(&self.read(), now_ms, limit)
+    }
+
+    fn finish_notification(&self, item: &OutboxItem, outcome: NotificationOutcome) -> Result<(), StoreError> {
+        let item = item.clone();
+        self.writer.submit(move |tx| super::outbox::finish(tx, &item, &outcome))
+    }
+
+    fn delivered(&self, approval_id: &str, target: &str) -> Result<Option<Value>, StoreError> {
+        super::outbox::delivered(&self.read(), approval_id, target)
+    }
+
+    fn record_delivery(
+        &self,
+        approval_id: &str,
+        target: &str,
+        message: Option<Value>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let (approval_id, target) = (approval_id.to_string(), target.to_string());
+        self.writer.submit(move |tx| {
+            super::outbox::record_delivery(tx.conn, &approval_id, &target, message.as_ref(), now_ms)
+        })
+    }
+
+    fn notification_status(&self, approval_id: &str) -> Result<Value, StoreError> {
+        super::outbox::status(&self.read(), approval_id)
     }
 
     fn ping(&self) -> Result<(), StoreError> {

@@ -126,6 +126,11 @@ pub struct ServiceOptions {
     /// Keep config, database and evidence here (created; an old database is removed)
     /// instead of a temp dir that goes away with the service.
     pub state_dir: Option<PathBuf>,
+    /// Appended to the generated airlock.toml verbatim (channel sections: `[teams]`,
+    /// `[slack]`, `[[webhooks]]`).
+    pub extra_toml: String,
+    /// Extra environment for `airlock serve` (channel secrets named by `extra_toml`).
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl Default for ServiceOptions {
@@ -137,6 +142,8 @@ impl Default for ServiceOptions {
             max_hold: "30s".into(),
             checkpoint_every: 100,
             state_dir: None,
+            extra_toml: String::new(),
+            extra_env: Vec::new(),
         }
     }
 }
@@ -196,6 +203,7 @@ pub struct AirlockService {
     state: PathBuf,
     stdout_path: PathBuf,
     stderr_path: PathBuf,
+    extra_env: Vec<(String, String)>,
     reviewers: Vec<Reviewer>,
     _temp: Option<tempfile::TempDir>,
 }
@@ -241,6 +249,7 @@ impl AirlockService {
             state,
             stdout_path: logs.join(format!("{unique}.out.log")),
             stderr_path: logs.join(format!("{unique}.err.log")),
+            extra_env: opts.extra_env.clone(),
             reviewers: opts.reviewers.clone(),
             _temp: temp,
         };
@@ -305,6 +314,9 @@ impl AirlockService {
             .env(CREDENTIAL_SECRET_ENV, CREDENTIAL_SECRET)
             .env("AIRLOCK_URL", self.url())
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
     }
 
     fn wait_ready(&mut self, deadline: Instant) -> anyhow::Result<()> {
@@ -658,6 +670,7 @@ fn config_toml(opts: &ServiceOptions, port: u16, database: &Path, previous_key: 
         t.push_str(&format!("secret_env = {}\n", q(CREDENTIAL_SECRET_ENV)));
         t.push_str("ttl = \"5m\"\nheader = \"authorization\"\n\n");
     }
+    t.push_str(&opts.extra_toml);
     t
 }
 

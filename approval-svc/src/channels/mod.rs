@@ -1,0 +1,84 @@
+//! Where reviewers are asked, and how their answers come back: Microsoft Teams (a Bot
+//! Framework bot posting Adaptive Cards), Slack (Block Kit + signed interactivity) and
+//! signed webhooks. Every channel renders the same [`ApprovalView`]; every chat decision
+//! goes through [`decide`], so quorum, separation of duties and expiry are the API's rules.
+//!
+//! Outbound messages never leave from a request handler: the store queues a notification
+//! in the same transaction as the change it announces, and [`outbox`] delivers it (retry
+//! with backoff, durable across restarts, each copy posted once and then updated).
+
+pub mod decide;
+pub mod outbox;
+pub mod slack;
+pub mod teams;
+pub mod view;
+pub mod webhook;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+pub use decide::{decide, ChannelReview, Refusal};
+pub use view::ApprovalView;
+
+/// Why a delivery failed. Either way the approval itself is untouched: the outbox retries
+/// with backoff and, after its last attempt, records the failure in metrics and audit.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth retrying (timeouts, 5xx, 429, `BotNotInConversationRoster` until the bot is
+    /// installed).
+    #[error("{0}")]
+    Retryable(String),
+    /// Retrying cannot help (configuration, 4xx other than the above).
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// A destination for approval messages. Implementations are blocking (ureq); the outbox
+/// calls them off the async runtime.
+pub trait Notifier: Send + Sync {
+    /// Channel name for metrics, audit and reviews: `teams`, `slack`, `webhook`.
+    fn channel(&self) -> &'static str;
+    /// Where each approval goes, as stable target keys (e.g. `teams:<conversation id>`,
+    /// `slack:<channel id>`, `webhook:<name>`). Read at every delivery, so conversations
+    /// learnt at run time (Teams installs) are included.
+    fn targets(&self) -> Vec<String>;
+    /// Posts a new message for `view` to `target`; answers what [`Notifier::update`] needs
+    /// to change that message later (stored with the delivery).
+    fn post(&self, target: &str, view: &ApprovalView) -> Result<Value, DeliveryError>;
+    /// Brings the message posted at `posted` up to date with `view` (decided, expired,
+    /// approvals so far). Channels without edits (webhooks) send a new event instead.
+    fn update(&self, target: &str, posted: &Value, view: &ApprovalView) -> Result<(), DeliveryError>;
+}
+
+/// The configured channels.
+#[derive(Clone, Default)]
+pub struct Channels {
+    /// The Teams bot, if configured (its messaging endpoint needs it).
+    pub teams: Option<Arc<teams::Teams>>,
+    /// The Slack app, if configured (its interactivity endpoint needs it).
+    pub slack: Option<Arc<slack::Slack>>,
+    /// Everything that receives approval messages (Teams, Slack, webhooks).
+    pub notifiers: Vec<Arc<dyn Notifier>>,
+}
+
+impl Channels {
+    /// Builds every configured channel (reading its secrets); none configured is fine.
+    pub fn from_config(config: &crate::config::Config, store: Arc<dyn crate::store::Store>) -> anyhow::Result<Channels> {
+        let mut channels = Channels::default();
+        if let Some(c) = &config.teams {
+            let teams = Arc::new(teams::Teams::new(c, store.clone())?);
+            channels.notifiers.push(teams.clone());
+            channels.teams = Some(teams);
+        }
+        if let Some(c) = &config.slack {
+            let slack = Arc::new(slack::Slack::new(c, store.clone())?);
+            channels.notifiers.push(slack.clone());
+            channels.slack = Some(slack);
+        }
+        for c in &config.webhooks {
+            channels.notifiers.push(Arc::new(webhook::Webhook::new(c)?));
+        }
+        Ok(channels)
+    }
+}

@@ -1,0 +1,1 @@
+//! PLACEHOLDER — being built. Outbox dispatcher.
