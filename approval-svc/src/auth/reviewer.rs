@@ -65,6 +65,18 @@ impl ReviewerDirectory {
         }
     }
 
+    /// The configured reviewer one of whose names (id or alias: e-mail, Entra object id,
+    /// Slack user id, ...) is `name`, compared trimmed and case-insensitively. Chat
+    /// channels map their users through this, so a human is the same identity — for
+    /// separation of duties and quorum — in Teams, Slack, OIDC and the API.
+    pub fn find(&self, name: &str) -> Option<Reviewer> {
+        let wanted = crate::lifecycle::normalize_identity(name);
+        if wanted.is_empty() {
+            return None;
+        }
+        self.reviewers.iter().map(|(r, _)| r).find(|r| r.identities().contains(&wanted)).cloned()
+    }
+
     /// Constant-time comparison of sha256(token) against every reviewer's hash.
     fn by_api_key(&self, token: &str) -> Option<Reviewer> {
         let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
@@ -133,6 +145,24 @@ mod tests {
         assert!(matches!(d.authenticate(Some("Bearer nope")).await, Err(AuthError::Invalid)));
         assert!(matches!(d.authenticate(None).await, Err(AuthError::Missing)));
         assert!(matches!(d.authenticate(Some("Basic Ym9i")).await, Err(AuthError::Missing)));
+    }
+
+    #[test]
+    fn find_matches_any_name_of_a_reviewer() {
+        let d = ReviewerDirectory::new(
+            &[ReviewerConfig {
+                id: "bob@corp.example".into(),
+                groups: vec!["sre".into()],
+                aliases: vec!["00000000-aaaa-0002".into(), "U0BOB".into()],
+                api_key_sha256: None,
+            }],
+            None,
+        );
+        assert_eq!(d.find(" BOB@corp.example").unwrap().id, "bob@corp.example");
+        assert_eq!(d.find("00000000-AAAA-0002").unwrap().id, "bob@corp.example");
+        assert_eq!(d.find("u0bob").unwrap().id, "bob@corp.example");
+        assert!(d.find("").is_none());
+        assert!(d.find("mallory@corp.example").is_none());
     }
 
     #[test]
