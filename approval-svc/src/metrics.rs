@@ -14,6 +14,8 @@ const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
 pub struct Metrics {
     decisions: Mutex<BTreeMap<String, u64>>,
     outcomes: Mutex<BTreeMap<String, u64>>,
+    /// `(channel, result)` → count; result is `sent`, `failed` (an attempt) or `given_up`.
+    notifications: Mutex<BTreeMap<(String, String), u64>>,
     approvals_created: AtomicU64,
     redeems: AtomicU64,
     redeem_failures: AtomicU64,
@@ -38,6 +40,13 @@ impl Metrics {
     /// An approval reached `status` (approved, denied, expired).
     pub fn outcome(&self, status: &str) {
         bump(&self.outcomes, status, 1);
+    }
+
+    /// A notification attempt to `channel` ended with `result` (`sent`, `failed`,
+    /// `given_up`).
+    pub fn notification(&self, channel: &str, result: &str) {
+        let mut m = self.notifications.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry((channel.to_string(), result.to_string())).or_default() += 1;
     }
 
     /// An approval was created.
@@ -91,6 +100,16 @@ impl Metrics {
         if let Ok(m) = self.outcomes.lock() {
             for (status, n) in m.iter() {
                 let _ = writeln!(out, "airlock_approval_outcomes_total{{status=\"{status}\"}} {n}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP airlock_notifications_total Reviewer notifications by channel and result (sent, failed attempt, given up)."
+        );
+        let _ = writeln!(out, "# TYPE airlock_notifications_total counter");
+        if let Ok(m) = self.notifications.lock() {
+            for ((channel, result), n) in m.iter() {
+                let _ = writeln!(out, "airlock_notifications_total{{channel=\"{channel}\",result=\"{result}\"}} {n}");
             }
         }
         for (name, help, v) in [

@@ -94,8 +94,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("listen {}: {e}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, database = %config.database.display(), "airlock approval service started");
     let expiry = spawn_expiry(state.clone(), EXPIRY_INTERVAL);
+    // Reviewer notifications: queued by the store, delivered by one worker per process.
+    let outbox = (!state.channels.notifiers.is_empty()).then(|| crate::channels::outbox::spawn(state.clone()));
     axum::serve(listener, app(state.clone())).with_graceful_shutdown(shutdown_signal()).await?;
     expiry.abort();
+    if let Some(outbox) = outbox {
+        outbox.abort();
+    }
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || store.checkpoint()).await??;
     tracing::info!("audit chain sealed; stopped");

@@ -66,8 +66,18 @@ async fn show(
     _who: Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let a = state.blocking(false, move |s| s.get(&id, now_ms())).await??.ok_or(ApiError::NotFound)?;
-    Ok(Json(views::detail(&a)))
+    let (a, notifications) = state
+        .blocking(false, move |s| {
+            let a = s.get(&id, now_ms())?;
+            let notifications = s.notification_status(&id)?;
+            Ok::<_, crate::store::StoreError>((a, notifications))
+        })
+        .await??;
+    let mut view = views::detail(&a.ok_or(ApiError::NotFound)?);
+    // Where the reviewer notifications stand: a failing channel is visible here, not
+    // only in logs.
+    view["notifications"] = notifications;
+    Ok(Json(view))
 }
 
 #[derive(Deserialize, Default)]

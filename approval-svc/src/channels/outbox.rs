@@ -1,1 +1,146 @@
-//! PLACEHOLDER — being built. Outbox dispatcher.
+//! Delivers queued notifications to every channel. The store queues them in the same
+//! transaction as the change they announce (`store/outbox.rs`); this worker posts each
+//! approval once per target, then keeps the posted copies up to date, retrying failures
+//! with exponential backoff. A failing channel never blocks or loses an approval: the
+//! approval is decided in the store, whatever happens here, and a notification that
+//! cannot be delivered ends as `notification.failed` in the audit trail, in metrics and in
+//! the approval's API view.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{ApprovalView, DeliveryError, Notifier};
+use crate::api::AppState;
+use crate::metrics::Metrics;
+use crate::store::{NotificationOutcome, OutboxItem, Store};
+use crate::time::now_ms;
+
+/// How often the worker looks for due notifications when nothing woke it.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// Attempts before a notification is given up.
+pub const MAX_ATTEMPTS: u32 = 8;
+/// Notifications handled per pass.
+const BATCH: u32 = 32;
+
+/// Delay before attempt `attempts + 1`: 0.5 s doubling, at most 5 minutes.
+pub fn backoff(attempts: u32) -> Duration {
+    let ms = 500u64.saturating_mul(1u64 << attempts.min(20));
+    Duration::from_millis(ms.min(300_000))
+}
+
+/// Runs the worker until the task is aborted: one pass every [`POLL_INTERVAL`], or at
+/// once when a change is committed.
+pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut changes = state.changes.subscribe();
+        loop {
+            let store = state.store.clone();
+            let notifiers = state.channels.notifiers.clone();
+            let pass = tokio::task::spawn_blocking(move || deliver_due(store.as_ref(), &notifiers, now_ms()));
+            let metrics_state = state.clone();
+            match pass.await {
+                Ok(Ok(report)) => report.record(&metrics_state.metrics),
+                Ok(Err(e)) => tracing::error!(error = %e, "notification outbox: store failed"),
+                Err(e) => tracing::error!(error = %e, "notification outbox: worker failed"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(POLL_INTERVAL) => {}
+                _ = changes.changed() => {}
+            }
+        }
+    })
+}
+
+/// What a pass did, per channel, for metrics.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PassReport {
+    /// `(channel, result)` per delivery attempt: `sent`, `failed`, `given_up`.
+    pub attempts: Vec<(&'static str, &'static str)>,
+}
+
+impl PassReport {
+    fn record(&self, metrics: &Metrics) {
+        for (channel, result) in &self.attempts {
+            metrics.notification(channel, result);
+        }
+    }
+}
+
+/// One pass over the due notifications.
+pub fn deliver_due(
+    store: &dyn Store,
+    notifiers: &[Arc<dyn Notifier>],
+    now_ms: i64,
+) -> Result<PassReport, crate::store::StoreError> {
+    let mut report = PassReport::default();
+    for item in store.due_notifications(now_ms, BATCH)? {
+        let outcome = deliver_one(store, notifiers, &item, now_ms, &mut report)?;
+        if let NotificationOutcome::Failed { error } = &outcome {
+            tracing::error!(approval_id = %item.approval_id, event = %item.event, %error,
+                "notification given up; the approval is unaffected and stays decidable through the API");
+        }
+        store.finish_notification(&item, outcome)?;
+    }
+    Ok(report)
+}
+
+fn deliver_one(
+    store: &dyn Store,
+    notifiers: &[Arc<dyn Notifier>],
+    item: &OutboxItem,
+    now_ms: i64,
+    report: &mut PassReport,
+) -> Result<NotificationOutcome, crate::store::StoreError> {
+    let Some(approval) = store.get(&item.approval_id, now_ms)? else {
+        return Ok(NotificationOutcome::Done);
+    };
+    let view = ApprovalView::of(&approval);
+    let mut errors = Vec::new();
+    let mut failing: Vec<&'static str> = Vec::new();
+    let mut retryable = false;
+    for notifier in notifiers {
+        for target in notifier.targets() {
+            let result = match store.delivered(&item.approval_id, &target)? {
+                Some(posted) => notifier
+                    .update(&target, &posted, &view)
+                    .map(|()| store.record_delivery(&item.approval_id, &target, None, now_ms)),
+                // A target without a copy gets one while reviewers can still act
+                // (a conversation learnt after the approval was created, or a post that
+                // failed before); a closed approval is not announced afresh.
+                None if view.is_open() || item.event == "requested" => notifier
+                    .post(&target, &view)
+                    .map(|message| store.record_delivery(&item.approval_id, &target, Some(message), now_ms)),
+                None => continue,
+            };
+            match result {
+                Ok(stored) => {
+                    stored?;
+                    report.attempts.push((notifier.channel(), "sent"));
+                }
+                Err(e) => {
+                    retryable |= matches!(e, DeliveryError::Retryable(_));
+                    tracing::warn!(approval_id = %item.approval_id, %target, error = %e, attempt = item.attempts + 1,
+                        "notification delivery failed");
+                    report.attempts.push((notifier.channel(), "failed"));
+                    if !failing.contains(&notifier.channel()) {
+                        failing.push(notifier.channel());
+                    }
+                    errors.push(format!("{target}: {e}"));
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        return Ok(NotificationOutcome::Done);
+    }
+    let error = errors.join("; ");
+    if !retryable || item.attempts + 1 >= MAX_ATTEMPTS {
+        report.attempts.extend(failing.into_iter().map(|channel| (channel, "given_up")));
+        return Ok(NotificationOutcome::Failed { error });
+    }
+    let delay = i64::try_from(backoff(item.attempts).as_millis()).unwrap_or(i64::MAX);
+    Ok(NotificationOutcome::Retry { next_attempt_ms: now_ms.saturating_add(delay), error })
+}
+
+#[cfg(test)]
+mod tests;
