@@ -115,11 +115,23 @@ pub struct ApprovalsConfig {
     /// Longest deadline granted (`AIRLOCK_APPROVALS_MAX_EXPIRES_IN`).
     #[serde(default = "default_max_expires_in", with = "humantime_serde_compat")]
     pub max_expires_in: Duration,
+    /// Most approvals one agent may have pending; further new actions are refused (429)
+    /// so a runaway or hostile agent cannot flood reviewers.
+    #[serde(default = "default_max_pending_per_agent")]
+    pub max_pending_per_agent: u32,
+}
+
+fn default_max_pending_per_agent() -> u32 {
+    20
 }
 
 impl Default for ApprovalsConfig {
     fn default() -> Self {
-        ApprovalsConfig { default_expires_in: default_expires_in(), max_expires_in: default_max_expires_in() }
+        ApprovalsConfig {
+            default_expires_in: default_expires_in(),
+            max_expires_in: default_max_expires_in(),
+            max_pending_per_agent: default_max_pending_per_agent(),
+        }
     }
 }
 

@@ -19,6 +19,7 @@ pub struct Metrics {
     approvals_created: AtomicU64,
     redeems: AtomicU64,
     redeem_failures: AtomicU64,
+    creates_refused: AtomicU64,
     gateway_auth_failures: AtomicU64,
     append_buckets: [AtomicU64; BUCKETS.len()],
     append_count: AtomicU64,
@@ -52,6 +53,11 @@ impl Metrics {
     /// An approval was created.
     pub fn created(&self) {
         self.approvals_created.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A create was refused: the agent has too many pending approvals.
+    pub fn create_refused(&self) {
+        self.creates_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A redeem succeeded.
@@ -114,6 +120,11 @@ impl Metrics {
         }
         for (name, help, v) in [
             ("airlock_approvals_created_total", "Approvals created.", &self.approvals_created),
+            (
+                "airlock_approvals_refused_total",
+                "Approvals not created: the agent had too many pending.",
+                &self.creates_refused,
+            ),
             ("airlock_redeems_total", "Successful redeems (credentials handed to the gateway).", &self.redeems),
             ("airlock_redeem_failures_total", "Redeems refused or failed.", &self.redeem_failures),
             (

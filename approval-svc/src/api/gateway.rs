@@ -176,6 +176,7 @@ async fn create_or_find(State(state): State<AppState>, bytes: Bytes) -> Result<R
         create: raw,
     };
     let asked = body.approval_id.clone();
+    let body_agent = new.agent.id.clone();
     let outcome = state.blocking(true, move |s| s.create_or_find(new, asked, now)).await??;
     let approval = match outcome {
         CreateOutcome::Mismatch => {
@@ -192,6 +193,11 @@ async fn create_or_find(State(state): State<AppState>, bytes: Bytes) -> Result<R
             a
         }
         CreateOutcome::Found(a) => a,
+        CreateOutcome::TooManyPending { limit } => {
+            state.metrics.create_refused();
+            tracing::warn!(agent = %body_agent, limit, "approval refused: agent has too many pending approvals");
+            return Err(ApiError::TooManyPending(limit));
+        }
     };
     let hold = Duration::from_millis(body.hold_ms).min(state.max_hold);
     // Long-polls are bounded (`gateway.max_concurrent_holds`): with every slot taken the

@@ -37,6 +37,9 @@ pub enum ApiError {
     /// A dependency (store, identity provider) is unavailable.
     #[error("{0}")]
     Unavailable(String),
+    /// The agent has too many approvals waiting for reviewers.
+    #[error("too many pending approvals")]
+    TooManyPending(u32),
     /// Anything else; detail is logged only.
     #[error("{0}")]
     Internal(String),
@@ -74,6 +77,12 @@ impl ApiError {
                 "unavailable",
                 "Unavailable",
                 "A dependency of the service is unavailable; retry later.".into(),
+            ),
+            ApiError::TooManyPending(limit) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-pending",
+                "Too many pending approvals",
+                format!("This agent already has {limit} approvals waiting for reviewers; no new one is created until some are decided."),
             ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,

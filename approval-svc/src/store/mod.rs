@@ -155,6 +155,11 @@ pub enum CreateOutcome {
     Created(Approval),
     /// The asked-for id does not exist or is for another agent/action.
     Mismatch,
+    /// The agent already has the most pending approvals allowed: nothing was created.
+    TooManyPending {
+        /// The limit in force.
+        limit: u32,
+    },
 }
 
 /// Why a review was not counted.

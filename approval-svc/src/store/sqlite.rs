@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 
 use super::writer::{Sealing, Tx, WriterHandle};
 use super::{
-    Approval, NotificationOutcome, OutboxItem, CreateOutcome, NewApproval, RedeemRefusal, RedeemRequest, ReviewError, ReviewRecord, Store, StoreError,
+    Approval, CreateOutcome, NewApproval, NotificationOutcome, OutboxItem, RedeemRefusal, RedeemRequest, ReviewError,
+    ReviewRecord, Store, StoreError,
 };
 use crate::lifecycle::{self, due_transition, forbidden_identities, Reuse, Reviewer, Status, Tally, Vote};
 
@@ -21,6 +22,8 @@ const APPROVAL_COLUMNS: &str = "id, status, agent, digest, created_ms, expires_m
 pub struct SqliteStore {
     writer: WriterHandle,
     reader: Mutex<Connection>,
+    /// Most pending approvals one agent may have (`approvals.max_pending_per_agent`).
+    pending_limit: u32,
 }
 
 impl SqliteStore {
@@ -38,7 +41,18 @@ impl SqliteStore {
         configure(&reader)?;
         reader.pragma_update(None, "query_only", true)?;
         let sealing = Sealing { key: checkpoint_key.map(Arc::new), every: i64::from(checkpoint_every) };
-        Ok(SqliteStore { writer: WriterHandle::start(conn, sealing)?, reader: Mutex::new(reader) })
+        Ok(SqliteStore {
+            writer: WriterHandle::start(conn, sealing)?,
+            reader: Mutex::new(reader),
+            pending_limit: u32::MAX,
+        })
+    }
+
+    /// Caps the pending approvals of one agent: an agent (or an attacker driving one)
+    /// cannot flood reviewers; further new actions are refused until some are decided.
+    pub fn with_pending_limit(mut self, limit: u32) -> SqliteStore {
+        self.pending_limit = limit.max(1);
+        self
     }
 
     fn read(&self) -> MutexGuard<'_, Connection> {
@@ -190,6 +204,7 @@ fn create_or_find(
     tx: &mut Tx<'_>,
     new: NewApproval,
     asked_id: Option<String>,
+    pending_limit: u32,
     now_ms: i64,
 ) -> Result<CreateOutcome, StoreError> {
     if let Some(id) = asked_id {
@@ -217,6 +232,14 @@ fn create_or_find(
             continue;
         }
         return Ok(CreateOutcome::Found(a));
+    }
+    // Counted in the creating transaction, so concurrent creates cannot overshoot.
+    let pending: i64 = tx
+        .conn
+        .prepare_cached("SELECT COUNT(*) FROM approvals WHERE agent = ?1 AND status = 'pending'")?
+        .query_row([&new.agent.id], |r| r.get(0))?;
+    if pending >= i64::from(pending_limit) {
+        return Ok(CreateOutcome::TooManyPending { limit: pending_limit });
     }
     let id = new.id.clone();
     insert_approval(tx, &new, now_ms)?;
@@ -413,7 +436,8 @@ impl Store for SqliteStore {
         asked_id: Option<String>,
         now_ms: i64,
     ) -> Result<CreateOutcome, StoreError> {
-        self.writer.submit(move |tx| create_or_find(tx, new, asked_id, now_ms))
+        let limit = self.pending_limit;
+        self.writer.submit(move |tx| create_or_find(tx, new, asked_id, limit, now_ms))
     }
 
     fn get(&self, id: &str, now_ms: i64) -> Result<Option<Approval>, StoreError> {
@@ -455,7 +479,8 @@ impl Store for SqliteStore {
         evidence: &Value,
         now_ms: i64,
     ) -> Result<Approval, ReviewError> {
-        let (id, reviewer, channel, evidence) = (id.to_string(), reviewer.clone(), channel.to_string(), evidence.clone());
+        let (id, reviewer, channel, evidence) =
+            (id.to_string(), reviewer.clone(), channel.to_string(), evidence.clone());
         self.writer.submit(move |tx| {
             // Refusals are answers, not failures: keep them out of the Err path so the
             // savepoint is not rolled back for nothing.
@@ -527,9 +552,8 @@ impl Store for SqliteStore {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let (approval_id, target) = (approval_id.to_string(), target.to_string());
-        self.writer.submit(move |tx| {
-            super::outbox::record_delivery(tx.conn, &approval_id, &target, message.as_ref(), now_ms)
-        })
+        self.writer
+            .submit(move |tx| super::outbox::record_delivery(tx.conn, &approval_id, &target, message.as_ref(), now_ms))
     }
 
     fn notification_status(&self, approval_id: &str) -> Result<Value, StoreError> {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::*;
 use crate::audit::verify::verify_database;
@@ -90,7 +90,9 @@ fn concurrent_approve_and_deny_have_one_winner() {
                 let store = store.clone();
                 std::thread::spawn(move || {
                     let vote = if (i + round) % 2 == 0 { Vote::Approve } else { Vote::Deny };
-                    store.review("apr_r", &reviewer(&format!("r{i}"), &[]), vote, None, "api", &Value::Null, NOW).map(|a| a.status)
+                    store
+                        .review("apr_r", &reviewer(&format!("r{i}"), &[]), vote, None, "api", &Value::Null, NOW)
+                        .map(|a| a.status)
                 })
             })
             .map(|h| h.join().unwrap())
@@ -258,10 +260,42 @@ fn one_human_under_two_names_counts_once_towards_quorum() {
     created(&store, new("apr_q", "q", 2, Reuse::Once));
     // Bob by API key, then Bob by an OIDC login whose id claim differs but whose `sub`
     // is one of his configured aliases.
-    store.review("apr_q", &reviewer("bob@corp.example", &["OID-BOB"]), Vote::Approve, None, "api", &Value::Null, NOW).unwrap();
-    let again = store.review("apr_q", &reviewer("robert@corp.example", &["oid-bob"]), Vote::Approve, None, "api", &Value::Null, NOW);
+    store
+        .review("apr_q", &reviewer("bob@corp.example", &["OID-BOB"]), Vote::Approve, None, "api", &Value::Null, NOW)
+        .unwrap();
+    let again = store.review(
+        "apr_q",
+        &reviewer("robert@corp.example", &["oid-bob"]),
+        Vote::Approve,
+        None,
+        "api",
+        &Value::Null,
+        NOW,
+    );
     assert!(matches!(again, Err(ReviewError::DuplicateVote)), "{again:?}");
     assert_eq!(store.get("apr_q", NOW).unwrap().unwrap().status, Status::Pending);
-    let dave = store.review("apr_q", &reviewer("dave@corp.example", &[]), Vote::Approve, None, "api", &Value::Null, NOW).unwrap();
+    let dave = store
+        .review("apr_q", &reviewer("dave@corp.example", &[]), Vote::Approve, None, "api", &Value::Null, NOW)
+        .unwrap();
     assert_eq!(dave.status, Status::Approved);
+}
+
+#[test]
+fn an_agent_cannot_have_more_pending_approvals_than_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        SqliteStore::open(&dir.path().join("airlock.db"), Some(KEY.to_vec()), 10).unwrap().with_pending_limit(2);
+    created(&store, new("apr_l1", "a", 1, Reuse::Once));
+    created(&store, new("apr_l2", "b", 1, Reuse::Once));
+    assert!(matches!(
+        store.create_or_find(new("apr_l3", "c", 1, Reuse::Once), None, NOW).unwrap(),
+        CreateOutcome::TooManyPending { limit: 2 }
+    ));
+    // An identical retry still finds its approval: the limit only stops new ones.
+    assert!(matches!(
+        store.create_or_find(new("apr_x", "a", 1, Reuse::Once), None, NOW).unwrap(),
+        CreateOutcome::Found(_)
+    ));
+    store.review("apr_l1", &reviewer("bob", &[]), Vote::Deny, None, "api", &Value::Null, NOW).unwrap();
+    created(&store, new("apr_l3", "c", 1, Reuse::Once));
 }
