@@ -76,7 +76,8 @@ fn stages(c: &mut Criterion) {
     c.bench_function("action digest", |b| b.iter(|| action_digest(black_box(&action), &body_sha)));
     c.bench_function("build input", |b| b.iter(|| input::build(black_box(&action), &agent, &facts, Some(&digest))));
     c.bench_function("evaluate demo policy (RVM)", |b| {
-        b.iter(|| w.policy.evaluate(input::build(&action, &agent, &facts, Some(&digest))))
+        let policy = &mut w.policy.as_mut().unwrap().policy;
+        b.iter(|| policy.evaluate(input::build(&action, &agent, &facts, Some(&digest))))
     });
     c.bench_function("whole allow path (on_headers)", |b| {
         b.iter(|| {

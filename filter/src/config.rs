@@ -31,13 +31,18 @@ struct RawConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
-    modules: BTreeMap<String, String>,
+    #[serde(default)]
+    modules: Option<BTreeMap<String, String>>,
     #[serde(default)]
     data: Option<serde_json::Value>,
+    #[serde(default)]
+    bundle: Option<crate::bundle::config::RawBundle>,
+    #[serde(default)]
+    bundle_keys: Vec<crate::bundle::config::RawBundleKey>,
     #[serde(default = "default_entrypoint")]
     entrypoint: String,
-    #[serde(default = "default_revision")]
-    revision: String,
+    #[serde(default)]
+    revision: Option<String>,
     #[serde(default)]
     mode: Mode,
     #[serde(default = "default_max_instructions")]
@@ -257,8 +262,11 @@ pub struct Config {
 
 #[derive(Debug, Clone)]
 pub struct PolicyConfig {
+    /// Inline modules; empty when the policy comes from a bundle.
     pub modules: BTreeMap<String, String>,
     pub data: Option<serde_json::Value>,
+    /// A signed bundle instead of inline modules (`docs/bundles.md`).
+    pub bundle: Option<crate::bundle::config::BundleConfig>,
     pub entrypoint: String,
     pub revision: String,
     pub mode: Mode,
@@ -374,25 +382,44 @@ impl Config {
 }
 
 fn policy(raw: RawPolicy) -> Result<PolicyConfig, ConfigError> {
-    if raw.modules.is_empty() {
-        return invalid("policy.modules must hold at least one Rego module");
-    }
     if !raw.entrypoint.starts_with("data.") {
         return invalid(format!("policy.entrypoint `{}` must be a rule path starting with `data.`", raw.entrypoint));
     }
+    if raw.max_instructions == 0 {
+        return invalid("policy.max_instructions must be greater than 0");
+    }
+    // Exactly one source of Rego: a bundle carries its own modules, data and revision,
+    // so mixing in inline ones would make "which policy ran" ambiguous.
+    let (modules, bundle) = match (raw.modules, raw.bundle) {
+        (Some(_), Some(_)) => return invalid("policy.modules and policy.bundle are alternatives; give one"),
+        (None, None) => return invalid("policy needs `modules` (inline Rego) or `bundle` (a signed bundle)"),
+        (Some(modules), None) => {
+            if modules.is_empty() {
+                return invalid("policy.modules must hold at least one Rego module");
+            }
+            if !raw.bundle_keys.is_empty() {
+                return invalid("policy.bundle_keys only applies with policy.bundle");
+            }
+            (modules, None)
+        }
+        (None, Some(b)) => {
+            if raw.data.is_some() || raw.revision.is_some() {
+                return invalid("policy.data and policy.revision come from the bundle; remove them");
+            }
+            (BTreeMap::new(), Some(crate::bundle::config::parse(b, raw.bundle_keys)?))
+        }
+    };
     if let Some(data) = &raw.data {
         if !data.is_object() {
             return invalid("policy.data must be a JSON object");
         }
     }
-    if raw.max_instructions == 0 {
-        return invalid("policy.max_instructions must be greater than 0");
-    }
     Ok(PolicyConfig {
-        modules: raw.modules,
+        modules,
         data: raw.data,
+        bundle,
         entrypoint: raw.entrypoint,
-        revision: raw.revision,
+        revision: raw.revision.unwrap_or_else(default_revision),
         mode: raw.mode,
         max_instructions: raw.max_instructions,
     })

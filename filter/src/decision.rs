@@ -74,6 +74,10 @@ pub struct Decision {
     pub reuse: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold: Option<String>,
+    /// `true`: only log this decision ("would have …") and let the call through —
+    /// tuning a new rule before enforcing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<bool>,
 }
 
 impl Decision {
@@ -90,6 +94,7 @@ impl Decision {
             redact: Vec::new(),
             reuse: None,
             hold: None,
+            shadow: None,
         }
     }
 

@@ -22,10 +22,16 @@ pub enum Counter {
     LogDropped,
     /// Decision-log batches that failed to ship.
     LogShipFailure,
+    /// A policy bundle verified, compiled and now serves.
+    BundleLoaded,
+    /// A policy bundle was refused (signature, hash, parse, compile, entrypoint).
+    BundleRejected,
+    /// A bundle poll got no usable answer (unreachable, timeout, unexpected status).
+    BundleFetchFailure,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 9] = [
+    pub const ALL: [Counter; 12] = [
         Counter::Allow,
         Counter::Deny,
         Counter::Approve,
@@ -35,6 +41,9 @@ impl Counter {
         Counter::CredentialInjected,
         Counter::LogDropped,
         Counter::LogShipFailure,
+        Counter::BundleLoaded,
+        Counter::BundleRejected,
+        Counter::BundleFetchFailure,
     ];
 
     /// Stat name (Envoy shows it as `wasmcustom.<name>`).
@@ -49,6 +58,9 @@ impl Counter {
             Counter::CredentialInjected => "airlock.credentials.injected",
             Counter::LogDropped => "airlock.decision_log.dropped",
             Counter::LogShipFailure => "airlock.decision_log.ship_failures",
+            Counter::BundleLoaded => "airlock.bundle.loaded",
+            Counter::BundleRejected => "airlock.bundle.rejected",
+            Counter::BundleFetchFailure => "airlock.bundle.fetch_failures",
         }
     }
 }

@@ -24,19 +24,27 @@ impl std::fmt::Debug for Policy {
 }
 
 impl Policy {
-    /// Parse, compile and load the policy; any failure names the module or rule.
+    /// Parse, compile and load the inline policy; any failure names the module or rule.
     pub fn compile(cfg: &PolicyConfig) -> Result<Policy, String> {
+        let data = cfg.data.clone().unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()));
+        Policy::compile_modules(cfg.modules.iter().map(|(n, s)| (n.as_str(), s.as_str())), data, cfg)
+    }
+
+    /// The one compile path for inline modules and bundles alike: regorus parse, RVM
+    /// bytecode for the entrypoint, data loaded, budget set.
+    pub fn compile_modules<'a>(
+        modules: impl Iterator<Item = (&'a str, &'a str)>,
+        data: serde_json::Value,
+        cfg: &PolicyConfig,
+    ) -> Result<Policy, String> {
         let mut engine = regorus::Engine::new();
-        for (name, source) in &cfg.modules {
+        for (name, source) in modules {
             engine
-                .add_policy(name.clone(), source.clone())
+                .add_policy(name.to_string(), source.to_string())
                 .map_err(|e| format!("policy module `{name}` does not compile: {e}"))?;
         }
-        let data = match &cfg.data {
-            Some(d) => Value::from(d.clone()),
-            None => Value::new_object(),
-        };
-        engine.add_data(data.clone()).map_err(|e| format!("policy.data rejected: {e}"))?;
+        let data = Value::from(data);
+        engine.add_data(data.clone()).map_err(|e| format!("policy data rejected: {e}"))?;
         let entry: regorus::Rc<str> = cfg.entrypoint.as_str().into();
         let compiled = engine
             .compile_with_entrypoint(&entry)
@@ -45,7 +53,7 @@ impl Policy {
             .map_err(|e| format!("policy entrypoint `{}` cannot be compiled to bytecode: {e}", cfg.entrypoint))?;
         let mut vm = RegoVM::new_with_policy(compiled);
         vm.load_program(program);
-        vm.set_data(data).map_err(|e| format!("policy.data rejected by the VM: {e}"))?;
+        vm.set_data(data).map_err(|e| format!("policy data rejected by the VM: {e}"))?;
         vm.set_max_instructions(cfg.max_instructions);
         let policy = Policy { vm, entrypoint: cfg.entrypoint.clone() };
         // An entrypoint that names no rule would deny every request silently;
@@ -68,6 +76,41 @@ impl Policy {
     }
 }
 
+/// The policy serving requests, with what the decision log needs to know about it.
+/// Replaced as a whole when a new bundle is accepted, between two request callbacks.
+pub struct ActivePolicy {
+    pub policy: Policy,
+    pub revision: String,
+    /// Every decision only logged (configuration `mode: shadow` or the manifest's).
+    pub shadow: bool,
+    /// Decision `rule` names only logged (the manifest's `airlock.shadow_rules`).
+    pub shadow_rules: Vec<String>,
+}
+
+impl ActivePolicy {
+    pub fn inline(cfg: &PolicyConfig) -> Result<ActivePolicy, String> {
+        Ok(ActivePolicy {
+            policy: Policy::compile(cfg)?,
+            revision: cfg.revision.clone(),
+            shadow: cfg.mode == crate::config::Mode::Shadow,
+            shadow_rules: Vec::new(),
+        })
+    }
+
+    /// Whether this decision is only logged, not enforced. The filter's own refusals
+    /// (`airlock.*` rules) are never per-rule shadowed: they are not policy choices.
+    pub fn shadows(&self, decision: &crate::decision::Decision) -> bool {
+        if self.shadow {
+            return true;
+        }
+        let rule = decision.rule_or_default();
+        if rule.starts_with("airlock.") {
+            return false;
+        }
+        decision.shadow == Some(true) || (!self.shadow_rules.is_empty() && self.shadow_rules.iter().any(|r| r == rule))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -81,6 +124,7 @@ mod tests {
         PolicyConfig {
             modules,
             data: Some(serde_json::json!({"hosts": {"api.example.com": true}})),
+            bundle: None,
             entrypoint: "data.airlock.decision".into(),
             revision: "test".into(),
             mode: Mode::Enforce,

@@ -6,12 +6,13 @@
 use crate::config::Config;
 use crate::decision_log::DecisionLog;
 use crate::metrics::Metrics;
-use crate::policy::Policy;
+use crate::policy::ActivePolicy;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub struct Worker {
     pub config: Config,
-    pub policy: Policy,
+    /// `None` until a bundle verifies and compiles: then every request is denied.
+    pub policy: Option<ActivePolicy>,
     pub log: DecisionLog,
     pub metrics: Box<dyn Metrics>,
     /// Where warnings go (Envoy's log in the glue; a buffer in tests).
@@ -20,11 +21,29 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Compile the policy for `config`; an error says what is wrong.
-    pub fn new(config: Config, metrics: Box<dyn Metrics>, warn: Box<dyn FnMut(&str)>) -> Result<Worker, String> {
-        let policy = Policy::compile(&config.policy)?;
+    /// Compile the policy for `config`; an error says what is wrong. An inline bundle
+    /// must verify and compile here (a bad one refuses the configuration); a polled
+    /// one arrives later, and until it does the worker denies.
+    pub fn new(config: Config, mut metrics: Box<dyn Metrics>, warn: Box<dyn FnMut(&str)>) -> Result<Worker, String> {
+        let policy = match &config.policy.bundle {
+            None => Some(ActivePolicy::inline(&config.policy)?),
+            Some(b) => match &b.inline {
+                Some(bytes) => {
+                    let accepted = crate::bundle::activate(bytes, &config.policy)
+                        .map_err(|e| format!("policy.bundle.base64: {e}"))?;
+                    metrics.count(crate::metrics::Counter::BundleLoaded);
+                    Some(accepted.active)
+                }
+                None => None,
+            },
+        };
         let log = DecisionLog::new(config.decision_log.max_queue, config.decision_log.max_batch);
         Ok(Worker { config, policy, log, metrics, warn, seq: 0 })
+    }
+
+    /// The revision serving now, as decision records carry it.
+    pub fn policy_revision(&self) -> &str {
+        self.policy.as_ref().map(|p| p.revision.as_str()).unwrap_or("none")
     }
 
     pub fn log_warn(&mut self, msg: &str) {

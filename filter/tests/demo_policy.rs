@@ -16,6 +16,7 @@ fn demo() -> Policy {
     Policy::compile(&PolicyConfig {
         modules,
         data: Some(data),
+        bundle: None,
         entrypoint: "data.airlock.decision".into(),
         revision: "demo".into(),
         mode: Default::default(),

@@ -48,6 +48,7 @@ fn library() -> Policy {
     Policy::compile(&PolicyConfig {
         modules,
         data: Some(data),
+        bundle: None,
         entrypoint: "data.airlock.decision".into(),
         revision: "library".into(),
         mode: Default::default(),

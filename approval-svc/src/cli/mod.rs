@@ -1,8 +1,10 @@
 //! The `airlock` command line: `serve`, reviewer commands against a running service,
-//! audit tools, key helpers and policy authoring (`policy test|eval`). Every option can come from the environment.
+//! audit tools, key helpers and policy authoring (`policy test|eval`,
+//! `bundle build|sign|verify|inspect`). Every option can come from the environment.
 
 mod approvals;
 mod audit;
+mod bundle;
 mod keys;
 mod policy;
 
@@ -35,6 +37,8 @@ enum Command {
     Keys(keys::Args),
     /// Test Rego policies and explain their decisions.
     Policy(policy::Args),
+    /// Build, sign, verify and inspect signed policy bundles.
+    Bundle(bundle::Args),
 }
 
 /// Entry point: parses arguments, runs, returns the exit code.
@@ -46,6 +50,7 @@ pub fn main() -> ExitCode {
         Command::Audit(args) => audit::run(args),
         Command::Keys(args) => report(keys::run(args)),
         Command::Policy(args) => policy::run(args),
+        Command::Bundle(args) => bundle::run(args),
     }
 }
 

@@ -19,7 +19,7 @@ enum Command {
     /// Run every `test_*` rule under the directories. Exit 0: all pass; 1: a test failed;
     /// 2: a file does not load or compile.
     Test {
-        /// Directories holding `.rego` files and `data.json`/`data.yaml` (placed by path).
+        /// Directories holding `.rego` files and `data.json`/`data.yaml` (placed by path), or bundle `.tar.gz` files.
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
         /// Print failures only (and the summary).
@@ -28,7 +28,7 @@ enum Command {
     },
     /// Evaluate an input document and show the decision and which rules applied.
     Eval {
-        /// Policy directory (repeatable).
+        /// Policy directory or bundle `.tar.gz` (repeatable).
         #[arg(long = "policy", required = true)]
         policies: Vec<PathBuf>,
         /// Input JSON file (`input` in Rego), e.g. a request recorded by the filter.

@@ -3,7 +3,8 @@
 //!
 //! Loading: every `*.rego` under each directory is a module; every `data.json` /
 //! `data.yaml` / `data.yml` is placed at its directory path relative to the directory
-//! given (`iam/data.json` → `data.iam`), as in OPA bundles.
+//! given (`iam/data.json` → `data.iam`), as in OPA bundles. A `.tar.gz` bundle file is
+//! accepted wherever a directory is (`bundle.rs`).
 //!
 //! Line numbers come from regorus's parsed modules (`Engine::get_modules`, an unstable
 //! API in 0.14.1): each test is reported at the line of its first definition.
@@ -14,6 +15,8 @@ use std::sync::Arc;
 
 use regorus::unstable::{Parser, Rule, RuleHead};
 use regorus::{Engine, Value};
+
+mod bundle;
 
 /// A directory could not be loaded: the file and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -51,8 +54,12 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
     let mut modules = Vec::new();
     let mut data_files = Vec::new();
     for dir in dirs {
+        if dir.is_file() {
+            bundle::load_into(dir, &mut engine, &mut modules, &mut data_files)?;
+            continue;
+        }
         if !dir.is_dir() {
-            return Err(load_error(dir, "not a directory"));
+            return Err(load_error(dir, "not a directory or a bundle file"));
         }
         let mut files = Vec::new();
         collect(dir, &mut files)?;
@@ -61,10 +68,7 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
             let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
             if name.ends_with(".rego") {
                 let source = std::fs::read_to_string(&file).map_err(|e| load_error(&file, e))?;
-                let display = file.display().to_string();
-                let package = engine.add_policy(display.clone(), source).map_err(|e| load_error(&file, e))?;
-                let rules = engine.get_modules().last().map(|m| rule_lines(&m.policy)).unwrap_or_default();
-                modules.push(ModuleInfo { file: display, package, rules });
+                modules.push(add_module(&mut engine, file.display().to_string(), source)?);
             } else if matches!(name.as_str(), "data.json" | "data.yaml" | "data.yml") {
                 let doc = read_data(&file)?;
                 let rel = file.parent().and_then(|p| p.strip_prefix(dir).ok()).unwrap_or(Path::new(""));
@@ -97,6 +101,15 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
     Ok(Loaded { engine, modules, data_files })
 }
 
+/// Add one module; its package and rule lines are read back from regorus.
+fn add_module(engine: &mut Engine, display: String, source: String) -> Result<ModuleInfo, LoadError> {
+    let package = engine
+        .add_policy(display.clone(), source)
+        .map_err(|e| LoadError { file: display.clone(), message: e.to_string() })?;
+    let rules = engine.get_modules().last().map(|m| rule_lines(&m.policy)).unwrap_or_default();
+    Ok(ModuleInfo { file: display, package, rules })
+}
+
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
     for entry in std::fs::read_dir(dir).map_err(|e| load_error(dir, e))? {
         let path = entry.map_err(|e| load_error(dir, e))?.path();
@@ -127,7 +140,7 @@ fn read_data(file: &Path) -> Result<Value, LoadError> {
     Ok(Value::from(json))
 }
 
-fn yaml_to_json(y: yaml_rust2::Yaml) -> Result<serde_json::Value, String> {
+pub(crate) fn yaml_to_json(y: yaml_rust2::Yaml) -> Result<serde_json::Value, String> {
     use yaml_rust2::Yaml;
     Ok(match y {
         Yaml::Null => serde_json::Value::Null,

@@ -6,6 +6,7 @@
 mod support;
 
 mod api;
+mod bundle_cli;
 mod cli;
 mod cli_policy;
 mod http_minter;

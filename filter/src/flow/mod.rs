@@ -229,8 +229,13 @@ impl Flow {
         self.digest = facts.sha256.as_deref().map(|sha| action_digest(action, sha));
         self.body_sha256 = facts.sha256.clone();
         let input = input::build(action, agent, &facts, self.digest.as_deref());
+        let Some(active) = w.policy.as_mut() else {
+            // Fail closed: no bundle has verified yet (or ever).
+            w.metrics.count(Counter::PolicyError);
+            return self.refuse(w, now, POLICY_ERROR_RULE, "no valid policy bundle is loaded".into());
+        };
         let started = std::time::Instant::now();
-        let result = w.policy.evaluate(input);
+        let result = active.policy.evaluate(input);
         w.metrics.eval_time_us(started.elapsed().as_micros() as u64);
         let decision = decision::from_policy_output(result);
         if decision.rule.as_deref() == Some(POLICY_ERROR_RULE) {
@@ -241,7 +246,7 @@ impl Flow {
     }
 
     fn decide(&mut self, w: &mut Worker, now: SystemTime, decision: Decision) -> Step {
-        let shadow = w.config.policy.mode == Mode::Shadow;
+        let shadow = w.policy.as_ref().is_some_and(|p| p.shadows(&decision));
         let mut enforced = if shadow { Effect::Allow } else { decision.effect };
         let mut reason = decision.reason.clone().unwrap_or_default();
         if enforced == Effect::Approve && self.digest.is_none() {
@@ -253,7 +258,7 @@ impl Flow {
             w.metrics.count(Counter::ShadowAllow);
         }
         if enforced != Effect::Approve {
-            self.record(w, now, &decision, enforced);
+            self.record(w, now, &decision, enforced, shadow);
         }
         let rule = decision.rule.clone();
         self.decision = Some(decision);
@@ -298,7 +303,7 @@ impl Flow {
             agent,
             digest,
             decision,
-            &w.config.policy.revision,
+            w.policy_revision(),
             hold_ms,
             body,
             self.body.len(),
@@ -394,7 +399,7 @@ impl Flow {
     /// Refuse before or instead of policy evaluation.
     fn refuse(&mut self, w: &mut Worker, now: SystemTime, rule: &str, reason: String) -> Step {
         let decision = Decision::deny(rule, reason.clone());
-        self.record(w, now, &decision, Effect::Deny);
+        self.record(w, now, &decision, Effect::Deny, false);
         w.metrics.count(Counter::Deny);
         self.stage = Stage::Done;
         let mut p = Problem::new(ProblemKind::Denied, &self.decision_id, reason);
@@ -416,18 +421,18 @@ impl Flow {
         Step::Reply(p.to_reply())
     }
 
-    fn record(&self, w: &mut Worker, now: SystemTime, decision: &Decision, enforced: Effect) {
+    fn record(&self, w: &mut Worker, now: SystemTime, decision: &Decision, enforced: Effect, shadow: bool) {
         let action = self.action.as_ref();
         let record = Record {
             decision_id: self.decision_id.clone(),
             time_ms: unix_ms(now),
             effect: decision.effect.as_str(),
             enforced: enforced.as_str(),
-            mode: w.config.policy.mode.as_str(),
+            mode: if shadow { Mode::Shadow.as_str() } else { Mode::Enforce.as_str() },
             rule: decision.rule_or_default().to_string(),
             reason: decision.reason.clone().unwrap_or_default(),
             risk: decision.risk,
-            policy_revision: w.config.policy.revision.clone(),
+            policy_revision: w.policy_revision().to_string(),
             agent: self.agent.as_ref().map(|a| a.id.clone()).unwrap_or_default(),
             digest: self.digest.clone(),
             method: String::new(),

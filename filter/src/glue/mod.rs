@@ -3,6 +3,7 @@
 
 mod host;
 mod http;
+mod poll;
 mod root;
 
 use proxy_wasm::types::LogLevel;

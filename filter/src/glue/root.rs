@@ -1,8 +1,9 @@
-//! The root context: configuration, the per-worker state, and shipping the
-//! decision log from its timer.
+//! The root context: configuration, the per-worker state, and its timer — shipping
+//! the decision log and, with a polled bundle, fetching the policy (`poll.rs`).
 
 use super::host::{log, HostMetrics};
 use super::http::Http;
+use crate::bundle::poll::Poller;
 use crate::callout::{self, Answer, Call};
 use crate::config::Config;
 use crate::metrics::Counter;
@@ -16,22 +17,45 @@ use std::time::{Duration, UNIX_EPOCH};
 /// Shared by the root and every request context of this worker (one thread).
 pub type SharedWorker = Rc<RefCell<Option<Worker>>>;
 
+/// One timer per root context (proxy-wasm has no other): with a bundle to poll it
+/// ticks at least this often, and the decision log ships when its own interval is due.
+const POLL_TICK_MS: u64 = 1_000;
+
 #[derive(Default)]
 pub struct Root {
     worker: SharedWorker,
     shipping: Option<(u32, Call)>,
+    pub(super) poller: Option<Poller>,
+    /// Token of the bundle poll in flight.
+    pub(super) polling: Option<u32>,
+    flush_ms: u64,
+    next_flush_ms: u64,
 }
 
 impl Root {
     fn now_s(&self) -> u64 {
-        self.get_current_time().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+        self.now_ms() / 1000
+    }
+
+    pub(super) fn now_ms(&self) -> u64 {
+        self.get_current_time().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    }
+
+    pub(super) fn worker(&self) -> &SharedWorker {
+        &self.worker
     }
 }
 
 impl Context for Root {
     fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
+        if self.polling == Some(token) {
+            self.polling = None;
+            self.on_bundle_response(num_headers, body_size);
+            return;
+        }
         let Some((expected, call)) = self.shipping.take() else { return };
         if expected != token {
+            self.shipping = Some((expected, call));
             return;
         }
         let answer = read_answer(self, num_headers, body_size);
@@ -76,13 +100,26 @@ impl RootContext for Root {
                 return false;
             }
         };
-        let flush = Duration::from_millis(config.decision_log.flush_ms);
+        self.flush_ms = config.decision_log.flush_ms;
+        let poll = config.policy.bundle.as_ref().and_then(|b| b.poll.clone());
         let warn = Box::new(|m: &str| log(LogLevel::Warn, &format!("airlock: {m}")));
         match Worker::new(config, Box::new(HostMetrics::define()), warn) {
             Ok(w) => {
-                log(LogLevel::Info, &format!("airlock: configured, policy revision `{}`", w.config.policy.revision));
+                log(LogLevel::Info, &format!("airlock: configured, policy revision `{}`", w.policy_revision()));
                 *self.worker.borrow_mut() = Some(w);
-                self.set_tick_period(flush);
+                self.next_flush_ms = self.now_ms().saturating_add(self.flush_ms);
+                let tick = match &poll {
+                    Some(_) => self.flush_ms.min(POLL_TICK_MS),
+                    None => self.flush_ms,
+                };
+                self.set_tick_period(Duration::from_millis(tick));
+                // A poll still in flight belongs to the previous configuration: its
+                // answer is dropped, not verified against the new keys.
+                self.polling = None;
+                self.poller = poll.map(Poller::new);
+                // Poll at once rather than a tick later: until the first bundle
+                // arrives, a worker without an inline bundle denies everything.
+                self.poll_if_due();
                 true
             }
             Err(e) => {
@@ -93,9 +130,31 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        self.poll_if_due();
+        self.ship_if_due();
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Http::new(self.worker.clone())))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+impl Root {
+    fn ship_if_due(&mut self) {
         if self.shipping.is_some() {
             return;
         }
+        let now_ms = self.now_ms();
+        // Without polling the tick period is the flush interval, so every tick ships;
+        // with it, ticks come more often and half a tick of slack absorbs timer jitter.
+        if self.poller.is_some() && now_ms.saturating_add(POLL_TICK_MS / 2) < self.next_flush_ms {
+            return;
+        }
+        self.next_flush_ms = now_ms.saturating_add(self.flush_ms);
         let now_s = self.now_s();
         let mut slot = self.worker.borrow_mut();
         let Some(w) = slot.as_mut() else { return };
@@ -120,13 +179,5 @@ impl RootContext for Root {
                 log(LogLevel::Warn, &format!("airlock: cannot ship decision log: {e:?}"));
             }
         }
-    }
-
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Http::new(self.worker.clone())))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
     }
 }

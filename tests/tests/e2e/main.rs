@@ -8,6 +8,7 @@
 mod e2e_support;
 
 mod adversarial;
+mod bundle_swap;
 mod egress_tls;
 mod envoy_configs;
 mod flow;

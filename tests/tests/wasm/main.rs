@@ -9,6 +9,7 @@
 mod wasm_support;
 
 mod adversarial;
+mod bundle;
 mod flow;
 mod host_selftest;
 mod host_wat;
