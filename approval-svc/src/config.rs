@@ -38,15 +38,27 @@ pub struct Config {
     /// Credential profiles by name.
     #[serde(default)]
     pub credentials: BTreeMap<String, CredentialConfig>,
-    /// Microsoft Teams bot (`docs/channels.md`).
+    /// Microsoft Teams bot (`docs/channels/teams.md`).
     #[serde(default)]
     pub teams: Option<crate::channels::teams::TeamsConfig>,
-    /// Slack app (`docs/channels.md`).
+    /// Slack app (`docs/channels/slack.md`).
     #[serde(default)]
     pub slack: Option<crate::channels::slack::SlackConfig>,
-    /// Signed webhooks (`docs/channels.md`).
+    /// Signed webhooks (`docs/channels/webhook.md`).
     #[serde(default)]
     pub webhooks: Vec<crate::channels::webhook::WebhookConfig>,
+    /// Policy bundles served to polling gateways (`docs/bundles.md`).
+    #[serde(default)]
+    pub bundles: BundlesConfig,
+}
+
+/// `[bundles]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundlesConfig {
+    /// Directory whose `*.tar.gz` files `GET /v1/bundles/{name}` serves; unset: off.
+    #[serde(default)]
+    pub directory: Option<PathBuf>,
 }
 
 fn default_listen() -> String {

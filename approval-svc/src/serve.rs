@@ -60,6 +60,7 @@ pub fn build_state(config: &Config) -> anyhow::Result<AppState> {
         metrics: Metrics::default(),
         guards: crate::api::GatewayGuards::new(config.gateway.max_concurrent_holds),
         channels,
+        bundles_dir: config.bundles.directory.clone(),
     }))
 }
 

@@ -5,5 +5,6 @@
 //! - [`e2e`]: real Envoy, local upstreams and a fake approval service.
 
 pub mod e2e;
+pub mod fakes;
 pub mod host;
 pub mod wasm;

@@ -1,6 +1,7 @@
 //! The HTTP API: `app(state)` builds the router; handlers live with their audience
 //! (gateway, reviewer, ops).
 
+pub mod bundles;
 mod gateway;
 pub mod ops;
 pub mod problem;
@@ -47,6 +48,8 @@ pub struct State {
     pub guards: GatewayGuards,
     /// Teams, Slack and webhooks (none when not configured).
     pub channels: crate::channels::Channels,
+    /// Where `GET /v1/bundles/{name}` serves policy bundles from (off when `None`).
+    pub bundles_dir: Option<std::path::PathBuf>,
 }
 
 /// Most long-polls held open at once by default; further creates answer at once.
@@ -145,12 +148,20 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/openapi.json"),
 ];
 
+/// Chat callback endpoints, as documented in `src/openapi.json`; each answers 404 while
+/// its channel is not configured.
+pub const CHAT_ROUTES: &[(&str, &str)] = &[("post", "/teams/messages"), ("post", "/slack/interactivity")];
+
+/// Routes that answer 404 until configured (`[bundles] directory`).
+pub const OPTIONAL_ROUTES: &[(&str, &str)] = &[("get", "/v1/bundles/{name}")];
+
 /// The whole API.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(gateway::router(state.clone()))
         .merge(reviewer::router())
         .merge(ops::router())
+        .merge(bundles::router())
         .merge(crate::channels::teams::router())
         .merge(crate::channels::slack::router())
         .fallback(|| async { ApiError::NotFound })

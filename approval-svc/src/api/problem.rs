@@ -101,14 +101,34 @@ impl IntoResponse for ApiError {
             ApiError::Internal(d) | ApiError::Unavailable(d) => tracing::error!(error = %d, kind, "request failed"),
             _ => tracing::debug!(kind, "request refused"),
         }
-        let body = json!({
-            "type": format!("urn:airlock:problem:{kind}"),
-            "title": title,
-            "status": status.as_u16(),
-            "detail": detail,
-        });
-        (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+        problem_response(status, kind, title, &detail)
     }
+}
+
+/// An RFC 9457 problem+json answer of `urn:airlock:problem:<kind>`.
+pub fn problem_response(status: StatusCode, kind: &str, title: &str, detail: &str) -> Response {
+    let body = json!({
+        "type": format!("urn:airlock:problem:{kind}"),
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+}
+
+/// A problem+json answer whose kind follows from `status` alone (endpoints called by
+/// other services, e.g. chat callbacks, whose refusals need no finer kinds).
+pub fn status_problem(status: StatusCode, detail: &str) -> Response {
+    let kind = match status {
+        StatusCode::BAD_REQUEST => "bad-request",
+        StatusCode::UNAUTHORIZED => "unauthenticated",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not-found",
+        StatusCode::PAYLOAD_TOO_LARGE => "too-large",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        _ => "internal",
+    };
+    problem_response(status, kind, status.canonical_reason().unwrap_or("Error"), detail)
 }
 
 impl From<StoreError> for ApiError {

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use super::{views, ApiError, AppState};
 use crate::auth::reviewer::AuthError;
 use crate::lifecycle::{may_review, ReviewRefusal, Reviewer, Status, Vote};
+use crate::store::ReviewNote;
 use crate::time::now_ms;
 
 pub fn router() -> Router<AppState> {
@@ -128,7 +129,8 @@ async fn review(
         Err(ReviewRefusal::NotAnApprover) => return Err(ApiError::NotAnApprover),
     }
     let comment = body.comment;
-    let decided = state.blocking(true, move |s| s.review(&id, &reviewer, vote, comment, "api", &Value::Null, now_ms())).await??;
+    let decided =
+        state.blocking(true, move |s| s.review(&id, &reviewer, vote, ReviewNote::api(comment), now_ms())).await??;
     if decided.status != Status::Pending {
         state.metrics.outcome(decided.status.as_str());
     }

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::api::AppState;
 use crate::lifecycle::{may_review, ReviewRefusal, Reviewer, Status, Vote};
-use crate::store::{Approval, ReviewError};
+use crate::store::{Approval, ReviewError, ReviewNote};
 use crate::time::now_ms;
 
 /// A decision taken in a chat channel, after the channel verified the callback.
@@ -87,7 +87,9 @@ pub async fn decide(state: &AppState, review: ChannelReview) -> Result<Approval,
     }
     let ChannelReview { approval_id, vote, comment, reviewer, channel, evidence } = review;
     let decided = state
-        .blocking(true, move |s| s.review(&approval_id, &reviewer, vote, comment, channel, &evidence, now_ms()))
+        .blocking(true, move |s| {
+            s.review(&approval_id, &reviewer, vote, ReviewNote { comment, channel: channel.into(), evidence }, now_ms())
+        })
         .await
         .map_err(|e| Refusal::Store(e.to_string()))??;
     if decided.status != Status::Pending {

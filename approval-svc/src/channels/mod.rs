@@ -64,7 +64,10 @@ pub struct Channels {
 
 impl Channels {
     /// Builds every configured channel (reading its secrets); none configured is fine.
-    pub fn from_config(config: &crate::config::Config, store: Arc<dyn crate::store::Store>) -> anyhow::Result<Channels> {
+    pub fn from_config(
+        config: &crate::config::Config,
+        store: Arc<dyn crate::store::Store>,
+    ) -> anyhow::Result<Channels> {
         let mut channels = Channels::default();
         if let Some(c) = &config.teams {
             let teams = Arc::new(teams::Teams::new(c, store.clone())?);

@@ -70,6 +70,25 @@ pub struct NewApproval {
     pub create: Value,
 }
 
+/// What comes with a vote: the reviewer's comment, the channel it came through and the
+/// channel's evidence of the verified callback (recorded in the review's audit record).
+#[derive(Clone, Debug, Default)]
+pub struct ReviewNote {
+    /// Reviewer's comment.
+    pub comment: Option<String>,
+    /// `api`, `teams`, `slack`, ...
+    pub channel: String,
+    /// Activity / action id, body hash, key id, ... (`Null` for the API).
+    pub evidence: Value,
+}
+
+impl ReviewNote {
+    /// A vote through the reviewer API.
+    pub fn api(comment: Option<String>) -> ReviewNote {
+        ReviewNote { comment, channel: "api".into(), evidence: Value::Null }
+    }
+}
+
 /// One review.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReviewRecord {
@@ -253,9 +272,7 @@ pub trait Store: Send + Sync {
         id: &str,
         reviewer: &Reviewer,
         vote: Vote,
-        comment: Option<String>,
-        channel: &str,
-        evidence: &Value,
+        note: ReviewNote,
         now_ms: i64,
     ) -> Result<Approval, ReviewError>;
     /// Consumes an approved approval for one use.

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::writer::{Sealing, Tx, WriterHandle};
 use super::{
     Approval, CreateOutcome, NewApproval, NotificationOutcome, OutboxItem, RedeemRefusal, RedeemRequest, ReviewError,
-    ReviewRecord, Store, StoreError,
+    ReviewNote, ReviewRecord, Store, StoreError,
 };
 use crate::lifecycle::{self, due_transition, forbidden_identities, Reuse, Reviewer, Status, Tally, Vote};
 
@@ -255,11 +255,10 @@ fn review(
     id: &str,
     reviewer: &Reviewer,
     vote: Vote,
-    comment: Option<String>,
-    channel: &str,
-    evidence: &Value,
+    note: &ReviewNote,
     now_ms: i64,
 ) -> Result<Approval, ReviewError> {
+    let ReviewNote { comment, channel, evidence } = note;
     let a = load(tx.conn, id)?.ok_or(ReviewError::NotFound)?;
     if let Some(next) = expire_if_due(tx, &a, now_ms)? {
         return Err(if next == Status::Expired { ReviewError::Expired } else { ReviewError::AlreadyDecided(next) });
@@ -474,17 +473,14 @@ impl Store for SqliteStore {
         id: &str,
         reviewer: &Reviewer,
         vote: Vote,
-        comment: Option<String>,
-        channel: &str,
-        evidence: &Value,
+        note: ReviewNote,
         now_ms: i64,
     ) -> Result<Approval, ReviewError> {
-        let (id, reviewer, channel, evidence) =
-            (id.to_string(), reviewer.clone(), channel.to_string(), evidence.clone());
+        let (id, reviewer) = (id.to_string(), reviewer.clone());
         self.writer.submit(move |tx| {
             // Refusals are answers, not failures: keep them out of the Err path so the
             // savepoint is not rolled back for nothing.
-            match review(tx, &id, &reviewer, vote, comment, &channel, &evidence, now_ms) {
+            match review(tx, &id, &reviewer, vote, &note, now_ms) {
                 Ok(a) => Ok(Ok(a)),
                 Err(ReviewError::Store(e)) => Err(e),
                 Err(refusal) => Ok(Err(refusal)),

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::*;
 use crate::audit::verify::verify_database;
@@ -74,7 +74,7 @@ fn create_or_find_dedups_while_live_and_renews_after_deny() {
         store.create_or_find(new("apr_3", "b", 1, Reuse::Once), Some("apr_1".into()), NOW).unwrap(),
         CreateOutcome::Mismatch
     ));
-    store.review("apr_1", &reviewer("bob", &[]), Vote::Deny, Some("no".into()), "api", &Value::Null, NOW).unwrap();
+    store.review("apr_1", &reviewer("bob", &[]), Vote::Deny, ReviewNote::api(Some("no".into())), NOW).unwrap();
     let again = created(&store, new("apr_4", "a", 1, Reuse::Once));
     assert_eq!(again.id, "apr_4");
 }
@@ -91,7 +91,7 @@ fn concurrent_approve_and_deny_have_one_winner() {
                 std::thread::spawn(move || {
                     let vote = if (i + round) % 2 == 0 { Vote::Approve } else { Vote::Deny };
                     store
-                        .review("apr_r", &reviewer(&format!("r{i}"), &[]), vote, None, "api", &Value::Null, NOW)
+                        .review("apr_r", &reviewer(&format!("r{i}"), &[]), vote, ReviewNote::api(None), NOW)
                         .map(|a| a.status)
                 })
             })
@@ -111,7 +111,7 @@ fn double_redeem_has_one_winner() {
     let dir = tempfile::tempdir().unwrap();
     let (store, path) = open(&dir);
     created(&store, new("apr_d", "d", 1, Reuse::Once));
-    store.review("apr_d", &reviewer("bob", &[]), Vote::Approve, None, "api", &Value::Null, NOW).unwrap();
+    store.review("apr_d", &reviewer("bob", &[]), Vote::Approve, ReviewNote::api(None), NOW).unwrap();
     let results: Vec<_> = (0..8)
         .map(|_| {
             let store = store.clone();
@@ -132,7 +132,7 @@ fn reuse_window_allows_repeats_until_it_closes() {
     let (store, _) = open(&dir);
     created(&store, new("apr_w", "f", 1, Reuse::Window(Duration::from_secs(600))));
     assert_eq!(store.redeem(redeem_req("apr_w", "f"), NOW).unwrap().unwrap_err(), RedeemRefusal::NotApproved);
-    store.review("apr_w", &reviewer("bob", &[]), Vote::Approve, None, "api", &Value::Null, NOW).unwrap();
+    store.review("apr_w", &reviewer("bob", &[]), Vote::Approve, ReviewNote::api(None), NOW).unwrap();
     for _ in 0..3 {
         assert!(store.redeem(redeem_req("apr_w", "f"), NOW + 1000).unwrap().is_ok());
     }
@@ -151,7 +151,7 @@ fn separation_of_duties_is_refused_for_owner_alias_and_acts_for() {
         reviewer("carol@corp.example", &[]),
         reviewer("spiffe://corp/agent/bot", &[]),
     ] {
-        let r = store.review("apr_s", &who, Vote::Approve, None, "api", &Value::Null, NOW);
+        let r = store.review("apr_s", &who, Vote::Approve, ReviewNote::api(None), NOW);
         assert!(matches!(r, Err(ReviewError::SeparationOfDuties)), "{who:?}: {r:?}");
     }
     // The store refuses it even when the application does not check.
@@ -169,13 +169,13 @@ fn quorum_counts_distinct_humans_and_refuses_duplicate_votes() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = open(&dir);
     created(&store, new("apr_q", "a", 2, Reuse::Once));
-    let a = store.review("apr_q", &reviewer("bob", &[]), Vote::Approve, None, "api", &Value::Null, NOW).unwrap();
+    let a = store.review("apr_q", &reviewer("bob", &[]), Vote::Approve, ReviewNote::api(None), NOW).unwrap();
     assert_eq!(a.status, Status::Pending);
     assert!(matches!(
-        store.review("apr_q", &reviewer("BOB", &[]), Vote::Approve, None, "api", &Value::Null, NOW),
+        store.review("apr_q", &reviewer("BOB", &[]), Vote::Approve, ReviewNote::api(None), NOW),
         Err(ReviewError::DuplicateVote)
     ));
-    let a = store.review("apr_q", &reviewer("dave", &[]), Vote::Approve, None, "api", &Value::Null, NOW).unwrap();
+    let a = store.review("apr_q", &reviewer("dave", &[]), Vote::Approve, ReviewNote::api(None), NOW).unwrap();
     assert_eq!(a.status, Status::Approved);
     assert_eq!(a.approvers(), vec!["bob".to_string(), "dave".to_string()]);
 }
@@ -187,7 +187,7 @@ fn expiry_on_read_and_approve_versus_expire() {
     created(&store, new("apr_e", "a", 1, Reuse::Once));
     let later = NOW + 60_000;
     assert!(matches!(
-        store.review("apr_e", &reviewer("bob", &[]), Vote::Approve, None, "api", &Value::Null, later),
+        store.review("apr_e", &reviewer("bob", &[]), Vote::Approve, ReviewNote::api(None), later),
         Err(ReviewError::Expired)
     ));
     assert_eq!(store.get("apr_e", later).unwrap().unwrap().status, Status::Expired);
@@ -261,22 +261,19 @@ fn one_human_under_two_names_counts_once_towards_quorum() {
     // Bob by API key, then Bob by an OIDC login whose id claim differs but whose `sub`
     // is one of his configured aliases.
     store
-        .review("apr_q", &reviewer("bob@corp.example", &["OID-BOB"]), Vote::Approve, None, "api", &Value::Null, NOW)
+        .review("apr_q", &reviewer("bob@corp.example", &["OID-BOB"]), Vote::Approve, ReviewNote::api(None), NOW)
         .unwrap();
     let again = store.review(
         "apr_q",
         &reviewer("robert@corp.example", &["oid-bob"]),
         Vote::Approve,
-        None,
-        "api",
-        &Value::Null,
+        ReviewNote::api(None),
         NOW,
     );
     assert!(matches!(again, Err(ReviewError::DuplicateVote)), "{again:?}");
     assert_eq!(store.get("apr_q", NOW).unwrap().unwrap().status, Status::Pending);
-    let dave = store
-        .review("apr_q", &reviewer("dave@corp.example", &[]), Vote::Approve, None, "api", &Value::Null, NOW)
-        .unwrap();
+    let dave =
+        store.review("apr_q", &reviewer("dave@corp.example", &[]), Vote::Approve, ReviewNote::api(None), NOW).unwrap();
     assert_eq!(dave.status, Status::Approved);
 }
 
@@ -296,6 +293,6 @@ fn an_agent_cannot_have_more_pending_approvals_than_the_limit() {
         store.create_or_find(new("apr_x", "a", 1, Reuse::Once), None, NOW).unwrap(),
         CreateOutcome::Found(_)
     ));
-    store.review("apr_l1", &reviewer("bob", &[]), Vote::Deny, None, "api", &Value::Null, NOW).unwrap();
+    store.review("apr_l1", &reviewer("bob", &[]), Vote::Deny, ReviewNote::api(None), NOW).unwrap();
     created(&store, new("apr_l3", "c", 1, Reuse::Once));
 }

@@ -297,7 +297,23 @@ async fn ops_endpoints_and_every_route_is_documented() {
         let a = reviewer(&s.router, &method.to_uppercase(), &concrete, None, None).await;
         assert_ne!(a.status, 404, "{method} {path} is not routed");
     }
+    // Chat callbacks are documented and routed, and say so when their channel is off.
+    for (method, path) in airlock_approval_svc::api::CHAT_ROUTES {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path} is not documented");
+        let a = reviewer(&s.router, &method.to_uppercase(), path, None, Some(json!({}))).await;
+        assert_eq!(a.status, 404, "{method} {path} answers while its channel is not configured");
+        assert_eq!(a.json()["type"], "urn:airlock:problem:not-found", "{method} {path}");
+    }
+    for (method, path) in airlock_approval_svc::api::OPTIONAL_ROUTES {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path} is not documented");
+    }
     let documented: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
-    assert_eq!(documented, airlock_approval_svc::api::ROUTES.len(), "documented paths that are not routed");
+    assert_eq!(
+        documented,
+        airlock_approval_svc::api::ROUTES.len()
+            + airlock_approval_svc::api::CHAT_ROUTES.len()
+            + airlock_approval_svc::api::OPTIONAL_ROUTES.len(),
+        "documented paths that are not routed"
+    );
     assert_eq!(reviewer(&s.router, "GET", "/nope", None, None).await.status, 404);
 }

@@ -7,6 +7,7 @@ mod support;
 
 mod api;
 mod bundle_cli;
+mod bundle_serving;
 mod cli;
 mod cli_policy;
 mod http_minter;

@@ -573,6 +573,8 @@ fn main() -> anyhow::Result<()> {
         &ServiceOptions {
             reviewers: vec![Reviewer::new("bob@corp.example", &["data-owners"])],
             credentials: vec!["export-api".into()],
+            // The pending-latency run creates hundreds of approvals for one agent.
+            max_pending_per_agent: Some(100_000),
             ..ServiceOptions::default()
         },
     )?;

@@ -10,18 +10,36 @@
 //! tests use (`tests/src/e2e/service.rs`), its SQLite database and audit trail in
 //! `target/airlock-demo/`. The reviewer approves with the `airlock` CLI: the demo prints
 //! the command line and runs it, then verifies the audit trail with `airlock audit verify`.
+//!
+//! The service also runs its Microsoft Teams channel (`[teams]`), pointed at LOCAL
+//! STAND-INS for Microsoft's services (`airlock_tests::fakes::teams`: the Bot Framework
+//! token issuer and its keys, the Entra token endpoint, the Bot Connector), because a demo
+//! machine has no internet and no bot registration. The evaluator sees the Adaptive Card
+//! the service posts for a pending export, a second export approved by a verified Teams
+//! click (the agent's owner clicking is refused first), every copy of the card updated,
+//! and the agent's retry succeeding with the minted credential.
 
 use airlock_tests::e2e::client::{Request, Response};
 use airlock_tests::e2e::gateway::{filter_module, test_vars, Gateway};
 use airlock_tests::e2e::plugin::{plugin_config, PluginOptions, IDENTITY_HEADER};
 use airlock_tests::e2e::service::{self, AirlockService, Reviewer, ServiceOptions};
 use airlock_tests::e2e::upstream::RecordingUpstream;
+use airlock_tests::fakes::teams::{self as teams, TeamsFakes, TeamsUser, TokenSpec, CHANNEL_CONVERSATION};
 use anyhow::Context;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 const AGENT: &str = "spiffe://corp/agent/report-bot";
 const REVIEWER: &str = "bob@corp.example";
+/// The agent's owner (also a data owner, so only separation of duties stops her).
+const OWNER: &str = "alice@corp.example";
+/// Entra object ids of bob and alice: how Teams names them in a click (`aadObjectId`); the
+/// reviewer directory lists them as aliases.
+const BOB_OID: &str = "00000000-0000-0000-0000-0000000000b0";
+const ALICE_OID: &str = "00000000-0000-0000-0000-0000000000a1";
+/// How long the service's outbox may take to post or update a card (it polls every
+/// 200 ms; retries start at 0.5 s).
+const DELIVERY: Duration = Duration::from_secs(10);
 
 struct Timeline {
     start: Instant,
@@ -70,22 +88,178 @@ fn agent_call(method: &str, host: &str, path: &str, body: Option<serde_json::Val
     r.header("host", host).header(IDENTITY_HEADER, AGENT).header("authorization", "Bearer agent-own-token")
 }
 
+/// The Teams side of the demo: the local stand-ins and the two people who click.
+struct TeamsSide {
+    fakes: TeamsFakes,
+    bob: TeamsUser,
+    alice: TeamsUser,
+}
+
+impl TeamsSide {
+    fn start() -> anyhow::Result<TeamsSide> {
+        let fakes = TeamsFakes::start(3600).context("starting the local Teams stand-ins")?;
+        let (bob, alice) = (TeamsUser::new("29:bob", BOB_OID, REVIEWER), TeamsUser::new("29:alice", ALICE_OID, OWNER));
+        // The Bot Connector answers member-profile lookups for them (the service confirms
+        // every clicker's tenant and object id there before it counts a click).
+        for user in [&bob, &alice] {
+            fakes.connector.set_member(&user.id, user.profile());
+        }
+        Ok(TeamsSide { fakes, bob, alice })
+    }
+
+    /// Waits (bounded) for the service to post `id`'s card; answers the posted card.
+    fn posted_card(&self, id: &str) -> anyhow::Result<Value> {
+        let posts = self.fakes.connector.wait_cards("POST", id, DELIVERY, |c| c.iter().any(|p| p.status == 201));
+        let post = posts.iter().find(|p| p.status == 201).with_context(|| {
+            format!("the service posted no Teams card for {id} within {DELIVERY:?} (connector saw {posts:?})")
+        })?;
+        Ok(post.card())
+    }
+
+    /// Waits (bounded) for an update of `id`'s card whose status line contains `needle`;
+    /// answers that status line.
+    fn updated_status(&self, id: &str, needle: &str) -> anyhow::Result<String> {
+        let has = |c: &teams::ConnectorCall| c.status == 200 && status_line(&c.card()).contains(needle);
+        let puts = self.fakes.connector.wait_cards("PUT", id, DELIVERY, |c| c.iter().any(has));
+        let put = puts.iter().find(|c| has(c)).with_context(|| {
+            format!("no Teams card update of {id} saying {needle:?} within {DELIVERY:?} (connector saw {puts:?})")
+        })?;
+        Ok(status_line(&put.card()))
+    }
+
+    /// A click on `verb` by `user`, sent to the service's messaging endpoint the way Teams
+    /// sends it: an `adaptiveCard/action` invoke with a Bot Framework JWT, here signed by the
+    /// local stand-in issuer. Answers the activity id and the invoke response.
+    fn click(&self, svc: &AirlockService, user: &TeamsUser, id: &str, verb: &str) -> anyhow::Result<(String, Value)> {
+        let service_url = self.fakes.connector.service_url();
+        let activity = teams::invoke(&service_url, user, id, verb, None);
+        let token = teams::mint(&TokenSpec::valid(&service_url))?;
+        let resp = Request::new("POST", "/teams/messages")
+            .header("host", &format!("127.0.0.1:{}", svc.port()))
+            .header("content-type", "application/json")
+            .header("authorization", &format!("Bearer {token}"))
+            .timeout(Duration::from_secs(15))
+            .body(activity.to_string().into_bytes())
+            .send(svc.addr())?;
+        if resp.status != 200 {
+            anyhow::bail!("POST /teams/messages answered {}: {}", resp.status, resp.text());
+        }
+        Ok((activity["id"].as_str().unwrap_or_default().to_string(), resp.json()?))
+    }
+}
+
+/// The card's status line (`Status: pending (0/1 approvals)`, `Status: approved by …`).
+fn status_line(card: &Value) -> String {
+    card["body"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["text"].as_str())
+        .find(|t| t.starts_with("Status:"))
+        .unwrap_or("Status: ?")
+        .to_string()
+}
+
+/// A short summary of an Adaptive Card: title, status, reason, risk, agent/owner, the
+/// redacted body and the buttons.
+fn card_summary(card: &Value) -> Vec<String> {
+    let blocks: Vec<&Value> = card["body"].as_array().map(|b| b.iter().collect()).unwrap_or_default();
+    let fact = |title: &str| {
+        blocks
+            .iter()
+            .filter_map(|b| b["facts"].as_array())
+            .flatten()
+            .find(|f| f["title"] == title)
+            .and_then(|f| f["value"].as_str())
+            .unwrap_or("?")
+            .to_string()
+    };
+    let body = blocks
+        .iter()
+        .filter_map(|b| b["inlines"].as_array())
+        .flatten()
+        .find_map(|i| i["text"].as_str())
+        .map(|t| serde_json::from_str::<Value>(t).map_or_else(|_| t.to_string(), |v| v.to_string()))
+        .unwrap_or_else(|| "(none)".into());
+    let buttons: Vec<String> = card["actions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            format!(
+                "[{}] ({} verb {})",
+                a["title"].as_str().unwrap_or("?"),
+                a["type"].as_str().unwrap_or("?"),
+                a["verb"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    vec![
+        blocks.first().and_then(|b| b["text"].as_str()).unwrap_or("?").to_string(),
+        status_line(card),
+        format!("reason \"{}\", risk {}", fact("Reason"), fact("Risk")),
+        format!("agent {}, owner {}", fact("Agent"), fact("Owner")),
+        format!("request body (redacted by the gateway): {body}"),
+        format!("buttons: {}", if buttons.is_empty() { "none".to_string() } else { buttons.join("  ") }),
+    ]
+}
+
+/// The first value under key `key` anywhere in `v` (audit records nest their event).
+fn find_key<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    match v {
+        Value::Object(o) => o.get(key).or_else(|| o.values().find_map(|x| find_key(x, key))),
+        Value::Array(a) => a.iter().find_map(|x| find_key(x, key)),
+        _ => None,
+    }
+}
+
+/// `sub`, `aud`, approvers and lifetime of the minted credential on an upstream request
+/// (its signature checked with the credential profile's secret, as the upstream would).
+fn credential_summary(authorization: Option<&str>) -> String {
+    let Some(token) = authorization.and_then(|a| a.strip_prefix("Bearer ")) else {
+        return format!("authorization `{}`", authorization.unwrap_or("none"));
+    };
+    match service::verify_jwt_hs256(token, &service::credential_keys()) {
+        Ok(c) => format!(
+            "a minted JWT (HS256, signature verified): sub {}, aud {}, approved by {}, valid {}s",
+            c["sub"].as_str().unwrap_or("?"),
+            c["aud"],
+            c["act"]["approvers"],
+            c["exp"].as_i64().unwrap_or(0) - c["iat"].as_i64().unwrap_or(0)
+        ),
+        Err(e) => format!("a credential that does not verify: {e:#}"),
+    }
+}
+
+/// The `[teams]` section for a real bot registration (docs/channels/teams.md).
+const TEAMS_SNIPPET: &str = r#"  [teams]
+  app_id = "<Entra application (client) id of the bot>"
+  tenant_id = "<your directory (tenant) id>"
+  secret_env = "AIRLOCK_TEAMS_APP_PASSWORD"   # the app's client secret, never in the file
+  # Azure Bot resource → messaging endpoint: https://<airlock host>/teams/messages
+  # conversations are learnt when the app is installed in a team or chat; or list them:
+  # conversations = [{ service_url = "https://smba.trafficmanager.net/emea/", conversation_id = "19:…@thread.tacv2" }]"#;
+
 fn main() -> anyhow::Result<()> {
     let stay = std::env::args().any(|a| a == "--stay");
     let tl = Timeline { start: Instant::now() };
     println!("Airlock demo — agent calls through Envoy, decided by Rego in the gateway\n");
 
     let upstream = RecordingUpstream::http("sample-upstream")?;
+    let teams = TeamsSide::start()?;
     let state = airlock_tests::wasm::workspace_root().join("target").join("airlock-demo");
     let mut service = AirlockService::start(
         "demo",
         &ServiceOptions {
             reviewers: vec![
-                Reviewer::new(REVIEWER, &["data-owners"]),
-                Reviewer::new("alice@corp.example", &["data-owners"]),
+                Reviewer::new(REVIEWER, &["data-owners"]).alias(BOB_OID),
+                Reviewer::new(OWNER, &["data-owners"]).alias(ALICE_OID),
             ],
             credentials: vec!["export-api".into()],
             state_dir: Some(state),
+            // `[teams]` pointing at the local stand-ins, and the bot's (fake) client secret.
+            extra_toml: teams.fakes.toml(),
+            extra_env: teams.fakes.env(),
             ..ServiceOptions::default()
         },
     )?;
@@ -112,6 +286,17 @@ fn main() -> anyhow::Result<()> {
             upstream.port(),
             service.url(),
             service.database().display()
+        ),
+    );
+    tl.say(
+        "setup",
+        &format!(
+            "Microsoft Teams is played by LOCAL STAND-INS for Microsoft's services (this machine has no \
+             internet):\n           Bot Framework token issuer {}, Entra token endpoint {}, Bot Connector {};\n           \
+             the service's [teams] points at them and posts cards to conversation {CHANNEL_CONVERSATION}",
+            teams.fakes.botframework.metadata_url(),
+            teams.fakes.entra.token_url(),
+            teams.fakes.connector.service_url()
         ),
     );
     println!();
@@ -166,6 +351,12 @@ fn main() -> anyhow::Result<()> {
         Err(e) => tl.say("reviewer", &format!("could not show {approval_id}: {e:#}")),
     }
 
+    let card = teams.posted_card(&approval_id)?;
+    tl.say("teams", &format!("the service posted an Adaptive Card for {approval_id} to {CHANNEL_CONVERSATION}:"));
+    for line in card_summary(&card) {
+        println!("           | {line}");
+    }
+
     tl.say("agent", "retries the identical request before anyone decided");
     tl.answer(&gw.send(&agent_call("POST", "api.example.com", "/v1/exports", Some(export.clone())))?);
     let pending = service.list(Some("pending"), &reviewer_key)?.len();
@@ -199,6 +390,8 @@ fn main() -> anyhow::Result<()> {
     if !out.success() {
         anyhow::bail!("the reviewer's CLI approve failed: {out}");
     }
+    let status = teams.updated_status(&approval_id, "approved by")?;
+    tl.say("teams", &format!("the posted card was updated in place: \"{status}\", buttons removed"));
 
     tl.say("agent", "retries with a different body (a bigger export) on the same approval");
     let mut bigger = export.clone();
@@ -221,6 +414,73 @@ fn main() -> anyhow::Result<()> {
 
     tl.say("agent", "replays the same request once more");
     tl.answer(&gw.send(&agent_call("POST", "api.example.com", "/v1/exports", Some(export)))?);
+
+    // The second action is decided in Teams.
+    println!();
+    let report = json!({"report": "revenue-2026-10", "format": "pdf",
+                        "destination": {"bucket": "s3://finance-share", "credentials": "AKIA-OTHER-SECRET"}});
+    let report_call = || agent_call("POST", "api.example.com", "/v1/reports/export", Some(report.clone()));
+    tl.say("agent", "POST https://api.example.com/v1/reports/export  (monthly revenue report to the finance share)");
+    let first = gw.send(&report_call())?;
+    tl.answer(&first);
+    let report_id = first.json()?["approval_id"].as_str().unwrap_or_default().to_string();
+    let card = teams.posted_card(&report_id)?;
+    let summary = card_summary(&card);
+    tl.say("teams", &format!("card posted for {report_id}: {} — {}", summary[0], summary[1]));
+    println!("           | {}", summary[4]);
+
+    let (_, answer) = teams.click(&service, &teams.alice, &report_id, "approve")?;
+    let after = service.show(&report_id, &reviewer_key)?;
+    if answer["type"] != "application/vnd.microsoft.activity.message" || service::status_of(&after) != Some("pending") {
+        anyhow::bail!("the owner's click was not refused: {answer}; the approval: {after}");
+    }
+    tl.say(
+        "teams",
+        &format!(
+            "{OWNER} (the agent's owner) clicks Approve → refused, still pending: \"{}\"",
+            answer["value"].as_str().unwrap_or("?")
+        ),
+    );
+
+    let (activity_id, answer) = teams.click(&service, &teams.bob, &report_id, "approve")?;
+    tl.say(
+        "teams",
+        &format!(
+            "{REVIEWER} clicks Approve → POST /teams/messages, invoke adaptiveCard/action {activity_id}, \
+             Bot Framework JWT (RS256, kid test-key-1) from the local stand-in issuer"
+        ),
+    );
+    if answer["type"] != "application/vnd.microsoft.card.adaptive" {
+        anyhow::bail!("the reviewer's Teams click was not counted: {answer}");
+    }
+    tl.say(
+        "service",
+        &format!(
+            "verified the token (signature, iss, aud, serviceurl, endorsement), the tenant and bob's Teams \
+             profile; answered the refreshed card: \"{}\"",
+            status_line(&answer["value"])
+        ),
+    );
+    let status = teams.updated_status(&report_id, "approved by")?;
+    tl.say("teams", &format!("the posted card was updated: \"{status}\""));
+
+    tl.say("agent", "retries the identical report export");
+    let resp = gw.send(&report_call())?;
+    tl.answer(&resp);
+    if !resp.is_success() {
+        anyhow::bail!("the retry after the Teams approval was refused: {} {}", resp.status, resp.text());
+    }
+    if let Some(last) = upstream.requests().last() {
+        tl.say(
+            "upstream",
+            &format!(
+                "received {} {} with {}",
+                last.method,
+                last.path,
+                credential_summary(last.header("authorization"))
+            ),
+        );
+    }
 
     std::thread::sleep(Duration::from_millis(1200));
     let records = service.audit_export()?;
@@ -249,6 +509,21 @@ fn main() -> anyhow::Result<()> {
         }
     }
     tl.say("service", &format!("audit records by kind: {kinds:?}"));
+    if let Some(review) = records.iter().find(|r| {
+        service::kind_of(r) == Some("review") && find_key(r, "channel").and_then(Value::as_str) == Some("teams")
+    }) {
+        let ev = find_key(review, "evidence").cloned().unwrap_or(Value::Null);
+        tl.say(
+            "service",
+            &format!(
+                "the Teams review's evidence: activity {}, kid {}, tenant {}, body sha256 {}",
+                ev["activity_id"].as_str().unwrap_or("?"),
+                ev["kid"].as_str().unwrap_or("?"),
+                ev["tenant"].as_str().unwrap_or("?"),
+                ev["body_sha256"].as_str().unwrap_or("?")
+            ),
+        );
+    }
     let stats = gw.envoy.stats("wasmcustom")?;
     println!();
     tl.say("gateway", "Envoy stats:");
@@ -278,6 +553,12 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("audit verify failed: {verify}");
     }
     println!("Service logs: {} and {}", service.log_paths().0.display(), service.log_paths().1.display());
+
+    println!(
+        "\nReviewer channels, for real: docs/channels/teams.md (Teams bot registration, the checks on every click), \
+         docs/channels/slack.md, docs/channels/webhook.md. Here Teams was played by local stand-ins; \
+         against Microsoft, `airlock.toml` needs only:\n{TEAMS_SNIPPET}"
+    );
 
     if stay {
         println!("\nStill running (Ctrl-C to stop). Try:\n  curl -s -H 'host: api.example.com' -H '{IDENTITY_HEADER}: {AGENT}' http://{}/v1/reports", gw.addr);

@@ -123,6 +123,8 @@ pub struct ServiceOptions {
     pub max_hold: String,
     /// `[audit] checkpoint_every`.
     pub checkpoint_every: u32,
+    /// `[approvals] max_pending_per_agent` (the service's default, 20, when `None`).
+    pub max_pending_per_agent: Option<u32>,
     /// Keep config, database and evidence here (created; an old database is removed)
     /// instead of a temp dir that goes away with the service.
     pub state_dir: Option<PathBuf>,
@@ -141,6 +143,7 @@ impl Default for ServiceOptions {
             default_expires_in: "15m".into(),
             max_hold: "30s".into(),
             checkpoint_every: 100,
+            max_pending_per_agent: None,
             state_dir: None,
             extra_toml: String::new(),
             extra_env: Vec::new(),
@@ -649,9 +652,13 @@ fn config_toml(opts: &ServiceOptions, port: u16, database: &Path, previous_key: 
     ));
     t.push_str(&format!("max_hold = {}\n\n", q(&opts.max_hold)));
     t.push_str(&format!(
-        "[approvals]\ndefault_expires_in = {}\nmax_expires_in = \"24h\"\n\n",
+        "[approvals]\ndefault_expires_in = {}\nmax_expires_in = \"24h\"\n",
         q(&opts.default_expires_in)
     ));
+    if let Some(n) = opts.max_pending_per_agent {
+        t.push_str(&format!("max_pending_per_agent = {n}\n"));
+    }
+    t.push('\n');
     t.push_str(&format!(
         "[audit]\ncheckpoint_key_env = {}\ncheckpoint_every = {}\n\n",
         q(AUDIT_KEY_ENV),

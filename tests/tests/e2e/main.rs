@@ -15,4 +15,8 @@ mod flow;
 mod jwt_identity;
 mod service_flow;
 mod service_races;
+mod slack;
+mod teams;
+mod teams_envoy;
 mod vm_panic;
+mod webhook;

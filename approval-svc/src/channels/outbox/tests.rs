@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::lifecycle::{Reuse, Reviewer, Status, Vote};
-use crate::store::{AgentRef, CreateOutcome, NewApproval, SqliteStore};
+use crate::store::{AgentRef, CreateOutcome, NewApproval, ReviewNote, SqliteStore};
 
 const NOW: i64 = 1_800_000_000_000;
 
@@ -82,7 +82,7 @@ fn create(store: &SqliteStore, id: &str, quorum: u32) {
 
 fn approve(store: &SqliteStore, id: &str, who: &str) -> Status {
     let r = Reviewer { id: who.into(), groups: vec![], aliases: vec![] };
-    store.review(id, &r, Vote::Approve, None, "api", &Value::Null, NOW).unwrap().status
+    store.review(id, &r, Vote::Approve, ReviewNote::api(None), NOW).unwrap().status
 }
 
 fn pass(store: &SqliteStore, notifiers: &[Arc<dyn Notifier>], at: i64) -> PassReport {

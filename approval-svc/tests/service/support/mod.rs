@@ -97,8 +97,28 @@ fn service_full(oidc: Option<Oidc>, credentials: Option<Credentials>, guards: Ga
         metrics: Metrics::default(),
         guards,
         channels: Default::default(),
+        bundles_dir: None,
     });
     Service { router: app(state.clone()), state, db, _dir: dir }
+}
+
+/// The test service serving policy bundles from `bundles` (`GET /v1/bundles/{name}`).
+pub fn service_with_bundles(bundles: std::path::PathBuf) -> Service {
+    let base = service();
+    let state: AppState = Arc::new(State {
+        store: base.state.store.clone(),
+        gateway_keys: base.state.gateway_keys.clone(),
+        reviewers: base.state.reviewers.clone(),
+        credentials: Credentials::default(),
+        limits: base.state.limits,
+        max_hold: base.state.max_hold,
+        changes: tokio::sync::watch::channel(0u64).0,
+        metrics: Metrics::default(),
+        guards: GatewayGuards::default(),
+        channels: Default::default(),
+        bundles_dir: Some(bundles),
+    });
+    Service { router: app(state.clone()), state, db: base.db, _dir: base._dir }
 }
 
 pub fn now_secs() -> i64 {

@@ -124,7 +124,9 @@ pub fn reviewers() -> Vec<Reviewer> {
 
 /// Starts the real service (fails naming the build command when the binary is missing).
 pub fn start_service(name: &str) -> AirlockService {
-    let opts = ServiceOptions { reviewers: reviewers(), ..ServiceOptions::default() };
+    // `pending_latency` and the crash test create dozens of approvals for one agent.
+    let opts =
+        ServiceOptions { reviewers: reviewers(), max_pending_per_agent: Some(1000), ..ServiceOptions::default() };
     AirlockService::start(name, &opts).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
