@@ -267,3 +267,35 @@ fn library_decisions_carry_the_documented_fields() {
     ))));
     assert_eq!(d.approvers.unwrap().quorum, 2);
 }
+
+/// The example inputs in `policies/library/examples` (what `policy eval` and the
+/// library benches run) decide as the README's "Evaluation cost" table lists them.
+#[test]
+fn every_example_input_decides_as_listed() {
+    let expected: BTreeMap<&str, (Effect, &str)> = [
+        ("databases-bulk-read", (Effect::Approve, "db-bulk-read")),
+        ("default-deny", (Effect::Deny, "default-deny")),
+        ("deploy-production", (Effect::Approve, "production-deploy")),
+        ("exports-partner", (Effect::Approve, "data-export")),
+        ("hosts-known-read", (Effect::Allow, "known-host-read")),
+        ("hosts-unknown", (Effect::Deny, "unknown-host")),
+        ("iam-attach-role-policy", (Effect::Approve, "iam-change")),
+        ("mcp-db-query", (Effect::Approve, "mcp-tool-approval")),
+        ("network-open-to-world", (Effect::Deny, "network-open-to-world")),
+        ("vault-read", (Effect::Approve, "secret-read")),
+    ]
+    .into_iter()
+    .collect();
+    let mut p = library();
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(library_dir().join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let input = Value::from_json_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let d = from_policy_output(p.evaluate(input));
+        let want = expected.get(name.as_str()).unwrap_or_else(|| panic!("{name}: add it to this list"));
+        assert_eq!((d.effect, d.rule_or_default()), *want, "{name}: {d:?}");
+        seen.push(name);
+    }
+    assert_eq!(seen.len(), expected.len(), "an example listed here is missing: {seen:?}");
+}

@@ -1,5 +1,5 @@
 //! The `airlock` command line: `serve`, reviewer commands against a running service,
-//! audit tools, key helpers and policy authoring (`policy test|eval`,
+//! audit tools, key helpers and policy authoring (`policy test|eval|check`,
 //! `bundle build|sign|verify|inspect`). Every option can come from the environment.
 
 mod approvals;
@@ -35,7 +35,8 @@ enum Command {
     Audit(audit::Args),
     /// Generate keys, hash API keys.
     Keys(keys::Args),
-    /// Test Rego policies and explain their decisions.
+    /// Test, check and explain Rego policies.
+    #[command(after_help = "Formatting: use `opa fmt` (regorus, the engine Airlock runs, has no Rego formatter).")]
     Policy(policy::Args),
     /// Build, sign, verify and inspect signed policy bundles.
     Bundle(bundle::Args),

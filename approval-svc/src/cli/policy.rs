@@ -1,5 +1,7 @@
-//! `airlock policy test|eval`: run Rego unit tests and explain decisions, with the
-//! regorus engine and feature set the gateway filter runs.
+//! `airlock policy test|eval|check`: run Rego unit tests, explain decisions and check
+//! that a policy compiles, with the regorus engine and feature set the gateway filter
+//! runs. There is no `policy fmt`: regorus 0.14.1 has no Rego printer, and a formatter
+//! that disagreed with `opa fmt` would churn diffs — `opa fmt` is the formatter.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +27,19 @@ enum Command {
         /// Print failures only (and the summary).
         #[arg(long)]
         quiet: bool,
+    },
+    /// Parse every module, load the data and compile the entrypoint to RVM bytecode as the
+    /// filter does, without evaluating. Exit 0: prints `ok: N modules, M rules`; 2: every
+    /// error printed as `file:line:col: error: …`.
+    Check {
+        /// Directories holding `.rego` files and `data.json`/`data.yaml` (placed by path), or bundle `.tar.gz` files.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The rule the filter evaluates (`policy.entrypoint`): must be defined and compile
+        /// to RVM bytecode. Default: `data.airlock.decision` when a module is `package
+        /// airlock`; otherwise no entrypoint is checked.
+        #[arg(long)]
+        entrypoint: Option<String>,
     },
     /// Evaluate an input document and show the decision and which rules applied.
     Eval {
@@ -53,6 +68,7 @@ enum Format {
 pub fn run(args: Args) -> ExitCode {
     match args.command {
         Command::Test { dirs, quiet } => test(&dirs, quiet),
+        Command::Check { paths, entrypoint } => check(&paths, entrypoint.as_deref()),
         Command::Eval { policies, input, entrypoint, max_instructions, format } => {
             eval(&policies, &input, &entrypoint, max_instructions, format)
         }
@@ -96,6 +112,26 @@ fn test(dirs: &[PathBuf], quiet: bool) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+fn check(paths: &[PathBuf], entrypoint: Option<&str>) -> ExitCode {
+    let report = policy::check(paths, entrypoint);
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !report.problems.is_empty() {
+        for p in &report.problems {
+            eprintln!("{p}");
+        }
+        eprintln!("airlock: {} error(s)", report.problems.len());
+        return ExitCode::from(2);
+    }
+    println!("ok: {} modules, {} rules", report.modules, report.rules);
+    match &report.entrypoint {
+        Some(e) => println!("entrypoint {e}: defined, compiles to RVM bytecode"),
+        None => println!("no entrypoint checked (no `package airlock`; give --entrypoint)"),
+    }
+    ExitCode::SUCCESS
 }
 
 fn eval(dirs: &[PathBuf], input: &PathBuf, entrypoint: &str, max_instructions: usize, format: Format) -> ExitCode {

@@ -9,7 +9,6 @@
 //! Line numbers come from regorus's parsed modules (`Engine::get_modules`, an unstable
 //! API in 0.14.1): each test is reported at the line of its first definition.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,6 +16,11 @@ use regorus::unstable::{Parser, Rule, RuleHead};
 use regorus::{Engine, Value};
 
 mod bundle;
+mod check;
+mod sources;
+
+pub use check::{check, CheckReport, Problem};
+use sources::Item;
 
 /// A directory could not be loaded: the file and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -53,38 +57,17 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
     let mut engine = Engine::new();
     let mut modules = Vec::new();
     let mut data_files = Vec::new();
-    for dir in dirs {
-        if dir.is_file() {
-            bundle::load_into(dir, &mut engine, &mut modules, &mut data_files)?;
-            continue;
-        }
-        if !dir.is_dir() {
-            return Err(load_error(dir, "not a directory or a bundle file"));
-        }
-        let mut files = Vec::new();
-        collect(dir, &mut files)?;
-        files.sort();
-        for file in files {
-            let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-            if name.ends_with(".rego") {
-                let source = std::fs::read_to_string(&file).map_err(|e| load_error(&file, e))?;
-                modules.push(add_module(&mut engine, file.display().to_string(), source)?);
-            } else if matches!(name.as_str(), "data.json" | "data.yaml" | "data.yml") {
-                let doc = read_data(&file)?;
-                let rel = file.parent().and_then(|p| p.strip_prefix(dir).ok()).unwrap_or(Path::new(""));
-                let mut value = doc;
-                let segments: Vec<String> =
-                    rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
-                for seg in segments.iter().rev() {
-                    let mut map = BTreeMap::new();
-                    map.insert(Value::from(seg.as_str()), value);
-                    value = Value::from(map);
-                }
-                engine
-                    .add_data(value)
-                    .map_err(|e| load_error(&file, format!("data conflicts with data already loaded: {e}")))?;
-                data_files.push(file.display().to_string());
+    for item in sources::gather(dirs)? {
+        match item {
+            Item::Module { file, source } => modules.push(add_module(&mut engine, file, source)?),
+            Item::Data { file, files, value } => {
+                engine.add_data(value).map_err(|e| LoadError {
+                    file,
+                    message: format!("data conflicts with data already loaded: {e}"),
+                })?;
+                data_files.extend(files);
             }
+            Item::Broken(e) => return Err(e),
         }
     }
     // Rule conflicts, undefined functions and the like surface when the engine first
@@ -108,66 +91,6 @@ fn add_module(engine: &mut Engine, display: String, source: String) -> Result<Mo
         .map_err(|e| LoadError { file: display.clone(), message: e.to_string() })?;
     let rules = engine.get_modules().last().map(|m| rule_lines(&m.policy)).unwrap_or_default();
     Ok(ModuleInfo { file: display, package, rules })
-}
-
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
-    for entry in std::fs::read_dir(dir).map_err(|e| load_error(dir, e))? {
-        let path = entry.map_err(|e| load_error(dir, e))?.path();
-        if path.is_dir() {
-            collect(&path, out)?;
-        } else {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
-
-fn read_data(file: &Path) -> Result<Value, LoadError> {
-    let text = std::fs::read_to_string(file).map_err(|e| load_error(file, e))?;
-    let json: serde_json::Value = if file.extension().is_some_and(|e| e == "json") {
-        serde_json::from_str(&text).map_err(|e| load_error(file, format!("invalid JSON: {e}")))?
-    } else {
-        let docs =
-            yaml_rust2::YamlLoader::load_from_str(&text).map_err(|e| load_error(file, format!("invalid YAML: {e}")))?;
-        match docs.into_iter().next() {
-            Some(doc) => yaml_to_json(doc).map_err(|e| load_error(file, e))?,
-            None => serde_json::json!({}),
-        }
-    };
-    if !json.is_object() {
-        return Err(load_error(file, "data document must be an object"));
-    }
-    Ok(Value::from(json))
-}
-
-pub(crate) fn yaml_to_json(y: yaml_rust2::Yaml) -> Result<serde_json::Value, String> {
-    use yaml_rust2::Yaml;
-    Ok(match y {
-        Yaml::Null => serde_json::Value::Null,
-        Yaml::Boolean(b) => b.into(),
-        Yaml::Integer(i) => i.into(),
-        Yaml::Real(s) => {
-            let f: f64 = s.parse().map_err(|_| format!("invalid number `{s}`"))?;
-            serde_json::Number::from_f64(f).map(serde_json::Value::Number).ok_or(format!("invalid number `{s}`"))?
-        }
-        Yaml::String(s) => s.into(),
-        Yaml::Array(a) => a.into_iter().map(yaml_to_json).collect::<Result<Vec<_>, _>>()?.into(),
-        Yaml::Hash(h) => {
-            let mut map = serde_json::Map::new();
-            for (k, v) in h {
-                let key = match k {
-                    Yaml::String(s) => s,
-                    Yaml::Integer(i) => i.to_string(),
-                    Yaml::Boolean(b) => b.to_string(),
-                    Yaml::Real(s) => s,
-                    other => return Err(format!("unsupported YAML key {other:?}")),
-                };
-                map.insert(key, yaml_to_json(v)?);
-            }
-            serde_json::Value::Object(map)
-        }
-        other => return Err(format!("unsupported YAML value {other:?}")),
-    })
 }
 
 /// Rule names (first path component of the head) with the line of their first definition.

@@ -131,3 +131,130 @@ fn eval_with_a_bad_input_file_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("Cargo.toml"));
 }
+
+/// `.rego` files under `dir`: what `policy check` must count as modules.
+fn rego_files(dir: &std::path::Path) -> usize {
+    walk(dir).iter().filter(|p| p.extension().is_some_and(|e| e == "rego")).count()
+}
+
+#[test]
+fn check_library_compiles_its_entrypoint() {
+    let out = airlock(&["policy", "check", "policies/library"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
+    let modules = rego_files(&repo().join("policies/library"));
+    let first = stdout.lines().next().unwrap();
+    let rules: usize = first
+        .strip_prefix(&format!("ok: {modules} modules, "))
+        .and_then(|r| r.strip_suffix(" rules"))
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .parse()
+        .unwrap();
+    // Every module defines rules; tests are rules too.
+    assert!(rules > modules * 2, "{stdout}");
+    // The library declares `package airlock`, so the default entrypoint is checked.
+    assert!(stdout.contains("entrypoint data.airlock.decision: defined, compiles to RVM bytecode"), "{stdout}");
+}
+
+#[test]
+fn check_accepts_a_bundle_like_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("lib.tar.gz");
+    let bundle = bundle.to_str().unwrap();
+    assert_eq!(airlock(&["bundle", "build", "policies/library", "-o", bundle]).status.code(), Some(0));
+    let from_dir = text(&airlock(&["policy", "check", "policies/library"]).stdout);
+    let out = airlock(&["policy", "check", bundle]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), from_dir);
+}
+
+#[test]
+fn check_syntax_error_exits_2_with_file_and_line() {
+    let out = airlock(&["policy", "check", "approval-svc/tests/fixtures/policy-syntax"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("approval-svc/tests/fixtures/policy-syntax/broken.rego:8:1: error: expecting `}`"),
+        "{stderr}"
+    );
+    assert!(!text(&out.stdout).contains("ok:"));
+}
+
+/// A policy directory written for one test.
+fn policy_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn check_reports_every_broken_file() {
+    let dir = policy_dir(&[
+        ("a.rego", "package a\nimport rego.v1\nx := {\n"),
+        ("b/b.rego", "package b\nimport rego.v1\ny if {\n  1 ==\n}\n"),
+        ("c.rego", "package c\nimport rego.v1\nz := 1\n"),
+        ("c/data.json", "{\n  \"k\": \n}\n"),
+    ]);
+    let out = airlock(&["policy", "check", dir.path().to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let root = dir.path().display().to_string();
+    assert!(stderr.contains(&format!("{root}/a.rego:4:1: error: ")), "{stderr}");
+    assert!(stderr.contains(&format!("{root}/b/b.rego:5:1: error: ")), "{stderr}");
+    assert!(stderr.contains(&format!("{root}/c/data.json:3:1: error: invalid JSON")), "{stderr}");
+    assert!(!stderr.contains("c.rego"), "{stderr}");
+    assert!(stderr.contains("3 error(s)"), "{stderr}");
+}
+
+#[test]
+fn check_compiles_the_entrypoint_as_the_filter_does() {
+    // Parses, and regorus's analysis accepts it; compiling to RVM bytecode does not.
+    let dir = policy_dir(&[(
+        "airlock/p.rego",
+        "package airlock\nimport rego.v1\ndecision := {\"effect\": \"allow\"} if {\n\tno_such_fn(input.x)\n}\n",
+    )]);
+    let out = airlock(&["policy", "check", dir.path().to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("/airlock/p.rego:4:"), "{stderr}");
+    assert!(stderr.contains("error: cannot be compiled to RVM bytecode"), "{stderr}");
+    assert!(stderr.contains("no_such_fn"), "{stderr}");
+}
+
+#[test]
+fn check_missing_entrypoint_exits_2() {
+    let out = airlock(&["policy", "check", "policies/library", "--entrypoint", "data.airlock.nope"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("entrypoint `data.airlock.nope`: error: is not defined by any module"), "{stderr}");
+    assert!(!text(&out.stdout).contains("ok:"));
+}
+
+#[test]
+fn check_without_package_airlock_checks_no_entrypoint_unless_asked() {
+    let fixture = "approval-svc/tests/fixtures/policy-failing";
+    let out = airlock(&["policy", "check", fixture]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
+    // A failing test is not a compile error; `check` does not run tests.
+    assert!(stdout.starts_with("ok: 2 modules, "), "{stdout}");
+    assert!(stdout.contains("no entrypoint checked"), "{stdout}");
+    // The filter refuses YAML data: said, but not an error here.
+    assert!(text(&out.stderr).contains("app/data.yaml: the filter refuses YAML data"), "{}", text(&out.stderr));
+
+    let out = airlock(&["policy", "check", fixture, "--entrypoint", "data.app.allow"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("entrypoint data.app.allow: defined"), "{stdout}");
+}
+
+#[test]
+fn policy_help_names_opa_fmt_as_the_formatter() {
+    let out = airlock(&["policy", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("opa fmt"), "{}", text(&out.stdout));
+}
