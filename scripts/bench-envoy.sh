@@ -6,8 +6,8 @@
 #
 #   bash scripts/bench-envoy.sh [--seconds N] [--rounds N] [--rate N]
 #
-# Installs what it needs, idempotently: wrk, nginx and binaryen (Debian packages), Envoy and the
-# wasm target (scripts/setup.sh). Builds the filter module (release), the approval
+# Installs what it needs, idempotently: wrk and nginx (Debian packages), Envoy, binaryen and
+# the wasm target (scripts/setup.sh). Builds the filter module (release), the approval
 # service and the harness (tests/src/bin/airlock-bench.rs, release). Output is printed
 # and kept in target/bench/. Method and recorded results: docs/benchmarks.md.
 set -euo pipefail
@@ -19,7 +19,6 @@ say() { printf 'bench: %s\n' "$*"; }
 missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 [ -x /usr/sbin/nginx ] || [ -x /usr/bin/nginx ] || missing+=(nginx-light)
-command -v wasm-opt >/dev/null 2>&1 || missing+=(binaryen)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then
@@ -34,20 +33,12 @@ fi
 bash scripts/setup.sh | grep -v ': present$' || true
 
 say "building the filter module, the approval service and the harness (release)"
-cargo build -q -p airlock-filter --target wasm32-wasip1 --release
+# The shipped module: cargo release + wasm-opt (scripts/build-wasm.sh; about a minute
+# when the module changed). AIRLOCK_WASM=<file> benchmarks another one instead, and
+# AIRLOCK_BENCH_ALT_WASM=<file> runs a second module side by side with it.
+bash scripts/build-wasm.sh --no-fault >/dev/null
 cargo build -q -p airlock-approval-svc --release
 cargo build -q -p airlock-tests --release --bin airlock-bench
-# The wasm-opt -O3 build (as scripts/build-wasm.sh makes it) runs side by side as
-# "airlock, alt module"; rebuilt only when the module changed.
-W=target/wasm32-wasip1/release
-if [ ! "$W/airlock_filter.opt.wasm" -nt "$W/airlock_filter.wasm" ]; then
-  say "wasm-opt -O3 (about a minute)"
-  wasm-opt -O3 --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-    --enable-mutable-globals --enable-multivalue --enable-reference-types \
-    "$W/airlock_filter.wasm" -o "$W/airlock_filter.opt.wasm.tmp"
-  mv "$W/airlock_filter.opt.wasm.tmp" "$W/airlock_filter.opt.wasm"
-fi
-export AIRLOCK_BENCH_ALT_WASM="${AIRLOCK_BENCH_ALT_WASM:-$ROOT/$W/airlock_filter.opt.wasm}"
 
 mkdir -p target/bench
 out="target/bench/envoy-$(date -u +%Y%m%dT%H%M%SZ).txt"

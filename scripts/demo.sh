@@ -8,7 +8,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 bash scripts/setup.sh
-cargo build --quiet -p airlock-filter --target wasm32-wasip1 --release
+# The shipped module (wasm-opt'd), as tests/src/wasm.rs finds it.
+bash scripts/build-wasm.sh --no-fault >/dev/null
 # The real approval service (`airlock`) the demo starts.
 cargo build --quiet -p airlock-approval-svc
 exec cargo run --quiet -p airlock-tests --bin airlock-demo -- "$@"

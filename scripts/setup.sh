@@ -6,7 +6,10 @@
 #     built with the V8 Wasm runtime): .venv/bin/envoy;
 #   - the sqlite3 CLI (Debian package sqlite3): the audit-tampering e2e test edits the
 #     approval service's database with it;
-#   - Debian packages only when something above needs them (python3-venv, sqlite3).
+#   - wasm-opt (Debian package binaryen): scripts/build-wasm.sh optimises the shipped
+#     filter module with it;
+#   - Debian packages only when something above needs them (python3-venv, sqlite3,
+#     binaryen).
 # Running it again changes nothing that is already in place.
 set -euo pipefail
 
@@ -90,6 +93,13 @@ if command -v sqlite3 >/dev/null 2>&1; then
   say "sqlite3: present"
 else
   apt_install sqlite3
+fi
+
+# 5. wasm-opt: the shipped filter module is cargo's output after `wasm-opt -O3`.
+if command -v wasm-opt >/dev/null 2>&1; then
+  say "wasm-opt: present"
+else
+  apt_install binaryen
 fi
 
 say "$("$VENV/bin/envoy" --version | grep -m1 'version:' | sed 's/^[[:space:]]*//')"

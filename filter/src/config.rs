@@ -26,6 +26,25 @@ struct RawConfig {
     request: RawRequest,
     #[serde(default)]
     decision_log: RawDecisionLog,
+    #[serde(default)]
+    decision_cache: RawDecisionCache,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDecisionCache {
+    #[serde(default = "default_cache_entries")]
+    max_entries: usize,
+}
+
+impl Default for RawDecisionCache {
+    fn default() -> Self {
+        RawDecisionCache { max_entries: default_cache_entries() }
+    }
+}
+
+fn default_cache_entries() -> usize {
+    crate::cache::DEFAULT_MAX_ENTRIES
 }
 
 #[derive(Debug, Deserialize)]
@@ -258,6 +277,8 @@ pub struct Config {
     pub service: ServiceConfig,
     pub request: RequestConfig,
     pub decision_log: DecisionLogConfig,
+    /// Allow decisions remembered per worker (`crate::cache`); 0 turns the cache off.
+    pub decision_cache_entries: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -377,6 +398,7 @@ impl Config {
             service: service(raw.approval_service)?,
             request: request(raw.request)?,
             decision_log: decision_log(raw.decision_log)?,
+            decision_cache_entries: raw.decision_cache.max_entries,
         })
     }
 }

@@ -4,6 +4,7 @@
 //! The shape is the contract in SPEC §1; `docs/configuration.md` documents it.
 
 use crate::action::Action;
+use crate::cache::InputView;
 use crate::identity::Agent;
 use regorus::Value;
 use std::collections::BTreeMap;
@@ -181,6 +182,121 @@ fn build_with(k: &Keys, action: &Action, agent: &Agent, body: &BodyFacts, digest
     Value::from(top)
 }
 
+/// The decision-cache key for `build(action, agent, body, digest)`, appended to `out`:
+/// an unambiguous encoding (length-prefixed fields, tagged options, counted lists) of
+/// every value `build` reads, so two requests with equal keys get equal inputs.
+///
+/// The structs are destructured in full: a field added to [`Action`], [`Agent`] or
+/// [`BodyFacts`] does not compile here until it is either keyed or argued out, so the
+/// key cannot silently fall behind the input. Two values are deliberately not keyed:
+/// - the parsed body (`request.body`, `request.jsonrpc`): it is a function of the body
+///   bytes, which `body.sha256` (SHA-256, the same trust the action digest puts in it)
+///   identifies; whether it is present is keyed;
+/// - `request.id` and headers that `view` says the policy cannot read
+///   (`crate::cache::plan` establishes it from the modules).
+///
+/// Returns false when the key cannot stand for the input (a parsed body without a
+/// body hash); the caller then does not use the cache.
+pub fn cache_key(
+    out: &mut Vec<u8>,
+    action: &Action,
+    agent: &Agent,
+    body: &BodyFacts,
+    digest: Option<&str>,
+    view: &InputView,
+) -> bool {
+    let Action {
+        request_id,
+        method,
+        scheme,
+        host,
+        port,
+        path,
+        query,
+        headers,
+        significant,
+        content_type,
+        content_length,
+        approval_hint,
+        airlock_headers,
+    } = action;
+    let Agent { id, source, owner, acts_for, claims } = agent;
+    let BodyFacts { size, sha256, parsed } = body;
+    if parsed.is_some() && sha256.is_none() {
+        return false;
+    }
+    let s = |out: &mut Vec<u8>, v: &str| {
+        // Lengths beyond u32 cannot occur (headers and bodies are capped far lower);
+        // saturating keeps the encoding total rather than panicking.
+        out.extend_from_slice(&u32::try_from(v.len()).unwrap_or(u32::MAX).to_le_bytes());
+        out.extend_from_slice(v.as_bytes());
+    };
+    let opt = |out: &mut Vec<u8>, v: Option<&str>| match v {
+        Some(v) => {
+            out.push(1);
+            s(out, v);
+        }
+        None => out.push(0),
+    };
+    let n = |out: &mut Vec<u8>, v: usize| out.extend_from_slice(&(v as u64).to_le_bytes());
+    opt(out, if view.request_id { request_id.as_deref() } else { None });
+    out.push(u8::from(view.request_id));
+    s(out, method);
+    s(out, scheme);
+    s(out, host);
+    out.extend_from_slice(&port.to_le_bytes());
+    s(out, path);
+    n(out, query.len());
+    for (k, v) in query {
+        s(out, k);
+        s(out, v);
+    }
+    // Each keyed header is tagged 1, the list ends with 0: unambiguous without a count.
+    for (k, v) in headers.iter().filter(|(k, _)| view.header(k)) {
+        out.push(1);
+        s(out, k);
+        s(out, v);
+    }
+    out.push(0);
+    // Not read by `build` (the digest, which is, covers `significant`); keyed anyway:
+    // more specific only costs hits.
+    n(out, significant.len());
+    for (k, v) in significant {
+        s(out, k);
+        opt(out, v.as_deref());
+    }
+    opt(out, content_type.as_deref());
+    match content_length {
+        Some(l) => {
+            out.push(1);
+            n(out, *l);
+        }
+        None => out.push(0),
+    }
+    opt(out, approval_hint.as_deref());
+    n(out, airlock_headers.len());
+    for h in airlock_headers {
+        s(out, h);
+    }
+    s(out, id);
+    s(out, source.as_str());
+    opt(out, owner.as_deref());
+    n(out, acts_for.len());
+    for a in acts_for {
+        s(out, a);
+    }
+    n(out, claims.len());
+    for (k, v) in claims {
+        s(out, k);
+        s(out, v);
+    }
+    n(out, *size);
+    opt(out, sha256.as_deref());
+    out.push(u8::from(parsed.is_some()));
+    opt(out, digest);
+    true
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -232,5 +348,109 @@ mod tests {
         assert_eq!(json["request"]["digest"], "d1");
         assert_eq!(json["agent"]["owner"], "alice@corp.example");
         assert_eq!(json["agent"]["source"], "header");
+    }
+
+    fn key(a: &Action, ag: &Agent, b: &BodyFacts, d: Option<&str>, with_id: bool) -> Vec<u8> {
+        let view = InputView { request_id: with_id, ..InputView::ALL };
+        let mut out = Vec::new();
+        assert!(cache_key(&mut out, a, ag, b, d, &view));
+        out
+    }
+
+    fn facts(body: &str) -> BodyFacts {
+        BodyFacts {
+            size: body.len(),
+            sha256: Some(crate::digest::sha256_hex(body.as_bytes())),
+            parsed: Value::from_json_str(body).ok(),
+        }
+    }
+
+    /// Every variant of the request, its key and its input.
+    fn variants() -> Vec<(String, Vec<u8>, Value)> {
+        type Change = Box<dyn Fn(&mut Action, &mut Agent, &mut BodyFacts, &mut Option<String>)>;
+        let changes: Vec<(&str, Change)> = vec![
+            ("base", Box::new(|_, _, _, _| {})),
+            ("method", Box::new(|a, _, _, _| a.method = "PUT".into())),
+            ("scheme", Box::new(|a, _, _, _| a.scheme = "http".into())),
+            ("host", Box::new(|a, _, _, _| a.host = "mcp.example.org".into())),
+            ("port", Box::new(|a, _, _, _| a.port = 8443)),
+            ("path", Box::new(|a, _, _, _| a.path = "/mcp/".into())),
+            ("query value", Box::new(|a, _, _, _| a.query[1].1 = "3".into())),
+            ("query split", Box::new(|a, _, _, _| a.query = vec![("a".into(), "12".into())])),
+            ("header", Box::new(|a, _, _, _| a.headers[0].1 = "text/plain".into())),
+            ("approval", Box::new(|a, _, _, _| a.approval_hint = Some("apr_1".into()))),
+            ("agent", Box::new(|_, g, _, _| g.id = "bot2".into())),
+            ("owner", Box::new(|_, g, _, _| g.owner = None)),
+            ("acts_for", Box::new(|_, g, _, _| g.acts_for = vec!["bob".into()])),
+            ("claims", Box::new(|_, g, _, _| _ = g.claims.insert("scope".into(), "x".into()))),
+            ("source", Box::new(|_, g, _, _| g.source = IdentitySourceKind::Mtls)),
+            ("body", Box::new(|_, _, b, _| *b = facts(r#"{"a": 2}"#))),
+            ("body size", Box::new(|_, _, b, _| b.size += 1)),
+            ("body unparsed", Box::new(|_, _, b, _| b.parsed = None)),
+            ("body over cap", Box::new(|_, _, b, _| *b = BodyFacts { size: 5, sha256: None, parsed: None })),
+            ("digest", Box::new(|_, _, _, d| *d = Some("d2".into()))),
+            ("no digest", Box::new(|_, _, _, d| *d = None)),
+        ];
+        changes
+            .into_iter()
+            .map(|(name, change)| {
+                let (mut a, mut g, mut b, mut d) = (action(), agent(), facts(r#"{"a": 1}"#), Some("d1".to_string()));
+                change(&mut a, &mut g, &mut b, &mut d);
+                (name.to_string(), key(&a, &g, &b, d.as_deref(), true), build(&a, &g, &b, d.as_deref()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn equal_keys_mean_equal_inputs_and_every_field_is_keyed() {
+        let v = variants();
+        for (i, (n1, k1, in1)) in v.iter().enumerate() {
+            for (n2, k2, in2) in &v[i + 1..] {
+                assert_ne!(k1, k2, "{n1} and {n2} share a key");
+                // The converse: a different input always has a different key. Compared
+                // as JSON text so 1 and 1.0 would count as different, as Rego can tell.
+                let (j1, j2) = (serde_json::to_string(in1).unwrap(), serde_json::to_string(in2).unwrap());
+                if j1 != j2 {
+                    assert_ne!(k1, k2, "{n1} / {n2}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_request_id_is_keyed_only_when_asked() {
+        let (a, g, b) = (action(), agent(), facts("{}"));
+        let mut other = action();
+        other.request_id = Some("r2".into());
+        assert_ne!(key(&a, &g, &b, None, true), key(&other, &g, &b, None, true));
+        assert_eq!(key(&a, &g, &b, None, false), key(&other, &g, &b, None, false));
+        assert_ne!(key(&a, &g, &b, None, false), key(&a, &g, &b, None, true));
+    }
+
+    #[test]
+    fn only_visible_headers_are_keyed() {
+        let (g, b) = (agent(), facts("{}"));
+        let mut a = action();
+        a.headers.push(("x-request-id".into(), "1".into()));
+        let mut other = a.clone();
+        other.headers[1].1 = "2".into();
+        let view =
+            InputView { request_id: false, headers: crate::cache::HeaderView::Named(vec!["content-type".into()]) };
+        let k = |a: &Action| {
+            let mut out = Vec::new();
+            assert!(cache_key(&mut out, a, &g, &b, None, &view));
+            out
+        };
+        assert_eq!(k(&a), k(&other));
+        // A policy that can see every header is keyed on every header.
+        assert_ne!(key(&a, &g, &b, None, false), key(&other, &g, &b, None, false));
+        other.headers[0].1 = "text/plain".into();
+        assert_ne!(k(&a), k(&other));
+    }
+
+    #[test]
+    fn a_parsed_body_without_its_hash_is_not_keyed() {
+        let b = BodyFacts { size: 2, sha256: None, parsed: Some(Value::new_object()) };
+        assert!(!cache_key(&mut Vec::new(), &action(), &agent(), &b, None, &InputView::ALL));
     }
 }

@@ -1,13 +1,14 @@
 //! Airlock gateway filter.
 //!
 //! Everything outside `glue` is host-agnostic and tested natively: configuration,
-//! identity, the action and its digest, policy input and evaluation, signed policy
-//! [`bundle`]s and their polling, decisions, callouts to the approval service and the
-//! per-request [`flow`]. The `glue` module
-//! (wasm only) binds that core to proxy-wasm hostcalls and nothing more.
+//! identity, the action and its digest, policy input and evaluation, the decision
+//! [`cache`], signed policy [`bundle`]s and their polling, decisions, callouts to the
+//! approval service and the per-request [`flow`]. The `glue` module (wasm only) binds
+//! that core to proxy-wasm hostcalls and nothing more.
 
 pub mod action;
 pub mod bundle;
+pub mod cache;
 pub mod callout;
 pub mod config;
 pub mod decision;

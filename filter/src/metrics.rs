@@ -28,10 +28,12 @@ pub enum Counter {
     BundleRejected,
     /// A bundle poll got no usable answer (unreachable, timeout, unexpected status).
     BundleFetchFailure,
+    /// An allow decision came from the decision cache instead of an evaluation.
+    CacheHit,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 12] = [
+    pub const ALL: [Counter; 13] = [
         Counter::Allow,
         Counter::Deny,
         Counter::Approve,
@@ -44,6 +46,7 @@ impl Counter {
         Counter::BundleLoaded,
         Counter::BundleRejected,
         Counter::BundleFetchFailure,
+        Counter::CacheHit,
     ];
 
     /// Stat name (Envoy shows it as `wasmcustom.<name>`).
@@ -61,6 +64,7 @@ impl Counter {
             Counter::BundleLoaded => "airlock.bundle.loaded",
             Counter::BundleRejected => "airlock.bundle.rejected",
             Counter::BundleFetchFailure => "airlock.bundle.fetch_failures",
+            Counter::CacheHit => "airlock.decision_cache.hits",
         }
     }
 }

@@ -5,6 +5,7 @@
 //! faster than tree-walking `eval_rule` for the same policy. An instruction budget
 //! bounds every evaluation: exceeding it is an error, and errors deny.
 
+use crate::cache::{self, Plan};
 use crate::config::PolicyConfig;
 use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::RegoVM;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 pub struct Policy {
     vm: RegoVM,
     entrypoint: String,
+    cache: Plan,
 }
 
 impl std::fmt::Debug for Policy {
@@ -38,7 +40,8 @@ impl Policy {
         cfg: &PolicyConfig,
     ) -> Result<Policy, String> {
         let mut engine = regorus::Engine::new();
-        for (name, source) in modules {
+        let modules: Vec<(&str, &str)> = modules.collect();
+        for &(name, source) in &modules {
             engine
                 .add_policy(name.to_string(), source.to_string())
                 .map_err(|e| format!("policy module `{name}` does not compile: {e}"))?;
@@ -51,17 +54,26 @@ impl Policy {
             .map_err(|e| format!("policy entrypoint `{}` does not compile: {e}", cfg.entrypoint))?;
         let program: Arc<_> = Compiler::compile_from_policy(&compiled, &[cfg.entrypoint.as_str()])
             .map_err(|e| format!("policy entrypoint `{}` cannot be compiled to bytecode: {e}", cfg.entrypoint))?;
+        // Decided from the exact program that will run (its builtin table) and the
+        // modules' text (what of `input` they can read): see `crate::cache`.
+        let builtins = program.builtin_info_table.iter().map(|b| b.name.as_str());
+        let cache = cache::plan(&modules, builtins, program.has_host_await);
         let mut vm = RegoVM::new_with_policy(compiled);
         vm.load_program(program);
         vm.set_data(data).map_err(|e| format!("policy data rejected by the VM: {e}"))?;
         vm.set_max_instructions(cfg.max_instructions);
-        let policy = Policy { vm, entrypoint: cfg.entrypoint.clone() };
+        let policy = Policy { vm, entrypoint: cfg.entrypoint.clone(), cache };
         // An entrypoint that names no rule would deny every request silently;
         // refuse it at load time instead.
         if !policy.has_entrypoint() {
             return Err(format!("policy entrypoint `{}` is not defined by any module", cfg.entrypoint));
         }
         Ok(policy)
+    }
+
+    /// Whether and how this policy's decisions may be cached.
+    pub fn cache_plan(&self) -> &Plan {
+        &self.cache
     }
 
     fn has_entrypoint(&self) -> bool {

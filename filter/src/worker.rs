@@ -3,7 +3,9 @@
 //! Envoy runs one VM per worker thread, so this is owned by one thread and shared by
 //! the root context and every request context of that worker without locks.
 
+use crate::cache::DecisionCache;
 use crate::config::Config;
+use crate::decision::Decision;
 use crate::decision_log::DecisionLog;
 use crate::metrics::Metrics;
 use crate::policy::ActivePolicy;
@@ -17,6 +19,8 @@ pub struct Worker {
     pub metrics: Box<dyn Metrics>,
     /// Where warnings go (Envoy's log in the glue; a buffer in tests).
     pub warn: Box<dyn FnMut(&str)>,
+    /// Allow decisions of the serving policy (`crate::cache`).
+    pub cache: DecisionCache<Decision>,
     seq: u64,
 }
 
@@ -38,7 +42,27 @@ impl Worker {
             },
         };
         let log = DecisionLog::new(config.decision_log.max_queue, config.decision_log.max_batch);
-        Ok(Worker { config, policy, log, metrics, warn, seq: 0 })
+        let cache = DecisionCache::new(config.decision_cache_entries);
+        let mut w = Worker { config, policy, log, metrics, warn, cache, seq: 0 };
+        w.log_cache_plan();
+        Ok(w)
+    }
+
+    /// Serve `active` from now on. Cached decisions of the previous policy are
+    /// dropped; they could not match anyway (their keys carry its generation).
+    pub fn set_policy(&mut self, active: ActivePolicy) {
+        self.policy = Some(active);
+        self.cache.clear();
+        self.log_cache_plan();
+    }
+
+    /// Say once per policy why its decisions are not cached, when they are not.
+    fn log_cache_plan(&mut self) {
+        let why = match self.policy.as_ref().map(|p| p.policy.cache_plan()) {
+            Some(crate::cache::Plan::Off(why)) if self.cache.enabled() => why.clone(),
+            _ => return,
+        };
+        self.log_warn(&format!("decision cache off for revision `{}`: {why}", self.policy_revision()));
     }
 
     /// The revision serving now, as decision records carry it.

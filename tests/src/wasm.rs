@@ -3,15 +3,26 @@
 use std::path::PathBuf;
 
 /// The command that builds the filter module the tests load.
-pub const BUILD_COMMAND: &str = "cargo build -p airlock-filter --target wasm32-wasip1 --release";
+pub const BUILD_COMMAND: &str = "bash scripts/build-wasm.sh";
 
-/// Path of the release filter module (`target/wasm32-wasip1/release/airlock_filter.wasm`),
-/// or `AIRLOCK_WASM` when set.
+/// The module the tests, the demo and the benchmark load: `AIRLOCK_WASM` when set;
+/// else the shipped, `wasm-opt`-optimised `target/wasm32-wasip1/release/airlock_filter.opt.wasm`
+/// that `scripts/build-wasm.sh` writes, as long as it is newer than cargo's output;
+/// else cargo's `airlock_filter.wasm` (a plain `cargo build` after the last
+/// `build-wasm.sh`: the same code unoptimised, rather than an optimised stale one).
 pub fn filter_wasm_path() -> PathBuf {
     if let Some(p) = std::env::var_os("AIRLOCK_WASM") {
         return PathBuf::from(p);
     }
-    workspace_root().join("target").join("wasm32-wasip1").join("release").join("airlock_filter.wasm")
+    let dir = workspace_root().join("target").join("wasm32-wasip1").join("release");
+    let plain = dir.join("airlock_filter.wasm");
+    let optimised = dir.join("airlock_filter.opt.wasm");
+    let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (modified(&optimised), modified(&plain)) {
+        (Some(o), Some(p)) if o >= p => optimised,
+        (Some(_), None) => optimised,
+        _ => plain,
+    }
 }
 
 /// The filter module's bytes; an error naming the build command when it is missing.

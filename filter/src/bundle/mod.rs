@@ -71,7 +71,7 @@ impl Worker {
                     a.verified.key_id,
                     started.elapsed().as_micros()
                 );
-                self.policy = Some(a.active);
+                self.set_policy(a.active);
                 Ok(line)
             }
             Err(e) => {

@@ -5,6 +5,7 @@
 //! ends in a local reply: a failure anywhere here can only refuse.
 
 use crate::action::Action;
+use crate::cache::Plan;
 use crate::callout::{self, Answer, ApprovalStatus, Call, Redeemed};
 use crate::config::Mode;
 use crate::decision::{self, Decision, Effect, POLICY_ERROR_RULE};
@@ -228,16 +229,36 @@ impl Flow {
         };
         self.digest = facts.sha256.as_deref().map(|sha| action_digest(action, sha));
         self.body_sha256 = facts.sha256.clone();
-        let input = input::build(action, agent, &facts, self.digest.as_deref());
         let Some(active) = w.policy.as_mut() else {
             // Fail closed: no bundle has verified yet (or ever).
             w.metrics.count(Counter::PolicyError);
             return self.refuse(w, now, POLICY_ERROR_RULE, "no valid policy bundle is loaded".into());
         };
+        // The cache key: the policy's generation, then everything the input is built
+        // from (`input::cache_key`). `false`: this policy or this request is not cached.
+        let keyed = match active.policy.cache_plan() {
+            Plan::On { generation, view } if w.cache.enabled() => {
+                let key = &mut w.cache.scratch;
+                key.clear();
+                key.extend_from_slice(&generation.to_le_bytes());
+                input::cache_key(key, action, agent, &facts, self.digest.as_deref(), view)
+            }
+            _ => false,
+        };
+        if let Some(decision) = keyed.then(|| w.cache.get_scratch()).flatten() {
+            w.metrics.count(Counter::CacheHit);
+            return self.decide(w, now, decision);
+        }
+        let input = input::build(action, agent, &facts, self.digest.as_deref());
         let started = std::time::Instant::now();
         let result = active.policy.evaluate(input);
         w.metrics.eval_time_us(started.elapsed().as_micros() as u64);
         let decision = decision::from_policy_output(result);
+        // Only allows are remembered: a deny or an approval is evaluated every time, so
+        // the cache can never turn either into an allow (`crate::cache`).
+        if keyed && decision.effect == Effect::Allow {
+            w.cache.insert_scratch(decision.clone());
+        }
         if decision.rule.as_deref() == Some(POLICY_ERROR_RULE) {
             w.metrics.count(Counter::PolicyError);
             w.log_warn(&format!("{}: {}", self.decision_id, decision.reason.as_deref().unwrap_or("")));

@@ -327,3 +327,161 @@ fn ambiguous_paths_and_spoofed_identity_are_denied() {
         .with("x-airlock-agent", "admin");
     assert_eq!(reply_json(&start(&mut h, &dup, b"").1).0, 403);
 }
+
+// ----- decision cache -----
+
+/// Allows only what one specific request looks like, so any field the cache wrongly
+/// ignored would show up as a stale allow.
+const CACHE_POLICY: &str = r#"package airlock
+default decision := {"effect": "deny", "rule": "default"}
+decision := {"effect": "allow", "rule": "exact"} if {
+    input.request.method == "POST"
+    input.request.path == "/v1/items"
+    input.request.query.page == ["2"]
+    input.request.headers["x-tenant"] == "blue"
+    input.agent.id == "bot"
+    input.request.body.ok == true
+}
+decision := {"effect": "allow", "rule": "get"} if input.request.method == "GET"
+"#;
+
+fn cache_harness(policy: &str) -> Harness {
+    harness_with(|c| {
+        c["policy"]["modules"]["p.rego"] = serde_json::json!(policy);
+        c["request"]["input_headers"] = serde_json::json!(["x-tenant", "content-type"]);
+        c["request"]["max_body_bytes"] = serde_json::json!(1024);
+        c["identity"]["agents"]["other"] = serde_json::json!({});
+    })
+}
+
+fn item(agent: &str, path: &str, tenant: &str) -> FakeRequest {
+    FakeRequest::new("POST", "api.example.com", path)
+        .with("x-airlock-agent", agent)
+        .with("x-tenant", tenant)
+        .with("content-type", "application/json")
+}
+
+fn allowed(step: &Step) -> bool {
+    matches!(step, Step::Continue | Step::ContinueWith(_))
+}
+
+fn evaluations(h: &Harness) -> usize {
+    h.metrics.borrow().eval_times_us.len()
+}
+
+#[test]
+fn a_repeated_allow_comes_from_the_cache_and_is_still_recorded() {
+    let mut h = cache_harness(CACHE_POLICY);
+    let ok = item("bot", "/v1/items?page=2", "blue");
+    for _ in 0..3 {
+        let (_, step) = start(&mut h, &ok, br#"{"ok": true}"#);
+        assert!(allowed(&step), "{step:?}");
+    }
+    assert_eq!(evaluations(&h), 1, "evaluated once, then served from the cache");
+    let m = h.metrics.borrow();
+    assert_eq!((m.get(Counter::CacheHit), m.get(Counter::Allow)), (2, 3));
+    drop(m);
+    // Every request still leaves its own decision record, with its own digest.
+    assert_eq!(h.w.log.len(), 3);
+    let batch: serde_json::Value = serde_json::from_slice(&h.w.log.next_batch().unwrap()).unwrap();
+    for r in batch["records"].as_array().unwrap() {
+        assert_eq!((r["effect"].as_str(), r["rule"].as_str()), (Some("allow"), Some("exact")));
+        assert!(r["digest"].as_str().is_some_and(|d| d.len() == 64));
+    }
+}
+
+#[test]
+fn a_changed_field_never_meets_a_stale_allow() {
+    let mut h = cache_harness(CACHE_POLICY);
+    let ok = item("bot", "/v1/items?page=2", "blue");
+    let (_, step) = start(&mut h, &ok, br#"{"ok": true}"#);
+    assert!(allowed(&step));
+    // Each differs from the cached request in one thing the policy reads.
+    let changed: Vec<(&str, FakeRequest, &[u8])> = vec![
+        ("body", ok.clone(), br#"{"ok": false}"#),
+        ("body whitespace", ok.clone(), br#"{"ok":  1}"#),
+        ("path", item("bot", "/v1/items/x?page=2", "blue"), br#"{"ok": true}"#),
+        ("query", item("bot", "/v1/items?page=3", "blue"), br#"{"ok": true}"#),
+        ("header", item("bot", "/v1/items?page=2", "red"), br#"{"ok": true}"#),
+        ("agent", item("other", "/v1/items?page=2", "blue"), br#"{"ok": true}"#),
+        (
+            "method",
+            FakeRequest::new("PUT", "api.example.com", "/v1/items?page=2")
+                .with("x-airlock-agent", "bot")
+                .with("x-tenant", "blue")
+                .with("content-type", "application/json"),
+            br#"{"ok": true}"#,
+        ),
+    ];
+    for (what, req, body) in changed {
+        let (_, step) = start(&mut h, &req, body);
+        assert!(!allowed(&step), "{what}: {step:?}");
+    }
+    assert_eq!(h.metrics.borrow().get(Counter::CacheHit), 0);
+    // Denies are never cached: the same denied request is evaluated again.
+    let before = evaluations(&h);
+    let (_, step) = start(&mut h, &item("bot", "/v1/items?page=2", "red"), br#"{"ok": true}"#);
+    assert!(!allowed(&step));
+    assert_eq!(evaluations(&h), before + 1);
+}
+
+#[test]
+fn a_policy_swap_drops_cached_allows() {
+    let mut h = cache_harness(CACHE_POLICY);
+    let get = FakeRequest::new("GET", "api.example.com", "/r").with("x-airlock-agent", "bot");
+    for _ in 0..2 {
+        assert!(allowed(&start(&mut h, &get, b"").1));
+    }
+    assert_eq!(h.metrics.borrow().get(Counter::CacheHit), 1);
+    let mut cfg = h.w.config.policy.clone();
+    cfg.modules.insert(
+        "p.rego".into(),
+        CACHE_POLICY.replace(r#""effect": "allow", "rule": "get""#, r#""effect": "deny", "rule": "get""#),
+    );
+    h.w.set_policy(crate::policy::ActivePolicy::inline(&cfg).unwrap());
+    let (_, step) = start(&mut h, &get, b"");
+    assert_eq!(reply_json(&step).1["rule"], "get");
+    assert_eq!(h.metrics.borrow().get(Counter::CacheHit), 1);
+}
+
+#[test]
+fn request_ids_are_keyed_only_when_the_policy_can_read_them() {
+    let get = |id: &str| {
+        FakeRequest::new("GET", "api.example.com", "/r").with("x-airlock-agent", "bot").with("x-request-id", id)
+    };
+    let mut h = cache_harness(CACHE_POLICY);
+    for id in ["a", "b", "c"] {
+        assert!(allowed(&start(&mut h, &get(id), b"").1));
+    }
+    assert_eq!(evaluations(&h), 1, "the policy never reads input.request.id");
+
+    let mut h = cache_harness(
+        "package airlock\ndecision := {\"effect\": \"allow\"} if startswith(input.request.id, \"a\")\n\
+         default decision := {\"effect\": \"deny\"}",
+    );
+    assert!(allowed(&start(&mut h, &get("a1"), b"").1));
+    assert!(!allowed(&start(&mut h, &get("b1"), b"").1), "a cached allow for id a1 must not serve b1");
+    assert!(allowed(&start(&mut h, &get("a1"), b"").1));
+    assert_eq!(h.metrics.borrow().get(Counter::CacheHit), 1);
+}
+
+#[test]
+fn non_deterministic_policies_are_never_cached() {
+    let mut h = cache_harness("package airlock\ndecision := {\"effect\": \"allow\"} if rand.intn(\"x\", 2) >= 0");
+    let get = FakeRequest::new("GET", "api.example.com", "/r").with("x-airlock-agent", "bot");
+    for _ in 0..3 {
+        assert!(allowed(&start(&mut h, &get, b"").1));
+    }
+    assert_eq!(evaluations(&h), 3);
+    assert_eq!(h.metrics.borrow().get(Counter::CacheHit), 0);
+}
+
+#[test]
+fn the_cache_can_be_turned_off() {
+    let mut h = harness_with(|c| c["decision_cache"] = serde_json::json!({"max_entries": 0}));
+    let get = FakeRequest::new("GET", "api.example.com", "/x").with("x-airlock-agent", "bot");
+    for _ in 0..2 {
+        assert!(allowed(&start(&mut h, &get, b"").1));
+    }
+    assert_eq!(evaluations(&h), 2);
+}

@@ -10,6 +10,10 @@
 //! module and the service, then runs this in release). Method and results:
 //! `docs/benchmarks.md`. Options: `--seconds N` (per closed-loop run, default 5),
 //! `--rounds N` (default 3), `--rate N` (open-loop requests/s, default 1000).
+//! Environment: `AIRLOCK_WASM=<file>` benchmarks that module instead of the shipped one;
+//! `AIRLOCK_BENCH_ALT_WASM=<file>` adds an "alt module" listener (direct_response) with
+//! the same configuration, and `AIRLOCK_BENCH_ALT_NO_CACHE=1` turns the decision cache
+//! off on that listener (every request evaluated: the cost of a cache miss).
 //!
 //! Everything listens on 127.0.0.1; every loop is bounded in count and time. This is a
 //! benchmark, not a test: nothing here asserts a timing.
@@ -581,6 +585,16 @@ fn main() -> anyhow::Result<()> {
     let (_nginx, nginx_port) = start_nginx(dir.path())?;
 
     let plugin = airlock_tests::e2e::template::yaml_string(&demo_plugin()?.to_string());
+    // AIRLOCK_BENCH_ALT_NO_CACHE=1: the alt listener runs with the decision cache off
+    // (`decision_cache.max_entries: 0`), i.e. every request evaluates the policy — the
+    // cost of a request the cache has not seen.
+    let plugin_alt = if std::env::var_os("AIRLOCK_BENCH_ALT_NO_CACHE").is_some() {
+        let mut cfg = demo_plugin()?;
+        cfg["decision_cache"] = json!({"max_entries": 0});
+        airlock_tests::e2e::template::yaml_string(&cfg.to_string())
+    } else {
+        plugin.clone()
+    };
     let mut listeners_yaml = String::new();
     let mut specs = Vec::new();
     let alt = std::env::var_os("AIRLOCK_BENCH_ALT_WASM").map(PathBuf::from);
@@ -603,7 +617,8 @@ fn main() -> anyhow::Result<()> {
                 }
             );
             let alt_path = alt.as_deref().unwrap_or(&wasm);
-            listeners_yaml.push_str(&listener_yaml(&name, filter, upstream, [&floor, &wasm, alt_path], &plugin));
+            let config = if filter == Filter::Alt { &plugin_alt } else { &plugin };
+            listeners_yaml.push_str(&listener_yaml(&name, filter, upstream, [&floor, &wasm, alt_path], config));
             specs.push((name, filter, upstream));
         }
     }

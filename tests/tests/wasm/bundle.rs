@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 const BUNDLE_KEY_ID: &str = "bundles-1";
 const BUNDLE_KEY: [u8; 32] = [42; 32];
 const BUNDLE_CLUSTER: &str = "airlock_bundles";
-const BUNDLE_PATH: &str = "/bundles/airlock.tar.gz";
+pub(crate) const BUNDLE_PATH: &str = "/bundles/airlock.tar.gz";
 const POLL_MS: u64 = 5_000;
 const LOADED: &str = "airlock.bundle.loaded";
 const REJECTED: &str = "airlock.bundle.rejected";
@@ -26,11 +26,11 @@ const FETCH_FAILURES: &str = "airlock.bundle.fetch_failures";
 
 /// The scenario policy as a signed bundle; `reads_allowed: false` turns the GET rule
 /// into a deny so a swap is visible in outcomes, not only in records.
-fn bundle(revision: &str, reads_allowed: bool) -> Vec<u8> {
+pub(crate) fn bundle(revision: &str, reads_allowed: bool) -> Vec<u8> {
     bundle_with(json!({"revision": revision, "roots": [""]}), reads_allowed)
 }
 
-fn bundle_with(manifest: Value, reads_allowed: bool) -> Vec<u8> {
+pub(crate) fn bundle_with(manifest: Value, reads_allowed: bool) -> Vec<u8> {
     let policy = if reads_allowed {
         POLICY.to_string()
     } else {
@@ -53,7 +53,7 @@ fn tampered(revision: &str) -> Vec<u8> {
     airlock_bundle::write_archive(&entries).unwrap()
 }
 
-fn config_with(bundle_cfg: Value) -> Value {
+pub(crate) fn config_with(bundle_cfg: Value) -> Value {
     let mut cfg = config();
     cfg["policy"] = json!({
         "bundle": bundle_cfg,
@@ -66,19 +66,19 @@ fn inline(bytes: &[u8]) -> Value {
     json!({"base64": b64(bytes)})
 }
 
-fn polled() -> Value {
+pub(crate) fn polled() -> Value {
     json!({"cluster": BUNDLE_CLUSTER, "path": BUNDLE_PATH, "authority": "bundles.internal", "poll_ms": POLL_MS})
 }
 
 /// Every decision record shipped so far, in order (ships what is queued now; every
 /// batch is answered with 202, so none is sent twice).
-fn records(host: &mut Host) -> Vec<Value> {
+pub(crate) fn records(host: &mut Host) -> Vec<Value> {
     ship_decisions(host);
     calls_to(host, DECISIONS).iter().flat_map(|c| c.json().unwrap()["records"].as_array().unwrap().clone()).collect()
 }
 
 /// Advance time until the filter polls; decision batches met on the way are accepted.
-fn next_poll(host: &mut Host) -> Callout {
+pub(crate) fn next_poll(host: &mut Host) -> Callout {
     for _ in 0..(2 * POLL_MS / 1_000 + 2) {
         if let Some(c) = pending_to(host, BUNDLE_PATH).into_iter().next() {
             return c;
@@ -91,7 +91,7 @@ fn next_poll(host: &mut Host) -> Callout {
     panic!("no bundle poll: {:?}\n{}", host.pending_callouts(), host.logs_text());
 }
 
-fn serve(host: &mut Host, poll: &Callout, etag: &str, body: &[u8]) {
+pub(crate) fn serve(host: &mut Host, poll: &Callout, etag: &str, body: &[u8]) {
     host.respond_callout(poll.token, 200, &[("etag", etag), ("content-type", "application/gzip")], body)
         .unwrap_or_else(|e| panic!("{e:#}\n{}", host.logs_text()));
 }

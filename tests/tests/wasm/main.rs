@@ -10,6 +10,7 @@ mod wasm_support;
 
 mod adversarial;
 mod bundle;
+mod cache;
 mod flow;
 mod host_selftest;
 mod host_wat;
