@@ -7,20 +7,8 @@ use serde_json::Value;
 use crate::lifecycle::{Status, Vote};
 use crate::store::Approval;
 
-/// One counted review, for "approved by whom, when".
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReviewLine {
-    /// Reviewer identity.
-    pub reviewer: String,
-    /// Approve or deny.
-    pub vote: Vote,
-    /// Their comment.
-    pub comment: Option<String>,
-    /// `api`, `teams`, `slack`.
-    pub channel: String,
-    /// When (ms since the epoch).
-    pub time_ms: i64,
-}
+/// One counted review, for "approved by whom, when": the store's record as is.
+pub use crate::store::ReviewRecord as ReviewLine;
 
 /// An approval as reviewers see it.
 #[derive(Clone, Debug)]
@@ -90,17 +78,7 @@ impl ApprovalView {
             decided_ms: a.decided_ms,
             quorum: a.quorum,
             groups: a.groups(),
-            reviews: a
-                .reviews
-                .iter()
-                .map(|r| ReviewLine {
-                    reviewer: r.reviewer.clone(),
-                    vote: r.vote,
-                    comment: r.comment.clone(),
-                    channel: r.channel.clone(),
-                    time_ms: r.time_ms,
-                })
-                .collect(),
+            reviews: a.reviews.clone(),
         }
     }
 
