@@ -64,7 +64,7 @@ pub struct GatewayGuards {
     /// Redeem request signatures seen within the signature window (signature → seen at,
     /// Unix seconds). A signed redeem replayed byte for byte inside the ±60 s window is
     /// refused: the filter signs every redeem afresh with its own `decision_id`.
-    pub seen_redeems: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    pub seen_redeems: crate::auth::replay::RecentlySeen,
 }
 
 impl GatewayGuards {
@@ -72,32 +72,19 @@ impl GatewayGuards {
     pub fn new(max_holds: usize) -> GatewayGuards {
         GatewayGuards {
             holds: Arc::new(tokio::sync::Semaphore::new(max_holds)),
-            seen_redeems: std::sync::Mutex::new(std::collections::HashMap::new()),
+            // Twice the signature window: older requests fail the timestamp check anyway.
+            seen_redeems: crate::auth::replay::RecentlySeen::exact(2 * crate::auth::gateway::MAX_SKEW_SECS, 1024),
         }
     }
 
-    /// Records `signature`; false if it was already seen (a replay). Entries older than
-    /// twice the signature window are forgotten: such a request fails the timestamp check.
+    /// Records `signature`; false if it was already seen (a replay).
     pub fn first_use(&self, signature: &str, now_secs: i64) -> bool {
-        let mut seen = self.seen_redeems.lock().unwrap_or_else(|p| p.into_inner());
-        let horizon = 2 * crate::auth::gateway::MAX_SKEW_SECS;
-        if seen.len() > 1024 {
-            seen.retain(|_, at| now_secs - *at <= horizon);
-        }
-        match seen.get(signature) {
-            Some(at) if now_secs - *at <= horizon => false,
-            _ => {
-                seen.insert(signature.to_string(), now_secs);
-                true
-            }
-        }
+        self.seen_redeems.first(signature, now_secs)
     }
-}
 
-impl GatewayGuards {
     /// Forgets `signature`: a redeem that minted nothing may be retried as sent.
     pub fn forget(&self, signature: &str) {
-        self.seen_redeems.lock().unwrap_or_else(|p| p.into_inner()).remove(signature);
+        self.seen_redeems.forget(signature);
     }
 }
 

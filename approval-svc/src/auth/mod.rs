@@ -3,4 +3,5 @@
 
 pub mod gateway;
 pub mod oidc;
+pub mod replay;
 pub mod reviewer;

@@ -7,7 +7,6 @@ pub mod api;
 pub mod blocks;
 pub mod config;
 pub mod interact;
-pub mod seen;
 pub mod signature;
 
 use std::sync::Arc;
@@ -31,7 +30,7 @@ pub struct Slack {
     config: SlackConfig,
     signing_secret: Vec<u8>,
     api: WebApi,
-    seen: seen::SeenClicks,
+    seen: crate::auth::replay::RecentlySeen,
 }
 
 impl Slack {
@@ -48,7 +47,8 @@ impl Slack {
             api: WebApi::new(&config.api_base_url, secrets.bot_token, config.timeout),
             signing_secret: secrets.signing_secret.into_bytes(),
             config: config.clone(),
-            seen: seen::SeenClicks::default(),
+            // Clicks within twice the signature window; older ones fail the timestamp check.
+            seen: crate::auth::replay::RecentlySeen::bounded(2 * signature::MAX_SKEW_SECS, 4096),
         })
     }
 

@@ -192,7 +192,7 @@ async fn handle_click(state: &AppState, v: &Verified, click: &Click) -> Outcome 
     };
     let activity_id = v.text("/id").to_string();
     // A retried invoke: nothing is recorded again; the clicker sees the card as it is.
-    if !activity_id.is_empty() && !v.teams.replays.first_time(&activity_id) {
+    if !activity_id.is_empty() && !v.teams.replays.first(&activity_id, crate::time::now_secs()) {
         tracing::info!(activity_id, "teams: retried activity answered with the current card");
         return current(state, &click.approval_id).await;
     }

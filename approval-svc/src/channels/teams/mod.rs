@@ -15,7 +15,6 @@ pub mod config;
 pub mod connector;
 mod identity;
 mod inbound;
-mod replay;
 pub mod token;
 
 use std::sync::Arc;
@@ -41,7 +40,8 @@ pub struct Teams {
     store: Arc<dyn Store>,
     connector: connector::Connector,
     verifier: token::TokenVerifier,
-    replays: replay::SeenActivities,
+    /// Activity ids answered within 15 minutes: a retried invoke records nothing again.
+    replays: crate::auth::replay::RecentlySeen,
 }
 
 /// Where a conversation lives.
@@ -71,7 +71,13 @@ impl Teams {
             config.clock_skew,
             config.http_timeout,
         );
-        Ok(Teams { config: config.clone(), store, connector, verifier, replays: replay::SeenActivities::default() })
+        Ok(Teams {
+            config: config.clone(),
+            store,
+            connector,
+            verifier,
+            replays: crate::auth::replay::RecentlySeen::bounded(15 * 60, 10_000),
+        })
     }
 
     /// Static conversations, then those learnt from installs (a learnt reference of a
