@@ -8,6 +8,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde::Deserialize;
 
+use crate::store::StoreOptions;
+
 /// Longest credential lifetime a profile may ask for.
 pub const MAX_CREDENTIAL_TTL: Duration = Duration::from_secs(300);
 
@@ -50,6 +52,36 @@ pub struct Config {
     /// Policy bundles served to polling gateways (`docs/bundles.md`).
     #[serde(default)]
     pub bundles: BundlesConfig,
+    /// How the SQLite store commits.
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// `[store]` (`docs/approval-service.md`, "Durability").
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Time between WAL checkpoints, which run off the writer thread
+    /// (`AIRLOCK_STORE_CHECKPOINT_INTERVAL`).
+    #[serde(default = "default_checkpoint_interval", with = "humantime_serde_compat")]
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { checkpoint_interval: default_checkpoint_interval() }
+    }
+}
+
+impl StoreConfig {
+    /// The store's options.
+    pub fn options(&self) -> StoreOptions {
+        StoreOptions { checkpoint_interval: self.checkpoint_interval }
+    }
+}
+
+fn default_checkpoint_interval() -> Duration {
+    StoreOptions::default().checkpoint_interval
 }
 
 /// `[bundles]`.
@@ -340,6 +372,9 @@ impl Config {
             self.audit.checkpoint_every =
                 v.parse().map_err(|e| anyhow::anyhow!("AIRLOCK_AUDIT_CHECKPOINT_EVERY: {v:?}: {e}"))?;
         }
+        if let Some(v) = env("AIRLOCK_STORE_CHECKPOINT_INTERVAL") {
+            self.store.checkpoint_interval = duration("AIRLOCK_STORE_CHECKPOINT_INTERVAL", v)?;
+        }
         Ok(())
     }
 
@@ -355,6 +390,9 @@ impl Config {
         }
         if self.approvals.default_expires_in.is_zero() || self.approvals.max_expires_in.is_zero() {
             anyhow::bail!("approvals: default_expires_in and max_expires_in must be longer than zero");
+        }
+        if self.store.checkpoint_interval.is_zero() {
+            anyhow::bail!("store.checkpoint_interval: must be longer than zero");
         }
         if self.audit.checkpoint_key_env.is_some() && self.audit.checkpoint_key_file.is_some() {
             anyhow::bail!("audit: set checkpoint_key_env or checkpoint_key_file, not both");
@@ -483,6 +521,44 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn store_table_is_optional_with_defaults() {
+        let c = Config::from_toml(MINIMAL, |_| None).unwrap();
+        assert_eq!(c.store.checkpoint_interval, Duration::from_secs(1));
+        assert_eq!(c.store.options(), StoreOptions::default());
+        let c = Config::from_toml(&format!("{MINIMAL}\n[store]\n"), |_| None).unwrap();
+        assert_eq!(c.store.options(), StoreOptions::default());
+    }
+
+    #[test]
+    fn store_table_parses_and_env_overrides() {
+        let text = format!("{MINIMAL}\n[store]\ncheckpoint_interval = \"250ms\"\n");
+        let c = Config::from_toml(&text, |_| None).unwrap();
+        assert_eq!(c.store.checkpoint_interval, Duration::from_millis(250));
+        let env = |n: &str| match n {
+            "AIRLOCK_STORE_CHECKPOINT_INTERVAL" => Some("5s".to_string()),
+            _ => None,
+        };
+        let c = Config::from_toml(&text, env).unwrap();
+        assert_eq!(c.store.checkpoint_interval, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn store_table_errors_are_clear() {
+        let e = Config::from_toml(&format!("{MINIMAL}\n[store]\nsynchronous = \"off\"\n"), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field") && e.contains("synchronous") && e.contains("checkpoint_interval"), "{e}");
+        let e = Config::from_toml(&format!("{MINIMAL}\n[store]\ncheckpoint_interval = \"soon\"\n"), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("soon"), "{e}");
+        let e = Config::from_toml(&format!("{MINIMAL}\n[store]\ncheckpoint_interval = \"0s\"\n"), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("store.checkpoint_interval"), "{e}");
     }
 
     #[test]

@@ -88,8 +88,12 @@ impl Metrics {
     }
 
     /// The exposition text, with the current pending count.
-    pub fn render(&self, pending: Option<u64>) -> String {
+    pub fn render(&self, pending: Option<u64>, (synced, deferred): (u64, u64)) -> String {
         let mut out = String::new();
+        let _ = writeln!(out, "# HELP airlock_store_commits_total Store transactions committed, by whether the answer waited for an fsync.");
+        let _ = writeln!(out, "# TYPE airlock_store_commits_total counter");
+        let _ = writeln!(out, "airlock_store_commits_total{{sync=\"before_answer\"}} {synced}");
+        let _ = writeln!(out, "airlock_store_commits_total{{sync=\"deferred\"}} {deferred}");
         let _ = writeln!(out, "# HELP airlock_approvals_pending Approvals waiting for reviewers.");
         let _ = writeln!(out, "# TYPE airlock_approvals_pending gauge");
         if let Some(p) = pending {

@@ -5,6 +5,7 @@
 mod migrations;
 pub mod outbox;
 pub mod sqlite;
+mod wal;
 mod writer;
 
 use serde_json::Value;
@@ -12,7 +13,7 @@ use serde_json::Value;
 use crate::lifecycle::{Parties, Reuse, Reviewer, Status, Vote};
 
 pub use outbox::{NotificationOutcome, OutboxItem};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, StoreOptions};
 
 /// A store failure (not a refusal): the caller answers 5xx.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -310,6 +311,8 @@ pub trait Store: Send + Sync {
     fn ping(&self) -> Result<(), StoreError>;
     /// Number of pending approvals.
     fn pending_count(&self) -> Result<u64, StoreError>;
+    /// Transactions committed so far: (synced to disk before answering, synced later).
+    fn commits(&self) -> (u64, u64);
 }
 
 impl From<rusqlite::Error> for ReviewError {

@@ -1,5 +1,7 @@
-//! The embedded store: SQLite in WAL mode with `synchronous = FULL`. Writes go through
-//! the group-commit writer thread; reads use their own connection.
+//! The embedded store: SQLite in WAL mode. Writes go through the group-commit writer
+//! thread (`synchronous = FULL`, or NORMAL for batches of deferred jobs only: see
+//! `writer.rs`); reads use their own connection; WAL checkpoints run on a thread of
+//! their own (`wal.rs`).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -8,6 +10,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::{json, Value};
 
+use super::wal::{self, Checkpointer};
 use super::writer::{Sealing, Tx, WriterHandle};
 use super::{
     Approval, CreateOutcome, NewApproval, NotificationOutcome, OutboxItem, RedeemRefusal, RedeemRequest, ReviewError,
@@ -24,18 +27,46 @@ pub struct SqliteStore {
     reader: Mutex<Connection>,
     /// Most pending approvals one agent may have (`approvals.max_pending_per_agent`).
     pending_limit: u32,
+    /// Held for its drop: stops (after one last checkpoint) with the store.
+    _wal: Checkpointer,
+}
+
+/// How the store commits (`[store]` in the configuration).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Time between WAL checkpoints: also the longest a deferred commit (decision-log
+    /// batches) waits for the disk.
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { checkpoint_interval: wal::DEFAULT_CHECKPOINT_INTERVAL }
+    }
 }
 
 impl SqliteStore {
-    /// Opens (creating and migrating) the database at `path`. `checkpoint_key` seals the
-    /// chain head every `checkpoint_every` records.
+    /// Opens (creating and migrating) the database at `path` with the default
+    /// [`StoreOptions`]. `checkpoint_key` seals the chain head every `checkpoint_every`
+    /// records.
     pub fn open(
         path: &Path,
         checkpoint_key: Option<Vec<u8>>,
         checkpoint_every: u32,
     ) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, checkpoint_key, checkpoint_every, StoreOptions::default())
+    }
+
+    /// [`SqliteStore::open`] with `options`.
+    pub fn open_with(
+        path: &Path,
+        checkpoint_key: Option<Vec<u8>>,
+        checkpoint_every: u32,
+        options: StoreOptions,
+    ) -> Result<SqliteStore, StoreError> {
         let mut conn = Connection::open(path)?;
         configure(&conn)?;
+        wal::configure_writer(&conn)?;
         super::migrations::migrate(&mut conn)?;
         let reader = Connection::open(path)?;
         configure(&reader)?;
@@ -45,6 +76,7 @@ impl SqliteStore {
             writer: WriterHandle::start(conn, sealing)?,
             reader: Mutex::new(reader),
             pending_limit: u32::MAX,
+            _wal: Checkpointer::start(path, options.checkpoint_interval)?,
         })
     }
 
@@ -53,6 +85,18 @@ impl SqliteStore {
     pub fn with_pending_limit(mut self, limit: u32) -> SqliteStore {
         self.pending_limit = limit.max(1);
         self
+    }
+
+    /// The writer, for tests that queue jobs directly.
+    #[cfg(test)]
+    pub(super) fn writer(&self) -> &WriterHandle {
+        &self.writer
+    }
+
+    /// Checkpoints so far that found the whole WAL copied back.
+    #[cfg(test)]
+    pub(super) fn complete_checkpoints(&self) -> u64 {
+        self._wal.complete()
     }
 
     fn read(&self) -> MutexGuard<'_, Connection> {
@@ -497,7 +541,8 @@ impl Store for SqliteStore {
     }
 
     fn append_decisions(&self, records: Vec<Value>, dropped: u64, _now_ms: i64) -> Result<usize, StoreError> {
-        self.writer.submit(move |tx| {
+        // Deferred: a log of decisions already taken grants nothing.
+        self.writer.submit_deferred(move |tx| {
             let n = records.len();
             for record in &records {
                 tx.append("decision", record)?;
@@ -561,6 +606,10 @@ impl Store for SqliteStore {
             tx.conn.query_row("SELECT count(*) FROM approvals WHERE 0", [], |r| r.get::<_, i64>(0))?;
             Ok(())
         })
+    }
+
+    fn commits(&self) -> (u64, u64) {
+        self.writer.commits()
     }
 
     fn pending_count(&self) -> Result<u64, StoreError> {

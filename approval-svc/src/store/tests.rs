@@ -1,5 +1,6 @@
 //! Store tests on a real SQLite file: dedup, CAS races, separation of duties, quorum,
-//! expiry, and audit-chain verification against tampering.
+//! expiry, audit-chain verification against tampering, durability classes and WAL
+//! checkpoints off the writer.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::writer::Tx;
 use super::*;
 use crate::audit::verify::verify_database;
 use crate::lifecycle::{Reuse, Reviewer, Status, Vote};
@@ -295,4 +297,190 @@ fn an_agent_cannot_have_more_pending_approvals_than_the_limit() {
     ));
     store.review("apr_l1", &reviewer("bob", &[]), Vote::Deny, ReviewNote::api(None), NOW).unwrap();
     created(&store, new("apr_l3", "c", 1, Reuse::Once));
+}
+
+/// `PRAGMA synchronous` inside a job: the level its batch commits with (1 NORMAL, 2 FULL).
+fn sync_level(tx: &mut Tx<'_>) -> Result<i64, StoreError> {
+    Ok(tx.conn.pragma_query_value(None, "synchronous", |r| r.get(0))?)
+}
+
+fn open_with(path: &std::path::Path, interval: Duration) -> SqliteStore {
+    SqliteStore::open_with(path, Some(KEY.to_vec()), 10, StoreOptions { checkpoint_interval: interval }).unwrap()
+}
+
+/// Runs `jobs` (deferred?, job) as one batch: a gate job holds the writer until all are
+/// queued behind it. Returns their answers in order.
+fn one_batch(store: &SqliteStore, jobs: &[bool]) -> Vec<i64> {
+    let (started, is_started) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let gate = store
+        .writer()
+        .enqueue(true, move |_| {
+            let _ = started.send(());
+            let _ = released.recv_timeout(Duration::from_secs(30));
+            Ok(())
+        })
+        .unwrap();
+    is_started.recv_timeout(Duration::from_secs(30)).unwrap();
+    let tickets: Vec<_> = jobs.iter().map(|deferred| store.writer().enqueue(*deferred, sync_level).unwrap()).collect();
+    release.send(()).unwrap();
+    gate.wait().unwrap();
+    tickets.into_iter().map(|t| t.wait().unwrap()).collect()
+}
+
+#[test]
+fn a_batch_commits_normal_only_when_every_job_in_it_is_deferred() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with(&dir.path().join("airlock.db"), Duration::from_secs(3600));
+    assert_eq!(store.writer().submit(sync_level).unwrap(), 2);
+    assert_eq!(store.writer().submit_deferred(sync_level).unwrap(), 1);
+    assert_eq!(one_batch(&store, &[true, true, true]), vec![1, 1, 1]);
+    assert_eq!(one_batch(&store, &[true, false, true]), vec![2, 2, 2], "one durable job makes the batch FULL");
+    assert_eq!(one_batch(&store, &[true]), vec![1], "and the next deferred batch is NORMAL again");
+    assert_eq!(store.writer().submit(sync_level).unwrap(), 2);
+    // The writer checkpoints nothing itself.
+    let auto: i64 =
+        store.writer().submit(|tx| Ok(tx.conn.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))?)).unwrap();
+    assert_eq!(auto, 0);
+    let limit: i64 =
+        store.writer().submit(|tx| Ok(tx.conn.pragma_query_value(None, "journal_size_limit", |r| r.get(0))?)).unwrap();
+    assert_eq!(limit, 64 * 1024 * 1024);
+}
+
+/// The SPEC's invariant: every approval, review and redeem is on disk before its answer;
+/// only the gateway's decision-log batches may wait for the next sync.
+#[test]
+fn only_decision_logs_commit_without_an_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("airlock.db");
+    let store = open_with(&path, Duration::from_secs(3600));
+    let full_after = |store: &SqliteStore, what: &str, before: (u64, u64)| {
+        let now = store.writer().commits();
+        assert_eq!((now.0 - before.0, now.1 - before.1), (1, 0), "{what} must commit with an fsync");
+    };
+    let before = store.writer().commits();
+    created(&store, new("apr_d", "d", 1, Reuse::Once));
+    full_after(&store, "a new approval", before);
+    let before = store.writer().commits();
+    store.review("apr_d", &reviewer("bob", &[]), Vote::Approve, ReviewNote::api(None), NOW).unwrap();
+    full_after(&store, "a review", before);
+    let before = store.writer().commits();
+    assert_eq!(store.append_decisions(vec![json!({"decision_id": "dec_d"})], 0, NOW).unwrap(), 1);
+    let now = store.writer().commits();
+    assert_eq!((now.0 - before.0, now.1 - before.1), (0, 1), "a decision-log batch waits for the next sync");
+    assert!(verify_database(&path, Some(&KEY)).unwrap().ok());
+}
+
+#[test]
+fn deferred_commits_are_visible_at_once_and_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("airlock.db");
+    let store = open_with(&path, Duration::from_secs(3600));
+    created(&store, new("apr_v", "v", 1, Reuse::Once));
+    assert_eq!(store.get("apr_v", NOW).unwrap().unwrap().status, Status::Pending, "the reader sees it at once");
+    assert_eq!(store.pending_count().unwrap(), 1);
+    let records = (0..30).map(|i| json!({"decision_id": format!("dec_{i}"), "effect": "allow"})).collect();
+    assert_eq!(store.append_decisions(records, 2, NOW).unwrap(), 30);
+    assert!(matches!(store.due_notifications(NOW, 10).unwrap().as_slice(), [item] if item.approval_id == "apr_v"));
+    drop(store);
+    let store = open_with(&path, Duration::from_secs(3600));
+    assert_eq!(store.get("apr_v", NOW).unwrap().unwrap().status, Status::Pending);
+    let records: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM audit_records", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(records, 1 + 30 + 1, "approval.created, the decisions and decision.dropped");
+    assert!(verify_database(&path, Some(&KEY)).unwrap().ok());
+}
+
+#[test]
+fn the_audit_chain_verifies_after_a_mix_of_deferred_and_durable_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("airlock.db");
+    let store = Arc::new(open_with(&path, Duration::from_millis(5)));
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..15 {
+                    let digest = format!("{:x}", (w * 16 + i) % 16);
+                    let id = format!("apr_{w}_{i}");
+                    // Deferred: a create (or a find of a live one) and a decision batch.
+                    let a = match store.create_or_find(new(&id, &digest, 1, Reuse::Once), None, NOW).unwrap() {
+                        CreateOutcome::Created(a) | CreateOutcome::Found(a) => a,
+                        other => panic!("{other:?}"),
+                    };
+                    let records = (0..5).map(|k| json!({"decision_id": format!("dec_{w}_{i}_{k}")})).collect();
+                    store.append_decisions(records, 0, NOW).unwrap();
+                    // Durable: a vote, a redeem, an event.
+                    if store
+                        .review(&a.id, &reviewer(&format!("r{w}"), &[]), Vote::Approve, ReviewNote::api(None), NOW)
+                        .is_ok()
+                    {
+                        let _ = store.redeem(redeem_req(&a.id, &digest), NOW).unwrap();
+                    }
+                    store.append_event("test.event", json!({"worker": w, "i": i})).unwrap();
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    assert!(verify_database(&path, Some(&KEY)).unwrap().ok());
+    drop(store);
+    let report = verify_database(&path, Some(&KEY)).unwrap();
+    assert!(report.ok(), "{report:?}");
+    let store = open_with(&path, Duration::from_secs(3600));
+    store.append_decisions(vec![json!({"decision_id": "after"})], 0, NOW).unwrap();
+    store.checkpoint().unwrap();
+    assert!(verify_database(&path, Some(&KEY)).unwrap().ok());
+}
+
+#[test]
+fn the_wal_stays_bounded_with_the_checkpointer_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("airlock.db");
+    let wal = dir.path().join("airlock.db-wal");
+    let store = open_with(&path, Duration::from_millis(10));
+    let wal_len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    let append_round = |round: usize| {
+        for batch in 0..5 {
+            let records = (0..100)
+                .map(|i| json!({"decision_id": format!("dec_{round}_{batch}_{i}"), "effect": "allow", "pad": "x".repeat(200)}))
+                .collect();
+            store.append_decisions(records, 0, NOW).unwrap();
+        }
+    };
+    // Two more complete checkpoints: the second one started after the round's last commit.
+    let wait_for_checkpoint = || {
+        let start = store.complete_checkpoints();
+        for _ in 0..6000 {
+            if store.complete_checkpoints() >= start + 2 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("no WAL checkpoint within 30 s");
+    };
+    append_round(0);
+    let first = wal_len();
+    assert!(first > 0);
+    wait_for_checkpoint();
+    let mut largest = first;
+    for round in 1..8 {
+        append_round(round);
+        largest = largest.max(wal_len());
+        wait_for_checkpoint();
+    }
+    // Without checkpoints the WAL would hold all 8 rounds; with them each round starts
+    // the WAL over.
+    assert!(largest <= first * 2, "WAL grew from {first} to {largest} bytes");
+    let records: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM audit_records", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(records, 8 * 5 * 100);
+    drop(store);
+    assert!(verify_database(&path, Some(&KEY)).unwrap().ok());
 }

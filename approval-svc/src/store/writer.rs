@@ -1,8 +1,25 @@
 //! The single writer thread: jobs arrive on a channel and are applied in batches, one
 //! transaction per batch (group commit), each job inside its own savepoint. Nobody hears
 //! back before the batch — and so their audit records — is committed.
+//!
+//! Durability classes. A job is *durable* ([`WriterHandle::submit`]) or *deferred*
+//! ([`WriterHandle::submit_deferred`]). A batch commits with `synchronous = NORMAL` only
+//! if every job in it is deferred, otherwise with `FULL` (an fsync of the WAL before
+//! anyone hears back). In WAL mode a NORMAL commit is in the WAL file, so it survives a
+//! crash of the process (kill -9) at once; it reaches the disk with the next FULL commit
+//! (the WAL is synced in order, so the audit chain on disk is always a prefix of the one
+//! answered) or the next checkpoint of the WAL thread (`wal.rs`, within its interval),
+//! whichever comes first. Only an OS crash or power failure inside that window loses it.
+//! The SPEC requires every approval, review, redeem and credential to have an audit
+//! record durable before the answer, so only the gateway's decision-log batches are
+//! deferred: records of decisions already enforced, which the filter itself batches in
+//! memory for a second. (A seal that a deferred append triggers every
+//! `checkpoint_every` records shares that append's commit: on disk, never without the
+//! records it seals.)
 
 use std::any::Any;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 
@@ -24,6 +41,25 @@ type Op = Box<dyn FnOnce(&mut Tx<'_>) -> Result<Output, StoreError> + Send>;
 struct Job {
     op: Op,
     reply: SyncSender<Result<Output, StoreError>>,
+    /// May commit with `synchronous = NORMAL` (see the module comment).
+    deferred: bool,
+}
+
+/// `PRAGMA synchronous` of a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SyncLevel {
+    Normal,
+    Full,
+}
+
+impl SyncLevel {
+    fn of(batch: &[Job]) -> SyncLevel {
+        if batch.iter().all(|job| job.deferred) {
+            SyncLevel::Normal
+        } else {
+            SyncLevel::Full
+        }
+    }
 }
 
 /// The head of the audit chain.
@@ -91,30 +127,79 @@ impl Tx<'_> {
 #[derive(Clone)]
 pub struct WriterHandle {
     jobs: SyncSender<Job>,
+    commits: Arc<Commits>,
+}
+
+/// Batches committed so far, by `synchronous` level.
+#[derive(Debug, Default)]
+pub struct Commits {
+    pub full: AtomicU64,
+    pub normal: AtomicU64,
+}
+
+/// The answer to a queued job.
+pub(super) struct Ticket<T> {
+    answer: Receiver<Result<Output, StoreError>>,
+    kind: PhantomData<fn() -> T>,
+}
+
+impl<T: 'static> Ticket<T> {
+    /// Waits until the job's batch is committed (blocking).
+    pub(super) fn wait(self) -> Result<T, StoreError> {
+        let out = self.answer.recv().map_err(|_| StoreError::Closed)??;
+        out.downcast::<T>().map(|b| *b).map_err(|_| StoreError::Corrupt("writer answered the wrong type".into()))
+    }
 }
 
 impl WriterHandle {
-    /// Starts the writer thread on `conn`.
+    /// Starts the writer thread on `conn` (which is in `synchronous = FULL`).
     pub fn start(conn: Connection, sealing: Sealing) -> Result<WriterHandle, StoreError> {
         let head = load_head(&conn)?;
         let (jobs, rx) = mpsc::sync_channel::<Job>(4096);
+        let commits = Arc::new(Commits::default());
+        let counted = commits.clone();
         std::thread::Builder::new()
             .name("airlock-store-writer".into())
-            .spawn(move || run(conn, rx, head, sealing))
+            .spawn(move || run(conn, rx, head, sealing, &counted))
             .map_err(|e| StoreError::Database(format!("cannot start writer thread: {e}")))?;
-        Ok(WriterHandle { jobs })
+        Ok(WriterHandle { jobs, commits })
     }
 
-    /// Runs `op` in the next batch; returns once its batch is committed (blocking).
+    /// Batches committed so far, by `synchronous` level.
+    pub fn commits(&self) -> (u64, u64) {
+        (self.commits.full.load(Ordering::Relaxed), self.commits.normal.load(Ordering::Relaxed))
+    }
+
+    /// Runs `op` in the next batch; returns once its batch is committed and synced to
+    /// disk (blocking).
     pub fn submit<T: Send + 'static>(
         &self,
         op: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.enqueue(false, op)?.wait()
+    }
+
+    /// Like [`WriterHandle::submit`] for a job whose loss on an OS crash or power
+    /// failure can never grant anything: returns once its batch is committed, which a
+    /// crash of the process cannot undo; the disk may get it up to a checkpoint
+    /// interval later (module comment).
+    pub fn submit_deferred<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.enqueue(true, op)?.wait()
+    }
+
+    /// Queues `op` without waiting for it.
+    pub(super) fn enqueue<T: Send + 'static>(
+        &self,
+        deferred: bool,
+        op: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<Ticket<T>, StoreError> {
         let (reply, answer) = mpsc::sync_channel(1);
         let op: Op = Box::new(move |tx| op(tx).map(|v| Box::new(v) as Output));
-        self.jobs.send(Job { op, reply }).map_err(|_| StoreError::Closed)?;
-        let out = answer.recv().map_err(|_| StoreError::Closed)??;
-        out.downcast::<T>().map(|b| *b).map_err(|_| StoreError::Corrupt("writer answered the wrong type".into()))
+        self.jobs.send(Job { op, reply, deferred }).map_err(|_| StoreError::Closed)?;
+        Ok(Ticket { answer, kind: PhantomData })
     }
 }
 
@@ -130,7 +215,8 @@ fn load_head(conn: &Connection) -> Result<Head, StoreError> {
     Ok(head)
 }
 
-fn run(conn: Connection, rx: Receiver<Job>, mut head: Head, sealing: Sealing) {
+fn run(conn: Connection, rx: Receiver<Job>, mut head: Head, sealing: Sealing, commits: &Commits) {
+    let mut level = SyncLevel::Full;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -139,7 +225,11 @@ fn run(conn: Connection, rx: Receiver<Job>, mut head: Head, sealing: Sealing) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        // The level cannot change inside a transaction: set it before BEGIN, and only
+        // when it changes.
+        let wanted = SyncLevel::of(&batch);
+        let begun = set_level(&conn, &mut level, wanted).and_then(|()| conn.execute_batch("BEGIN IMMEDIATE"));
+        if let Err(e) = begun {
             let err = StoreError::from(e);
             for job in batch {
                 let _ = job.reply.send(Err(err.clone()));
@@ -154,6 +244,8 @@ fn run(conn: Connection, rx: Receiver<Job>, mut head: Head, sealing: Sealing) {
         }
         match conn.execute_batch("COMMIT") {
             Ok(()) => {
+                let counter = if level == SyncLevel::Full { &commits.full } else { &commits.normal };
+                counter.fetch_add(1, Ordering::Relaxed);
                 for (reply, outcome) in results {
                     let _ = reply.send(outcome);
                 }
@@ -169,6 +261,14 @@ fn run(conn: Connection, rx: Receiver<Job>, mut head: Head, sealing: Sealing) {
             }
         }
     }
+}
+
+fn set_level(conn: &Connection, level: &mut SyncLevel, wanted: SyncLevel) -> rusqlite::Result<()> {
+    if *level != wanted {
+        conn.pragma_update(None, "synchronous", if wanted == SyncLevel::Full { "FULL" } else { "NORMAL" })?;
+        *level = wanted;
+    }
+    Ok(())
 }
 
 fn run_one(conn: &Connection, head: &mut Head, sealing: &Sealing, op: Op) -> Result<Output, StoreError> {
