@@ -12,18 +12,15 @@ use airlock_filter::flow::{Flow, Step};
 use airlock_filter::identity::{self, Agent};
 use airlock_filter::input::{self, BodyFacts};
 use airlock_filter::metrics::MemoryMetrics;
-use airlock_filter::source::RequestSource;
+use airlock_filter::source::{Headers, RequestSource};
 use airlock_filter::worker::Worker;
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use std::time::{Duration, UNIX_EPOCH};
 
-struct Req(Vec<(String, String)>);
+struct Req(Headers);
 impl RequestSource for Req {
-    fn header(&self, name: &str) -> Option<String> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
-    }
-    fn headers(&self) -> &[(String, String)] {
+    fn headers(&self) -> &Headers {
         &self.0
     }
     fn property(&self, _: &[&str]) -> Option<Vec<u8>> {
@@ -49,15 +46,15 @@ fn worker() -> Worker {
 }
 
 fn get_request() -> Req {
-    Req(vec![
-        (":method".into(), "GET".into()),
-        (":path".into(), "/v1/reports?page=2".into()),
-        (":authority".into(), "api.example.com".into()),
-        (":scheme".into(), "http".into()),
-        ("x-request-id".into(), "7f1c".into()),
-        ("x-airlock-agent".into(), "spiffe://corp/agent/report-bot".into()),
-        ("user-agent".into(), "agent/1.0".into()),
-    ])
+    Req(Headers::from_iter([
+        (":method", "GET"),
+        (":path", "/v1/reports?page=2"),
+        (":authority", "api.example.com"),
+        (":scheme", "http"),
+        ("x-request-id", "7f1c"),
+        ("x-airlock-agent", "spiffe://corp/agent/report-bot"),
+        ("user-agent", "agent/1.0"),
+    ]))
 }
 
 fn stages(c: &mut Criterion) {

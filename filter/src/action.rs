@@ -40,8 +40,9 @@ pub struct Malformed(pub String);
 impl Action {
     /// Read the action from the request, touching only the headers that are needed.
     pub fn read(cfg: &RequestConfig, src: &dyn RequestSource) -> Result<Action, Malformed> {
-        let required = |name: &str| src.header(name).ok_or_else(|| Malformed(format!("missing {name}")));
-        let method = required(":method")?;
+        let all = src.headers();
+        let required = |name: &str| all.get(name).ok_or_else(|| Malformed(format!("missing {name}")));
+        let method = required(":method")?.into_owned();
         if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(Malformed(format!("unusual method `{method}`")));
         }
@@ -49,32 +50,31 @@ impl Action {
         let authority = required(":authority")?;
         let scheme = match &cfg.upstream_scheme {
             Some(s) => s.clone(),
-            None => src.header(":scheme").unwrap_or_else(|| "http".into()).to_ascii_lowercase(),
+            None => all.get(":scheme").as_deref().unwrap_or("http").to_ascii_lowercase(),
         };
         let target = parse_path(&raw_path).map_err(|e| Malformed(format!("ambiguous path: {e}")))?;
         let (host, port) =
             parse_authority(&authority, &scheme).map_err(|e| Malformed(format!("bad authority: {e}")))?;
 
         let headers = match &cfg.input_headers {
-            Some(names) => names.iter().filter_map(|n| src.header(n).map(|v| (n.clone(), v))).collect(),
-            None => src
-                .headers()
+            Some(names) => names.iter().filter_map(|n| all.get(n).map(|v| (n.clone(), v.into_owned()))).collect(),
+            None => all
                 .iter()
                 .filter(|(n, _)| !n.starts_with(':') && !cfg.is_credential_header(n))
-                .cloned()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect(),
         };
         let significant: Vec<(String, Option<String>)> =
-            cfg.significant_headers.iter().map(|n| (n.clone(), src.header(n))).collect();
+            cfg.significant_headers.iter().map(|n| (n.clone(), all.get(n).map(|v| v.into_owned()))).collect();
         // Values that were not UTF-8 arrive with U+FFFD; two different byte strings
         // could then digest alike, so refuse them where they are digested.
         if let Some((n, _)) = significant.iter().find(|(_, v)| v.as_deref().is_some_and(|v| v.contains('\u{FFFD}'))) {
             return Err(Malformed(format!("`{n}` header is not valid UTF-8")));
         }
         let single = |name: &str| -> Result<Option<String>, Malformed> {
-            match src.header(name) {
+            match all.get(name) {
                 Some(v) if v.contains(',') => Err(Malformed(format!("repeated `{name}` header"))),
-                other => Ok(other),
+                other => Ok(other.map(|v| v.into_owned())),
             }
         };
         let content_length = match single("content-length")? {
@@ -82,14 +82,14 @@ impl Action {
             None => None,
         };
         let mut airlock_headers: Vec<String> = Vec::new();
-        for (name, _) in src.headers() {
-            if name.starts_with(AIRLOCK_HEADER_PREFIX) && !airlock_headers.contains(name) {
-                airlock_headers.push(name.clone());
+        for (name, _) in all.iter() {
+            if name.starts_with(AIRLOCK_HEADER_PREFIX) && !airlock_headers.iter().any(|h| h == name) {
+                airlock_headers.push(name.to_string());
             }
         }
         Ok(Action {
             airlock_headers,
-            request_id: src.header("x-request-id"),
+            request_id: all.get("x-request-id").map(|v| v.into_owned()),
             method,
             scheme,
             host,

@@ -26,8 +26,11 @@
 //! With them in the key nothing would ever hit. What a policy can read is decided from
 //! the modules' tokens ([`plan`], [`InputView`]), conservatively.
 //!
-//! Everything else a request does still happens on a hit: the digest, the decision
-//! record, the counters, shadow handling, header removal — only evaluation is skipped.
+//! Everything else a request does still happens on a hit: the decision record, the
+//! counters, shadow handling, header removal — only evaluation is skipped, and the
+//! action digest is taken from the entry ([`CachedAllow`]): it is a function of fields
+//! the key holds (method, scheme, host, port, path, query, significant headers, body
+//! hash), so an identical key has the identical digest.
 
 use regorus::unstable::{Lexer, Source, TokenKind};
 use std::collections::hash_map::RandomState;
@@ -252,6 +255,13 @@ fn static_path(tokens: &[(TokenKind, String)], start: usize) -> Vec<String> {
         }
         return path;
     }
+}
+
+/// What a cache hit gives back: the allow, and the action digest that went with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedAllow {
+    pub decision: crate::decision::Decision,
+    pub digest: Option<String>,
 }
 
 struct Slot<D> {

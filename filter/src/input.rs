@@ -197,14 +197,7 @@ fn build_with(k: &Keys, action: &Action, agent: &Agent, body: &BodyFacts, digest
 ///
 /// Returns false when the key cannot stand for the input (a parsed body without a
 /// body hash); the caller then does not use the cache.
-pub fn cache_key(
-    out: &mut Vec<u8>,
-    action: &Action,
-    agent: &Agent,
-    body: &BodyFacts,
-    digest: Option<&str>,
-    view: &InputView,
-) -> bool {
+pub fn cache_key(out: &mut Vec<u8>, action: &Action, agent: &Agent, body: &BodyFacts, view: &InputView) -> bool {
     let Action {
         request_id,
         method,
@@ -293,7 +286,8 @@ pub fn cache_key(
     n(out, *size);
     opt(out, sha256.as_deref());
     out.push(u8::from(parsed.is_some()));
-    opt(out, digest);
+    // The digest (in `input`) is not encoded: it is a function of method, scheme, host,
+    // port, path, query, significant headers and body hash, all encoded above.
     true
 }
 
@@ -350,11 +344,16 @@ mod tests {
         assert_eq!(json["agent"]["source"], "header");
     }
 
-    fn key(a: &Action, ag: &Agent, b: &BodyFacts, d: Option<&str>, with_id: bool) -> Vec<u8> {
+    fn key(a: &Action, ag: &Agent, b: &BodyFacts, with_id: bool) -> Vec<u8> {
         let view = InputView { request_id: with_id, ..InputView::ALL };
         let mut out = Vec::new();
-        assert!(cache_key(&mut out, a, ag, b, d, &view));
+        assert!(cache_key(&mut out, a, ag, b, &view));
         out
+    }
+
+    /// The digest as the flow computes it: from the action and the body hash.
+    fn digest_of(a: &Action, b: &BodyFacts) -> Option<String> {
+        b.sha256.as_deref().map(|sha| crate::digest::action_digest(a, sha))
     }
 
     fn facts(body: &str) -> BodyFacts {
@@ -367,36 +366,36 @@ mod tests {
 
     /// Every variant of the request, its key and its input.
     fn variants() -> Vec<(String, Vec<u8>, Value)> {
-        type Change = Box<dyn Fn(&mut Action, &mut Agent, &mut BodyFacts, &mut Option<String>)>;
+        type Change = Box<dyn Fn(&mut Action, &mut Agent, &mut BodyFacts)>;
         let changes: Vec<(&str, Change)> = vec![
-            ("base", Box::new(|_, _, _, _| {})),
-            ("method", Box::new(|a, _, _, _| a.method = "PUT".into())),
-            ("scheme", Box::new(|a, _, _, _| a.scheme = "http".into())),
-            ("host", Box::new(|a, _, _, _| a.host = "mcp.example.org".into())),
-            ("port", Box::new(|a, _, _, _| a.port = 8443)),
-            ("path", Box::new(|a, _, _, _| a.path = "/mcp/".into())),
-            ("query value", Box::new(|a, _, _, _| a.query[1].1 = "3".into())),
-            ("query split", Box::new(|a, _, _, _| a.query = vec![("a".into(), "12".into())])),
-            ("header", Box::new(|a, _, _, _| a.headers[0].1 = "text/plain".into())),
-            ("approval", Box::new(|a, _, _, _| a.approval_hint = Some("apr_1".into()))),
-            ("agent", Box::new(|_, g, _, _| g.id = "bot2".into())),
-            ("owner", Box::new(|_, g, _, _| g.owner = None)),
-            ("acts_for", Box::new(|_, g, _, _| g.acts_for = vec!["bob".into()])),
-            ("claims", Box::new(|_, g, _, _| _ = g.claims.insert("scope".into(), "x".into()))),
-            ("source", Box::new(|_, g, _, _| g.source = IdentitySourceKind::Mtls)),
-            ("body", Box::new(|_, _, b, _| *b = facts(r#"{"a": 2}"#))),
-            ("body size", Box::new(|_, _, b, _| b.size += 1)),
-            ("body unparsed", Box::new(|_, _, b, _| b.parsed = None)),
-            ("body over cap", Box::new(|_, _, b, _| *b = BodyFacts { size: 5, sha256: None, parsed: None })),
-            ("digest", Box::new(|_, _, _, d| *d = Some("d2".into()))),
-            ("no digest", Box::new(|_, _, _, d| *d = None)),
+            ("base", Box::new(|_, _, _| {})),
+            ("method", Box::new(|a, _, _| a.method = "PUT".into())),
+            ("scheme", Box::new(|a, _, _| a.scheme = "http".into())),
+            ("host", Box::new(|a, _, _| a.host = "mcp.example.org".into())),
+            ("port", Box::new(|a, _, _| a.port = 8443)),
+            ("path", Box::new(|a, _, _| a.path = "/mcp/".into())),
+            ("query value", Box::new(|a, _, _| a.query[1].1 = "3".into())),
+            ("query split", Box::new(|a, _, _| a.query = vec![("a".into(), "12".into())])),
+            ("header", Box::new(|a, _, _| a.headers[0].1 = "text/plain".into())),
+            ("approval", Box::new(|a, _, _| a.approval_hint = Some("apr_1".into()))),
+            ("agent", Box::new(|_, g, _| g.id = "bot2".into())),
+            ("owner", Box::new(|_, g, _| g.owner = None)),
+            ("acts_for", Box::new(|_, g, _| g.acts_for = vec!["bob".into()])),
+            ("claims", Box::new(|_, g, _| _ = g.claims.insert("scope".into(), "x".into()))),
+            ("source", Box::new(|_, g, _| g.source = IdentitySourceKind::Mtls)),
+            ("body", Box::new(|_, _, b| *b = facts(r#"{"a": 2}"#))),
+            ("body size", Box::new(|_, _, b| b.size += 1)),
+            ("body unparsed", Box::new(|_, _, b| b.parsed = None)),
+            ("body over cap", Box::new(|_, _, b| *b = BodyFacts { size: 5, sha256: None, parsed: None })),
+            ("significant header", Box::new(|a, _, _| a.significant = vec![("x-tenant".into(), Some("t".into()))])),
         ];
         changes
             .into_iter()
             .map(|(name, change)| {
-                let (mut a, mut g, mut b, mut d) = (action(), agent(), facts(r#"{"a": 1}"#), Some("d1".to_string()));
-                change(&mut a, &mut g, &mut b, &mut d);
-                (name.to_string(), key(&a, &g, &b, d.as_deref(), true), build(&a, &g, &b, d.as_deref()))
+                let (mut a, mut g, mut b) = (action(), agent(), facts(r#"{"a": 1}"#));
+                change(&mut a, &mut g, &mut b);
+                let d = digest_of(&a, &b);
+                (name.to_string(), key(&a, &g, &b, true), build(&a, &g, &b, d.as_deref()))
             })
             .collect()
     }
@@ -422,9 +421,9 @@ mod tests {
         let (a, g, b) = (action(), agent(), facts("{}"));
         let mut other = action();
         other.request_id = Some("r2".into());
-        assert_ne!(key(&a, &g, &b, None, true), key(&other, &g, &b, None, true));
-        assert_eq!(key(&a, &g, &b, None, false), key(&other, &g, &b, None, false));
-        assert_ne!(key(&a, &g, &b, None, false), key(&a, &g, &b, None, true));
+        assert_ne!(key(&a, &g, &b, true), key(&other, &g, &b, true));
+        assert_eq!(key(&a, &g, &b, false), key(&other, &g, &b, false));
+        assert_ne!(key(&a, &g, &b, false), key(&a, &g, &b, true));
     }
 
     #[test]
@@ -438,12 +437,12 @@ mod tests {
             InputView { request_id: false, headers: crate::cache::HeaderView::Named(vec!["content-type".into()]) };
         let k = |a: &Action| {
             let mut out = Vec::new();
-            assert!(cache_key(&mut out, a, &g, &b, None, &view));
+            assert!(cache_key(&mut out, a, &g, &b, &view));
             out
         };
         assert_eq!(k(&a), k(&other));
         // A policy that can see every header is keyed on every header.
-        assert_ne!(key(&a, &g, &b, None, false), key(&other, &g, &b, None, false));
+        assert_ne!(key(&a, &g, &b, false), key(&other, &g, &b, false));
         other.headers[0].1 = "text/plain".into();
         assert_ne!(k(&a), k(&other));
     }
@@ -451,6 +450,6 @@ mod tests {
     #[test]
     fn a_parsed_body_without_its_hash_is_not_keyed() {
         let b = BodyFacts { size: 2, sha256: None, parsed: Some(Value::new_object()) };
-        assert!(!cache_key(&mut Vec::new(), &action(), &agent(), &b, None, &InputView::ALL));
+        assert!(!cache_key(&mut Vec::new(), &action(), &agent(), &b, &InputView::ALL));
     }
 }

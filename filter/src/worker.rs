@@ -3,9 +3,8 @@
 //! Envoy runs one VM per worker thread, so this is owned by one thread and shared by
 //! the root context and every request context of that worker without locks.
 
-use crate::cache::DecisionCache;
+use crate::cache::{CachedAllow, DecisionCache};
 use crate::config::Config;
-use crate::decision::Decision;
 use crate::decision_log::DecisionLog;
 use crate::metrics::Metrics;
 use crate::policy::ActivePolicy;
@@ -20,7 +19,7 @@ pub struct Worker {
     /// Where warnings go (Envoy's log in the glue; a buffer in tests).
     pub warn: Box<dyn FnMut(&str)>,
     /// Allow decisions of the serving policy (`crate::cache`).
-    pub cache: DecisionCache<Decision>,
+    pub cache: DecisionCache<CachedAllow>,
     seq: u64,
 }
 

@@ -5,7 +5,7 @@
 //! ends in a local reply: a failure anywhere here can only refuse.
 
 use crate::action::Action;
-use crate::cache::Plan;
+use crate::cache::{CachedAllow, Plan};
 use crate::callout::{self, Answer, ApprovalStatus, Call, Redeemed};
 use crate::config::Mode;
 use crate::decision::{self, Decision, Effect, POLICY_ERROR_RULE};
@@ -117,9 +117,12 @@ impl Flow {
         end_of_stream: bool,
         now: SystemTime,
     ) -> Step {
-        self.decision_id = match src.header("x-request-id") {
+        self.decision_id = match src.headers().get("x-request-id") {
             Some(id) if !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()) => {
-                format!("dec_{id}")
+                let mut d = String::with_capacity(4 + id.len());
+                d.push_str("dec_");
+                d.push_str(&id);
+                d
             }
             _ => w.next_decision_id(now),
         };
@@ -227,10 +230,10 @@ impl Flow {
             }
             None => BodyFacts { size: self.body_size_over_cap, sha256: None, parsed: None },
         };
-        self.digest = facts.sha256.as_deref().map(|sha| action_digest(action, sha));
         self.body_sha256 = facts.sha256.clone();
         let Some(active) = w.policy.as_mut() else {
             // Fail closed: no bundle has verified yet (or ever).
+            self.digest = facts.sha256.as_deref().map(|sha| action_digest(action, sha));
             w.metrics.count(Counter::PolicyError);
             return self.refuse(w, now, POLICY_ERROR_RULE, "no valid policy bundle is loaded".into());
         };
@@ -241,14 +244,16 @@ impl Flow {
                 let key = &mut w.cache.scratch;
                 key.clear();
                 key.extend_from_slice(&generation.to_le_bytes());
-                input::cache_key(key, action, agent, &facts, self.digest.as_deref(), view)
+                input::cache_key(key, action, agent, &facts, view)
             }
             _ => false,
         };
-        if let Some(decision) = keyed.then(|| w.cache.get_scratch()).flatten() {
+        if let Some(hit) = keyed.then(|| w.cache.get_scratch()).flatten() {
             w.metrics.count(Counter::CacheHit);
-            return self.decide(w, now, decision);
+            self.digest = hit.digest;
+            return self.decide(w, now, hit.decision);
         }
+        self.digest = facts.sha256.as_deref().map(|sha| action_digest(action, sha));
         let input = input::build(action, agent, &facts, self.digest.as_deref());
         let started = std::time::Instant::now();
         let result = active.policy.evaluate(input);
@@ -257,7 +262,7 @@ impl Flow {
         // Only allows are remembered: a deny or an approval is evaluated every time, so
         // the cache can never turn either into an allow (`crate::cache`).
         if keyed && decision.effect == Effect::Allow {
-            w.cache.insert_scratch(decision.clone());
+            w.cache.insert_scratch(CachedAllow { decision: decision.clone(), digest: self.digest.clone() });
         }
         if decision.rule.as_deref() == Some(POLICY_ERROR_RULE) {
             w.metrics.count(Counter::PolicyError);
@@ -287,7 +292,8 @@ impl Flow {
             Effect::Allow => {
                 w.metrics.count(Counter::Allow);
                 self.stage = Stage::Done;
-                match self.action.as_ref().map(|a| a.airlock_headers.clone()).filter(|h| !h.is_empty()) {
+                // Taken, not cloned: nothing reads the action's header list after an allow.
+                match self.action.as_mut().map(|a| std::mem::take(&mut a.airlock_headers)).filter(|h| !h.is_empty()) {
                     Some(remove) => Step::ContinueWith(HeaderEdits { remove, set: vec![] }),
                     None => Step::Continue,
                 }

@@ -1,38 +1,49 @@
 //! The core's host interfaces implemented over proxy-wasm hostcalls.
 
 use crate::metrics::{Counter, Metrics, EVAL_TIME_US};
-use crate::source::RequestSource;
+use crate::source::{Headers, RequestSource};
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{LogLevel, MapType, MetricType};
+use proxy_wasm::types::{LogLevel, MapType, MetricType, Status};
 use std::collections::BTreeMap;
 
-/// The current request's headers, read with one hostcall.
-///
-/// One `get_map` is cheaper than a `get_map_value` per needed header, and it is the
-/// only way to see repeats: Envoy's single-value read returns just the first value,
-/// which would let `x-airlock-agent: a` + `x-airlock-agent: b` pass as `a`. Values are
-/// read as bytes (the SDK's string reads panic on non-UTF-8) and decoded lossily;
-/// the core refuses U+FFFD wherever a value matters for security.
+/// The current request's headers, read with one hostcall and kept as the host
+/// serialized them (`crate::source::Headers`).
 pub struct HostRequest {
-    headers: Vec<(String, String)>,
+    headers: Headers,
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    // The SDK's own declaration of this import is private, and its readers build a
+    // `String` and a `Vec` per header; this one hands back the map as one buffer.
+    fn proxy_get_header_map_pairs(map_type: MapType, data: *mut *mut u8, size: *mut usize) -> Status;
 }
 
 impl HostRequest {
+    /// Reads the request headers. Anything unexpected yields no headers at all, which
+    /// the core refuses (no `:method`): failing closed.
     pub fn read() -> HostRequest {
-        let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
-            .collect();
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        // SAFETY: the host writes a pointer and a length; the buffer was allocated
+        // through this module's `proxy_on_memory_allocate` (the SDK's, a `Vec<u8>` with
+        // capacity `size`), so it is ours to take back as a `Vec` exactly as the SDK does.
+        let bytes = unsafe {
+            match proxy_get_header_map_pairs(MapType::HttpRequestHeaders, &mut data, &mut size) {
+                Status::Ok if !data.is_null() => Vec::from_raw_parts(data, size, size),
+                _ => Vec::new(),
+            }
+        };
+        let headers = Headers::from_serialized(&bytes).unwrap_or_else(|e| {
+            log(LogLevel::Error, &format!("airlock: unreadable request header map: {}", e.0));
+            Headers::default()
+        });
         HostRequest { headers }
     }
 }
 
 impl RequestSource for HostRequest {
-    fn header(&self, name: &str) -> Option<String> {
-        crate::source::joined(&self.headers, name)
-    }
-    fn headers(&self) -> &[(String, String)] {
+    fn headers(&self) -> &Headers {
         &self.headers
     }
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
