@@ -68,6 +68,11 @@ impl DecisionLog {
         self.queue.is_empty()
     }
 
+    /// Whether a whole batch is waiting (the glue then ships without waiting a tick).
+    pub fn has_full_batch(&self) -> bool {
+        self.in_flight.is_none() && self.queue.len() >= self.max_batch
+    }
+
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
@@ -143,6 +148,22 @@ mod tests {
         let b: serde_json::Value = serde_json::from_slice(&log.next_batch().unwrap()).unwrap();
         assert_eq!(b["dropped"], 0);
         assert_eq!(b["records"][0]["decision_id"], "dec_2");
+    }
+
+    #[test]
+    fn a_full_batch_is_reported_only_when_nothing_is_in_flight() {
+        let mut log = DecisionLog::new(10, 2);
+        log.push(rec(0));
+        assert!(!log.has_full_batch());
+        log.push(rec(1));
+        log.push(rec(2));
+        assert!(log.has_full_batch());
+        log.next_batch().unwrap();
+        assert!(!log.has_full_batch(), "one batch in flight at a time");
+        log.delivered();
+        assert!(!log.has_full_batch(), "one record left: wait for the timer");
+        log.push(rec(3));
+        assert!(log.has_full_batch());
     }
 
     #[test]

@@ -62,13 +62,23 @@ impl Context for Root {
         let now_s = self.now_s();
         let mut slot = self.worker.borrow_mut();
         let Some(w) = slot.as_mut() else { return };
-        match callout::verified(&w.config.service, now_s, &call, &answer) {
-            Ok(202) => w.log.delivered(),
+        let backlog = match callout::verified(&w.config.service, now_s, &call, &answer) {
+            Ok(202) => {
+                w.log.delivered();
+                w.log.has_full_batch()
+            }
             outcome => {
                 w.log.failed();
                 w.metrics.count(Counter::LogShipFailure);
                 log(LogLevel::Warn, &format!("airlock: decision log batch not accepted: {outcome:?}"));
+                false
             }
+        };
+        drop(slot);
+        // A full batch already waits: ship it now rather than a flush interval later,
+        // so a busy worker ships max_batch records per round trip, not per interval.
+        if backlog {
+            self.ship();
         }
     }
 }
@@ -155,6 +165,11 @@ impl Root {
             return;
         }
         self.next_flush_ms = now_ms.saturating_add(self.flush_ms);
+        self.ship();
+    }
+
+    /// Sends the next batch of decision records, if any.
+    fn ship(&mut self) {
         let now_s = self.now_s();
         let mut slot = self.worker.borrow_mut();
         let Some(w) = slot.as_mut() else { return };

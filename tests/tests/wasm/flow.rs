@@ -117,6 +117,35 @@ fn allow_reaches_the_upstream_and_ships_a_signed_decision_record() {
     assert!(!host.is_failed());
 }
 
+/// A busy worker must not be limited to one batch per flush interval: while whole
+/// batches wait, each accepted batch is followed by the next at once.
+#[test]
+fn a_backlog_of_full_batches_ships_without_waiting_for_the_timer() {
+    let mut host = wasm_support::host(); // max_batch 16, max_queue 64
+    for i in 0..40 {
+        let stream = send_get(&mut host, HOST, &format!("/v1/reports?n={i}"));
+        assert_reached_upstream(&host, &stream);
+        host.finish(&stream).unwrap();
+    }
+    host.advance_time(Duration::from_millis(1_000)).unwrap();
+    let first = the_pending(&host, DECISIONS);
+    assert_eq!(first.json().unwrap()["records"].as_array().map(Vec::len), Some(16));
+    respond(&mut host, &first, 202, &json!({}));
+    // No tick in between: 24 left, a full batch, so it goes now.
+    let second = the_pending(&host, DECISIONS);
+    assert_eq!(second.json().unwrap()["records"].as_array().map(Vec::len), Some(16));
+    respond(&mut host, &second, 202, &json!({}));
+    // 8 left: less than a batch, so they wait for the timer.
+    assert!(pending_to(&host, DECISIONS).is_empty(), "{:?}", host.pending_callouts());
+    host.advance_time(Duration::from_millis(1_000)).unwrap();
+    let third = the_pending(&host, DECISIONS);
+    assert_eq!(third.json().unwrap()["records"].as_array().map(Vec::len), Some(8));
+    assert_eq!(third.json().unwrap()["dropped"], 0);
+    // A refused batch never triggers an immediate resend.
+    respond(&mut host, &third, 500, &json!({}));
+    assert!(pending_to(&host, DECISIONS).is_empty());
+}
+
 #[test]
 fn a_refused_decision_batch_is_shipped_again() {
     let mut host = wasm_support::host();
