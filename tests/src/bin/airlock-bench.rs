@@ -1,19 +1,38 @@
 //! The hot-path benchmark of issue #6: real Envoy (one worker) with listeners side by side
 //! — no filter, an empty proxy-wasm filter (the floor), and the Airlock filter with the
-//! demo policy — in front of the same upstreams (Envoy `direct_response`, and nginx from
-//! Debian). Prints throughput (wrk, closed loop, A/B alternated), the Envoy CPU spent per
-//! request, open-loop latency percentiles at a fixed rate (HDR histograms, measured from
-//! each request's intended send time), Envoy's ready time, the module size, and the
-//! approve-required → pending latency against the REAL approval service.
+//! example policy library (`policies/library`, 18 modules, data mounted by directory) —
+//! in front of the same upstreams (Envoy `direct_response`, and nginx from Debian). The
+//! library is loaded the way a gateway loads it: built and signed as a bundle with the
+//! `airlock` CLI (`airlock bundle build` + `airlock bundle sign`, the binary that also
+//! runs the approval service) and passed inline (`policy.bundle.base64` +
+//! `policy.bundle_keys`). A second Airlock listener on `direct_response`, "airlock, every
+//! request evaluated", has the same configuration with `decision_cache.max_entries: 0`, so
+//! every run shows the cache-hit allow path and the evaluate-every-request path of the
+//! same module side by side.
+//!
+//! Prints throughput (wrk, closed loop, A/B alternated), the Envoy CPU spent per request,
+//! open-loop latency percentiles at a fixed rate (HDR histograms, measured from each
+//! request's intended send time), Envoy's ready time and the CPU it spent until ready
+//! (a separate Envoy with one Airlock listener, `--concurrency 1` but NOT pinned: V8
+//! compiles the module on background threads, as in a deployment that gives Envoy the
+//! machine's cores), the module size, and the approve-required → pending latency against
+//! the REAL approval service (each answer checked: 403 `approval-pending`).
+//!
+//! The allowed request: `GET api.example.com/v1/reports?page=2` by
+//! `spiffe://corp/agent/report-bot` (the library's `hosts` module: `known-host-read`).
+//! The approve-required request: `POST api.example.com/v1/exports` with a JSON body whose
+//! `destination.uri` is external and new each time (the `exports` module: `data-export`,
+//! approvers `data-owners`, credential `export-api`).
 //!
 //! Run it with `bash scripts/bench-envoy.sh` (installs wrk, nginx and Envoy, builds the
 //! module and the service, then runs this in release). Method and results:
 //! `docs/benchmarks.md`. Options: `--seconds N` (per closed-loop run, default 5),
 //! `--rounds N` (default 3), `--rate N` (open-loop requests/s, default 1000).
 //! Environment: `AIRLOCK_WASM=<file>` benchmarks that module instead of the shipped one;
+//! `AIRLOCK_BIN=<file>` the `airlock` binary (service and bundle CLI);
 //! `AIRLOCK_BENCH_ALT_WASM=<file>` adds an "alt module" listener (direct_response) with
 //! the same configuration, and `AIRLOCK_BENCH_ALT_NO_CACHE=1` turns the decision cache
-//! off on that listener (every request evaluated: the cost of a cache miss).
+//! off on that listener too.
 //!
 //! Everything listens on 127.0.0.1; every loop is bounded in count and time. This is a
 //! benchmark, not a test: nothing here asserts a timing.
@@ -26,12 +45,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use airlock_tests::e2e::client::Request;
+use airlock_tests::e2e::client::{send_raw, Request};
 use airlock_tests::e2e::envoy::envoy_binary;
 use airlock_tests::e2e::gateway::filter_module;
 use airlock_tests::e2e::plugin::{plugin_config, PluginOptions, APPROVAL_CLUSTER, IDENTITY_HEADER};
 use airlock_tests::e2e::ports::free_port;
-use airlock_tests::e2e::service::{AirlockService, Reviewer, ServiceOptions};
+use airlock_tests::e2e::service::{run_bounded, AirlockService, Reviewer, ServiceOptions};
 use airlock_tests::wasm::workspace_root;
 use anyhow::{anyhow, bail, Context};
 use hdrhistogram::Histogram;
@@ -40,6 +59,11 @@ use serde_json::json;
 const AGENT: &str = "spiffe://corp/agent/report-bot";
 const HOST: &str = "api.example.com";
 const ALLOW_PATH: &str = "/v1/reports?page=2";
+/// The approve-required path (library `exports` module, `data-export`).
+const EXPORT_PATH: &str = "/v1/exports";
+/// The key the bench signs the library bundle with (`policy.bundle_keys`).
+const BUNDLE_KEY_ID: &str = "bench-bundles";
+const BUNDLE_KEY: &[u8; 32] = b"airlock-bench-bundle-key-32bytes";
 /// CPU the harness keeps for Envoy; wrk, nginx and the generator get the other one.
 const ENVOY_CPU: &str = "0";
 const LOAD_CPU: &str = "1";
@@ -66,6 +90,9 @@ enum Filter {
     None,
     Floor,
     Airlock,
+    /// The same module and config with `decision_cache.max_entries: 0` (its own VM),
+    /// direct_response only: every request evaluates the policy.
+    Eval,
     /// The same filter and config from another module file (`AIRLOCK_BENCH_ALT_WASM`,
     /// e.g. a `wasm-opt` build), direct_response only: compares builds in one run.
     Alt,
@@ -76,7 +103,8 @@ impl Filter {
         match self {
             Filter::None => "no filter",
             Filter::Floor => "empty wasm (floor)",
-            Filter::Airlock => "airlock (demo policy)",
+            Filter::Airlock => "airlock (library)",
+            Filter::Eval => "airlock, every request evaluated",
             Filter::Alt => "airlock, alt module",
         }
     }
@@ -224,17 +252,46 @@ fn start_nginx(dir: &Path) -> anyhow::Result<(Proc, u16)> {
     Ok((proc, port))
 }
 
-fn demo_plugin() -> anyhow::Result<serde_json::Value> {
-    let root = workspace_root().join("policies/demo");
-    let rego = std::fs::read_to_string(root.join("airlock.rego")).context("reading policies/demo/airlock.rego")?;
-    let data: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("data.json"))?)?;
-    let mut cfg = plugin_config(&PluginOptions { policy: rego, ..PluginOptions::default() });
-    cfg["policy"]["data"] = data;
-    cfg["policy"]["revision"] = json!("bench-1");
+/// The example policy library as a gateway gets it: `airlock bundle build` + `airlock
+/// bundle sign` (the service's binary), read back as base64 for `policy.bundle.base64`.
+fn library_bundle(airlock: &Path, dir: &Path) -> anyhow::Result<String> {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let library = workspace_root().join("policies/library");
+    let key_file = dir.join("bundle.key");
+    std::fs::write(&key_file, b64(BUNDLE_KEY))?;
+    let bundle = dir.join("library.tar.gz");
+    let limit = Duration::from_secs(60);
+    let mut build = Command::new(airlock);
+    build.args(["bundle", "build"]).arg(&library).arg("-o").arg(&bundle).args(["--revision", "bench-library"]);
+    run_bounded(build, "airlock bundle build policies/library".into(), limit)?.ok()?;
+    let mut sign = Command::new(airlock);
+    sign.args(["bundle", "sign"]).arg(&bundle).args(["--key-id", BUNDLE_KEY_ID, "--key-file"]).arg(&key_file);
+    run_bounded(sign, "airlock bundle sign library.tar.gz".into(), limit)?.ok()?;
+    Ok(b64(&std::fs::read(&bundle)?))
+}
+
+/// The Airlock listeners' configuration: the signed library bundle inline, identity from
+/// `x-airlock-agent`, the decision log batched to the service every second.
+fn library_plugin(bundle_base64: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let key = base64::engine::general_purpose::STANDARD.encode(BUNDLE_KEY);
+    let mut cfg = plugin_config(&PluginOptions::default());
+    cfg["policy"] = json!({
+        "bundle": {"base64": bundle_base64},
+        "bundle_keys": [{"key_id": BUNDLE_KEY_ID, "key_base64": key}],
+        "mode": "enforce",
+    });
     cfg["identity"]["agents"] = json!({AGENT: {"owner": "alice@corp.example", "acts_for": []}});
     cfg["request"]["input_headers"] = json!(["content-type", "user-agent"]);
     cfg["decision_log"] = json!({"flush_ms": 1000, "max_queue": 4096, "max_batch": 256});
-    Ok(cfg)
+    cfg
+}
+
+/// `cfg` with the decision cache off: every request evaluates the policy.
+fn without_cache(mut cfg: serde_json::Value) -> serde_json::Value {
+    cfg["decision_cache"] = json!({"max_entries": 0});
+    cfg
 }
 
 /// One listener: the demo gateway's connection-manager settings, no access log, a Wasm
@@ -270,6 +327,7 @@ fn listener_yaml(name: &str, filter: Filter, upstream: Upstream, modules: [&Path
         Filter::None => String::new(),
         Filter::Floor => wasm_filter("floor", floor, "\"\""),
         Filter::Airlock => wasm_filter("airlock", wasm, plugin),
+        Filter::Eval => wasm_filter("airlock_eval", wasm, plugin),
         Filter::Alt => wasm_filter("airlock_alt", alt, plugin),
     };
     format!(
@@ -325,14 +383,20 @@ fn cluster_yaml(name: &str, port: u16) -> String {
 struct Envoy {
     proc: Proc,
     admin: SocketAddr,
+    /// Process start → `/ready` LIVE.
     ready_after: Duration,
+    /// User + system CPU of the Envoy process (all threads) until it was seen ready;
+    /// includes the PyPI wrapper's Python start, which `exec`s Envoy in the same process.
+    ready_cpu: Duration,
 }
 
-fn start_envoy(dir: &Path, config: &str) -> anyhow::Result<Envoy> {
+/// Starts Envoy (`--concurrency 1`) on the CPUs `cpus_list` (taskset syntax) and waits
+/// until `/ready` answers LIVE.
+fn start_envoy(dir: &Path, config: &str, cpus_list: &str) -> anyhow::Result<Envoy> {
     let path = dir.join("envoy.yaml");
     std::fs::write(&path, config)?;
     let admin_path = dir.join("envoy.admin");
-    let mut cmd = pinned(ENVOY_CPU, &envoy_binary()?);
+    let mut cmd = pinned(cpus_list, &envoy_binary()?);
     cmd.arg("-c")
         .arg(&path)
         .args(["--concurrency", "1", "--use-dynamic-base-id", "-l", "warning"])
@@ -356,12 +420,13 @@ fn start_envoy(dir: &Path, config: &str) -> anyhow::Result<Envoy> {
         })
     });
     let ready_after = started.elapsed();
+    let ready_cpu = cpu_time(proc.pid());
     if ready.is_err() || matches!(proc.child.try_wait(), Ok(Some(_))) {
         let log = std::fs::read_to_string(dir.join("envoy.log")).unwrap_or_default();
         bail!("Envoy did not become ready:\n{log}");
     }
     let admin = admin.ok_or_else(|| anyhow!("no admin address"))?;
-    Ok(Envoy { proc, admin, ready_after })
+    Ok(Envoy { proc, admin, ready_after, ready_cpu: ready_cpu? })
 }
 
 fn listener_addr(admin: SocketAddr, name: &str) -> anyhow::Result<SocketAddr> {
@@ -450,6 +515,8 @@ struct OpenRun {
 /// `rate` requests/s for `seconds` over `conns` keep-alive connections; each connection
 /// sends on a fixed schedule and the latency of a request counts from when it was *meant*
 /// to be sent, so a stall shows up in every request it delays (no coordinated omission).
+/// An answer counts as an error unless its status is `expect` and, with `body_has`, its
+/// body contains that text.
 fn open_loop(
     addr: SocketAddr,
     rate: u64,
@@ -457,6 +524,7 @@ fn open_loop(
     conns: u64,
     request: &(dyn Fn(u64) -> Vec<u8> + Sync),
     expect: u16,
+    body_has: Option<&str>,
 ) -> anyhow::Result<OpenRun> {
     let period = Duration::from_nanos(1_000_000_000 * conns / rate);
     let per_conn = rate * seconds / conns;
@@ -475,7 +543,7 @@ fn open_loop(
                         if intended > now {
                             std::thread::sleep(intended - now);
                         }
-                        let ok = exchange(&mut conn, addr, &request(c * per_conn + i), &mut buf, expect);
+                        let ok = exchange(&mut conn, addr, &request(c * per_conn + i), &mut buf, expect, body_has);
                         let took = u64::try_from(intended.elapsed().as_nanos()).unwrap_or(u64::MAX);
                         run.hist.saturating_record(took.max(1_000));
                         if !ok {
@@ -499,8 +567,15 @@ fn open_loop(
 }
 
 /// One request/response on a kept-alive connection (opened if needed); true if the
-/// answer had status `expect`.
-fn exchange(conn: &mut Option<TcpStream>, addr: SocketAddr, req: &[u8], buf: &mut [u8], expect: u16) -> bool {
+/// answer had status `expect` (and, with `body_has`, a body containing it).
+fn exchange(
+    conn: &mut Option<TcpStream>,
+    addr: SocketAddr,
+    req: &[u8],
+    buf: &mut [u8],
+    expect: u16,
+    body_has: Option<&str>,
+) -> bool {
     if conn.is_none() {
         let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
             return false;
@@ -533,7 +608,11 @@ fn exchange(conn: &mut Option<TcpStream>, addr: SocketAddr, req: &[u8], buf: &mu
                     .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok())
                     .unwrap_or(0);
                 if len >= head + body {
-                    return resp.code == Some(expect);
+                    let body_ok = body_has.is_none_or(|needle| {
+                        needle.is_empty()
+                            || buf[head..head + body].windows(needle.len()).any(|w| w == needle.as_bytes())
+                    });
+                    return resp.code == Some(expect) && body_ok;
                 }
             }
             Ok(httparse::Status::Partial) => {}
@@ -584,23 +663,23 @@ fn main() -> anyhow::Result<()> {
     )?;
     let (_nginx, nginx_port) = start_nginx(dir.path())?;
 
-    let plugin = airlock_tests::e2e::template::yaml_string(&demo_plugin()?.to_string());
-    // AIRLOCK_BENCH_ALT_NO_CACHE=1: the alt listener runs with the decision cache off
-    // (`decision_cache.max_entries: 0`), i.e. every request evaluates the policy — the
-    // cost of a request the cache has not seen.
-    let plugin_alt = if std::env::var_os("AIRLOCK_BENCH_ALT_NO_CACHE").is_some() {
-        let mut cfg = demo_plugin()?;
-        cfg["decision_cache"] = json!({"max_entries": 0});
-        airlock_tests::e2e::template::yaml_string(&cfg.to_string())
-    } else {
-        plugin.clone()
-    };
+    let yaml = |cfg: &serde_json::Value| airlock_tests::e2e::template::yaml_string(&cfg.to_string());
+    let library = library_plugin(&library_bundle(service.binary(), dir.path())?);
+    let plugin = yaml(&library);
+    // Every request evaluated: the same configuration with the decision cache off.
+    let plugin_eval = yaml(&without_cache(library.clone()));
+    // AIRLOCK_BENCH_ALT_NO_CACHE=1: the alt listener runs with the decision cache off too.
+    let plugin_alt =
+        if std::env::var_os("AIRLOCK_BENCH_ALT_NO_CACHE").is_some() { plugin_eval.clone() } else { plugin.clone() };
     let mut listeners_yaml = String::new();
     let mut specs = Vec::new();
     let alt = std::env::var_os("AIRLOCK_BENCH_ALT_WASM").map(PathBuf::from);
     for upstream in [Upstream::Direct, Upstream::Nginx] {
-        for filter in [Filter::None, Filter::Floor, Filter::Airlock, Filter::Alt] {
-            if filter == Filter::Alt && (alt.is_none() || upstream == Upstream::Nginx) {
+        for filter in [Filter::None, Filter::Floor, Filter::Airlock, Filter::Eval, Filter::Alt] {
+            if filter == Filter::Alt && alt.is_none() {
+                continue;
+            }
+            if matches!(filter, Filter::Eval | Filter::Alt) && upstream == Upstream::Nginx {
                 continue;
             }
             let name = format!(
@@ -613,11 +692,16 @@ fn main() -> anyhow::Result<()> {
                     Filter::None => "none",
                     Filter::Floor => "floor",
                     Filter::Airlock => "airlock",
+                    Filter::Eval => "eval",
                     Filter::Alt => "alt",
                 }
             );
             let alt_path = alt.as_deref().unwrap_or(&wasm);
-            let config = if filter == Filter::Alt { &plugin_alt } else { &plugin };
+            let config = match filter {
+                Filter::Alt => &plugin_alt,
+                Filter::Eval => &plugin_eval,
+                _ => &plugin,
+            };
             listeners_yaml.push_str(&listener_yaml(&name, filter, upstream, [&floor, &wasm, alt_path], config));
             specs.push((name, filter, upstream));
         }
@@ -627,7 +711,9 @@ fn main() -> anyhow::Result<()> {
         cluster_yaml("nginx", nginx_port),
         cluster_yaml(APPROVAL_CLUSTER, service.port())
     );
-    // Ready time with the filter alone (one listener), then the benchmark Envoy.
+    // Ready time with the filter alone (one listener), Envoy on every CPU as deployed
+    // (V8 compiles on background threads), then the pinned benchmark Envoy.
+    let all_cpus = format!("0-{}", (cpus() - 1).max(0));
     let mut ready = Vec::new();
     for (label, module) in [("airlock", Some(wasm.as_path())), ("alt module", alt.as_deref())] {
         let Some(module) = module else { continue };
@@ -638,9 +724,10 @@ fn main() -> anyhow::Result<()> {
             listener_yaml("ready", Filter::Airlock, Upstream::Direct, [&floor, module, module], &plugin),
             cluster_yaml(APPROVAL_CLUSTER, service.port())
         );
-        ready.push((label, start_envoy(&sub, &one)?.ready_after));
+        let e = start_envoy(&sub, &one, &all_cpus)?;
+        ready.push((label, e.ready_after, e.ready_cpu));
     }
-    let envoy = start_envoy(dir.path(), &config)?;
+    let envoy = start_envoy(dir.path(), &config, ENVOY_CPU)?;
     let pid = envoy.proc.pid();
     let mut listeners = Vec::new();
     for (name, filter, upstream) in specs {
@@ -657,10 +744,24 @@ fn main() -> anyhow::Result<()> {
     if let Some(alt) = &alt {
         println!("alt module: {} ({:.2} MB)", alt.display(), std::fs::metadata(alt)?.len() as f64 / 1e6);
     }
-    for (label, took) in &ready {
-        println!("Envoy ready with the {label} (start → /ready LIVE, one listener): {:.2} s", took.as_secs_f64());
+    println!(
+        "policy: policies/library as a signed bundle (revision bench-library), inline; \
+         \"{}\" = decision_cache.max_entries 0",
+        Filter::Eval.label()
+    );
+    for (label, took, cpu) in &ready {
+        println!(
+            "Envoy ready with the {label} (start → /ready LIVE, one listener, CPUs {all_cpus}, --concurrency 1): \
+             {:.2} s, Envoy CPU until ready {:.2} s",
+            took.as_secs_f64(),
+            cpu.as_secs_f64()
+        );
     }
-    println!("benchmark Envoy ready (all listeners and modules): {:.2} s", envoy.ready_after.as_secs_f64());
+    println!(
+        "benchmark Envoy ready (all listeners and modules, pinned to CPU {ENVOY_CPU}): {:.2} s, Envoy CPU until ready {:.2} s",
+        envoy.ready_after.as_secs_f64(),
+        envoy.ready_cpu.as_secs_f64()
+    );
 
     // Warm up every listener (V8 tiers up, connections open).
     let allow_request = format!(
@@ -668,7 +769,7 @@ fn main() -> anyhow::Result<()> {
     )
     .into_bytes();
     for l in &listeners {
-        let run = open_loop(l.addr, 2000, 1, 4, &|_| allow_request.clone(), 200)?;
+        let run = open_loop(l.addr, 2000, 1, 4, &|_| allow_request.clone(), 200, None)?;
         if run.errors > 0 {
             bail!("listener {} does not answer 200 to the allowed GET ({} errors)", l.name, run.errors);
         }
@@ -696,7 +797,7 @@ fn main() -> anyhow::Result<()> {
     let rps = |i: usize| totals[i].0 as f64 / totals[i].1.max(1e-9);
     let find = |f: Filter, u: Upstream| listeners.iter().position(|l| l.filter == f && l.upstream == u).unwrap_or(0);
     println!(
-        "{:<16} {:<22} {:>9} {:>24} {:>8} {:>8} {:>11} {:>13} {:>11}",
+        "{:<16} {:<32} {:>9} {:>24} {:>8} {:>8} {:>11} {:>13} {:>11}",
         "upstream", "filter", "req/s", "per round", "vs none", "vs floor", "CPU µs/req", "added vs none", "above floor"
     );
     for (i, l) in listeners.iter().enumerate() {
@@ -704,7 +805,7 @@ fn main() -> anyhow::Result<()> {
         let floor = find(Filter::Floor, l.upstream);
         let rounds: Vec<String> = totals[i].4.iter().map(|r| format!("{r:.0}")).collect();
         println!(
-            "{:<16} {:<22} {:>9.0} {:>24} {:>7.2}× {:>7.2}× {:>11.1} {:>13.1} {:>11.1}{}",
+            "{:<16} {:<32} {:>9.0} {:>24} {:>7.2}× {:>7.2}× {:>11.1} {:>13.1} {:>11.1}{}",
             l.upstream.label(),
             l.filter.label(),
             rps(i),
@@ -728,20 +829,20 @@ fn main() -> anyhow::Result<()> {
     for round in 0..o.rounds {
         for k in 0..listeners.len() {
             let i = (k + round) % listeners.len();
-            let run = open_loop(listeners[i].addr, o.rate, open_secs, 4, &|_| allow_request.clone(), 200)?;
+            let run = open_loop(listeners[i].addr, o.rate, open_secs, 4, &|_| allow_request.clone(), 200, None)?;
             hists[i].hist.add(&run.hist)?;
             hists[i].errors += run.errors;
         }
     }
     println!(
-        "{:<16} {:<22} {:>8} {:>9} {:>9} {:>9} {:>9} {:>15}",
+        "{:<16} {:<32} {:>8} {:>9} {:>9} {:>9} {:>9} {:>15}",
         "upstream", "filter", "n", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "added p99 µs"
     );
     for (i, l) in listeners.iter().enumerate() {
         let h = &hists[i].hist;
         let none = &hists[find(Filter::None, l.upstream)].hist;
         println!(
-            "{:<16} {:<22} {:>8} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>15.0}{}",
+            "{:<16} {:<32} {:>8} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>15.0}{}",
             l.upstream.label(),
             l.filter.label(),
             h.len(),
@@ -759,15 +860,23 @@ fn main() -> anyhow::Result<()> {
     let pending_secs = 5;
     let airlock = &listeners[find(Filter::Airlock, Upstream::Direct)];
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
+    // An external destination (not in `data.exports.internal_destinations`), new each time.
     let export = |n: u64| {
-        let body = format!("{{\"destination\":{{\"bucket\":\"bench-{stamp}-{n}\"}},\"rows\":{n}}}");
+        let body = format!(
+            "{{\"format\":\"csv\",\"destination\":{{\"uri\":\"s3://partner-bench-{stamp}-{n}\"}},\"rows\":{n}}}"
+        );
         format!(
-            "POST /v1/exports HTTP/1.1\r\nhost: {HOST}\r\n{IDENTITY_HEADER}: {AGENT}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            "POST {EXPORT_PATH} HTTP/1.1\r\nhost: {HOST}\r\n{IDENTITY_HEADER}: {AGENT}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
             body.len()
         )
         .into_bytes()
     };
-    let run = open_loop(airlock.addr, pending_rate, pending_secs, 1, &export, 403)?;
+    const PENDING: &str = "urn:airlock:problem:approval-pending";
+    let first = send_raw(airlock.addr, &export(u64::from(u32::MAX)), Duration::from_secs(10))?;
+    if first.status != 403 || first.problem_type().as_deref() != Some(PENDING) {
+        bail!("the approve-required POST is not pending: {} {}", first.status, first.text());
+    }
+    let run = open_loop(airlock.addr, pending_rate, pending_secs, 1, &export, 403, Some(PENDING))?;
     let h = &run.hist;
     println!(
         "\n== approve-required POST → 403 approval-pending, real approval service (SQLite), {pending_rate} req/s for {pending_secs} s, each a new approval ==\n\
@@ -776,7 +885,7 @@ fn main() -> anyhow::Result<()> {
         us(h.value_at_quantile(0.5)) / 1000.0,
         us(h.value_at_quantile(0.99)) / 1000.0,
         us(h.max()) / 1000.0,
-        if run.errors > 0 { format!("  ({} not 403!)", run.errors) } else { String::new() }
+        if run.errors > 0 { format!("  ({} not 403 approval-pending!)", run.errors) } else { String::new() }
     );
 
     println!("\nload average at end: {}; total {:.0} s", loadavg(), began.elapsed().as_secs_f64());
