@@ -33,6 +33,8 @@ pub enum Step {
     NeedBody,
     /// Dispatch this call and report its answer.
     Call(Call),
+    /// Keep the request paused: a call is in flight, or it was answered locally.
+    Hold,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -65,6 +67,11 @@ pub struct Flow {
     raw_target: Option<(String, String, String)>,
     /// Size seen when the body outgrew the buffer cap (then `body` stays empty).
     body_size_over_cap: usize,
+    /// Body bytes the host held at the last body event (read again when trailers end
+    /// the stream).
+    buffered: usize,
+    /// The request was let through upstream (allowed, or approved with a credential).
+    continued: bool,
     decision: Option<Decision>,
     call: Option<Call>,
     approval_id: Option<String>,
@@ -99,10 +106,17 @@ impl Flow {
             body: Vec::new(),
             raw_target: None,
             body_size_over_cap: 0,
+            buffered: 0,
+            continued: false,
             decision: None,
             call: None,
             approval_id: None,
         }
+    }
+
+    /// Body bytes the host held at the last body event.
+    pub fn buffered(&self) -> usize {
+        self.buffered
     }
 
     pub fn decision_id(&self) -> &str {
@@ -170,9 +184,11 @@ impl Flow {
         now: SystemTime,
     ) -> Step {
         if self.stage != Stage::Body {
-            // Decided in the headers phase (allow of an over-cap body): let it flow.
-            return Step::Continue;
+            // Decided already (an allowed over-cap body): let it flow. Anything else —
+            // refused, or a call in flight — stays paused.
+            return if self.continued { Step::Continue } else { Step::Hold };
         }
+        self.buffered = buffered;
         if buffered > w.config.request.max_body_bytes {
             self.body_size_over_cap = buffered;
             return self.evaluate(w, now, None);
@@ -188,6 +204,21 @@ impl Flow {
             }
             None if buffered == 0 => self.evaluate(w, now, Some(0)),
             None => self.refuse(w, now, "airlock.body-unreadable", "the request body could not be read".into()),
+        }
+    }
+
+    /// Request trailers arrived. They end the stream: a request still waiting for its
+    /// body is decided now on what was buffered. (Letting trailers pass would let an
+    /// HTTP/2 request carry its body upstream undecided: the host resumes a stream whose
+    /// trailers callback continues.) While a call is in flight the request stays
+    /// paused; after an allow it flows on.
+    pub fn on_trailers(&mut self, w: &mut Worker, read: impl FnOnce() -> Option<Vec<u8>>, now: SystemTime) -> Step {
+        match self.stage {
+            Stage::Body => self.on_body(w, self.buffered, true, read, now),
+            // Only a request the flow let through goes on; a refused one was answered.
+            Stage::Done if self.continued => Step::Continue,
+            Stage::Done => Step::Hold,
+            Stage::Headers | Stage::AwaitApproval | Stage::AwaitRedeem => Step::Hold,
         }
     }
 
@@ -292,6 +323,7 @@ impl Flow {
             Effect::Allow => {
                 w.metrics.count(Counter::Allow);
                 self.stage = Stage::Done;
+                self.continued = true;
                 // Taken, not cloned: nothing reads the action's header list after an allow.
                 match self.action.as_mut().map(|a| std::mem::take(&mut a.airlock_headers)).filter(|h| !h.is_empty()) {
                     Some(remove) => Step::ContinueWith(HeaderEdits { remove, set: vec![] }),
@@ -396,6 +428,7 @@ impl Flow {
         match redeemed {
             Redeemed::Credential(set) => {
                 w.metrics.count(Counter::CredentialInjected);
+                self.continued = true;
                 let mut remove = w.config.request.credential_headers.clone();
                 if let Some(a) = &self.action {
                     remove.extend(a.airlock_headers.iter().cloned());

@@ -197,6 +197,45 @@ fn approve_pending_then_approved_redeems_and_injects() {
     assert_eq!(h.metrics.borrow().get(Counter::CredentialInjected), 1);
 }
 
+/// HTTP/2 trailers end a request whose body frames all said "more to come". They must
+/// decide it like the end of the body does — never let it through undecided.
+#[test]
+fn trailers_end_the_body_and_decide_the_request() {
+    let mut h = harness();
+    let req = export().with("x-request-id", "r-trailers");
+    let body = br#"{"rows": 10}"#.to_vec();
+    let mut f = Flow::new();
+    assert_eq!(f.on_headers(&mut h.w, &req, false, now()), Step::NeedBody);
+    assert_eq!(f.on_body(&mut h.w, body.len(), false, || panic!("read before the end"), now()), Step::NeedBody);
+    assert_eq!(f.buffered(), body.len());
+    let expected = body.clone();
+    let step = f.on_trailers(&mut h.w, move || Some(expected), now());
+    let call = call_of(step);
+    let sent: serde_json::Value = serde_json::from_slice(&call.body).unwrap();
+    assert_eq!(sent["request"]["body"]["rows"], 10, "the buffered body was read at the trailers");
+    assert_eq!(sent["request"]["body_size"], body.len());
+    // The call is in flight: a second trailers event (or more body) keeps it paused.
+    assert_eq!(f.on_trailers(&mut h.w, || None, now()), Step::Hold);
+    assert_eq!(f.on_body(&mut h.w, 99, true, || None, now()), Step::Hold);
+
+    // Headers, then trailers with no data at all: an empty body, decided.
+    let mut f = Flow::new();
+    assert_eq!(f.on_headers(&mut h.w, &req, false, now()), Step::NeedBody);
+    assert!(matches!(f.on_trailers(&mut h.w, || None, now()), Step::Call(_)));
+
+    // A denied request stays answered; an allowed one flows on with its trailers.
+    let mut f = Flow::new();
+    let denied = FakeRequest::new("DELETE", "api.example.com", "/v1/x").with("x-airlock-agent", "bot");
+    assert_eq!(f.on_headers(&mut h.w, &denied, false, now()), Step::NeedBody);
+    assert!(matches!(f.on_trailers(&mut h.w, || None, now()), Step::Reply(_)));
+    assert_eq!(f.on_trailers(&mut h.w, || None, now()), Step::Hold);
+    let mut f = Flow::new();
+    let get = FakeRequest::new("GET", "api.example.com", "/v1/x").with("x-airlock-agent", "bot");
+    assert_eq!(f.on_headers(&mut h.w, &get, false, now()), Step::NeedBody);
+    assert!(allowed(&f.on_trailers(&mut h.w, || None, now())));
+    assert_eq!(f.on_trailers(&mut h.w, || None, now()), Step::Continue);
+}
+
 #[test]
 fn a_different_body_has_a_different_digest() {
     let mut h = harness();

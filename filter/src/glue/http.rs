@@ -54,7 +54,7 @@ impl Http {
                 self.send_http_response(r.status, headers, Some(&r.body));
                 Action::Pause
             }
-            Step::NeedBody => Action::Pause,
+            Step::NeedBody | Step::Hold => Action::Pause,
             Step::Call(call) => {
                 let Some(cluster) = self.with_worker(|_, w| w.config.service.cluster.clone()) else {
                     return self.fail_closed("not configured");
@@ -125,6 +125,20 @@ impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let now = self.get_current_time();
         match self.with_worker(|flow, w| flow.on_headers(w, &HostRequest::read(), end_of_stream, now)) {
+            Some(step) => self.apply(step, Origin::StreamCallback),
+            None => self.fail_closed("not configured"),
+        }
+    }
+
+    /// Trailers end the stream (HTTP/2, or HTTP/1 with trailers enabled): without this,
+    /// the SDK's default would continue a request still waiting for its decision.
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        let now = self.get_current_time();
+        let read = |size: usize| hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size).ok().flatten();
+        match self.with_worker(|flow, w| {
+            let size = flow.buffered();
+            flow.on_trailers(w, || read(size), now)
+        }) {
             Some(step) => self.apply(step, Origin::StreamCallback),
             None => self.fail_closed("not configured"),
         }
