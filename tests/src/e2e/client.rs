@@ -1,12 +1,22 @@
 //! A raw HTTP/1.1 client: the test writes the exact bytes (paths with `%2F`, `\`, duplicate
 //! headers, odd hosts) that a client library would normalize or refuse. One request per
 //! connection (`connection: close`), read to EOF, head parsed with `httparse`.
+//!
+//! And [`H2Request`]: one HTTP/2 request over cleartext with prior knowledge (h2c, which
+//! the listeners' `codec_type: AUTO` accepts), through hyper's client, whose body goes out
+//! as DATA frames none of which ends the stream and whose stream the trailers end, the
+//! way gRPC and other streaming clients send it (HTTP/1 request trailers reach no filter
+//! unless the codec enables them, so this is how a request carries trailers to one).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 
 /// Default time a request may take.
@@ -246,6 +256,161 @@ fn dechunk(mut rest: &[u8]) -> anyhow::Result<Vec<u8>> {
         rest = &rest[size + 2..];
     }
     bail!("too many chunks")
+}
+
+/// One HTTP/2 request over h2c (prior knowledge): headers, then the body as DATA frames
+/// that never end the stream, then trailers that do (with no trailers, an empty DATA
+/// frame ends it: the same request without trailers). No `content-length` is sent.
+#[derive(Debug, Clone)]
+pub struct H2Request {
+    method: String,
+    target: String,
+    authority: String,
+    headers: Vec<(String, String)>,
+    chunks: Vec<Vec<u8>>,
+    trailers: Vec<(String, String)>,
+    pause: Duration,
+    timeout: Duration,
+}
+
+impl H2Request {
+    /// `METHOD target` (path and query) for `:authority` `e2e.test`, no body, no trailers.
+    pub fn new(method: &str, target: &str) -> H2Request {
+        H2Request {
+            method: method.to_string(),
+            target: target.to_string(),
+            authority: "e2e.test".to_string(),
+            headers: Vec::new(),
+            chunks: Vec::new(),
+            trailers: Vec::new(),
+            pause: Duration::from_millis(20),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Sets `:authority` (HTTP/2's Host).
+    pub fn authority(mut self, authority: &str) -> H2Request {
+        self.authority = authority.to_string();
+        self
+    }
+
+    /// Adds a header (names are sent lower-case, as HTTP/2 requires).
+    pub fn header(mut self, name: &str, value: &str) -> H2Request {
+        self.headers.push((name.to_ascii_lowercase(), value.to_string()));
+        self
+    }
+
+    /// Appends one DATA frame's worth of body (each chunk is its own frame).
+    pub fn data(mut self, chunk: &[u8]) -> H2Request {
+        self.chunks.push(chunk.to_vec());
+        self
+    }
+
+    /// Adds a trailer; any trailer makes a trailers HEADERS frame end the stream.
+    pub fn trailer(mut self, name: &str, value: &str) -> H2Request {
+        self.trailers.push((name.to_ascii_lowercase(), value.to_string()));
+        self
+    }
+
+    /// Sets the pause before each DATA frame and before the trailers (default 20 ms), so
+    /// Envoy sees every frame as its own event rather than all at once.
+    pub fn pause(mut self, pause: Duration) -> H2Request {
+        self.pause = pause;
+        self
+    }
+
+    /// Sets how long the whole exchange may take.
+    pub fn timeout(mut self, timeout: Duration) -> H2Request {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Connects to `addr` (h2c), sends the request, reads the whole response. A
+    /// current-thread runtime of its own; the whole exchange is bounded by the timeout.
+    pub fn send(&self, addr: SocketAddr) -> anyhow::Result<Response> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("building a tokio runtime for the HTTP/2 client")?;
+        runtime.block_on(async {
+            match tokio::time::timeout(self.timeout, self.exchange(addr)).await {
+                Ok(outcome) => outcome,
+                Err(_) => bail!("no complete HTTP/2 response from {addr} within {:?}", self.timeout),
+            }
+        })
+    }
+
+    async fn exchange(&self, addr: SocketAddr) -> anyhow::Result<Response> {
+        let tcp = tokio::net::TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+        tcp.set_nodelay(true)?;
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .with_context(|| format!("HTTP/2 handshake with {addr}"))?;
+        // The connection is driven by its own task; it ends when the runtime does.
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+
+        let mut trailers = hyper::HeaderMap::new();
+        for (name, value) in &self.trailers {
+            trailers.append(
+                hyper::header::HeaderName::from_bytes(name.as_bytes())
+                    .with_context(|| format!("trailer name {name:?}"))?,
+                hyper::header::HeaderValue::from_str(value).with_context(|| format!("trailer value {value:?}"))?,
+            );
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel::<Frame<Bytes>>(self.chunks.len() + 1);
+        let chunks = self.chunks.clone();
+        let pause = self.pause;
+        tokio::spawn(async move {
+            for chunk in chunks {
+                tokio::time::sleep(pause).await;
+                if tx.send(Frame::data(Bytes::from(chunk))).await.is_err() {
+                    return;
+                }
+            }
+            if !trailers.is_empty() {
+                tokio::time::sleep(pause).await;
+                let _ = tx.send(Frame::trailers(trailers)).await;
+            }
+            // Dropping `tx` ends the body: after trailers, the stream has ended already;
+            // without them, hyper ends it with an empty DATA frame.
+        });
+
+        let uri = format!("http://{}{}", self.authority, self.target);
+        let mut builder = hyper::Request::builder().method(self.method.as_str()).uri(uri.as_str());
+        for (name, value) in &self.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let request = builder.body(StreamBody::new(Frames(rx))).with_context(|| format!("building {uri}"))?;
+        let response =
+            sender.send_request(request).await.with_context(|| format!("HTTP/2 request {} {uri}", self.method))?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let body = response.into_body().collect().await.context("reading the HTTP/2 response body")?.to_bytes();
+        if body.len() > MAX_RESPONSE {
+            bail!("response from {addr} larger than {MAX_RESPONSE} bytes");
+        }
+        Ok(Response { status, headers, body: body.to_vec() })
+    }
+}
+
+/// The request body's frames, as the `Stream` [`StreamBody`] wants.
+struct Frames(tokio::sync::mpsc::Receiver<Frame<Bytes>>);
+
+impl futures_core::Stream for Frames {
+    type Item = Result<Frame<Bytes>, std::convert::Infallible>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx).map(|frame| frame.map(Ok))
+    }
 }
 
 #[cfg(test)]

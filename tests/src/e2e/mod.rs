@@ -10,7 +10,8 @@
 //! - [`signing`]: the protocol's HMAC request and answer signatures.
 //! - [`server`]: the small hyper server both local servers run on (can go down and up).
 //! - [`tls`]: a throw-away test CA and server certificates.
-//! - [`client`]: a raw HTTP/1.1 client that sends exactly the bytes a test writes.
+//! - [`client`]: a raw HTTP/1.1 client that sends exactly the bytes a test writes, and an
+//!   h2c client (`H2Request`) for HTTP/2 framing such as request trailers.
 //! - [`ports`]: free 127.0.0.1 ports.
 //! - [`cases`]: run a file's scenarios against one shared gateway, report every failure.
 

@@ -2,13 +2,14 @@
 //! and encoding tricks, host spellings, identity-header games, oversized bodies and a body
 //! swapped under an approval. None may turn a deny or an approve into an allow: nothing
 //! reaches the upstream. Requests are written byte for byte (raw TCP), so no client
-//! library normalizes the tricks away.
+//! library normalizes the tricks away — except the HTTP/2 ones: a body whose DATA frames
+//! never end the stream, ended by trailers instead (h2c through hyper's client).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::e2e_support;
 
 use airlock_tests::e2e::cases::{self, Case};
-use airlock_tests::e2e::client::Request;
+use airlock_tests::e2e::client::{H2Request, Request, Response};
 use airlock_tests::e2e::fake_service::{ApprovalStatus, FakeService};
 use airlock_tests::e2e::gateway::Gateway;
 use airlock_tests::e2e::plugin::{service_keys, PluginOptions, APPROVAL_HEADER, APPROVE_PATH, IDENTITY_HEADER};
@@ -51,6 +52,9 @@ fn adversarial() {
         ("oversized_body_on_approve_route_is_denied", oversized_body_on_approve_route_is_denied),
         ("approval_covers_exactly_one_action", approval_covers_exactly_one_action),
         ("request_smuggling_is_refused", request_smuggling_is_refused),
+        ("h2_trailers_do_not_carry_an_approve_upstream", h2_trailers_do_not_carry_an_approve_upstream),
+        ("h2_trailers_do_not_carry_a_deny_upstream", h2_trailers_do_not_carry_a_deny_upstream),
+        ("h2_trailers_on_an_allowed_request_pass_decided", h2_trailers_on_an_allowed_request_pass_decided),
     ];
     let outcome = cases::run("e2e_adversarial", &fx, all, |fx| fx.service.reset_behaviour());
     outcome.unwrap();
@@ -369,4 +373,108 @@ fn request_smuggling_is_refused(fx: &Fixture) {
         expect_refused(&outcome, "smuggling attempt");
         expect_nothing_reached(&fx.upstream, case);
     }
+}
+
+// ----- HTTP/2: a body ended by trailers ---------------------------------------------------
+//
+// Every DATA frame says "more to come" and a trailers HEADERS frame ends the stream, so
+// the filter never sees a body callback with end_of_stream. A filter that waits for one
+// and lets the trailers callback continue sends the request upstream undecided (fixed in
+// 89615c9): these prove, through real Envoy, that trailers end the body and the request
+// is decided on it.
+
+/// `req` as sent by scenario `case`'s agent: identity header + case tag.
+fn h2_as_agent(req: H2Request, case: &str) -> H2Request {
+    req.header(IDENTITY_HEADER, &agent(case)).header(CASE_HEADER, case)
+}
+
+/// `req` (HTTP/2, h2c) through the trusting gateway.
+fn send_h2(fx: &Fixture, req: &H2Request) -> Response {
+    req.send(fx.gw.addr).unwrap_or_else(|e| panic!("HTTP/2 request to the gateway failed: {e:#}"))
+}
+
+/// `body` in two DATA frames, neither ending the stream; trailers end it when `trailers`.
+fn h2_with_body(req: H2Request, body: &[u8], trailers: bool) -> H2Request {
+    let (first, rest) = body.split_at(body.len() / 2);
+    let req = req.data(first).data(rest);
+    if trailers {
+        req.trailer("x-e2e-trailer", "end").trailer("grpc-status", "0")
+    } else {
+        req
+    }
+}
+
+fn h2_trailers_do_not_carry_an_approve_upstream(fx: &Fixture) {
+    let case = "h2-trailers-approve";
+    let body = json!({"format": "csv", "table": "customers", "rows": 1000}).to_string().into_bytes();
+    let post = || h2_as_agent(H2Request::new("POST", APPROVE_PATH), case).header("content-type", "application/json");
+
+    // The same action over HTTP/1 and over HTTP/2 with the stream ended by an empty DATA
+    // frame: approval pending, one approval.
+    let http1 = as_agent(Request::new("POST", APPROVE_PATH), case)
+        .header("content-type", "application/json")
+        .body(body.clone());
+    let resp = send(&fx.gw, &http1);
+    let id = expect_problem(&resp, 403, "approval-pending")["approval_id"].as_str().unwrap().to_string();
+    let resp = send_h2(fx, &h2_with_body(post(), &body, false));
+    let doc = expect_problem(&resp, 403, "approval-pending");
+    assert_eq!(doc["approval_id"].as_str(), Some(id.as_str()), "HTTP/2 without trailers is the same action: {doc}");
+    expect_nothing_reached(&fx.upstream, case);
+
+    // Ended by trailers: the same answer, for the same action (its digest covers the
+    // whole body, so the body was read to its end before the decision).
+    let resp = send_h2(fx, &h2_with_body(post(), &body, true));
+    let doc = expect_problem(&resp, 403, "approval-pending");
+    assert_eq!(doc["approval_id"].as_str(), Some(id.as_str()), "trailers do not change the action: {doc}");
+    expect_nothing_reached(&fx.upstream, case);
+    let approvals = fx.service.approvals_of(&agent(case));
+    assert_eq!(approvals.len(), 1, "{approvals:#?}");
+    assert_eq!(approvals[0].create_calls, 3, "each of the three requests asked for approval: {approvals:#?}");
+    assert_eq!(approvals[0].status, ApprovalStatus::Pending);
+
+    // A different body ended by trailers is a new action, not a pass either.
+    let other = json!({"format": "csv", "table": "payroll"}).to_string().into_bytes();
+    let resp = send_h2(fx, &h2_with_body(post(), &other, true));
+    let doc = expect_problem(&resp, 403, "approval-pending");
+    assert_ne!(doc["approval_id"].as_str(), Some(id.as_str()), "another body is another action: {doc}");
+    expect_nothing_reached(&fx.upstream, case);
+}
+
+fn h2_trailers_do_not_carry_a_deny_upstream(fx: &Fixture) {
+    let body = json!({"id": 7, "reason": "cleanup"}).to_string().into_bytes();
+    for (i, (method, target)) in [("DELETE", "/v1/reports/7"), ("GET", "/admin/users")].iter().enumerate() {
+        let case = format!("h2-trailers-deny-{i}");
+        let req = h2_as_agent(H2Request::new(method, target), &case).header("content-type", "application/json");
+        let resp = send_h2(fx, &h2_with_body(req, &body, true));
+        assert_eq!(resp.status, 403, "{method} {target} with trailers: {}", resp.text());
+        expect_problem(&resp, 403, "denied");
+        expect_nothing_reached(&fx.upstream, &case);
+    }
+}
+
+fn h2_trailers_on_an_allowed_request_pass_decided(fx: &Fixture) {
+    let case = "h2-trailers-allow";
+    let body = b"{\"query\": \"the body of an allowed read, in two DATA frames\"}".to_vec();
+    let req = h2_as_agent(H2Request::new("GET", "/public/h2"), case).header("content-type", "application/json");
+    let resp = send_h2(fx, &h2_with_body(req, &body, true));
+    assert_eq!(resp.status, 200, "an allowed request with trailers goes through: {}", resp.text());
+    assert_eq!(resp.json().unwrap()["upstream"], "upstream", "the upstream answered: {}", resp.text());
+    let got = fx.upstream.wait_for(case, 1, std::time::Duration::from_secs(5));
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!((got[0].method.as_str(), got[0].path.as_str()), ("GET", "/public/h2"));
+    assert_eq!(got[0].body, body, "the body arrives whole");
+    // It went through because the filter allowed it, not because the trailers slipped it
+    // past an undecided filter: the decision log has the allow.
+    let who = agent(case);
+    let record = fx
+        .service
+        .wait_for_decision(
+            |r| r["agent"] == who.as_str() && r["path"] == "/public/h2",
+            std::time::Duration::from_secs(10),
+        )
+        .expect("a decision record for the allowed request: the filter decided it");
+    assert_eq!(
+        (&record["effect"], &record["enforced"], &record["rule"]),
+        (&json!("allow"), &json!("allow"), &json!("reads"))
+    );
 }

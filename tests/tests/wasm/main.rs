@@ -11,6 +11,7 @@ mod wasm_support;
 mod adversarial;
 mod bundle;
 mod cache;
+mod exports;
 mod flow;
 mod host_selftest;
 mod host_wat;
