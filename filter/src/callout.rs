@@ -54,6 +54,8 @@ pub enum CalloutError {
     BadSignature(&'static str),
     UnexpectedStatus(u32),
     Malformed(String),
+    /// 429: the agent already has as many approvals pending as the service allows.
+    TooManyPending,
 }
 
 impl std::fmt::Display for CalloutError {
@@ -63,6 +65,7 @@ impl std::fmt::Display for CalloutError {
             CalloutError::BadSignature(why) => write!(f, "answer refused: {why}"),
             CalloutError::UnexpectedStatus(s) => write!(f, "unexpected HTTP status {s}"),
             CalloutError::Malformed(why) => write!(f, "malformed answer: {why}"),
+            CalloutError::TooManyPending => f.write_str("the agent has too many approvals pending"),
         }
     }
 }
@@ -111,6 +114,9 @@ pub struct ApprovalState {
 }
 
 pub fn parse_approval(status: u32, body: &[u8]) -> Result<ApprovalState, CalloutError> {
+    if status == 429 {
+        return Err(CalloutError::TooManyPending);
+    }
     if status != 200 {
         return Err(CalloutError::UnexpectedStatus(status));
     }

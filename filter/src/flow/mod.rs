@@ -6,7 +6,7 @@
 
 use crate::action::Action;
 use crate::cache::{CachedAllow, Plan};
-use crate::callout::{self, Answer, ApprovalStatus, Call, Redeemed};
+use crate::callout::{self, Answer, ApprovalStatus, Call, CalloutError, Redeemed};
 use crate::config::Mode;
 use crate::decision::{self, Decision, Effect, POLICY_ERROR_RULE};
 use crate::decision_log::Record;
@@ -235,6 +235,20 @@ impl Flow {
         match self.stage {
             Stage::AwaitApproval => match callout::parse_approval(status, &answer.body) {
                 Ok(state) => self.on_approval_state(w, state, now),
+                // Still `unavailable` (the agent-facing types are fixed), but saying why:
+                // this agent must wait for reviewers, not for the service to come back.
+                Err(CalloutError::TooManyPending) => {
+                    w.log_warn(&format!("{}: too many approvals pending for this agent", self.decision_id));
+                    self.stage = Stage::Done;
+                    let mut p = Problem::new(
+                        ProblemKind::Unavailable,
+                        &self.decision_id,
+                        "This agent already has as many actions waiting for review as the approval service \
+                         allows; the action was not performed. Retry after reviewers have decided some.",
+                    );
+                    p.retry_after = Some(w.config.service.retry_after_s);
+                    Step::Reply(p.to_reply())
+                }
                 Err(e) => self.unavailable(w, e.to_string()),
             },
             Stage::AwaitRedeem => match callout::parse_redeem(status, &answer.body) {

@@ -270,6 +270,21 @@ fn every_callout_failure_is_unavailable() {
 }
 
 #[test]
+fn a_full_pending_queue_is_unavailable_with_its_reason() {
+    let mut h = harness();
+    let (mut f, step) = start(&mut h, &export(), br#"{"rows": 1}"#);
+    let call = call_of(step);
+    let too_many = serde_json::json!({"type": "urn:airlock:problem:too-many-pending", "status": 429});
+    let step = f.on_answer(&mut h.w, &answer(&call, 429, too_many), now());
+    let (status, body) = reply_json(&step);
+    assert_eq!(status, 503);
+    assert_eq!(body["type"], "urn:airlock:problem:unavailable");
+    assert!(body["detail"].as_str().unwrap().contains("waiting for review"), "{body}");
+    assert!(body["retry_after"].as_u64().is_some(), "{body}");
+    assert_eq!(h.metrics.borrow().get(Counter::CalloutFailure), 0, "the service worked");
+}
+
+#[test]
 fn redeem_refusals_never_continue() {
     let mut h = harness();
     for (status, body, kind) in [

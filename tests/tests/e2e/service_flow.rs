@@ -20,7 +20,7 @@ use airlock_tests::e2e::cases::{self, Case};
 use airlock_tests::e2e::client::Response;
 use airlock_tests::e2e::gateway::Gateway;
 use airlock_tests::e2e::plugin::APPROVAL_HEADER;
-use airlock_tests::e2e::service::{self, approval_id_of, status_of, AirlockService};
+use airlock_tests::e2e::service::{self, approval_id_of, status_of, AirlockService, ServiceOptions};
 use airlock_tests::e2e::upstream::RecordingUpstream;
 use e2e_support::real::*;
 use e2e_support::*;
@@ -74,6 +74,31 @@ fn service_flow() {
     let outcome = cases::run("e2e_service_flow", &fx, all, |_| {});
     eprintln!("[e2e_service_flow] total {:.1?}", started.elapsed());
     outcome.unwrap();
+}
+
+/// A runaway agent against the service's cap on pending approvals (here 2): the next new
+/// action fails closed as `unavailable` and says why, nothing reaches the upstream, and
+/// an identical retry of a pending action still finds its approval.
+#[test]
+fn pending_cap_fails_closed_and_says_why() {
+    let wasm = filter_module();
+    let opts = ServiceOptions { reviewers: reviewers(), max_pending_per_agent: Some(2), ..ServiceOptions::default() };
+    let svc = AirlockService::start("cap", &opts).unwrap_or_else(|e| panic!("{e:#}"));
+    let upstream = RecordingUpstream::http("upstream-cap").unwrap();
+    let gw = start_gateways(vec![("svc-cap", "demo.yaml", real_vars(&wasm, &plugin(0), upstream.port(), svc.port()))])
+        .pop()
+        .unwrap();
+    let export = |n: u64| post_as(OWNED_AGENT, &format!("cap-{n}"), EXPORT_PATH, &export_body("cap", n));
+    let first = pending(&gw, &export(1));
+    pending(&gw, &export(2));
+    let resp = gw.send(&export(3)).unwrap();
+    let doc = expect_problem(&resp, 503, "unavailable");
+    assert!(doc["detail"].as_str().unwrap_or("").contains("waiting for review"), "{doc}");
+    assert!(doc["retry_after"].as_u64().is_some(), "{doc}");
+    assert_eq!(pending(&gw, &export(1)), first, "an identical retry finds its approval");
+    for n in 1..=3 {
+        assert!(upstream.requests_for(&format!("cap-{n}")).is_empty(), "cap-{n} reached the upstream");
+    }
 }
 
 fn send_ok(gw: &Gateway, req: &airlock_tests::e2e::client::Request) -> Response {
