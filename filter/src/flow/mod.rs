@@ -239,15 +239,11 @@ impl Flow {
                 // this agent must wait for reviewers, not for the service to come back.
                 Err(CalloutError::TooManyPending) => {
                     w.log_warn(&format!("{}: too many approvals pending for this agent", self.decision_id));
-                    self.stage = Stage::Done;
-                    let mut p = Problem::new(
-                        ProblemKind::Unavailable,
-                        &self.decision_id,
+                    self.unavailable_reply(
+                        w,
                         "This agent already has as many actions waiting for review as the approval service \
                          allows; the action was not performed. Retry after reviewers have decided some.",
-                    );
-                    p.retry_after = Some(w.config.service.retry_after_s);
-                    Step::Reply(p.to_reply())
+                    )
                 }
                 Err(e) => self.unavailable(w, e.to_string()),
             },
@@ -484,12 +480,16 @@ impl Flow {
     fn unavailable(&mut self, w: &mut Worker, why: String) -> Step {
         w.metrics.count(Counter::CalloutFailure);
         w.log_warn(&format!("{}: approval service unusable: {why}", self.decision_id));
-        self.stage = Stage::Done;
-        let mut p = Problem::new(
-            ProblemKind::Unavailable,
-            &self.decision_id,
+        self.unavailable_reply(
+            w,
             "The approval service could not be reached; the action was not performed. Retry later.",
-        );
+        )
+    }
+
+    /// The agent's `unavailable` answer (503, `Retry-After`) with `detail`.
+    fn unavailable_reply(&mut self, w: &Worker, detail: &str) -> Step {
+        self.stage = Stage::Done;
+        let mut p = Problem::new(ProblemKind::Unavailable, &self.decision_id, detail);
         p.approval_id = self.approval_id.clone();
         p.retry_after = Some(w.config.service.retry_after_s);
         Step::Reply(p.to_reply())
