@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::store::StoreOptions;
+use crate::store::DEFAULT_CHECKPOINT_INTERVAL;
 
 /// Longest credential lifetime a profile may ask for.
 pub const MAX_CREDENTIAL_TTL: Duration = Duration::from_secs(300);
@@ -73,15 +73,8 @@ impl Default for StoreConfig {
     }
 }
 
-impl StoreConfig {
-    /// The store's options.
-    pub fn options(&self) -> StoreOptions {
-        StoreOptions { checkpoint_interval: self.checkpoint_interval }
-    }
-}
-
 fn default_checkpoint_interval() -> Duration {
-    StoreOptions::default().checkpoint_interval
+    DEFAULT_CHECKPOINT_INTERVAL
 }
 
 /// `[bundles]`.
@@ -527,9 +520,9 @@ mod tests {
     fn store_table_is_optional_with_defaults() {
         let c = Config::from_toml(MINIMAL, |_| None).unwrap();
         assert_eq!(c.store.checkpoint_interval, Duration::from_secs(1));
-        assert_eq!(c.store.options(), StoreOptions::default());
+        assert_eq!(c.store.checkpoint_interval, DEFAULT_CHECKPOINT_INTERVAL);
         let c = Config::from_toml(&format!("{MINIMAL}\n[store]\n"), |_| None).unwrap();
-        assert_eq!(c.store.options(), StoreOptions::default());
+        assert_eq!(c.store.checkpoint_interval, DEFAULT_CHECKPOINT_INTERVAL);
     }
 
     #[test]

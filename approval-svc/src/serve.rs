@@ -39,10 +39,14 @@ pub fn build_state(config: &Config) -> anyhow::Result<AppState> {
     if audit_key.is_none() {
         tracing::warn!("audit.checkpoint_key_env is not set: the audit chain is hashed but not sealed");
     }
-    let store =
-        SqliteStore::open_with(&config.database, audit_key, config.audit.checkpoint_every, config.store.options())
-            .map_err(|e| anyhow::anyhow!("database {}: {e}", config.database.display()))?
-            .with_pending_limit(config.approvals.max_pending_per_agent);
+    let store = SqliteStore::open_with(
+        &config.database,
+        audit_key,
+        config.audit.checkpoint_every,
+        config.store.checkpoint_interval,
+    )
+    .map_err(|e| anyhow::anyhow!("database {}: {e}", config.database.display()))?
+    .with_pending_limit(config.approvals.max_pending_per_agent);
     let oidc = config.oidc.clone().map(Oidc::new);
     let store: Arc<dyn Store> = Arc::new(store);
     let channels = crate::channels::Channels::from_config(config, store.clone())?;

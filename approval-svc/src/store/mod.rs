@@ -13,7 +13,8 @@ use serde_json::Value;
 use crate::lifecycle::{Parties, Reuse, Reviewer, Status, Vote};
 
 pub use outbox::{NotificationOutcome, OutboxItem};
-pub use sqlite::{SqliteStore, StoreOptions};
+pub use sqlite::SqliteStore;
+pub use wal::DEFAULT_CHECKPOINT_INTERVAL;
 
 /// A store failure (not a refusal): the caller answers 5xx.
 #[derive(Clone, Debug, thiserror::Error)]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::{json, Value};
 
-use super::wal::{self, Checkpointer};
+use super::wal::{self, Checkpointer, DEFAULT_CHECKPOINT_INTERVAL};
 use super::writer::{Sealing, Tx, WriterHandle};
 use super::{
     Approval, CreateOutcome, NewApproval, NotificationOutcome, OutboxItem, RedeemRefusal, RedeemRequest, ReviewError,
@@ -31,38 +31,25 @@ pub struct SqliteStore {
     _wal: Checkpointer,
 }
 
-/// How the store commits (`[store]` in the configuration).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StoreOptions {
-    /// Time between WAL checkpoints: also the longest a deferred commit (decision-log
-    /// batches) waits for the disk.
-    pub checkpoint_interval: Duration,
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        StoreOptions { checkpoint_interval: wal::DEFAULT_CHECKPOINT_INTERVAL }
-    }
-}
-
 impl SqliteStore {
-    /// Opens (creating and migrating) the database at `path` with the default
-    /// [`StoreOptions`]. `checkpoint_key` seals the chain head every `checkpoint_every`
-    /// records.
+    /// Opens (creating and migrating) the database at `path`, checkpointing its WAL every
+    /// [`DEFAULT_CHECKPOINT_INTERVAL`]. `checkpoint_key` seals the chain head every
+    /// `checkpoint_every` records.
     pub fn open(
         path: &Path,
         checkpoint_key: Option<Vec<u8>>,
         checkpoint_every: u32,
     ) -> Result<SqliteStore, StoreError> {
-        SqliteStore::open_with(path, checkpoint_key, checkpoint_every, StoreOptions::default())
+        SqliteStore::open_with(path, checkpoint_key, checkpoint_every, DEFAULT_CHECKPOINT_INTERVAL)
     }
 
-    /// [`SqliteStore::open`] with `options`.
+    /// [`SqliteStore::open`] with the time between WAL checkpoints, which is also the
+    /// longest a deferred commit (decision-log batches) waits for the disk.
     pub fn open_with(
         path: &Path,
         checkpoint_key: Option<Vec<u8>>,
         checkpoint_every: u32,
-        options: StoreOptions,
+        checkpoint_interval: Duration,
     ) -> Result<SqliteStore, StoreError> {
         let mut conn = Connection::open(path)?;
         configure(&conn)?;
@@ -76,7 +63,7 @@ impl SqliteStore {
             writer: WriterHandle::start(conn, sealing)?,
             reader: Mutex::new(reader),
             pending_limit: u32::MAX,
-            _wal: Checkpointer::start(path, options.checkpoint_interval)?,
+            _wal: Checkpointer::start(path, checkpoint_interval)?,
         })
     }
 

@@ -305,7 +305,7 @@ fn sync_level(tx: &mut Tx<'_>) -> Result<i64, StoreError> {
 }
 
 fn open_with(path: &std::path::Path, interval: Duration) -> SqliteStore {
-    SqliteStore::open_with(path, Some(KEY.to_vec()), 10, StoreOptions { checkpoint_interval: interval }).unwrap()
+    SqliteStore::open_with(path, Some(KEY.to_vec()), 10, interval).unwrap()
 }
 
 /// Runs `jobs` (deferred?, job) as one batch: a gate job holds the writer until all are
