@@ -101,6 +101,10 @@ fn read_key(src: &KeySource) -> Result<Vec<u8>, String> {
     Ok(key)
 }
 
+fn read_bundle(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
     // Write then rename, so an interrupted run never leaves half a bundle behind.
     let tmp = path.with_extension("tmp");
@@ -127,13 +131,9 @@ fn build(dir: &Path, output: &Path, revision: Option<&str>) -> ExitCode {
 }
 
 fn sign(bundle: &Path, key_id: &str, key: &KeySource, output: Option<&Path>) -> ExitCode {
-    let key = match read_key(key) {
-        Ok(k) => k,
+    let (key, bytes) = match read_key(key).and_then(|k| Ok((k, read_bundle(bundle)?))) {
+        Ok(both) => both,
         Err(e) => return usage(e),
-    };
-    let bytes = match std::fs::read(bundle) {
-        Ok(b) => b,
-        Err(e) => return usage(format!("{}: {e}", bundle.display())),
     };
     let signed = match airlock_bundle::sign(&bytes, key_id, &key, &Limits::default()) {
         Ok(s) => s,
@@ -150,13 +150,9 @@ fn sign(bundle: &Path, key_id: &str, key: &KeySource, output: Option<&Path>) -> 
 }
 
 fn verify(bundle: &Path, key_id: &str, key: &KeySource, entrypoint: &str) -> ExitCode {
-    let key = match read_key(key) {
-        Ok(k) => k,
+    let (key, bytes) = match read_key(key).and_then(|k| Ok((k, read_bundle(bundle)?))) {
+        Ok(both) => both,
         Err(e) => return usage(e),
-    };
-    let bytes = match std::fs::read(bundle) {
-        Ok(b) => b,
-        Err(e) => return usage(format!("{}: {e}", bundle.display())),
     };
     let policy = airlock_filter::config::PolicyConfig {
         modules: Default::default(),
@@ -189,9 +185,9 @@ fn verify(bundle: &Path, key_id: &str, key: &KeySource, entrypoint: &str) -> Exi
 }
 
 fn inspect(bundle: &Path) -> ExitCode {
-    let bytes = match std::fs::read(bundle) {
+    let bytes = match read_bundle(bundle) {
         Ok(b) => b,
-        Err(e) => return usage(format!("{}: {e}", bundle.display())),
+        Err(e) => return usage(e),
     };
     let entries = match airlock_bundle::read_archive(&bytes, &Limits::default()) {
         Ok(e) => e,
