@@ -315,9 +315,13 @@ pub(crate) mod tests {
     }
 
     pub fn verifier() -> TokenVerifier {
-        // Keys from an unreachable URL: only the unknown-kid tests fetch, and must fail.
+        cold_verifier().with_keys(&jwks(), Duration::from_secs(3600))
+    }
+
+    /// No keys yet, and keys from an unreachable URL: only the unknown-kid tests fetch,
+    /// and must fail.
+    fn cold_verifier() -> TokenVerifier {
         TokenVerifier::new("http://127.0.0.1:9/meta", ISSUER, APP_ID, Duration::from_secs(300), Duration::from_secs(1))
-            .with_keys(&jwks(), Duration::from_secs(3600))
     }
 
     async fn check(token: &str) -> Result<VerifiedToken, TokenError> {
@@ -406,14 +410,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn unknown_kid_triggers_exactly_one_refresh() {
         // Keys loaded long enough ago that one refresh is allowed; the IdP is unreachable.
-        let v = TokenVerifier::new(
-            "http://127.0.0.1:9/meta",
-            ISSUER,
-            APP_ID,
-            Duration::from_secs(300),
-            Duration::from_secs(1),
-        )
-        .with_keys(&jwks(), Duration::from_secs(3600));
+        let v = verifier();
         {
             let mut cache = v.cache.lock().await;
             cache.attempted = None;
@@ -430,13 +427,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn a_cold_verifier_fetches_and_reports_an_unreachable_idp() {
-        let v = TokenVerifier::new(
-            "http://127.0.0.1:9/meta",
-            ISSUER,
-            APP_ID,
-            Duration::from_secs(300),
-            Duration::from_secs(1),
-        );
+        let v = cold_verifier();
         let t = format!("Bearer {}", good(&claims()));
         assert!(matches!(v.verify(Some(&t)).await, Err(TokenError::Unavailable(_))));
         assert!(matches!(v.verify(Some(&t)).await, Err(TokenError::Unavailable(_))));
