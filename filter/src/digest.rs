@@ -1,6 +1,7 @@
 //! The action digest: one approval covers exactly one action (see `docs/digest.md`).
 
 use crate::action::Action;
+use crate::body::RpcCall;
 use sha2::{Digest as _, Sha256};
 
 const ABSENT: u32 = u32::MAX;
@@ -17,8 +18,19 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// SHA-256 of no bytes, hex.
 pub const EMPTY_SHA256_HEX: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-/// Digest of an action whose body hashes to `body_sha256` (hex).
-pub fn action_digest(action: &Action, body_sha256: &str) -> String {
+/// The body's part of the digest: for a JSON-RPC call, the call itself (its canonical
+/// form, without `id` and `params._meta`), so a client's retry with a new `id` is the
+/// same action; for any other body, its bytes. The prefixes keep the two apart.
+pub fn body_component(body_sha256: &str, call: Option<&RpcCall>) -> String {
+    match call {
+        Some(c) if c.is_notification() => format!("jsonrpc-notification:{}", c.canonical_sha256),
+        Some(c) => format!("jsonrpc-request:{}", c.canonical_sha256),
+        None => body_sha256.to_string(),
+    }
+}
+
+/// Digest of an action whose body part is `body` (see [`body_component`]).
+pub fn action_digest(action: &Action, body: &str) -> String {
     let mut h = Sha256::new();
     let mut field = |value: Option<&[u8]>| match value {
         Some(v) => {
@@ -47,7 +59,7 @@ pub fn action_digest(action: &Action, body_sha256: &str) -> String {
         field(Some(name.as_bytes()));
         field(value.as_deref().map(str::as_bytes));
     }
-    field(Some(body_sha256.as_bytes()));
+    field(Some(body.as_bytes()));
     hex::encode(h.finalize())
 }
 
@@ -122,6 +134,60 @@ mod tests {
         let mut b = action();
         b.query = vec![("a".into(), "bc".into())];
         assert_ne!(action_digest(&a, &body), action_digest(&b, &body));
+    }
+
+    fn rpc(body: &str) -> String {
+        let call = crate::body::read_json(body.as_bytes()).unwrap().call;
+        body_component(&sha256_hex(body.as_bytes()), call.as_ref())
+    }
+
+    #[test]
+    fn a_json_rpc_retry_with_a_new_id_is_the_same_action() {
+        let first = rpc(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"k8s.scale","arguments":{"replicas":3}}}"#,
+        );
+        let retry = rpc(
+            r#"{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"arguments": {"replicas": 3}, "name": "k8s.scale", "_meta": {"progressToken": 2}}}"#,
+        );
+        assert_eq!(action_digest(&action(), &first), action_digest(&action(), &retry));
+        for other in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"k8s.scale","arguments":{"replicas":4}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"k8s.drain","arguments":{"replicas":3}}}"#,
+            r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"k8s.scale","arguments":{"replicas":3}}}"#,
+        ] {
+            assert_ne!(action_digest(&action(), &rpc(other)), action_digest(&action(), &first), "{other}");
+        }
+        // The rest of the action still counts.
+        let mut a = action();
+        a.path = "/other".into();
+        assert_ne!(action_digest(&a, &first), action_digest(&action(), &first));
+    }
+
+    #[test]
+    fn a_call_never_shares_a_digest_with_a_body_that_is_not_one() {
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+        let call = rpc(body);
+        assert!(call.starts_with("jsonrpc-request:"));
+        assert_ne!(call, sha256_hex(body.as_bytes()));
+        // Not JSON-RPC 2.0: the bytes are the action.
+        let plain = r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#;
+        assert_eq!(rpc(plain), sha256_hex(plain.as_bytes()));
+    }
+
+    #[test]
+    fn json_rpc_vector_is_stable() {
+        // docs/digest.md, "Test vectors" (computed independently in Python).
+        let body = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"k8s.scale","arguments":{"replicas":3,"deployment":"web"},"_meta":{"progressToken":7}}}"#;
+        let c = crate::body::read_json(body.as_bytes()).unwrap().call.unwrap();
+        assert_eq!(
+            crate::body::RpcCall::canonical(&crate::body::parse(body).unwrap()),
+            r#"{"jsonrpc":"2.0","method":"tools/call","params":{"arguments":{"deployment":"web","replicas":3},"name":"k8s.scale"}}"#
+        );
+        assert_eq!(c.canonical_sha256, "cfcfcdd57f9fd4620b1d69399be68526b756516d728798645ef0aba7b0955dc8");
+        assert_eq!(
+            action_digest(&action(), &rpc(body)),
+            "c7c9dae088b3bed8c4b16e418d03f4079ee624d7b3e4d1850c39a7fe68160b29"
+        );
     }
 
     #[test]

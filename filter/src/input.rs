@@ -111,8 +111,9 @@ fn jsonrpc_view(k: &Keys, body: &Value) -> Option<Value> {
     if body[&k.version] != k.v2 {
         return None;
     }
+    // The same test as `crate::body::RpcCall::of`: a string method.
     let method = body[&k.method].clone();
-    if method == Value::Undefined {
+    if !matches!(method, Value::String(_)) {
         return None;
     }
     let params = &body[&k.params];

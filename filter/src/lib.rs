@@ -7,6 +7,7 @@
 //! that core to proxy-wasm hostcalls and nothing more.
 
 pub mod action;
+pub mod body;
 pub mod bundle;
 pub mod cache;
 pub mod callout;

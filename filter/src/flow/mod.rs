@@ -5,12 +5,13 @@
 //! ends in a local reply: a failure anywhere here can only refuse.
 
 use crate::action::Action;
+use crate::body::{self, RpcCall};
 use crate::cache::{CachedAllow, Plan};
 use crate::callout::{self, Answer, ApprovalStatus, Call, CalloutError, Redeemed};
 use crate::config::Mode;
 use crate::decision::{self, Decision, Effect, POLICY_ERROR_RULE};
 use crate::decision_log::Record;
-use crate::digest::{action_digest, sha256_hex};
+use crate::digest::{action_digest, body_component, sha256_hex};
 use crate::identity::{self, Agent};
 use crate::input::{self, BodyFacts};
 use crate::metrics::Counter;
@@ -75,6 +76,8 @@ pub struct Flow {
     decision: Option<Decision>,
     call: Option<Call>,
     approval_id: Option<String>,
+    /// The JSON-RPC call the body carries: its digest part, and how to answer it.
+    rpc: Option<RpcCall>,
 }
 
 impl Default for Flow {
@@ -111,6 +114,7 @@ impl Flow {
             decision: None,
             call: None,
             approval_id: None,
+            rpc: None,
         }
     }
 
@@ -263,7 +267,10 @@ impl Flow {
             Some(n) => {
                 let sha = sha256_hex(&self.body);
                 let parsed = if n > 0 && action.is_json() {
-                    std::str::from_utf8(&self.body).ok().and_then(|s| regorus::Value::from_json_str(s).ok())
+                    body::read_json(&self.body).ok().map(|b| {
+                        self.rpc = b.call;
+                        b.value
+                    })
                 } else {
                     None
                 };
@@ -272,9 +279,11 @@ impl Flow {
             None => BodyFacts { size: self.body_size_over_cap, sha256: None, parsed: None },
         };
         self.body_sha256 = facts.sha256.clone();
+        let rpc = self.rpc.as_ref();
+        let digest_of = |sha: &str| action_digest(action, &body_component(sha, rpc));
         let Some(active) = w.policy.as_mut() else {
             // Fail closed: no bundle has verified yet (or ever).
-            self.digest = facts.sha256.as_deref().map(|sha| action_digest(action, sha));
+            self.digest = facts.sha256.as_deref().map(digest_of);
             w.metrics.count(Counter::PolicyError);
             return self.refuse(w, now, POLICY_ERROR_RULE, "no valid policy bundle is loaded".into());
         };
@@ -294,7 +303,7 @@ impl Flow {
             self.digest = hit.digest;
             return self.decide(w, now, hit.decision);
         }
-        self.digest = facts.sha256.as_deref().map(|sha| action_digest(action, sha));
+        self.digest = facts.sha256.as_deref().map(digest_of);
         let input = input::build(action, agent, &facts, self.digest.as_deref());
         let started = std::time::Instant::now();
         let result = active.policy.evaluate(input);
@@ -524,5 +533,7 @@ impl Flow {
     }
 }
 
+#[cfg(test)]
+mod mcp_tests;
 #[cfg(test)]
 mod tests;

@@ -21,9 +21,9 @@ decision := {"effect": "approve", "rule": "exports", "reason": "data export", "r
 }
 "#;
 
-struct Harness {
-    w: Worker,
-    metrics: Rc<RefCell<MemoryMetrics>>,
+pub(super) struct Harness {
+    pub(super) w: Worker,
+    pub(super) metrics: Rc<RefCell<MemoryMetrics>>,
 }
 
 struct SharedMetrics(Rc<RefCell<MemoryMetrics>>);
@@ -36,7 +36,7 @@ impl crate::metrics::Metrics for SharedMetrics {
     }
 }
 
-fn harness_with(extra: impl FnOnce(&mut serde_json::Value)) -> Harness {
+pub(super) fn harness_with(extra: impl FnOnce(&mut serde_json::Value)) -> Harness {
     let mut cfg = serde_json::json!({
         "policy": {"modules": {"p.rego": POLICY}},
         "identity": {"source": "header", "header": "x-airlock-agent",
@@ -51,11 +51,11 @@ fn harness_with(extra: impl FnOnce(&mut serde_json::Value)) -> Harness {
     Harness { w, metrics }
 }
 
-fn harness() -> Harness {
+pub(super) fn harness() -> Harness {
     harness_with(|_| {})
 }
 
-fn now() -> SystemTime {
+pub(super) fn now() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_800_000_000)
 }
 
@@ -63,7 +63,7 @@ fn key() -> SigningKey {
     SigningKey { id: "k1".into(), secret: b"0123456789abcdef0123456789abcdef".to_vec() }
 }
 
-fn answer(call: &Call, status: u32, body: serde_json::Value) -> Answer {
+pub(super) fn answer(call: &Call, status: u32, body: serde_json::Value) -> Answer {
     let body = body.to_string().into_bytes();
     let ts = 1_800_000_000;
     Answer {
@@ -83,7 +83,7 @@ fn export() -> FakeRequest {
 }
 
 /// Run a request with `body` to its first non-body step.
-fn start(h: &mut Harness, req: &FakeRequest, body: &[u8]) -> (Flow, Step) {
+pub(super) fn start(h: &mut Harness, req: &FakeRequest, body: &[u8]) -> (Flow, Step) {
     let mut f = Flow::new();
     let step = f.on_headers(&mut h.w, req, body.is_empty(), now());
     if step != Step::NeedBody {
@@ -94,14 +94,14 @@ fn start(h: &mut Harness, req: &FakeRequest, body: &[u8]) -> (Flow, Step) {
     (f, step)
 }
 
-fn reply_json(step: &Step) -> (u32, serde_json::Value) {
+pub(super) fn reply_json(step: &Step) -> (u32, serde_json::Value) {
     match step {
         Step::Reply(r) => (r.status, serde_json::from_slice(&r.body).unwrap()),
         other => panic!("expected a reply, got {other:?}"),
     }
 }
 
-fn call_of(step: Step) -> Call {
+pub(super) fn call_of(step: Step) -> Call {
     match step {
         Step::Call(c) => c,
         other => panic!("expected a call, got {other:?}"),
