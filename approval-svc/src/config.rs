@@ -156,6 +156,21 @@ pub struct ApprovalsConfig {
     /// so a runaway or hostile agent cannot flood reviewers.
     #[serde(default = "default_max_pending_per_agent")]
     pub max_pending_per_agent: u32,
+    /// Longest `reuse = "window:<d>"` a policy may ask for; a longer one is refused
+    /// (`AIRLOCK_APPROVALS_MAX_REUSE_WINDOW`).
+    #[serde(default = "default_max_reuse_window", with = "humantime_serde_compat")]
+    pub max_reuse_window: Duration,
+    /// Largest quorum a policy may ask for; a larger one is refused.
+    #[serde(default = "default_max_quorum")]
+    pub max_quorum: u32,
+}
+
+fn default_max_reuse_window() -> Duration {
+    Duration::from_secs(3600)
+}
+
+fn default_max_quorum() -> u32 {
+    10
 }
 
 fn default_max_pending_per_agent() -> u32 {
@@ -168,6 +183,8 @@ impl Default for ApprovalsConfig {
             default_expires_in: default_expires_in(),
             max_expires_in: default_max_expires_in(),
             max_pending_per_agent: default_max_pending_per_agent(),
+            max_reuse_window: default_max_reuse_window(),
+            max_quorum: default_max_quorum(),
         }
     }
 }
@@ -361,6 +378,9 @@ impl Config {
         if let Some(v) = env("AIRLOCK_APPROVALS_MAX_EXPIRES_IN") {
             self.approvals.max_expires_in = duration("AIRLOCK_APPROVALS_MAX_EXPIRES_IN", v)?;
         }
+        if let Some(v) = env("AIRLOCK_APPROVALS_MAX_REUSE_WINDOW") {
+            self.approvals.max_reuse_window = duration("AIRLOCK_APPROVALS_MAX_REUSE_WINDOW", v)?;
+        }
         if let Some(v) = env("AIRLOCK_AUDIT_CHECKPOINT_EVERY") {
             self.audit.checkpoint_every =
                 v.parse().map_err(|e| anyhow::anyhow!("AIRLOCK_AUDIT_CHECKPOINT_EVERY: {v:?}: {e}"))?;
@@ -383,6 +403,12 @@ impl Config {
         }
         if self.approvals.default_expires_in.is_zero() || self.approvals.max_expires_in.is_zero() {
             anyhow::bail!("approvals: default_expires_in and max_expires_in must be longer than zero");
+        }
+        if self.approvals.max_reuse_window.is_zero() {
+            anyhow::bail!("approvals.max_reuse_window: must be longer than zero");
+        }
+        if self.approvals.max_quorum == 0 {
+            anyhow::bail!("approvals.max_quorum: must be at least 1");
         }
         if self.store.checkpoint_interval.is_zero() {
             anyhow::bail!("store.checkpoint_interval: must be longer than zero");

@@ -59,7 +59,9 @@ pub fn build_state(config: &Config) -> anyhow::Result<AppState> {
         limits: ExpiryLimits {
             default_expires_in: config.approvals.default_expires_in,
             max_expires_in: config.approvals.max_expires_in,
+            max_reuse_window: config.approvals.max_reuse_window,
         },
+        max_quorum: config.approvals.max_quorum,
         max_hold: config.gateway.max_hold,
         changes,
         metrics: Metrics::default(),

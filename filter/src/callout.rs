@@ -97,6 +97,8 @@ pub enum ApprovalStatus {
     Denied,
     Expired,
     Cancelled,
+    /// The action gets no approval: the named approval does not cover it, or the
+    /// service refused the policy's ask (422, see [`parse_approval`]). Denied.
     Mismatch,
 }
 
@@ -113,9 +115,42 @@ pub struct ApprovalState {
     pub detail: Option<String>,
 }
 
+/// The service's 422 `policy-refused` problem: what the policy asked that it cannot
+/// honour (an impossible quorum, a reuse window past its maximum).
+#[derive(Deserialize)]
+struct PolicyRefused {
+    #[serde(rename = "type")]
+    kind: String,
+    detail: String,
+}
+
+const POLICY_REFUSED: &str = "urn:airlock:problem:policy-refused";
+/// Longest service detail passed on to the agent.
+const MAX_REFUSAL_DETAIL: usize = 512;
+
 pub fn parse_approval(status: u32, body: &[u8]) -> Result<ApprovalState, CalloutError> {
     if status == 429 {
         return Err(CalloutError::TooManyPending);
+    }
+    // A policy the service will never honour is the policy's fault, not an outage: the
+    // agent is denied with the reason (retrying cannot help), through the same path as
+    // an approval that does not cover the action.
+    if status == 422 {
+        let refused: PolicyRefused =
+            serde_json::from_slice(body).map_err(|e| CalloutError::Malformed(e.to_string()))?;
+        if refused.kind != POLICY_REFUSED {
+            return Err(CalloutError::UnexpectedStatus(status));
+        }
+        let reason: String = refused.detail.chars().filter(|c| !c.is_control()).take(MAX_REFUSAL_DETAIL).collect();
+        return Ok(ApprovalState {
+            approval_id: None,
+            status: ApprovalStatus::Mismatch,
+            retry_after: None,
+            detail: Some(format!(
+                "The approval service refuses what the policy asks for this action ({reason}); the action was \
+                 not performed. Retrying will not help: the policy must change."
+            )),
+        });
     }
     if status != 200 {
         return Err(CalloutError::UnexpectedStatus(status));
@@ -206,6 +241,22 @@ mod tests {
         assert_eq!(parse_approval(200, br#"{"status": "mismatch"}"#).unwrap().status, ApprovalStatus::Mismatch);
         assert!(parse_approval(500, br#"{"approval_id": "apr_1", "status": "approved"}"#).is_err());
         assert!(parse_approval(200, b"not json").is_err());
+    }
+
+    #[test]
+    fn a_policy_the_service_refuses_is_a_deny_with_its_reason() {
+        let body = br#"{"type": "urn:airlock:problem:policy-refused", "title": "Policy refused", "status": 422,
+                        "detail": "quorum 0 can never be met"}"#;
+        let s = parse_approval(422, body).unwrap();
+        assert_eq!(s.status, ApprovalStatus::Mismatch);
+        assert_eq!(s.approval_id, None);
+        assert!(s.detail.unwrap().contains("quorum 0 can never be met"));
+        // Any other 422 is not understood: unavailable, fail closed.
+        assert_eq!(
+            parse_approval(422, br#"{"type": "urn:airlock:problem:bad-request", "detail": "x"}"#),
+            Err(CalloutError::UnexpectedStatus(422))
+        );
+        assert!(parse_approval(422, b"nope").is_err());
     }
 
     #[test]

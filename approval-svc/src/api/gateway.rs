@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use super::{ApiError, AppState, RETRY_AFTER_SECS};
 use crate::auth::gateway::{KEY_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::credentials::MintContext;
-use crate::lifecycle::{expires_at, Reuse, Status};
+use crate::lifecycle::{expires_at, Status};
 use crate::store::{AgentRef, Approval, CreateOutcome, MintRecord, NewApproval, RedeemRefusal, RedeemRequest};
 use crate::time::{now_ms, now_secs, rfc3339};
 
@@ -127,7 +127,10 @@ struct PolicyBody {
 #[derive(Deserialize, Default)]
 struct ApproversBody {
     #[serde(default)]
-    quorum: Option<u32>,
+    groups: Vec<String>,
+    /// Wider than the stored quorum so that any absurd number is refused by name.
+    #[serde(default)]
+    quorum: Option<u64>,
 }
 
 fn parse<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
@@ -155,7 +158,7 @@ async fn create_or_find(State(state): State<AppState>, bytes: Bytes) -> Result<R
         return Err(ApiError::BadRequest("digest must be lower-case hex SHA-256".into()));
     }
     let now = now_ms();
-    let reuse = Reuse::parse(body.policy.reuse.as_deref()).map_err(ApiError::BadRequest)?;
+    let reuse = crate::lifecycle::reuse(body.policy.reuse.as_deref(), state.limits).map_err(ApiError::PolicyRefused)?;
     let deadline = expires_at(now, body.policy.expires_in.as_deref(), state.limits).map_err(ApiError::BadRequest)?;
     if let Some(name) = &body.policy.credential {
         if !state.credentials.has(name) {
@@ -164,7 +167,13 @@ async fn create_or_find(State(state): State<AppState>, bytes: Bytes) -> Result<R
             )));
         }
     }
-    let quorum = body.policy.approvers.as_ref().and_then(|a| a.quorum).unwrap_or(1).max(1);
+    let (groups, asked_quorum) = body
+        .policy
+        .approvers
+        .as_ref()
+        .map_or((&[][..], None), |a| (&a.groups[..], a.quorum.map(|q| u32::try_from(q).unwrap_or(u32::MAX))));
+    let quorum = crate::lifecycle::quorum(asked_quorum, state.max_quorum, state.reviewers.known_members(groups))
+        .map_err(ApiError::PolicyRefused)?;
     let new = NewApproval {
         id: new_approval_id()?,
         agent: body.agent,

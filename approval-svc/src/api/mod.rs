@@ -36,8 +36,10 @@ pub struct State {
     pub reviewers: ReviewerDirectory,
     /// Credential profiles.
     pub credentials: Credentials,
-    /// Deadline bounds.
+    /// Deadline and reuse-window bounds.
     pub limits: ExpiryLimits,
+    /// Largest quorum a policy may ask for (`approvals.max_quorum`).
+    pub max_quorum: u32,
     /// Longest long-poll.
     pub max_hold: Duration,
     /// Bumped after every committed decision or expiry (wakes long-polls).

@@ -34,6 +34,11 @@ pub enum ApiError {
     /// Malformed request.
     #[error("{0}")]
     BadRequest(String),
+    /// The policy behind a gateway call asks for what the service cannot honour (an
+    /// impossible quorum, a reuse window past the configured maximum). The detail names
+    /// the policy's fault and is sent: the filter shows it to the agent with its deny.
+    #[error("{0}")]
+    PolicyRefused(String),
     /// A dependency (store, identity provider) is unavailable.
     #[error("{0}")]
     Unavailable(String),
@@ -72,6 +77,9 @@ impl ApiError {
             }
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found", "No such resource.".into()),
             ApiError::BadRequest(d) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request", d.clone()),
+            ApiError::PolicyRefused(d) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "policy-refused", "Policy refused", d.clone())
+            }
             ApiError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -99,6 +107,7 @@ impl IntoResponse for ApiError {
         let (status, kind, title, detail) = self.parts();
         match &self {
             ApiError::Internal(d) | ApiError::Unavailable(d) => tracing::error!(error = %d, kind, "request failed"),
+            ApiError::PolicyRefused(d) => tracing::warn!(detail = %d, kind, "policy refused"),
             _ => tracing::debug!(kind, "request refused"),
         }
         problem_response(status, kind, title, &detail)

@@ -77,6 +77,20 @@ impl ReviewerDirectory {
         self.reviewers.iter().map(|(r, _)| r).find(|r| r.identities().contains(&wanted)).cloned()
     }
 
+    /// How many configured reviewers may approve for `groups` (any of them when `groups`
+    /// is empty), or `None` when OIDC may bring reviewers and groups nobody configured.
+    pub fn known_members(&self, groups: &[String]) -> Option<usize> {
+        if self.oidc.is_some() {
+            return None;
+        }
+        Some(
+            self.reviewers
+                .iter()
+                .filter(|(r, _)| groups.is_empty() || r.groups.iter().any(|g| groups.contains(g)))
+                .count(),
+        )
+    }
+
     /// Constant-time comparison of sha256(token) against every reviewer's hash.
     fn by_api_key(&self, token: &str) -> Option<Reviewer> {
         let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();

@@ -48,6 +48,23 @@ pub struct ExpiryLimits {
     pub default_expires_in: Duration,
     /// Longest `expires_in` granted.
     pub max_expires_in: Duration,
+    /// Longest reuse window a policy may ask for.
+    pub max_reuse_window: Duration,
+}
+
+/// The policy's `reuse`, refused when its window is longer than the configured maximum:
+/// an approval is for one action now, not a standing grant (clamping it instead would
+/// quietly change what the policy author wrote).
+pub fn reuse(text: Option<&str>, limits: ExpiryLimits) -> Result<Reuse, String> {
+    let reuse = Reuse::parse(text)?;
+    match reuse {
+        Reuse::Window(d) if d > limits.max_reuse_window => Err(format!(
+            "reuse window {} is longer than this service allows ({}, approvals.max_reuse_window)",
+            humantime::format_duration(d),
+            humantime::format_duration(limits.max_reuse_window)
+        )),
+        other => Ok(other),
+    }
 }
 
 /// The deadline of an approval created at `now_ms` (policy value clamped to the maximum).
@@ -100,8 +117,11 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    const LIMITS: ExpiryLimits =
-        ExpiryLimits { default_expires_in: Duration::from_secs(900), max_expires_in: Duration::from_secs(3600) };
+    const LIMITS: ExpiryLimits = ExpiryLimits {
+        default_expires_in: Duration::from_secs(900),
+        max_expires_in: Duration::from_secs(3600),
+        max_reuse_window: Duration::from_secs(3600),
+    };
 
     #[test]
     fn reuse_parsing() {
@@ -112,6 +132,15 @@ mod tests {
         assert!(Reuse::parse(Some("window:0s")).is_err());
         assert!(Reuse::parse(Some("twice")).is_err());
         assert_eq!(Reuse::parse(Some("window:10m")).unwrap().text(), "window:10m");
+    }
+
+    #[test]
+    fn reuse_windows_longer_than_configured_are_refused() {
+        assert_eq!(reuse(Some("window:1h"), LIMITS).unwrap(), Reuse::Window(Duration::from_secs(3600)));
+        assert_eq!(reuse(None, LIMITS).unwrap(), Reuse::Once);
+        let e = reuse(Some("window:1000years"), LIMITS).unwrap_err();
+        assert!(e.contains("max_reuse_window"), "{e}");
+        assert!(reuse(Some("window:61m"), LIMITS).is_err());
     }
 
     #[test]

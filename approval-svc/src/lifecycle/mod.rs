@@ -5,9 +5,9 @@ mod expiry;
 mod review;
 mod status;
 
-pub use expiry::{due_transition, expires_at, usable_until, ExpiryLimits, Reuse};
+pub use expiry::{due_transition, expires_at, reuse, usable_until, ExpiryLimits, Reuse};
 pub use review::{
-    forbidden_identities, may_review, normalize as normalize_identity, tally, Parties, ReviewRefusal, Reviewer, Tally,
-    Vote,
+    forbidden_identities, may_review, normalize as normalize_identity, quorum, tally, Parties, ReviewRefusal, Reviewer,
+    Tally, Vote,
 };
 pub use status::Status;

@@ -91,6 +91,25 @@ pub fn may_review(reviewer: &Reviewer, parties: &Parties, groups: &[String]) -> 
     Ok(())
 }
 
+/// The quorum a policy asks for (`None`: 1), refused when it can never be met: zero,
+/// more than `max`, or more than the `known_members` of its groups when every possible
+/// reviewer is known (no OIDC, whose tokens bring their own groups).
+pub fn quorum(asked: Option<u32>, max: u32, known_members: Option<usize>) -> Result<u32, String> {
+    let q = asked.unwrap_or(1);
+    if q == 0 {
+        return Err("quorum 0 can never be met: a quorum counts at least one human".into());
+    }
+    if q > max {
+        return Err(format!("quorum {q} is more than this service allows ({max}, approvals.max_quorum)"));
+    }
+    if let Some(members) = known_members {
+        if usize::try_from(q).map_or(true, |q| q > members) {
+            return Err(format!("quorum {q} can never be met: the approver groups have {members} known reviewers"));
+        }
+    }
+    Ok(q)
+}
+
 /// What a set of reviews adds up to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tally {
@@ -167,6 +186,16 @@ mod tests {
         let p = parties("alice@corp.example", &[]);
         assert_eq!(may_review(&bob(), &p, &["sre".to_string()]), Err(ReviewRefusal::NotAnApprover));
         assert_eq!(may_review(&bob(), &p, &[]), Ok(()));
+    }
+
+    #[test]
+    fn impossible_quorums_are_refused() {
+        assert_eq!(quorum(None, 10, None), Ok(1));
+        assert_eq!(quorum(Some(3), 10, Some(3)), Ok(3));
+        assert!(quorum(Some(0), 10, None).is_err());
+        assert!(quorum(Some(11), 10, None).unwrap_err().contains("max_quorum"));
+        assert!(quorum(Some(1_000_000_000), 10, None).is_err());
+        assert!(quorum(Some(4), 10, Some(3)).unwrap_err().contains("3 known reviewers"));
     }
 
     #[test]

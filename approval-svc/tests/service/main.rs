@@ -12,4 +12,5 @@ mod cli;
 mod cli_policy;
 mod http_minter;
 mod oidc;
+mod policy_bounds;
 mod security;

@@ -91,7 +91,9 @@ fn service_full(oidc: Option<Oidc>, credentials: Option<Credentials>, guards: Ga
         limits: ExpiryLimits {
             default_expires_in: Duration::from_secs(900),
             max_expires_in: Duration::from_secs(3600),
+            max_reuse_window: Duration::from_secs(3600),
         },
+        max_quorum: 10,
         max_hold: Duration::from_secs(10),
         changes,
         metrics: Metrics::default(),
@@ -111,6 +113,7 @@ pub fn service_with_bundles(bundles: std::path::PathBuf) -> Service {
         reviewers: base.state.reviewers.clone(),
         credentials: Credentials::default(),
         limits: base.state.limits,
+        max_quorum: base.state.max_quorum,
         max_hold: base.state.max_hold,
         changes: tokio::sync::watch::channel(0u64).0,
         metrics: Metrics::default(),
