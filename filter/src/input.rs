@@ -1,7 +1,7 @@
 //! The policy input (`input` in Rego), built directly as a regorus value.
 //!
 //! Building regorus values directly skips a serde_json round trip on every request.
-//! The shape is the contract in SPEC §1; `docs/configuration.md` documents it.
+//! The shape is the contract in SPEC §1; `docs/policy-input.md` documents every field.
 
 use crate::action::Action;
 use crate::cache::InputView;

@@ -21,6 +21,10 @@ use crate::source::RequestSource;
 use crate::worker::Worker;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Rule recorded when a body that claims JSON does not read as strict JSON
+/// (`docs/policy-input.md`).
+pub const BODY_UNPARSEABLE_RULE: &str = "airlock.body-unparseable";
+
 /// What the glue must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -267,10 +271,21 @@ impl Flow {
             Some(n) => {
                 let sha = sha256_hex(&self.body);
                 let parsed = if n > 0 && action.is_json() {
-                    body::read_json(&self.body).ok().map(|b| {
-                        self.rpc = b.call;
-                        b.value
-                    })
+                    match body::read_json(&self.body) {
+                        Ok(b) => {
+                            self.rpc = b.call;
+                            Some(b.value)
+                        }
+                        // Never evaluated as if absent: the rules that read the body would
+                        // not run, and the upstream may read what the policy could not.
+                        Err(e) => {
+                            let ct = action.content_type.clone().unwrap_or_default();
+                            self.body_sha256 = Some(sha);
+                            self.digest = self.body_sha256.as_deref().map(|sha| action_digest(action, sha));
+                            let why = format!("The request body is not valid JSON, as its content type ({ct}) says it is: {e}. The action was not performed; send well-formed JSON (no duplicate keys, numbers within 64-bit float range, valid UTF-8 without lone surrogates).");
+                            return self.refuse(w, now, BODY_UNPARSEABLE_RULE, why);
+                        }
+                    }
                 } else {
                     None
                 };

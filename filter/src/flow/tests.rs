@@ -539,3 +539,43 @@ fn the_cache_can_be_turned_off() {
     }
     assert_eq!(evaluations(&h), 2);
 }
+
+/// A body that claims JSON but does not read as strict JSON is refused before the
+/// policy runs: evaluating it as absent let a padded firewall change (`1e400`) or a
+/// duplicate key the upstream reads differently slip past the rules that read the body.
+#[test]
+fn a_json_body_that_does_not_parse_is_refused_never_evaluated_as_absent() {
+    let bodies: [(&[u8], &str); 6] = [
+        (br#"{"rows": 1e400}"#, "policy engine"),
+        (br#"{"note": "\ud800"}"#, "surrogate"),
+        (b"{\"note\": \"\xff\"}", "UTF-8"),
+        (br#"{"table": "orders", "table": "users"}"#, "duplicate object key"),
+        (br#"{"rows": 1} trailing"#, "after the JSON value"),
+        (b"not json", "at byte 0"),
+    ];
+    for (body, why) in bodies {
+        for req in [
+            export(),
+            FakeRequest::new("GET", "api.example.com", "/x")
+                .with("x-airlock-agent", "bot")
+                .with("content-type", "application/json"),
+        ] {
+            let mut h = harness();
+            let (_, step) = start(&mut h, &req, body);
+            let (status, v) = reply_json(&step);
+            assert_eq!(status, 403, "{}", String::from_utf8_lossy(body));
+            assert_eq!(v["type"], "urn:airlock:problem:denied");
+            assert_eq!(v["rule"], "airlock.body-unparseable");
+            let detail = v["detail"].as_str().unwrap();
+            assert!(detail.contains("not valid JSON") && detail.contains(why), "{detail}");
+            let batch: serde_json::Value = serde_json::from_slice(&h.w.log.next_batch().unwrap()).unwrap();
+            assert_eq!(batch["records"][0]["rule"], "airlock.body-unparseable");
+        }
+    }
+    // The same bytes under a content type that is not JSON are not parsed at all.
+    let mut h = harness();
+    let req = FakeRequest::new("GET", "api.example.com", "/x")
+        .with("x-airlock-agent", "bot")
+        .with("content-type", "text/plain");
+    assert!(matches!(start(&mut h, &req, br#"{"rows": 1e400}"#).1, Step::ContinueWith(_)));
+}
