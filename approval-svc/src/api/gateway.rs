@@ -11,7 +11,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -38,7 +38,7 @@ pub fn router(state: AppState) -> Router<AppState> {
 
 /// Verifies the request signature, runs the handler, signs the answer.
 async fn signed(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let path = parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str()).to_string();
     let refuse = |e: crate::auth::gateway::SignatureError| {
         state.metrics.gateway_auth_failed();
@@ -65,21 +65,47 @@ async fn signed(State(state): State<AppState>, req: Request, next: Next) -> Resp
     // A redeem answer carries a credential: the same signed redeem replayed inside the
     // timestamp window (by anyone who saw it on the wire) must not mint another one under
     // a `window:` reuse rule. Creates are idempotent and decision batches harmless.
-    // Marked on entry (so a concurrent copy is refused too), forgotten again below when
-    // the redeem minted nothing (a failed mint may be retried byte for byte).
+    // The store remembers the signature of every redeem that minted, in the redeem's own
+    // transaction, so a replay is refused after a restart or at another replica too; it
+    // is asked here so that a replay mints nothing, not even a credential thrown away.
+    // The memory in `guards` refuses a concurrent copy still in flight: marked on entry,
+    // forgotten again when the redeem minted nothing (a failed mint may be retried).
     let is_redeem = path.ends_with("/redeem");
-    if is_redeem && !state.guards.first_use(&request_signature, now_secs()) {
-        state.metrics.redeem_failed();
-        tracing::warn!(path, "replayed redeem request refused");
-        let answer = (StatusCode::CONFLICT, Json(json!({"status": "consumed"}))).into_response();
-        return sign_answer(&state, &request_signature, answer).await;
+    if is_redeem {
+        let first = state.guards.first_use(&request_signature, now_secs());
+        let key = request_signature.clone();
+        let replayed = state
+            .blocking(false, move |s| s.redeem_replayed(&key, now_ms()))
+            .await
+            .and_then(|r| r.map_err(ApiError::from));
+        let refusal = match replayed {
+            Ok(seen) if first && !seen => None,
+            Ok(_) => {
+                state.metrics.redeem_failed();
+                tracing::warn!(path, "replayed redeem request refused");
+                Some((StatusCode::CONFLICT, Json(json!({"status": "consumed"}))).into_response())
+            }
+            // Fail closed: without the store's word the redeem is not attempted.
+            Err(e) => Some(e.into_response()),
+        };
+        if let Some(answer) = refusal {
+            if first {
+                state.guards.forget(&request_signature);
+            }
+            return sign_answer(&state, &request_signature, answer).await;
+        }
     }
+    parts.extensions.insert(RequestSignature(request_signature.clone()));
     let answer = next.run(Request::from_parts(parts, Body::from(bytes))).await;
     if is_redeem && answer.status() != StatusCode::OK {
         state.guards.forget(&request_signature);
     }
     sign_answer(&state, &request_signature, answer).await
 }
+
+/// The verified signature of the request being handled (the redeem's replay key).
+#[derive(Clone)]
+struct RequestSignature(String);
 
 /// Signs `answer`, bound to the request's signature.
 async fn sign_answer(state: &AppState, request_signature: &str, answer: Response) -> Response {
@@ -275,7 +301,12 @@ fn refusal(state: &AppState, r: RedeemRefusal) -> Response {
     (status, Json(json!({"status": r.as_str()}))).into_response()
 }
 
-async fn redeem(State(state): State<AppState>, Path(id): Path<String>, bytes: Bytes) -> Result<Response, ApiError> {
+async fn redeem(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Extension(RequestSignature(signature)): Extension<RequestSignature>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
     let body: RedeemBody = parse(&bytes)?;
     let now = now_ms();
     let lookup = id.clone();
@@ -311,6 +342,7 @@ async fn redeem(State(state): State<AppState>, Path(id): Path<String>, bytes: By
         }
     };
     let req = RedeemRequest {
+        signature,
         approval_id: id,
         decision_id: body.decision_id,
         agent: body.agent,

@@ -64,8 +64,8 @@ pub struct GatewayGuards {
     /// on every committed change.
     pub holds: Arc<tokio::sync::Semaphore>,
     /// Redeem request signatures seen within the signature window (signature → seen at,
-    /// Unix seconds). A signed redeem replayed byte for byte inside the ±60 s window is
-    /// refused: the filter signs every redeem afresh with its own `decision_id`.
+    /// Unix seconds): refuses a copy of a redeem still in flight. The store keeps the
+    /// signatures of redeems that minted, which is what refuses a replay for good.
     pub seen_redeems: crate::auth::replay::RecentlySeen,
 }
 

@@ -147,6 +147,7 @@ pub fn normalize(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn bob() -> Reviewer {

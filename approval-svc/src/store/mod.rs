@@ -240,9 +240,16 @@ pub struct MintRecord {
     pub details: Value,
 }
 
+/// How long the store remembers the signature of a redeem that minted (ms): longer than
+/// any signed request stays valid (the gateway's ±60 s timestamp window, both ways).
+pub const REDEEM_REPLAY_HORIZON_MS: i64 = 2 * 60_000 + 10_000;
+
 /// What a redeem needs.
 #[derive(Clone, Debug)]
 pub struct RedeemRequest {
+    /// The signature of the signed request asking: a redeem that minted is never
+    /// honoured again for the same bytes (`Consumed`), even after a restart.
+    pub signature: String,
     /// Approval id.
     pub approval_id: String,
     /// Gateway decision id.
@@ -277,6 +284,8 @@ pub trait Store: Send + Sync {
         note: ReviewNote,
         now_ms: i64,
     ) -> Result<Approval, ReviewError>;
+    /// Whether a redeem signed with `signature` already minted (a replay).
+    fn redeem_replayed(&self, signature: &str, now_ms: i64) -> Result<bool, StoreError>;
     /// Consumes an approved approval for one use.
     fn redeem(&self, req: RedeemRequest, now_ms: i64) -> Result<Result<Approval, RedeemRefusal>, StoreError>;
     /// Expires every approval whose time is up; returns their ids.

@@ -390,7 +390,17 @@ fn sod_or_store(e: rusqlite::Error) -> ReviewError {
     }
 }
 
+fn redeem_replayed(conn: &Connection, signature: &str, now_ms: i64) -> Result<bool, StoreError> {
+    let seen: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM redeem_replays WHERE signature = ?1 AND seen_ms > ?2)")?
+        .query_row(params![signature, now_ms - super::REDEEM_REPLAY_HORIZON_MS], |r| r.get(0))?;
+    Ok(seen)
+}
+
 fn redeem(tx: &mut Tx<'_>, req: RedeemRequest, now_ms: i64) -> Result<Result<Approval, RedeemRefusal>, StoreError> {
+    if redeem_replayed(tx.conn, &req.signature, now_ms)? {
+        return Ok(Err(RedeemRefusal::Consumed));
+    }
     let Some(a) = load(tx.conn, &req.approval_id)? else {
         return Ok(Err(RedeemRefusal::Mismatch));
     };
@@ -424,6 +434,13 @@ fn redeem(tx: &mut Tx<'_>, req: RedeemRequest, now_ms: i64) -> Result<Result<App
     if changed != 1 {
         return Ok(Err(RedeemRefusal::Consumed));
     }
+    // Remembered with the consumption it guards, in the same transaction.
+    tx.conn
+        .prepare_cached("DELETE FROM redeem_replays WHERE seen_ms <= ?1")?
+        .execute([now_ms - super::REDEEM_REPLAY_HORIZON_MS])?;
+    tx.conn
+        .prepare_cached("INSERT OR REPLACE INTO redeem_replays (signature, seen_ms) VALUES (?1, ?2)")?
+        .execute(params![req.signature, now_ms])?;
     tx.append(
         "approval.redeemed",
         &json!({"approval_id": a.id, "decision_id": req.decision_id, "agent": a.agent, "digest": a.digest,
@@ -517,6 +534,10 @@ impl Store for SqliteStore {
                 Err(refusal) => Ok(Err(refusal)),
             }
         })?
+    }
+
+    fn redeem_replayed(&self, signature: &str, now_ms: i64) -> Result<bool, StoreError> {
+        redeem_replayed(&self.read(), signature, now_ms)
     }
 
     fn redeem(&self, req: RedeemRequest, now_ms: i64) -> Result<Result<Approval, RedeemRefusal>, StoreError> {

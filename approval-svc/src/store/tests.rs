@@ -54,7 +54,9 @@ fn created(store: &SqliteStore, n: NewApproval) -> Approval {
 }
 
 fn redeem_req(id: &str, digest: &str) -> RedeemRequest {
+    static SIGNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     RedeemRequest {
+        signature: format!("v1={}", SIGNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
         approval_id: id.into(),
         decision_id: "dec_2".into(),
         agent: "spiffe://corp/agent/bot".into(),
@@ -140,6 +142,26 @@ fn reuse_window_allows_repeats_until_it_closes() {
     }
     assert_eq!(store.redeem(redeem_req("apr_w", "f"), NOW + 600_001).unwrap().unwrap_err(), RedeemRefusal::Consumed);
     assert_eq!(store.get("apr_w", NOW + 600_001).unwrap().unwrap().status, Status::Redeemed);
+}
+
+#[test]
+fn a_redeem_signature_that_minted_is_refused_again_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, path) = open(&dir);
+    created(&store, new("apr_rp", "f", 1, Reuse::Window(Duration::from_secs(600))));
+    store.review("apr_rp", &reviewer("bob", &[]), Vote::Approve, ReviewNote::api(None), NOW).unwrap();
+    let mut req = redeem_req("apr_rp", "f");
+    req.signature = "v1=captured".into();
+    assert!(store.redeem(req.clone(), NOW + 1000).unwrap().is_ok());
+    assert_eq!(store.redeem(req.clone(), NOW + 2000).unwrap().unwrap_err(), RedeemRefusal::Consumed);
+    drop(store);
+    let store = SqliteStore::open(&path, Some(KEY.to_vec()), 10).unwrap();
+    assert!(store.redeem_replayed("v1=captured", NOW + 3000).unwrap());
+    assert_eq!(store.redeem(req.clone(), NOW + 3000).unwrap().unwrap_err(), RedeemRefusal::Consumed);
+    // Past the horizon the signature is stale anyway (the timestamp check refuses it).
+    assert!(!store.redeem_replayed("v1=captured", NOW + 1000 + REDEEM_REPLAY_HORIZON_MS).unwrap());
+    assert!(store.redeem(redeem_req("apr_rp", "f"), NOW + 4000).unwrap().is_ok(), "a fresh signature redeems");
+    assert!(verify_database(&path, Some(&KEY)).unwrap().ok());
 }
 
 #[test]

@@ -43,6 +43,28 @@ async fn a_replayed_signed_redeem_mints_nothing_even_with_a_reuse_window() {
 }
 
 #[tokio::test]
+async fn a_replayed_signed_redeem_is_refused_after_a_restart_too() {
+    let s = service();
+    let d = digest("replay-restart");
+    let id = approved(&s, &d, "window:10m").await;
+    let path = format!("/v1/gateway/approvals/{id}/redeem");
+    let body = json!({"decision_id": "dec_rr1", "agent": AGENT, "digest": d}).to_string();
+    let ts = now_secs();
+    let first = send(&s.router, signed_request("k2", &GATEWAY_KEY, ts, &path, &body)).await;
+    assert_eq!(first.status, 200);
+    let replay = send(&s.router, signed_request("k2", &GATEWAY_KEY, ts, &path, &body)).await;
+    assert_eq!(replay.status, 409);
+    let s = restart(s);
+    let replay = send(&s.router, signed_request("k2", &GATEWAY_KEY, ts, &path, &body)).await;
+    assert_eq!(replay.status, 409, "replay minted after a restart: {}", String::from_utf8_lossy(&replay.body));
+    assert_eq!(replay.json()["status"], "consumed");
+    assert_eq!(audit_events(&s.db, "approval.redeemed").len(), 1, "one redeem, one credential");
+    // The gateway's own next redeem (fresh signature) is still honoured by the window.
+    let again = gateway(&s.router, &path, &json!({"decision_id": "dec_rr2", "agent": AGENT, "digest": d})).await;
+    assert_eq!(again.status, 200);
+}
+
+#[tokio::test]
 async fn unsigned_requests_are_refused_before_their_body_is_read() {
     let s = service();
     // A body that never ends (slowloris / memory): must not be awaited without a key.

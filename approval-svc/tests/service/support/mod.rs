@@ -55,7 +55,24 @@ pub fn service_with_guards(guards: GatewayGuards) -> Service {
 }
 
 fn service_full(oidc: Option<Oidc>, credentials: Option<Credentials>, guards: GatewayGuards) -> Service {
-    let dir = tempfile::tempdir().unwrap();
+    service_in(tempfile::tempdir().unwrap(), oidc, credentials, guards)
+}
+
+/// The service stopped and started again on the same database: nothing held in memory
+/// survives (replay caches, long-polls), only what the store keeps.
+pub fn restart(old: Service) -> Service {
+    let Service { state, router, _dir, .. } = old;
+    drop(router);
+    drop(state);
+    service_in(_dir, None, None, GatewayGuards::default())
+}
+
+fn service_in(
+    dir: tempfile::TempDir,
+    oidc: Option<Oidc>,
+    credentials: Option<Credentials>,
+    guards: GatewayGuards,
+) -> Service {
     let db = dir.path().join("airlock.db");
     let store = SqliteStore::open(&db, Some(AUDIT_KEY.to_vec()), 5).unwrap();
     let reviewers = ["bob", "carol", "alice", "dave"]
