@@ -245,6 +245,42 @@ fn library_decides_as_documented_in_the_filter_engine() {
     assert!(failures.is_empty(), "{} of {} cases wrong:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
 
+/// Inputs on which regorus's RVM (the filter's engine) used to decide differently from
+/// OPA and from the library's own tests (issue #16): an `else` chain whose clauses bind
+/// their value in the body ended at undefined instead of falling through.
+#[test]
+fn library_decides_what_opa_decides_where_the_rvm_once_differed() {
+    let mut p = library();
+    let rbac = "/apis/rbac.authorization.k8s.io/v1/namespaces/team/rolebindings/ops";
+    let cases: Vec<(Json, Effect, &str, &str)> = vec![
+        // Was allow/known-host-read/low: a single Kubernetes secret read needs approval.
+        (
+            req("GET", "k8s.corp.example", "/api/v1/namespaces/prod/secrets/db-password"),
+            Effect::Approve,
+            "secret-read",
+            "high",
+        ),
+        // Was deny/default-deny: an RBAC write is an IAM change for a reviewer.
+        (
+            with(req("PUT", "k8s.corp.example", rbac), "body", json!({"roleRef": {"kind": "Role", "name": "viewer"}})),
+            Effect::Approve,
+            "iam-change",
+            "high",
+        ),
+        // An AWS IAM call whose action is not visible (form-encoded body) is critical.
+        (req("POST", "iam.amazonaws.com", "/"), Effect::Approve, "iam-change", "critical"),
+    ];
+    let mut failures = Vec::new();
+    for (input, effect, rule, risk) in &cases {
+        let d = from_policy_output(p.evaluate(Value::from(input.clone())));
+        let got_risk = d.risk.map(|r| format!("{r:?}").to_lowercase()).unwrap_or_default();
+        if (d.effect, d.rule_or_default(), got_risk.as_str()) != (*effect, *rule, *risk) {
+            failures.push(format!("{input}: {d:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn library_decisions_carry_the_documented_fields() {
     let mut p = library();

@@ -35,8 +35,15 @@ test_unknown_host_denies_even_for_an_allowed_tool if {
 }
 
 test_higher_risk_wins_within_an_effect if {
-	d := decision with input as {"request": {"method": "GET", "host": "api.example.com", "path": "/x", "query": {}, "headers": {}}}
-		with data.airlock.rules.exports.decision as {"effect": "approve", "rule": "a", "risk": "medium"}
-		with data.airlock.rules.iam.decision as {"effect": "approve", "rule": "b", "risk": "critical"}
+	d := pick({
+		{"effect": "approve", "rule": "a", "risk": "medium"},
+		{"effect": "approve", "rule": "b", "risk": "critical"},
+		{"effect": "allow", "rule": "c", "risk": "low"},
+	})
+	d.rule == "b"
+}
+
+test_deny_beats_a_higher_risk_approve if {
+	d := pick({{"effect": "approve", "rule": "a", "risk": "critical"}, {"effect": "deny", "rule": "b", "risk": "low"}})
 	d.rule == "b"
 }

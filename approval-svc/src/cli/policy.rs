@@ -47,8 +47,13 @@ enum Command {
         #[arg(long = "policy", required = true)]
         policies: Vec<PathBuf>,
         /// Input JSON file (`input` in Rego), e.g. a request recorded by the filter.
+        #[arg(long, required_unless_present = "inputs", conflicts_with = "inputs")]
+        input: Option<PathBuf>,
+        /// Many inputs, one JSON document per line: prints one line per input,
+        /// `{"value": <decision or null when undefined>, "error": <null or text>}` — how
+        /// the differential test against OPA drives the filter's engine.
         #[arg(long)]
-        input: PathBuf,
+        inputs: Option<PathBuf>,
         #[arg(long, default_value = "data.airlock.decision")]
         entrypoint: String,
         /// Evaluation budget, as the filter's `policy.max_instructions`.
@@ -69,8 +74,15 @@ pub fn run(args: Args) -> ExitCode {
     match args.command {
         Command::Test { dirs, quiet } => test(&dirs, quiet),
         Command::Check { paths, entrypoint } => check(&paths, entrypoint.as_deref()),
-        Command::Eval { policies, input, entrypoint, max_instructions, format } => {
+        Command::Eval { policies, inputs: Some(inputs), entrypoint, max_instructions, .. } => {
+            eval_lines(&policies, &inputs, &entrypoint, max_instructions)
+        }
+        Command::Eval { policies, input: Some(input), entrypoint, max_instructions, format, .. } => {
             eval(&policies, &input, &entrypoint, max_instructions, format)
+        }
+        Command::Eval { .. } => {
+            eprintln!("airlock: give --input or --inputs");
+            ExitCode::from(2)
         }
     }
 }
@@ -134,6 +146,50 @@ fn check(paths: &[PathBuf], entrypoint: Option<&str>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// One answer line per input line, in order; a line that is not JSON gets an error
+/// answer, never a skipped line (the caller pairs answers with inputs by position).
+fn eval_lines(dirs: &[PathBuf], inputs: &PathBuf, entrypoint: &str, max_instructions: usize) -> ExitCode {
+    let text = match std::fs::read_to_string(inputs) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("airlock: {}: {e}", inputs.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut loaded = match policy::load(dirs) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("airlock: policy does not load: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut evaluator = match policy::Evaluator::new(&mut loaded, entrypoint, max_instructions) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("airlock: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    use std::io::Write as _;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let answer = match regorus::Value::from_json_str(line) {
+            Err(e) => {
+                serde_json::json!({"value": null, "error": format!("input is not valid JSON for the engine: {e}")})
+            }
+            Ok(input) => match evaluator.evaluate(input) {
+                Ok(v) => serde_json::json!({"value": v, "error": null}),
+                Err(e) => serde_json::json!({"value": null, "error": e}),
+            },
+        };
+        if writeln!(out, "{answer}").is_err() {
+            return ExitCode::from(2);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 fn eval(dirs: &[PathBuf], input: &PathBuf, entrypoint: &str, max_instructions: usize, format: Format) -> ExitCode {
     let input_value = match std::fs::read_to_string(input)
         .map_err(|e| e.to_string())
@@ -172,22 +228,13 @@ fn eval(dirs: &[PathBuf], input: &PathBuf, entrypoint: &str, max_instructions: u
                 .collect();
             let not_applicable: Vec<_> =
                 ev.contributions.iter().filter(|c| c.value.is_none()).map(|c| c.rule.clone()).collect();
-            let mut out = serde_json::json!({"entrypoint": entrypoint, "decision": ev.decision, "fired": fired, "not_applicable": not_applicable});
-            if let Some(i) = &ev.interpreter_disagrees {
-                out["interpreter_decision"] = i.clone().unwrap_or(serde_json::Value::Null);
-            }
+            let out = serde_json::json!({"entrypoint": entrypoint, "decision": ev.decision, "fired": fired, "not_applicable": not_applicable});
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         }
         Format::Text => {
             let decision = ev.decision.as_ref().map(|d| serde_json::to_string_pretty(d).unwrap_or_default());
             println!("{entrypoint} (RVM, as the filter evaluates it):");
             println!("{}", decision.as_deref().unwrap_or("undefined — the filter denies (airlock.policy-error)"));
-            if let Some(i) = &ev.interpreter_disagrees {
-                println!(
-                    "warning: the tree-walking interpreter gives a different value: {}",
-                    i.as_ref().map(|v| v.to_string()).unwrap_or("undefined".into())
-                );
-            }
             let fired: Vec<_> = ev.contributions.iter().filter(|c| c.value.is_some()).collect();
             if !ev.contributions.is_empty() {
                 println!();

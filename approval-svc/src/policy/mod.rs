@@ -10,17 +10,20 @@
 //! API in 0.14.1): each test is reported at the line of its first definition.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use regorus::unstable::{Parser, Rule, RuleHead};
 use regorus::{Engine, Value};
 
+mod agreement;
 mod bundle;
 mod check;
+mod instrument;
 mod sources;
+mod testing;
 
 pub use check::{check, CheckReport, Problem};
 use sources::Item;
+pub use testing::{run_tests, Outcome, TestResult};
 
 /// A directory could not be loaded: the file and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +48,12 @@ pub struct ModuleInfo {
 
 /// Every module and data document of the given directories, in one engine.
 pub struct Loaded {
+    /// The interpreter, with strict builtin errors like the filter's engine.
     pub engine: Engine,
     pub modules: Vec<ModuleInfo>,
     pub data_files: Vec<String>,
+    /// Each module's file name and text, as given to the engine.
+    pub sources: Vec<(String, String)>,
 }
 
 /// Load every `.rego` and data document under `dirs`. Parse errors, data that is not
@@ -55,11 +61,16 @@ pub struct Loaded {
 /// naming the file.
 pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
     let mut engine = Engine::new();
+    engine.set_strict_builtin_errors(true);
     let mut modules = Vec::new();
     let mut data_files = Vec::new();
+    let mut texts = Vec::new();
     for item in sources::gather(dirs)? {
         match item {
-            Item::Module { file, source } => modules.push(add_module(&mut engine, file, source)?),
+            Item::Module { file, source } => {
+                texts.push((file.clone(), source.clone()));
+                modules.push(add_module(&mut engine, file, source)?)
+            }
             Item::Data { file, files, value } => {
                 engine.add_data(value).map_err(|e| LoadError {
                     file,
@@ -81,7 +92,7 @@ pub fn load(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
             .unwrap_or_else(|| "policy".to_string());
         return Err(LoadError { file, message });
     }
-    Ok(Loaded { engine, modules, data_files })
+    Ok(Loaded { engine, modules, data_files, sources: texts })
 }
 
 /// Add one module; its package and rule lines are read back from regorus.
@@ -113,49 +124,6 @@ fn rule_lines(rules: &[regorus::unstable::Ref<Rule>]) -> Vec<(String, u32)> {
     out
 }
 
-/// Outcome of one `test_*` rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Pass,
-    /// Undefined or false.
-    Fail,
-    /// Evaluation raised an error.
-    Error(String),
-}
-
-#[derive(Debug, Clone)]
-pub struct TestResult {
-    /// `data.<package>.test_name`
-    pub name: String,
-    pub file: String,
-    pub line: u32,
-    pub outcome: Outcome,
-}
-
-/// Run every rule named `test_*`, in file and line order. A test passes when it is
-/// defined and not `false` (OPA's rule).
-pub fn run_tests(loaded: &mut Loaded) -> Vec<TestResult> {
-    let mut results = Vec::new();
-    for module in &loaded.modules {
-        for (rule, line) in &module.rules {
-            if !rule.starts_with("test_") {
-                continue;
-            }
-            let name = format!("{}.{rule}", module.package);
-            if results.iter().any(|r: &TestResult| r.name == name) {
-                continue; // the same test split over several files or definitions
-            }
-            let outcome = match loaded.engine.eval_rule(name.clone()) {
-                Ok(Value::Undefined) | Ok(Value::Bool(false)) => Outcome::Fail,
-                Ok(_) => Outcome::Pass,
-                Err(e) => Outcome::Error(e.to_string()),
-            };
-            results.push(TestResult { name, file: module.file.clone(), line: *line, outcome });
-        }
-    }
-    results
-}
-
 /// One rule module's own decision, for explaining the entrypoint's.
 #[derive(Debug, Clone)]
 pub struct Contribution {
@@ -172,8 +140,6 @@ pub struct Contribution {
 pub struct Evaluation {
     /// The entrypoint's value as the filter computes it (RVM); `None` = undefined.
     pub decision: Option<serde_json::Value>,
-    /// The same entrypoint evaluated by the tree-walking interpreter, when it differs.
-    pub interpreter_disagrees: Option<Option<serde_json::Value>>,
     /// Every other package's rule of the same name as the entrypoint's last component.
     pub contributions: Vec<Contribution>,
 }
@@ -185,47 +151,71 @@ fn to_json(v: Value) -> Result<Option<serde_json::Value>, String> {
     }
 }
 
-/// Evaluate `entrypoint` for `input` the way the filter does (RVM bytecode with an
-/// instruction budget), then each module's same-named rule to show which applied.
+/// Every rule path the policy defines (`data.pkg.name`), tests excluded.
+pub fn rule_paths(loaded: &Loaded) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for m in &loaded.modules {
+        for (name, _) in &m.rules {
+            let path = format!("{}.{name}", m.package);
+            if !name.starts_with("test_") && !out.contains(&path) {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// Evaluate `entrypoint` for `input` in the filter's engine (RVM bytecode, strict
+/// builtin errors, the instruction budget: `airlock_filter::policy::vm`), then each
+/// module's same-named rule in the same engine to show which applied.
 pub fn evaluate(
     loaded: &mut Loaded,
     input: Value,
     entrypoint: &str,
     max_instructions: usize,
 ) -> Result<Evaluation, String> {
-    let entry: regorus::Rc<str> = entrypoint.into();
-    let compiled = loaded
-        .engine
-        .compile_with_entrypoint(&entry)
-        .map_err(|e| format!("entrypoint `{entrypoint}` does not compile: {e}"))?;
-    let program: Arc<_> = regorus::languages::rego::compiler::Compiler::compile_from_policy(&compiled, &[entrypoint])
-        .map_err(|e| format!("entrypoint `{entrypoint}` cannot be compiled to bytecode: {e}"))?;
-    let mut vm = regorus::rvm::RegoVM::new_with_policy(compiled);
-    vm.load_program(program);
-    vm.set_data(loaded.engine.get_data()).map_err(|e| format!("data rejected by the VM: {e}"))?;
-    vm.set_max_instructions(max_instructions);
-    vm.set_input(input.clone());
-    let decision = to_json(vm.execute().map_err(|e| format!("evaluation failed: {e}"))?)?;
-
-    loaded.engine.set_input(input);
-    let interpreted = loaded.engine.eval_rule(entrypoint.to_string()).map_err(|e| format!("evaluation failed: {e}"))?;
-    let interpreted = to_json(interpreted)?;
-    let interpreter_disagrees = (interpreted != decision).then_some(interpreted);
-
     let (entry_package, rule_name) = entrypoint.rsplit_once('.').unwrap_or(("data", entrypoint));
-    let mut contributions = Vec::new();
-    let modules = loaded.modules.clone();
-    for module in &modules {
+    let mut parts = Vec::new();
+    for module in &loaded.modules {
         if module.package == entry_package {
             continue;
         }
         let Some((_, line)) = module.rules.iter().find(|(n, _)| n == rule_name) else { continue };
         let rule = format!("{}.{rule_name}", module.package);
-        if contributions.iter().any(|c: &Contribution| c.rule == rule) {
-            continue;
+        if !parts.iter().any(|(r, _, _): &(String, String, u32)| r == &rule) {
+            parts.push((rule, module.file.clone(), *line));
         }
-        let value = loaded.engine.eval_rule(rule.clone()).map_err(|e| format!("evaluating {rule}: {e}"))?;
-        contributions.push(Contribution { rule, file: module.file.clone(), line: *line, value: to_json(value)? });
     }
-    Ok(Evaluation { decision, interpreter_disagrees, contributions })
+    let mut names = vec![entrypoint];
+    names.extend(parts.iter().map(|(r, _, _)| r.as_str()));
+    let data = loaded.engine.get_data();
+    let (mut vm, _) = airlock_filter::policy::vm::build(&mut loaded.engine, &names, data, max_instructions)?;
+    vm.set_input(input.clone());
+    let decision = to_json(vm.execute_entry_point_by_name(entrypoint).map_err(|e| format!("evaluation failed: {e}"))?)?;
+    let mut contributions = Vec::new();
+    for (rule, file, line) in parts {
+        vm.set_input(input.clone());
+        let value = vm.execute_entry_point_by_name(&rule).map_err(|e| format!("evaluating {rule}: {e}"))?;
+        contributions.push(Contribution { rule, file, line, value: to_json(value)? });
+    }
+    Ok(Evaluation { decision, contributions })
+}
+
+/// The filter's engine for one entrypoint, to evaluate many inputs (`policy eval --inputs`).
+pub struct Evaluator {
+    vm: regorus::rvm::RegoVM,
+}
+
+impl Evaluator {
+    pub fn new(loaded: &mut Loaded, entrypoint: &str, max_instructions: usize) -> Result<Evaluator, String> {
+        let data = loaded.engine.get_data();
+        let (vm, _) = airlock_filter::policy::vm::build(&mut loaded.engine, &[entrypoint], data, max_instructions)?;
+        Ok(Evaluator { vm })
+    }
+
+    /// The entrypoint's value (`None`: undefined) or the evaluation error.
+    pub fn evaluate(&mut self, input: Value) -> Result<Option<serde_json::Value>, String> {
+        self.vm.set_input(input);
+        to_json(self.vm.execute().map_err(|e| e.to_string())?)
+    }
 }

@@ -7,10 +7,10 @@
 
 use crate::cache::{self, Plan};
 use crate::config::PolicyConfig;
-use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::RegoVM;
 use regorus::Value;
-use std::sync::Arc;
+
+pub mod vm;
 
 /// A compiled policy, ready to evaluate. One per worker; not shared across threads.
 pub struct Policy {
@@ -32,8 +32,8 @@ impl Policy {
         Policy::compile_modules(cfg.modules.iter().map(|(n, s)| (n.as_str(), s.as_str())), data, cfg)
     }
 
-    /// The one compile path for inline modules and bundles alike: regorus parse, RVM
-    /// bytecode for the entrypoint, data loaded, budget set.
+    /// The one compile path for inline modules and bundles alike: regorus parse, the
+    /// portability check, RVM bytecode for the entrypoint (`vm::build`), data, budget.
     pub fn compile_modules<'a>(
         modules: impl Iterator<Item = (&'a str, &'a str)>,
         data: serde_json::Value,
@@ -48,36 +48,17 @@ impl Policy {
         }
         let data = Value::from(data);
         engine.add_data(data.clone()).map_err(|e| format!("policy data rejected: {e}"))?;
-        let entry: regorus::Rc<str> = cfg.entrypoint.as_str().into();
-        let compiled = engine
-            .compile_with_entrypoint(&entry)
-            .map_err(|e| format!("policy entrypoint `{}` does not compile: {e}", cfg.entrypoint))?;
-        let program: Arc<_> = Compiler::compile_from_policy(&compiled, &[cfg.entrypoint.as_str()])
-            .map_err(|e| format!("policy entrypoint `{}` cannot be compiled to bytecode: {e}", cfg.entrypoint))?;
+        let (vm, program) = vm::build(&mut engine, &[cfg.entrypoint.as_str()], data, cfg.max_instructions)?;
         // Decided from the exact program that will run (its builtin table) and the
         // modules' text (what of `input` they can read): see `crate::cache`.
         let builtins = program.builtin_info_table.iter().map(|b| b.name.as_str());
         let cache = cache::plan(&modules, builtins, program.has_host_await);
-        let mut vm = RegoVM::new_with_policy(compiled);
-        vm.load_program(program);
-        vm.set_data(data).map_err(|e| format!("policy data rejected by the VM: {e}"))?;
-        vm.set_max_instructions(cfg.max_instructions);
-        let policy = Policy { vm, entrypoint: cfg.entrypoint.clone(), cache };
-        // An entrypoint that names no rule would deny every request silently;
-        // refuse it at load time instead.
-        if !policy.has_entrypoint() {
-            return Err(format!("policy entrypoint `{}` is not defined by any module", cfg.entrypoint));
-        }
-        Ok(policy)
+        Ok(Policy { vm, entrypoint: cfg.entrypoint.clone(), cache })
     }
 
     /// Whether and how this policy's decisions may be cached.
     pub fn cache_plan(&self) -> &Plan {
         &self.cache
-    }
-
-    fn has_entrypoint(&self) -> bool {
-        self.vm.get_entry_point_names().iter().any(|n| n == &self.entrypoint)
     }
 
     /// Evaluate the entrypoint for one input. `Ok(Value::Undefined)` means no rule

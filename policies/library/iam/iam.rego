@@ -81,15 +81,30 @@ iam_call if {
 }
 
 # Risk of the change: per AWS action (critical when the action is not visible, e.g. a
-# form-encoded body), per Google verb, per Kubernetes RBAC resource.
-risk := r if {
-	data.iam.aws_hosts[input.request.host]
-	r := data.iam.aws_actions[aws_action]
-} else := "critical" if {
-	data.iam.aws_hosts[input.request.host]
-} else := r if {
-	r := data.iam.gcp_verbs[gcp_verb]
-} else := k8s_rbac_risk
+# form-encoded body), per Google verb, per Kubernetes RBAC resource. Written as
+# exclusive rules with values that are always defined, not an `else` chain whose
+# clauses bind their value in the body: regorus 0.14.1's RVM ends such a chain at an
+# undefined value instead of falling through (docs/opa-differences.md).
+aws_host if data.iam.aws_hosts[input.request.host]
+
+default aws_risk := "critical"
+
+aws_risk := data.iam.aws_actions[aws_action]
+
+gcp_risk := data.iam.gcp_verbs[gcp_verb]
+
+risk := aws_risk if aws_host
+
+risk := gcp_risk if {
+	not aws_host
+	gcp_risk
+}
+
+risk := k8s_rbac_risk if {
+	not aws_host
+	not gcp_risk
+	k8s_rbac_risk
+}
 
 decision := {
 	"effect": "deny", "rule": "iam-admin-grant", "risk": "critical",

@@ -46,12 +46,23 @@ k8s_secret_list if {
 
 aws_risk := data.secrets.aws_targets[input.request.headers["x-amz-target"]]
 
-read_risk := r if {
+# Exclusive rules with values that are always defined rather than an `else` chain whose
+# clauses bind their value in the body (see iam.rego `risk`).
+vault_read if {
 	reads[input.request.method]
-	r := vault_risk
-} else := r if {
-	r := aws_risk
-} else := "high" if {
+	vault_risk
+}
+
+read_risk := vault_risk if vault_read
+
+read_risk := aws_risk if {
+	not vault_read
+	aws_risk
+}
+
+read_risk := "high" if {
+	not vault_read
+	not aws_risk
 	k8s_secret
 	reads[input.request.method]
 }
