@@ -19,6 +19,7 @@ pub mod flow;
 pub mod identity;
 pub mod input;
 pub mod metrics;
+pub mod number;
 pub mod policy;
 pub mod problem;
 pub mod redact;
