@@ -185,6 +185,8 @@ struct RawRequest {
     input_headers: Option<Vec<String>>,
     #[serde(default)]
     upstream_scheme: Option<String>,
+    #[serde(default = "default_true")]
+    jsonrpc_answers: bool,
 }
 
 impl Default for RawRequest {
@@ -195,8 +197,13 @@ impl Default for RawRequest {
             credential_headers: Vec::new(),
             input_headers: None,
             upstream_scheme: None,
+            jsonrpc_answers: true,
         }
     }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]
@@ -279,6 +286,9 @@ pub struct Config {
     pub decision_log: DecisionLogConfig,
     /// Allow decisions remembered per worker (`crate::cache`); 0 turns the cache off.
     pub decision_cache_entries: usize,
+    /// `request.jsonrpc_answers`: refuse a JSON-RPC call with a JSON-RPC response
+    /// (`docs/mcp.md`) rather than problem+json.
+    pub jsonrpc_answers: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -396,6 +406,7 @@ impl Config {
             policy: policy(raw.policy)?,
             identity: identity(raw.identity)?,
             service: service(raw.approval_service)?,
+            jsonrpc_answers: raw.request.jsonrpc_answers,
             request: request(raw.request)?,
             decision_log: decision_log(raw.decision_log)?,
             decision_cache_entries: raw.decision_cache.max_entries,

@@ -1,6 +1,9 @@
-//! What the agent gets back when its call does not go through: RFC 9457
-//! `application/problem+json`, never a 2xx.
+//! What the agent gets back when its call does not go through, in its own protocol:
+//! RFC 9457 `application/problem+json` (never a 2xx) for HTTP; for a JSON-RPC (MCP)
+//! call, the JSON-RPC response its client expects, carrying the same problem
+//! (`docs/mcp.md`). This is the one builder of agent-facing refusals.
 
+use crate::decision::Approvers;
 use serde::Serialize;
 
 /// The kinds of refusal, as `urn:airlock:problem:<kind>`.
@@ -40,7 +43,43 @@ impl ProblemKind {
             _ => 403,
         }
     }
+
+    /// JSON-RPC error code for a method other than `tools/call` (implementation-defined
+    /// server errors, -32000 to -32099; clear of the codes MCP defines).
+    pub fn jsonrpc_code(self) -> i32 {
+        match self {
+            ProblemKind::Denied => -32010,
+            ProblemKind::ApprovalPending => -32011,
+            ProblemKind::ApprovalDenied => -32012,
+            ProblemKind::ApprovalExpired => -32013,
+            ProblemKind::Unavailable => -32014,
+        }
+    }
 }
+
+/// How the agent is answered.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Answering {
+    /// `application/problem+json` with the problem's status.
+    #[default]
+    Http,
+    /// A JSON-RPC response to this call, HTTP 200.
+    JsonRpc(RpcAnswer),
+}
+
+/// What a JSON-RPC answer needs from the call it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcAnswer {
+    /// The call's `id`, as JSON text, echoed as is.
+    pub id: String,
+    pub method: String,
+    pub tool: Option<String>,
+    /// Answer as one server-sent event (the client accepts `text/event-stream` only).
+    pub sse: bool,
+}
+
+/// Key of the problem in a tool result's `_meta`.
+pub const META_KEY: &str = "airlock/problem";
 
 /// A refusal ready to be sent as a local reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +92,10 @@ pub struct Problem {
     pub rule: Option<String>,
     /// Overrides the kind's status (413 for a body over the cap).
     pub status: Option<u32>,
+    /// The policy's reason, for the model-facing text of a JSON-RPC answer.
+    pub reason: Option<String>,
+    /// Who must approve (pending approvals).
+    pub approvers: Option<Approvers>,
 }
 
 #[derive(Serialize)]
@@ -69,6 +112,10 @@ struct Body<'a> {
     retry_after: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rule: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approvers: Option<&'a Approvers>,
 }
 
 /// A local reply: status, headers and body.
@@ -89,6 +136,8 @@ impl Problem {
             retry_after: None,
             rule: None,
             status: None,
+            reason: None,
+            approvers: None,
         }
     }
 
@@ -96,30 +145,127 @@ impl Problem {
         self.status.unwrap_or_else(|| self.kind.status())
     }
 
-    pub fn to_reply(&self) -> Reply {
-        let status = self.status();
-        let body = Body {
+    fn body(&self) -> Body<'_> {
+        Body {
             type_: format!("urn:airlock:problem:{}", self.kind.slug()),
             title: self.kind.title(),
-            status,
+            status: self.status(),
             detail: &self.detail,
             decision_id: &self.decision_id,
             approval_id: self.approval_id.as_deref(),
             retry_after: self.retry_after,
             rule: self.rule.as_deref(),
-        };
-        // Serializing plain strings and numbers cannot fail; fall back to a fixed
-        // body rather than ever sending nothing.
-        let body = serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"type\":\"urn:airlock:problem:denied\"}".to_vec());
+            reason: self.reason.as_deref().filter(|r| !r.is_empty()),
+            approvers: self.approvers.as_ref(),
+        }
+    }
+
+    /// The answer to send, in the protocol of the call refused.
+    pub fn to_reply(&self, answering: &Answering) -> Reply {
         let mut headers = vec![
-            ("content-type", "application/problem+json".to_string()),
+            ("content-type", String::new()),
             ("cache-control", "no-store".to_string()),
             ("x-airlock-decision-id", self.decision_id.clone()),
         ];
         if let Some(r) = self.retry_after {
             headers.push(("retry-after", r.to_string()));
         }
+        let (status, content_type, body) = match answering {
+            Answering::Http => {
+                // Serializing plain strings and numbers cannot fail; fall back to a fixed
+                // body rather than ever sending nothing.
+                let body = serde_json::to_vec(&self.body())
+                    .unwrap_or_else(|_| b"{\"type\":\"urn:airlock:problem:denied\"}".to_vec());
+                (self.status(), "application/problem+json", body)
+            }
+            Answering::JsonRpc(call) => {
+                let json = self.jsonrpc_response(call);
+                if call.sse {
+                    let mut event = b"event: message\ndata: ".to_vec();
+                    event.extend_from_slice(json.as_bytes());
+                    event.extend_from_slice(b"\n\n");
+                    (200, "text/event-stream", event)
+                } else {
+                    (200, "application/json", json.into_bytes())
+                }
+            }
+        };
+        headers[0].1 = content_type.to_string();
         Reply { status, headers, body }
+    }
+
+    /// The JSON-RPC response text: a tool result with `isError` for `tools/call`, an
+    /// error for any other method; the problem rides along in both.
+    fn jsonrpc_response(&self, call: &RpcAnswer) -> String {
+        let problem = serde_json::to_value(self.body()).unwrap_or(serde_json::Value::Null);
+        let text = self.model_text(call);
+        let (member, payload) = if call.method == "tools/call" {
+            // The problem goes in `_meta`, not `structuredContent`: clients validate
+            // `structuredContent` against the tool's output schema (the TypeScript SDK
+            // even on errors), and a refusal matches no tool's schema.
+            let mut meta = serde_json::Map::new();
+            meta.insert(META_KEY.into(), problem);
+            ("result", serde_json::json!({"content": [{"type": "text", "text": text}], "isError": true, "_meta": meta}))
+        } else {
+            ("error", serde_json::json!({"code": self.kind.jsonrpc_code(), "message": text, "data": problem}))
+        };
+        // Serializing a `json!` value cannot fail; `null` keeps the envelope well-formed.
+        let payload = serde_json::to_string(&payload).unwrap_or_else(|_| "null".into());
+        // `id` is JSON text from the strict reader: spliced as sent, so a client matching
+        // responses to requests finds its own id, number or string, unchanged.
+        format!("{{\"jsonrpc\":\"2.0\",\"id\":{},\"{member}\":{payload}}}", call.id)
+    }
+
+    /// What the model reads: what happened, that the call did not run, and what to do.
+    pub fn model_text(&self, call: &RpcAnswer) -> String {
+        let what = match &call.tool {
+            Some(t) => format!("The call to tool `{t}`"),
+            None => format!("The `{}` request", call.method),
+        };
+        let reason = self.reason.as_deref().filter(|r| !r.is_empty());
+        let because = reason.map(|r| format!(" Reason: {r}.")).unwrap_or_default();
+        let ids = match &self.approval_id {
+            Some(a) => format!(" (approval id {a}, decision id {})", self.decision_id),
+            None => format!(" (decision id {})", self.decision_id),
+        };
+        let wait = self.retry_after.map(|s| format!(" in about {s} seconds")).unwrap_or_default();
+        match self.kind {
+            ProblemKind::ApprovalPending => {
+                let who = match &self.approvers {
+                    Some(a) if !a.groups.is_empty() => {
+                        let n =
+                            if a.quorum <= 1 { "one approval".to_string() } else { format!("{} approvals", a.quorum) };
+                        format!(" It needs {n} from a member of: {}.", a.groups.join(", "))
+                    }
+                    _ => " It needs a human reviewer's approval.".to_string(),
+                };
+                format!(
+                    "{what} was NOT performed: it needs human approval first, and the approval is pending.{who}{because} \
+                     Tell the user it is waiting for approval{ids}. Retry exactly the same call (same tool, same \
+                     arguments){wait}: it runs once approved, and until then you get this message again. A changed \
+                     call needs a new approval."
+                )
+            }
+            ProblemKind::Denied => format!(
+                "{what} was NOT performed: it was refused by policy. {}{because}{ids} Do not retry the same call; \
+                 it will be refused again.",
+                self.detail
+            ),
+            ProblemKind::ApprovalDenied => format!(
+                "{what} was NOT performed: a human reviewer denied it. {}{because}{ids} Do not retry it unless the \
+                 user asks you to; a retry asks the reviewers again.",
+                self.detail
+            ),
+            ProblemKind::ApprovalExpired => format!(
+                "{what} was NOT performed: its approval expired before it was used.{because}{ids} Retrying the same \
+                 call asks the reviewers again."
+            ),
+            ProblemKind::Unavailable => format!(
+                "{what} was NOT performed: the gateway could not get a decision for it. {}{ids} Retry the same call \
+                 later{wait}.",
+                self.detail
+            ),
+        }
     }
 }
 
@@ -133,7 +279,7 @@ mod tests {
         let mut p = Problem::new(ProblemKind::ApprovalPending, "dec_1", "A reviewer must approve");
         p.approval_id = Some("apr_1".into());
         p.retry_after = Some(10);
-        let r = p.to_reply();
+        let r = p.to_reply(&Answering::Http);
         assert_eq!(r.status, 403);
         assert!(r.headers.contains(&("retry-after", "10".to_string())));
         assert!(r.headers.contains(&("content-type", "application/problem+json".to_string())));
@@ -146,7 +292,7 @@ mod tests {
 
     #[test]
     fn unavailable_is_503_and_never_2xx() {
-        assert_eq!(Problem::new(ProblemKind::Unavailable, "d", "x").to_reply().status, 503);
+        assert_eq!(Problem::new(ProblemKind::Unavailable, "d", "x").to_reply(&Answering::Http).status, 503);
         for k in [
             ProblemKind::Denied,
             ProblemKind::ApprovalPending,
@@ -154,7 +300,7 @@ mod tests {
             ProblemKind::ApprovalExpired,
             ProblemKind::Unavailable,
         ] {
-            assert!(Problem::new(k, "d", "x").to_reply().status >= 400);
+            assert!(Problem::new(k, "d", "x").to_reply(&Answering::Http).status >= 400);
         }
     }
 }

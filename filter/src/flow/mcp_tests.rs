@@ -66,3 +66,148 @@ fn a_retry_with_a_new_id_redeems_the_approval_of_the_first_call() {
         assert_ne!(other["digest"], first["digest"]);
     }
 }
+
+fn reply_of(step: &Step) -> &crate::problem::Reply {
+    match step {
+        Step::Reply(r) => r,
+        other => panic!("expected a reply, got {other:?}"),
+    }
+}
+
+fn header<'a>(r: &'a crate::problem::Reply, name: &str) -> Option<&'a str> {
+    r.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+}
+
+/// The JSON-RPC response in a reply, checked to be HTTP 200 JSON.
+fn rpc_reply(step: &Step) -> Json {
+    let r = reply_of(step);
+    assert_eq!(r.status, 200);
+    assert_eq!(header(r, "content-type"), Some("application/json"));
+    let v: Json = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["jsonrpc"], "2.0");
+    v
+}
+
+fn text_of(v: &Json) -> &str {
+    assert_eq!(v["result"]["isError"], true, "{v}");
+    v["result"]["content"][0]["text"].as_str().unwrap()
+}
+
+#[test]
+fn a_pending_tool_call_gets_a_tool_result_that_tells_the_model_what_to_do() {
+    let mut h = mcp_harness();
+    let (mut f, step) = start(&mut h, &mcp_request(), &tool_call(json!("req-7"), "k8s.scale", json!({"replicas": 3})));
+    let call = call_of(step);
+    let step = f.on_answer(&mut h.w, &answer(&call, 200, json!({"approval_id": "apr_1", "status": "pending"})), now());
+    assert_eq!(header(reply_of(&step), "retry-after"), Some("10"));
+    let v = rpc_reply(&step);
+    assert_eq!(v["id"], "req-7");
+    let text = text_of(&v);
+    for needle in [
+        "`k8s.scale`",
+        "NOT performed",
+        "approval",
+        "sre",
+        "needs a human's approval",
+        "apr_1",
+        "10 seconds",
+        "same arguments",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from {text:?}");
+    }
+    let problem = &v["result"]["_meta"]["airlock/problem"];
+    assert_eq!(problem["type"], "urn:airlock:problem:approval-pending");
+    assert_eq!(problem["approval_id"], "apr_1");
+    assert_eq!(problem["approvers"]["groups"], json!(["sre"]));
+    assert_eq!(problem["retry_after"], 10);
+    // Not `structuredContent`: clients check that against the tool's output schema.
+    assert!(v["result"].get("structuredContent").is_none());
+}
+
+#[test]
+fn every_refusal_of_a_tool_call_is_a_tool_result_with_its_own_words() {
+    let mut h = mcp_harness();
+    // Denied by policy; the id (a big number) comes back exactly as sent.
+    let body = br#"{"jsonrpc":"2.0","id":12345678901234567890,"method":"tools/call","params":{"name":"shell.exec","arguments":{}}}"#;
+    let (_, step) = start(&mut h, &mcp_request(), body);
+    let r = reply_of(&step);
+    assert!(String::from_utf8_lossy(&r.body).contains(r#""id":12345678901234567890,"#));
+    let v = rpc_reply(&step);
+    let text = text_of(&v);
+    assert!(text.contains("refused by policy") && text.contains("shell.exec may not be called"), "{text}");
+    assert!(text.contains("Do not retry"), "{text}");
+    assert_eq!(v["result"]["_meta"]["airlock/problem"]["rule"], "mcp-tool-denied");
+
+    // A reviewer denied it; the approval expired; the service is unreachable.
+    let cases = [
+        (json!({"approval_id": "apr_2", "status": "denied"}), 200, "reviewer denied", "approval-denied"),
+        (json!({"approval_id": "apr_3", "status": "expired"}), 200, "expired", "approval-expired"),
+        (json!({"error": "boom"}), 500, "Retry the same call later", "unavailable"),
+    ];
+    for (answer_body, status, needle, kind) in cases {
+        let (mut f, step) = start(&mut h, &mcp_request(), &tool_call(json!(5), "k8s.scale", json!({"replicas": 3})));
+        let call = call_of(step);
+        let step = f.on_answer(&mut h.w, &answer(&call, status, answer_body), now());
+        let v = rpc_reply(&step);
+        assert_eq!(v["id"], 5);
+        let text = text_of(&v);
+        assert!(text.contains(needle) && text.contains("NOT performed"), "{text}");
+        assert_eq!(v["result"]["_meta"]["airlock/problem"]["type"], format!("urn:airlock:problem:{kind}"));
+    }
+}
+
+#[test]
+fn other_methods_get_a_json_rpc_error_with_the_problem_in_data() {
+    let mut h = mcp_harness();
+    let body = br#"{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"file:///etc/passwd"}}"#;
+    let (_, step) = start(&mut h, &mcp_request(), body);
+    let v = rpc_reply(&step);
+    assert_eq!(v["id"], 3);
+    assert_eq!(v["error"]["code"], -32010);
+    assert!(v["error"]["message"].as_str().unwrap().contains("`resources/read` request was NOT performed"));
+    assert_eq!(v["error"]["data"]["type"], "urn:airlock:problem:denied");
+    assert_eq!(v["error"]["data"]["rule"], "default");
+}
+
+#[test]
+fn notifications_unreadable_bodies_and_plain_http_keep_problem_json() {
+    let problem = |step: &Step| {
+        let r = reply_of(step);
+        assert_eq!(header(r, "content-type"), Some("application/problem+json"));
+        r.status
+    };
+    let mut h = mcp_harness();
+    // A notification has no response in JSON-RPC: MCP answers it with an HTTP error.
+    let body = br#"{"jsonrpc":"2.0","method":"notifications/unknown"}"#;
+    assert_eq!(problem(&start(&mut h, &mcp_request(), body).1), 403);
+    // No id can be read from a body that does not parse.
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","id":2}"#;
+    assert_eq!(problem(&start(&mut h, &mcp_request(), body).1), 403);
+    // Turned off in the configuration.
+    let mut h = harness_with(|cfg| {
+        cfg["policy"]["modules"] = json!({"p.rego": MCP_POLICY});
+        cfg["request"]["max_body_bytes"] = json!(4096);
+        cfg["request"]["jsonrpc_answers"] = json!(false);
+    });
+    let (_, step) = start(&mut h, &mcp_request(), &tool_call(json!(1), "shell.exec", json!({})));
+    assert_eq!(problem(&step), 403);
+}
+
+#[test]
+fn a_client_that_accepts_only_an_event_stream_gets_one_sse_message() {
+    let mut h = mcp_harness();
+    let req = FakeRequest::new("POST", "mcp.example.com", "/mcp")
+        .with("x-airlock-agent", "bot")
+        .with("content-type", "application/json")
+        .with("accept", "text/event-stream");
+    let (_, step) = start(&mut h, &req, &tool_call(json!(9), "shell.exec", json!({})));
+    let r = reply_of(&step);
+    assert_eq!((r.status, header(r, "content-type")), (200, Some("text/event-stream")));
+    let text = String::from_utf8(r.body.clone()).unwrap();
+    let data = text.strip_prefix("event: message\ndata: ").unwrap().strip_suffix("\n\n").unwrap();
+    let v: Json = serde_json::from_str(data).unwrap();
+    assert_eq!((v["id"].as_i64(), v["result"]["isError"].as_bool()), (Some(9), Some(true)));
+    // Both accepted (what SDK clients send): plain JSON.
+    let (_, step) = start(&mut h, &mcp_request(), &tool_call(json!(9), "shell.exec", json!({})));
+    rpc_reply(&step);
+}

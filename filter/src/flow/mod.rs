@@ -15,7 +15,7 @@ use crate::digest::{action_digest, body_component, sha256_hex};
 use crate::identity::{self, Agent};
 use crate::input::{self, BodyFacts};
 use crate::metrics::Counter;
-use crate::problem::{Problem, ProblemKind, Reply};
+use crate::problem::{Answering, Problem, ProblemKind, Reply, RpcAnswer};
 use crate::redact::redacted_json_body;
 use crate::source::RequestSource;
 use crate::worker::Worker;
@@ -82,6 +82,8 @@ pub struct Flow {
     approval_id: Option<String>,
     /// The JSON-RPC call the body carries: its digest part, and how to answer it.
     rpc: Option<RpcCall>,
+    /// The agent accepts `text/event-stream` but not JSON (`Accept`).
+    sse_only: bool,
 }
 
 impl Default for Flow {
@@ -95,6 +97,15 @@ impl Default for Flow {
 fn raw_target(src: &dyn RequestSource) -> (String, String, String) {
     let raw = |name: &str| src.header(name).map(|v| v.chars().take(512).collect()).unwrap_or_default();
     (raw(":method"), raw(":authority"), raw(":path"))
+}
+
+/// Whether an `Accept` value admits `text/event-stream` but not JSON (media-range
+/// parameters, `q` included, are not weighed).
+fn sse_only(accept: &str) -> bool {
+    let ranges = || accept.split(',').map(|r| r.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    let sse = ranges().any(|r| r == "text/event-stream");
+    let json = ranges().any(|r| r == "application/json" || r == "application/*" || r == "*/*");
+    sse && !json
 }
 
 fn unix_ms(now: SystemTime) -> u64 {
@@ -119,6 +130,7 @@ impl Flow {
             call: None,
             approval_id: None,
             rpc: None,
+            sse_only: false,
         }
     }
 
@@ -159,6 +171,7 @@ impl Flow {
             }
         };
         self.agent = Some(agent);
+        self.sse_only = src.header("accept").is_some_and(|a| sse_only(&a));
         let action = match Action::read(&w.config.request, src) {
             Ok(a) => a,
             Err(e) => {
@@ -372,7 +385,7 @@ impl Flow {
                 if self.digest.is_none() && self.decision.as_ref().is_some_and(|d| d.effect == Effect::Approve) {
                     p.status = Some(413);
                 }
-                Step::Reply(p.to_reply())
+                self.reply(w, &p)
             }
             Effect::Approve => {
                 w.metrics.count(Counter::Approve);
@@ -451,10 +464,14 @@ impl Flow {
         let mut p = Problem::new(kind, &self.decision_id, state.detail.unwrap_or(detail));
         p.approval_id = state.approval_id;
         p.rule = self.decision.as_ref().and_then(|d| d.rule.clone());
+        if kind != ProblemKind::Denied {
+            p.reason = Some(reason);
+        }
         if kind == ProblemKind::ApprovalPending {
             p.retry_after = Some(retry_after);
+            p.approvers = self.decision.as_ref().and_then(|d| d.approvers.clone());
         }
-        Step::Reply(p.to_reply())
+        self.reply(w, &p)
     }
 
     fn on_redeemed(&mut self, w: &mut Worker, redeemed: Redeemed) -> Step {
@@ -476,7 +493,7 @@ impl Flow {
                     format!("The approval cannot be used for this request ({why})."),
                 );
                 p.approval_id = self.approval_id.clone();
-                Step::Reply(p.to_reply())
+                self.reply(w, &p)
             }
             Redeemed::Expired => {
                 let mut p = Problem::new(
@@ -485,9 +502,30 @@ impl Flow {
                     "The approval for this action expired; retry to request a new one.",
                 );
                 p.approval_id = self.approval_id.clone();
-                Step::Reply(p.to_reply())
+                self.reply(w, &p)
             }
         }
+    }
+
+    /// How this agent is answered: a JSON-RPC response to a JSON-RPC request (unless
+    /// configured off), problem+json to anything else — notifications included, which
+    /// JSON-RPC gives no response (MCP: an HTTP error status).
+    fn answering(&self, w: &Worker) -> Answering {
+        match &self.rpc {
+            Some(RpcCall { id: Some(id), method, tool, .. }) if w.config.jsonrpc_answers => {
+                Answering::JsonRpc(RpcAnswer {
+                    id: id.clone(),
+                    method: method.clone(),
+                    tool: tool.clone(),
+                    sse: self.sse_only,
+                })
+            }
+            _ => Answering::Http,
+        }
+    }
+
+    fn reply(&self, w: &Worker, p: &Problem) -> Step {
+        Step::Reply(p.to_reply(&self.answering(w)))
     }
 
     /// Refuse before or instead of policy evaluation.
@@ -498,7 +536,7 @@ impl Flow {
         self.stage = Stage::Done;
         let mut p = Problem::new(ProblemKind::Denied, &self.decision_id, reason);
         p.rule = Some(rule.to_string());
-        Step::Reply(p.to_reply())
+        self.reply(w, &p)
     }
 
     fn unavailable(&mut self, w: &mut Worker, why: String) -> Step {
@@ -516,7 +554,7 @@ impl Flow {
         let mut p = Problem::new(ProblemKind::Unavailable, &self.decision_id, detail);
         p.approval_id = self.approval_id.clone();
         p.retry_after = Some(w.config.service.retry_after_s);
-        Step::Reply(p.to_reply())
+        self.reply(w, &p)
     }
 
     fn record(&self, w: &mut Worker, now: SystemTime, decision: &Decision, enforced: Effect, shadow: bool) {

@@ -5,7 +5,7 @@ use super::host::{log, HostRequest};
 use super::root::{read_answer, SharedWorker};
 use crate::callout::Answer;
 use crate::flow::{Flow, HeaderEdits, Step};
-use crate::problem::{Problem, ProblemKind};
+use crate::problem::{Answering, Problem, ProblemKind};
 use crate::worker::Worker;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
@@ -90,7 +90,7 @@ impl Http {
     fn fail_closed(&mut self, why: &str) -> Action {
         log(LogLevel::Error, &format!("airlock: refusing request: {why}"));
         let p = Problem::new(ProblemKind::Unavailable, self.flow.decision_id(), "The gateway filter is not ready.");
-        let r = p.to_reply();
+        let r = p.to_reply(&Answering::Http);
         let headers: Vec<(&str, &str)> = r.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         self.send_http_response(r.status, headers, Some(&r.body));
         Action::Pause

@@ -15,3 +15,4 @@ mod exports;
 mod flow;
 mod host_selftest;
 mod host_wat;
+mod mcp;
