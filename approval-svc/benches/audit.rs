@@ -59,7 +59,7 @@ fn main() {
     let store = Arc::new(SqliteStore::open(&dir.path().join("batches.db"), key.clone(), 100).unwrap());
     let t = Instant::now();
     for b in 0..1000 {
-        store.append_decisions((0..100).map(|i| event(b * 100 + i)).collect(), 0, 0).unwrap();
+        store.append_decisions(&format!("v1=batch-{b}"), (0..100).map(|i| event(b * 100 + i)).collect(), 0, 0).unwrap();
     }
     store.checkpoint().unwrap();
     let rate = 100_000.0 / t.elapsed().as_secs_f64();

@@ -12,7 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{ApiError, AppState, RETRY_AFTER_SECS};
@@ -365,22 +365,115 @@ async fn redeem(
     }
 }
 
+/// Most records one decision-log batch may carry (the filter's default batch is 256).
+pub const MAX_DECISION_RECORDS: usize = 1000;
+
 #[derive(Deserialize)]
 struct DecisionBatch {
     #[serde(default)]
     dropped: u64,
-    records: Vec<Value>,
+    records: Vec<DecisionRecord>,
 }
 
-async fn decisions(State(state): State<AppState>, bytes: Bytes) -> Result<Response, ApiError> {
-    let batch: DecisionBatch = parse(&bytes)?;
-    for r in &batch.records {
-        if !r.is_object() {
-            return Err(ApiError::BadRequest("every decision record must be an object".into()));
+/// One gateway decision, as `docs/protocol.md` describes it. Only these fields reach
+/// the audit trail; a record missing one, or with a value outside its range, refuses
+/// the whole batch (400), and nothing of it is recorded.
+#[derive(Deserialize, Serialize)]
+struct DecisionRecord {
+    decision_id: String,
+    time_ms: u64,
+    effect: Effect,
+    enforced: Effect,
+    mode: Mode,
+    rule: String,
+    reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    risk: Option<Risk>,
+    policy_revision: String,
+    agent: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    digest: Option<String>,
+    method: String,
+    host: String,
+    path: String,
+}
+
+#[derive(Clone, Copy, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Effect {
+    Allow,
+    Deny,
+    Approve,
+}
+
+impl Effect {
+    fn as_str(self) -> &'static str {
+        match self {
+            Effect::Allow => "allow",
+            Effect::Deny => "deny",
+            Effect::Approve => "approve",
         }
-        state.metrics.decision(r.get("effect").and_then(Value::as_str).unwrap_or("other"));
     }
-    let (records, dropped) = (batch.records, batch.dropped);
-    let accepted = state.blocking(true, move |s| s.append_decisions(records, dropped, now_ms())).await??;
+}
+
+#[derive(Clone, Copy, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Mode {
+    Enforce,
+    Shadow,
+}
+
+#[derive(Clone, Copy, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Risk {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+/// Longest `decision_id` accepted (a request id, or one the filter made up).
+const MAX_DECISION_ID: usize = 256;
+
+fn valid_record(r: &DecisionRecord) -> Result<(), String> {
+    if r.decision_id.is_empty() || r.decision_id.len() > MAX_DECISION_ID {
+        return Err(format!("decision_id must be 1 to {MAX_DECISION_ID} bytes"));
+    }
+    if r.digest.as_deref().is_some_and(|d| !is_digest(d)) {
+        return Err("digest must be lower-case hex SHA-256".into());
+    }
+    Ok(())
+}
+
+/// Appends a batch once: the request's signature is its id (the filter sends none), so
+/// a replay of the signed request — within the signature window, across restarts —
+/// appends nothing and is answered as accepted. A batch the filter re-signs to retry
+/// is a new request and is appended again (at-least-once delivery).
+async fn decisions(
+    State(state): State<AppState>,
+    Extension(RequestSignature(signature)): Extension<RequestSignature>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let batch: DecisionBatch = parse(&bytes)?;
+    if batch.records.len() > MAX_DECISION_RECORDS {
+        return Err(ApiError::BadRequest(format!(
+            "a batch carries at most {MAX_DECISION_RECORDS} records, this one {}",
+            batch.records.len()
+        )));
+    }
+    let mut records = Vec::with_capacity(batch.records.len());
+    for (i, r) in batch.records.iter().enumerate() {
+        valid_record(r).map_err(|e| ApiError::BadRequest(format!("records[{i}]: {e}")))?;
+        records.push(serde_json::to_value(r).map_err(|e| ApiError::Internal(e.to_string()))?);
+    }
+    let dropped = batch.dropped;
+    let appended = state.blocking(true, move |s| s.append_decisions(&signature, records, dropped, now_ms())).await??;
+    let Some(accepted) = appended else {
+        tracing::warn!("replayed decision batch: nothing appended");
+        return Ok((StatusCode::ACCEPTED, Json(json!({"accepted": 0, "dropped": 0, "replayed": true}))).into_response());
+    };
+    for r in &batch.records {
+        state.metrics.decision(r.effect.as_str());
+    }
     Ok((StatusCode::ACCEPTED, Json(json!({"accepted": accepted, "dropped": dropped}))).into_response())
 }

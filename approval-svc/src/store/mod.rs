@@ -240,9 +240,10 @@ pub struct MintRecord {
     pub details: Value,
 }
 
-/// How long the store remembers the signature of a redeem that minted (ms): longer than
-/// any signed request stays valid (the gateway's ±60 s timestamp window, both ways).
-pub const REDEEM_REPLAY_HORIZON_MS: i64 = 2 * 60_000 + 10_000;
+/// How long the store remembers the signature of a redeem that minted or of a decision
+/// batch it appended (ms): longer than any signed request stays valid (the gateway's
+/// ±60 s timestamp window, both ways).
+pub const REPLAY_HORIZON_MS: i64 = 2 * 60_000 + 10_000;
 
 /// What a redeem needs.
 #[derive(Clone, Debug)]
@@ -290,8 +291,16 @@ pub trait Store: Send + Sync {
     fn redeem(&self, req: RedeemRequest, now_ms: i64) -> Result<Result<Approval, RedeemRefusal>, StoreError>;
     /// Expires every approval whose time is up; returns their ids.
     fn expire_due(&self, now_ms: i64) -> Result<Vec<String>, StoreError>;
-    /// Appends gateway decision records to the audit trail.
-    fn append_decisions(&self, records: Vec<Value>, dropped: u64, now_ms: i64) -> Result<usize, StoreError>;
+    /// Appends gateway decision records to the audit trail, once per `batch` (the
+    /// signature of the signed request carrying them): `None` when that batch was
+    /// already appended (a replay), and nothing is appended again.
+    fn append_decisions(
+        &self,
+        batch: &str,
+        records: Vec<Value>,
+        dropped: u64,
+        now_ms: i64,
+    ) -> Result<Option<usize>, StoreError>;
     /// Appends one audit event of `kind` (for events outside a transition).
     fn append_event(&self, kind: &str, event: Value) -> Result<(), StoreError>;
     /// Seals the current chain head (e.g. at shutdown).

@@ -393,7 +393,7 @@ fn sod_or_store(e: rusqlite::Error) -> ReviewError {
 fn redeem_replayed(conn: &Connection, signature: &str, now_ms: i64) -> Result<bool, StoreError> {
     let seen: bool = conn
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM redeem_replays WHERE signature = ?1 AND seen_ms > ?2)")?
-        .query_row(params![signature, now_ms - super::REDEEM_REPLAY_HORIZON_MS], |r| r.get(0))?;
+        .query_row(params![signature, now_ms - super::REPLAY_HORIZON_MS], |r| r.get(0))?;
     Ok(seen)
 }
 
@@ -437,7 +437,7 @@ fn redeem(tx: &mut Tx<'_>, req: RedeemRequest, now_ms: i64) -> Result<Result<App
     // Remembered with the consumption it guards, in the same transaction.
     tx.conn
         .prepare_cached("DELETE FROM redeem_replays WHERE seen_ms <= ?1")?
-        .execute([now_ms - super::REDEEM_REPLAY_HORIZON_MS])?;
+        .execute([now_ms - super::REPLAY_HORIZON_MS])?;
     tx.conn
         .prepare_cached("INSERT OR REPLACE INTO redeem_replays (signature, seen_ms) VALUES (?1, ?2)")?
         .execute(params![req.signature, now_ms])?;
@@ -548,9 +548,27 @@ impl Store for SqliteStore {
         self.writer.submit(move |tx| expire_due(tx, now_ms))
     }
 
-    fn append_decisions(&self, records: Vec<Value>, dropped: u64, _now_ms: i64) -> Result<usize, StoreError> {
-        // Deferred: a log of decisions already taken grants nothing.
+    fn append_decisions(
+        &self,
+        batch: &str,
+        records: Vec<Value>,
+        dropped: u64,
+        now_ms: i64,
+    ) -> Result<Option<usize>, StoreError> {
+        let batch = batch.to_string();
+        // Deferred: a log of decisions already taken grants nothing. The batch's mark
+        // shares its commit, so the two are lost (or kept) together.
         self.writer.submit_deferred(move |tx| {
+            tx.conn
+                .prepare_cached("DELETE FROM decision_batches WHERE received_ms <= ?1")?
+                .execute([now_ms - super::REPLAY_HORIZON_MS])?;
+            let fresh = tx
+                .conn
+                .prepare_cached("INSERT OR IGNORE INTO decision_batches (signature, received_ms) VALUES (?1, ?2)")?
+                .execute(params![batch, now_ms])?;
+            if fresh == 0 {
+                return Ok(None);
+            }
             let n = records.len();
             for record in &records {
                 tx.append("decision", record)?;
@@ -558,7 +576,7 @@ impl Store for SqliteStore {
             if dropped > 0 {
                 tx.append("decision.dropped", &json!({"dropped": dropped}))?;
             }
-            Ok(n)
+            Ok(Some(n))
         })
     }
 

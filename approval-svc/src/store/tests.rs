@@ -53,6 +53,12 @@ fn created(store: &SqliteStore, n: NewApproval) -> Approval {
     }
 }
 
+/// A fresh decision-batch id (the signature of the request carrying it, in the service).
+fn batch_id() -> String {
+    static SIGNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!("v1=batch-{}", SIGNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
 fn redeem_req(id: &str, digest: &str) -> RedeemRequest {
     static SIGNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     RedeemRequest {
@@ -159,9 +165,26 @@ fn a_redeem_signature_that_minted_is_refused_again_after_reopening() {
     assert!(store.redeem_replayed("v1=captured", NOW + 3000).unwrap());
     assert_eq!(store.redeem(req.clone(), NOW + 3000).unwrap().unwrap_err(), RedeemRefusal::Consumed);
     // Past the horizon the signature is stale anyway (the timestamp check refuses it).
-    assert!(!store.redeem_replayed("v1=captured", NOW + 1000 + REDEEM_REPLAY_HORIZON_MS).unwrap());
+    assert!(!store.redeem_replayed("v1=captured", NOW + 1000 + REPLAY_HORIZON_MS).unwrap());
     assert!(store.redeem(redeem_req("apr_rp", "f"), NOW + 4000).unwrap().is_ok(), "a fresh signature redeems");
     assert!(verify_database(&path, Some(&KEY)).unwrap().ok());
+}
+
+#[test]
+fn a_decision_batch_is_appended_once_per_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, path) = open(&dir);
+    let records = vec![json!({"decision_id": "dec_a"}), json!({"decision_id": "dec_b"})];
+    assert_eq!(store.append_decisions("v1=same", records.clone(), 1, NOW).unwrap(), Some(2));
+    assert_eq!(store.append_decisions("v1=same", records.clone(), 1, NOW + 1000).unwrap(), None);
+    drop(store);
+    let store = SqliteStore::open(&path, Some(KEY.to_vec()), 10).unwrap();
+    assert_eq!(store.append_decisions("v1=same", records.clone(), 1, NOW + 2000).unwrap(), None);
+    assert_eq!(store.append_decisions("v1=other", records, 0, NOW + 3000).unwrap(), Some(2));
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let n: i64 =
+        conn.query_row("SELECT count(*) FROM audit_records WHERE kind LIKE 'decision%'", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 5, "two batches of two, one drop count");
 }
 
 #[test]
@@ -235,7 +258,7 @@ fn tamper(path: &std::path::Path, sql: &str) {
 fn filled(dir: &tempfile::TempDir, n: usize) -> std::path::PathBuf {
     let (store, path) = open(dir);
     let records = (0..n).map(|i| json!({"decision_id": format!("dec_{i}"), "effect": "allow"})).collect();
-    store.append_decisions(records, 0, NOW).unwrap();
+    store.append_decisions(&batch_id(), records, 0, NOW).unwrap();
     store.checkpoint().unwrap();
     path
 }
@@ -387,7 +410,7 @@ fn only_decision_logs_commit_without_an_fsync() {
     store.review("apr_d", &reviewer("bob", &[]), Vote::Approve, ReviewNote::api(None), NOW).unwrap();
     full_after(&store, "a review", before);
     let before = store.writer().commits();
-    assert_eq!(store.append_decisions(vec![json!({"decision_id": "dec_d"})], 0, NOW).unwrap(), 1);
+    assert_eq!(store.append_decisions(&batch_id(), vec![json!({"decision_id": "dec_d"})], 0, NOW).unwrap(), Some(1));
     let now = store.writer().commits();
     assert_eq!((now.0 - before.0, now.1 - before.1), (0, 1), "a decision-log batch waits for the next sync");
     assert!(verify_database(&path, Some(&KEY)).unwrap().ok());
@@ -402,7 +425,7 @@ fn deferred_commits_are_visible_at_once_and_after_reopening() {
     assert_eq!(store.get("apr_v", NOW).unwrap().unwrap().status, Status::Pending, "the reader sees it at once");
     assert_eq!(store.pending_count().unwrap(), 1);
     let records = (0..30).map(|i| json!({"decision_id": format!("dec_{i}"), "effect": "allow"})).collect();
-    assert_eq!(store.append_decisions(records, 2, NOW).unwrap(), 30);
+    assert_eq!(store.append_decisions(&batch_id(), records, 2, NOW).unwrap(), Some(30));
     assert!(matches!(store.due_notifications(NOW, 10).unwrap().as_slice(), [item] if item.approval_id == "apr_v"));
     drop(store);
     let store = open_with(&path, Duration::from_secs(3600));
@@ -433,7 +456,7 @@ fn the_audit_chain_verifies_after_a_mix_of_deferred_and_durable_commits() {
                         other => panic!("{other:?}"),
                     };
                     let records = (0..5).map(|k| json!({"decision_id": format!("dec_{w}_{i}_{k}")})).collect();
-                    store.append_decisions(records, 0, NOW).unwrap();
+                    store.append_decisions(&batch_id(), records, 0, NOW).unwrap();
                     // Durable: a vote, a redeem, an event.
                     if store
                         .review(&a.id, &reviewer(&format!("r{w}"), &[]), Vote::Approve, ReviewNote::api(None), NOW)
@@ -454,7 +477,7 @@ fn the_audit_chain_verifies_after_a_mix_of_deferred_and_durable_commits() {
     let report = verify_database(&path, Some(&KEY)).unwrap();
     assert!(report.ok(), "{report:?}");
     let store = open_with(&path, Duration::from_secs(3600));
-    store.append_decisions(vec![json!({"decision_id": "after"})], 0, NOW).unwrap();
+    store.append_decisions(&batch_id(), vec![json!({"decision_id": "after"})], 0, NOW).unwrap();
     store.checkpoint().unwrap();
     assert!(verify_database(&path, Some(&KEY)).unwrap().ok());
 }
@@ -471,7 +494,7 @@ fn the_wal_stays_bounded_with_the_checkpointer_running() {
             let records = (0..100)
                 .map(|i| json!({"decision_id": format!("dec_{round}_{batch}_{i}"), "effect": "allow", "pad": "x".repeat(200)}))
                 .collect();
-            store.append_decisions(records, 0, NOW).unwrap();
+            store.append_decisions(&batch_id(), records, 0, NOW).unwrap();
         }
     };
     // Two more complete checkpoints: the second one started after the round's last commit.

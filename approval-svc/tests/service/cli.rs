@@ -134,7 +134,7 @@ fn audit_verify_exits_1_on_tampering() {
     {
         let store = SqliteStore::open(&db, Some(vec![5; 32]), 4).unwrap();
         let records = (0..10).map(|i| serde_json::json!({"decision_id": i, "effect": "allow"})).collect();
-        store.append_decisions(records, 0, 0).unwrap();
+        store.append_decisions("v1=batch", records, 0, 0).unwrap();
         store.checkpoint().unwrap();
     }
     let key = base64::engine::general_purpose::STANDARD.encode([5u8; 32]);

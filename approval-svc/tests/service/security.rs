@@ -64,6 +64,67 @@ async fn a_replayed_signed_redeem_is_refused_after_a_restart_too() {
     assert_eq!(again.status, 200);
 }
 
+fn decision_record(i: usize) -> serde_json::Value {
+    json!({"decision_id": format!("dec_{i}"), "time_ms": 1_795_000_000_000u64, "effect": "allow",
+           "enforced": "allow", "mode": "enforce", "rule": "read-only", "reason": "reads are fine",
+           "risk": "low", "policy_revision": "r1", "agent": AGENT, "digest": digest("x"),
+           "method": "GET", "host": "api.example.com", "path": "/v1/items"})
+}
+
+#[tokio::test]
+async fn a_replayed_decision_batch_lands_once() {
+    let s = service();
+    let path = "/v1/gateway/decisions";
+    let body = json!({"dropped": 2, "records": [decision_record(1), decision_record(2)]}).to_string();
+    let ts = now_secs();
+    for _ in 0..5 {
+        let a = send(&s.router, signed_request("k2", &GATEWAY_KEY, ts, path, &body)).await;
+        assert_eq!(a.status, 202, "{}", String::from_utf8_lossy(&a.body));
+    }
+    assert_eq!(audit_events(&s.db, "decision").len(), 2, "five copies of one batch landed more than once");
+    assert_eq!(audit_events(&s.db, "decision.dropped").len(), 1);
+    // After a restart too.
+    let s = restart(s);
+    let a = send(&s.router, signed_request("k2", &GATEWAY_KEY, ts, path, &body)).await;
+    assert_eq!(a.status, 202);
+    assert_eq!(audit_events(&s.db, "decision").len(), 2);
+    // The same records signed afresh are a new batch (the filter re-signs a retry).
+    let a = send(&s.router, signed_request("k2", &GATEWAY_KEY, ts + 1, path, &body)).await;
+    assert_eq!(a.status, 202);
+    assert_eq!(audit_events(&s.db, "decision").len(), 4);
+}
+
+#[tokio::test]
+async fn decision_batches_are_validated_record_by_record_and_bounded() {
+    let s = service();
+    let path = "/v1/gateway/decisions";
+    let empties = format!("{{\"dropped\": 0, \"records\": [{}]}}", vec!["{}"; 100_000].join(","));
+    let a = send(&s.router, signed_request("k2", &GATEWAY_KEY, now_secs(), path, &empties)).await;
+    assert_eq!(a.status, 400, "100,000 empty records were accepted");
+    let too_many: Vec<_> = (0..1001).map(decision_record).collect();
+    let a = gateway(&s.router, path, &json!({"dropped": 0, "records": too_many})).await;
+    assert_eq!(a.status, 400, "more records than a batch may hold");
+    for (field, bad) in [
+        ("effect", json!("maybe")),
+        ("enforced", json!(7)),
+        ("mode", json!("audit")),
+        ("decision_id", json!("")),
+        ("time_ms", json!(-1)),
+        ("risk", json!("extreme")),
+        ("digest", json!("not-hex")),
+        ("agent", json!(null)),
+    ] {
+        let mut r = decision_record(1);
+        r[field] = bad;
+        let a = gateway(&s.router, path, &json!({"dropped": 0, "records": [r]})).await;
+        assert_eq!(a.status, 400, "{field}: {}", String::from_utf8_lossy(&a.body));
+    }
+    assert!(audit_events(&s.db, "decision").is_empty(), "a refused batch records nothing");
+    let ok: Vec<_> = (0..1000).map(decision_record).collect();
+    let a = gateway(&s.router, path, &json!({"dropped": 0, "records": ok})).await;
+    assert_eq!((a.status, a.json()["accepted"].clone()), (202, json!(1000)));
+}
+
 #[tokio::test]
 async fn unsigned_requests_are_refused_before_their_body_is_read() {
     let s = service();
