@@ -48,13 +48,34 @@ query_call if {
 	data.databases.query_routes[input.request.host][input.request.path]
 }
 
-row_limit := input.request.body.limit
+# The row limit the call asks for: a JSON number in the body, else a plain integer in
+# the query string (`?limit=500`). Anything else — a string, `false`, a fraction in the
+# query — counts as a bulk read. (A body number the filter's engine cannot hold exactly,
+# such as 1000.00000000000001, never reaches the policy: the filter refuses the body.)
+body_has_limit if {
+	_ = input.request.body.limit
+}
 
-row_limit := to_number(input.request.query.limit[0]) if not input.request.body.limit
+row_limit := input.request.body.limit if is_number(input.request.body.limit)
 
+row_limit := to_number(query_limit) if {
+	not body_has_limit
+	query_limit = input.request.query.limit[0]
+	regex.match(`^[0-9]{1,9}$`, query_limit)
+}
+
+bulk if row_limit > data.databases.max_rows
+
+# A limit was given but is not one the policy can read: treat it as no limit at all.
 bulk if {
-	is_number(row_limit)
-	row_limit > data.databases.max_rows
+	limit_given
+	not row_limit
+}
+
+limit_given if body_has_limit
+
+limit_given if {
+	_ = input.request.query.limit
 }
 
 bulk if {

@@ -52,3 +52,13 @@ test_unbounded_ordinary_read_is_allowed if {
 	d := decision with input as q({"table": "orders"})
 	d.rule == "db-bounded-read"
 }
+
+test_fractional_query_limit_is_a_bulk_read if {
+	d := decision with input as {"request": {"method": "POST", "host": "warehouse.corp.example", "path": "/v1/query", "query": {"limit": ["1000.00000000000001"]}, "body": {"table": "orders"}}}
+	d.rule == "db-bulk-read"
+}
+
+test_non_number_body_limit_is_a_bulk_read if {
+	d := decision with input as {"request": {"method": "POST", "host": "warehouse.corp.example", "path": "/v1/query", "query": {"limit": ["5"]}, "body": {"table": "orders", "limit": false}}}
+	d.rule == "db-bulk-read"
+}
