@@ -335,3 +335,66 @@ fn every_example_input_decides_as_listed() {
     }
     assert_eq!(seen.len(), expected.len(), "an example listed here is missing: {seen:?}");
 }
+
+/// A JSON-RPC message to `host` `path` by `method`, as the filter builds its input.
+fn rpc(http_method: &str, host: &str, path: &str, rpc_method: &str) -> Json {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": rpc_method});
+    let r = with(req(http_method, host, path), "body", body);
+    with(r, "jsonrpc", json!({"method": rpc_method}))
+}
+
+/// The `mcp` module gates MCP endpoints only (`data.mcp.endpoints`): the streamable HTTP
+/// transport passes there, and a JSON-RPC body anywhere else changes nothing. Before
+/// this, a `ping` body turned a default-denied write on any known host into an allow.
+#[test]
+fn mcp_rules_apply_only_on_mcp_endpoints() {
+    let mut p = library();
+    let decide = |p: &mut Policy, input: &Json| {
+        let d = from_policy_output(p.evaluate(Value::from(input.clone())));
+        (d.effect, d.rule_or_default().to_string())
+    };
+    let allow = |rule: &str| (Effect::Allow, rule.to_string());
+    let default_deny = (Effect::Deny, "default-deny".to_string());
+    let cases: Vec<(Json, (Effect, String))> = vec![
+        // Protocol methods and the transport on the endpoint.
+        (rpc("POST", "mcp.example.com", "/mcp", "initialize"), allow("mcp-protocol")),
+        (rpc("POST", "mcp.example.com", "/mcp", "notifications/initialized"), allow("mcp-protocol")),
+        (rpc("POST", "mcp.example.com", "/mcp", "notifications/cancelled"), allow("mcp-protocol")),
+        (rpc("POST", "mcp.example.com", "/mcp", "ping"), allow("mcp-protocol")),
+        (rpc("POST", "mcp.example.com", "/mcp/", "tools/list"), allow("mcp-protocol")),
+        (req("GET", "mcp.example.com", "/mcp"), allow("mcp-transport")),
+        (req("DELETE", "mcp.example.com", "/mcp"), allow("mcp-transport")),
+        // Not the endpoint: same host, other paths; other hosts; other HTTP methods.
+        (rpc("POST", "mcp.example.com", "/mcpx", "ping"), default_deny.clone()),
+        (rpc("POST", "mcp.example.com", "/admin", "tools/list"), default_deny.clone()),
+        (req("GET", "mcp.example.com", "/admin"), default_deny.clone()),
+        (rpc("PUT", "mcp.example.com", "/mcp", "ping"), default_deny.clone()),
+        (rpc("POST", "api.example.com", "/v1/things", "ping"), default_deny.clone()),
+        (rpc("POST", "api.example.com", "/v1/things", "initialize"), default_deny.clone()),
+        (rpc("POST", "api.example.com", "/v1/things", "notifications/initialized"), default_deny.clone()),
+        // An unlisted method on the endpoint is left to default-deny.
+        (rpc("POST", "mcp.example.com", "/mcp", "sampling/createMessage"), default_deny.clone()),
+    ];
+    let mut failures = Vec::new();
+    for (input, want) in &cases {
+        let got = decide(&mut p, input);
+        if got != *want {
+            failures.push(format!("{input}\n  expected {want:?}, got {got:?}"));
+        }
+    }
+    // A tool call off the endpoint is not a tool call: a safe tool there is no allow.
+    let mut off = mcp("docs.read", json!({}));
+    off["request"]["host"] = json!("api.example.com");
+    off["request"]["path"] = json!("/v1/things");
+    let got = decide(&mut p, &off);
+    if got != default_deny {
+        failures.push(format!("tools/call off the endpoint: {got:?}"));
+    }
+    // A RoleBinding write padded with a JSON-RPC ping is still a RoleBinding write.
+    let rb = rpc("PUT", "k8s.corp.example", "/apis/rbac.authorization.k8s.io/v1/namespaces/team/rolebindings/x", "ping");
+    let got = decide(&mut p, &rb);
+    if got.0 == Effect::Allow || got.1.starts_with("mcp-") {
+        failures.push(format!("rolebinding with a ping body: {got:?}"));
+    }
+    assert!(failures.is_empty(), "{} of {} cases wrong:\n{}", failures.len(), cases.len() + 2, failures.join("\n"));
+}

@@ -1,11 +1,23 @@
-# mcp — MCP `tools/call` gating by tool name and arguments.
+# mcp — MCP servers behind the gateway: tool calls by name and arguments, the protocol
+# and its streamable HTTP transport, on configured MCP endpoints only.
 #
-# Gates:  JSON-RPC requests (the filter exposes them as input.request.jsonrpc). A tool
-#         call is decided by the tool's entry in data; an argument value can escalate it
-#         (allow → approve → deny, never the other way). Unknown tools are denied.
-#         Protocol methods (initialize, tools/list, …) listed in data are allowed.
-# Input:  input.request.jsonrpc.method, .tool, .arguments (only set for JSON-RPC 2.0 bodies)
-# Data:   data.mcp.methods["tools/list"] = true
+# Gates:  requests to an MCP endpoint (data.mcp.endpoints: a host and a path; the path
+#         itself or anything below it). Elsewhere this module decides nothing, whatever
+#         the body says: a JSON-RPC body does not make a request an MCP call.
+#         On an endpoint:
+#         - POST tools/call: decided by the tool's entry in data; an argument value can
+#           escalate it (allow → approve → deny, never the other way). Unknown tools are
+#           denied.
+#         - POST of a protocol method listed in data.mcp.methods, or of any
+#           notifications/* (client → server notices: initialized, cancelled, progress,
+#           roots/list_changed): allowed.
+#         - GET (the server-to-client SSE stream) and DELETE (ending the session): allowed.
+#           The Mcp-Session-Id header is not read and is not part of any approval.
+#         - anything else (other methods, other HTTP verbs): left to default-deny.
+# Input:  input.request.method, .host, .path; input.request.jsonrpc.method, .tool,
+#         .arguments (only set for JSON-RPC 2.0 bodies)
+# Data:   data.mcp.endpoints = [{"host": "mcp.example.com", "path": "/mcp"}]
+#         data.mcp.methods["tools/list"] = true
 #         data.mcp.tools["<tool>"] = {"effect": "allow|approve|deny", "risk": "<risk>",
 #             "approvers": {...} (optional, else data.mcp.approvers),
 #             "arguments": {"<argument>": {"<value>": "approve|deny"}} (optional),
@@ -20,11 +32,50 @@
 #   tools/call shell.exec                               → deny    mcp-tool-denied (critical)
 #   tools/call something.new                            → deny    mcp-unknown-tool
 #   tools/list                                          → allow   mcp-protocol
+#   GET mcp.example.com/mcp (SSE stream), DELETE (session) → allow   mcp-transport
+#   POST api.example.com/v1/things {"method": "ping"}   → (no decision: default-deny)
 package airlock.rules.mcp
 
 import rego.v1
 
-call if input.request.jsonrpc.method == "tools/call"
+# The request goes to a configured MCP endpoint: its host, and its path or below.
+endpoint if {
+	some e in data.mcp.endpoints
+	input.request.host == e.host
+	under(input.request.path, e.path)
+}
+
+under(path, prefix) if path == prefix
+
+under(path, prefix) if startswith(path, concat("", [trim_suffix(prefix, "/"), "/"]))
+
+# A JSON-RPC message posted to an MCP endpoint.
+posted if {
+	endpoint
+	input.request.method == "POST"
+	input.request.jsonrpc.method
+}
+
+call if {
+	posted
+	input.request.jsonrpc.method == "tools/call"
+}
+
+protocol if {
+	posted
+	data.mcp.methods[input.request.jsonrpc.method]
+}
+
+protocol if {
+	posted
+	startswith(input.request.jsonrpc.method, "notifications/")
+}
+
+transport if {
+	endpoint
+	input.request.method in {"GET", "DELETE"}
+	input.request.body_size == 0
+}
 
 tool := data.mcp.tools[input.request.jsonrpc.tool]
 
@@ -74,5 +125,10 @@ decision := {
 	"effect": "allow", "rule": "mcp-protocol", "risk": "low",
 	"reason": "MCP protocol method",
 } if {
-	data.mcp.methods[input.request.jsonrpc.method]
+	protocol
+} else := {
+	"effect": "allow", "rule": "mcp-transport", "risk": "low",
+	"reason": "MCP streamable HTTP transport (event stream or session end)",
+} if {
+	transport
 }

@@ -66,3 +66,35 @@ test_unlisted_method_is_left_to_default_deny if {
 test_non_json_rpc_is_not_gated_here if {
 	not decision with input as {"request": {"method": "POST", "host": "mcp.example.com", "path": "/mcp"}}
 }
+
+rpc(http_method, host, path, method) := {"request": {"method": http_method, "host": host, "path": path,
+	"body_size": 40, "jsonrpc": {"method": method}}}
+
+test_notifications_are_allowed_on_the_endpoint if {
+	d := decision with input as rpc("POST", "mcp.example.com", "/mcp", "notifications/cancelled")
+	d.rule == "mcp-protocol"
+}
+
+test_event_stream_and_session_end_pass_on_the_endpoint if {
+	stream := decision with input as {"request": {"method": "GET", "host": "mcp.example.com", "path": "/mcp", "body_size": 0}}
+	stream.rule == "mcp-transport"
+	end := decision with input as {"request": {"method": "DELETE", "host": "mcp.example.com", "path": "/mcp", "body_size": 0}}
+	end.rule == "mcp-transport"
+}
+
+test_a_get_with_a_body_is_not_transport if {
+	not decision with input as rpc("GET", "mcp.example.com", "/mcp", "tools/list")
+}
+
+test_json_rpc_off_the_endpoint_decides_nothing if {
+	not decision with input as rpc("POST", "api.example.com", "/v1/things", "ping")
+	not decision with input as rpc("POST", "mcp.example.com", "/mcpx", "initialize")
+	not decision with input as rpc("PUT", "mcp.example.com", "/mcp", "ping")
+	not decision with input as {"request": {"method": "POST", "host": "api.example.com", "path": "/v1/things",
+		"jsonrpc": {"method": "tools/call", "tool": "docs.read", "arguments": {}}}}
+}
+
+test_paths_below_the_endpoint_are_the_endpoint if {
+	d := decision with input as rpc("POST", "mcp.example.com", "/mcp/", "tools/list")
+	d.rule == "mcp-protocol"
+}
