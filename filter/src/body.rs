@@ -67,8 +67,23 @@ pub fn read_json(bytes: &[u8]) -> Result<JsonBody, BodyError> {
     let tree = parse(text)?;
     let value = regorus::Value::from_json_str(text)
         .map_err(|e| BodyError(format!("the policy engine cannot represent it ({e})")))?;
+    if let Some(n) = first_inexact_number(&tree) {
+        return Err(BodyError(format!(
+            "the number {n} cannot be held exactly by the policy engine, which would compare it as a different value"
+        )));
+    }
     let call = RpcCall::of(&tree);
     Ok(JsonBody { value, call })
+}
+
+/// The first number the policy engine would read as another value (`crate::number`).
+fn first_inexact_number<'a>(v: &Json<'a>) -> Option<&'a str> {
+    match v {
+        Json::Number(n) => (!crate::number::exact_in_engine(n)).then_some(*n),
+        Json::Array(items) => items.iter().find_map(first_inexact_number),
+        Json::Object(members) => members.values().find_map(first_inexact_number),
+        Json::Null | Json::Bool(_) | Json::String(_) => None,
+    }
 }
 
 /// Parse `text` strictly (RFC 8259, no duplicate keys, no lone surrogates).
@@ -472,7 +487,20 @@ mod tests {
         assert!(read_json(br#"{"a": 1e400}"#).unwrap_err().0.contains("policy engine"));
         assert!(read_json(b"{\"a\": \"\xff\"}").unwrap_err().0.contains("UTF-8"));
         assert!(read_json(br#"{"a": "\ud800"}"#).unwrap_err().0.contains("surrogate"));
-        assert!(read_json(br#"{"a": 1e-400, "b": 12345678901234567890}"#).is_ok());
+        assert!(read_json(br#"{"a": 0.1, "b": 12345678901234567890, "c": -0, "d": 1.50}"#).is_ok());
+    }
+
+    #[test]
+    fn inexact_numbers_are_refused() {
+        for body in [
+            r#"{"limit": 1000.0000000000001}"#,
+            r#"{"limit": 1000.00000000000001}"#,
+            r#"[1, {"a": 1e-400}]"#,
+            r#"{"n": 123456789012345678901234567890}"#,
+        ] {
+            let e = read_json(body.as_bytes()).unwrap_err().0;
+            assert!(e.contains("cannot be held exactly"), "{body}: {e}");
+        }
     }
 
     fn call(s: &str) -> RpcCall {
