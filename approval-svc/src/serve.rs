@@ -65,6 +65,7 @@ pub fn build_state(config: &Config) -> anyhow::Result<AppState> {
         max_hold: config.gateway.max_hold,
         changes,
         metrics: Metrics::default(),
+        refused_attempts: Default::default(),
         guards: crate::api::GatewayGuards::new(config.gateway.max_concurrent_holds),
         channels,
         bundles_dir: config.bundles.directory.clone(),

@@ -46,6 +46,8 @@ pub struct State {
     pub changes: watch::Sender<u64>,
     /// Counters.
     pub metrics: Metrics,
+    /// Bounds on recording refused review attempts (`audit::attempts`).
+    pub refused_attempts: crate::audit::attempts::RefusedAttempts,
     /// Replay cache and long-poll bound for the gateway endpoints.
     pub guards: GatewayGuards,
     /// Teams, Slack and webhooks (none when not configured).

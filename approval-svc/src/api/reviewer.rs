@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{views, ApiError, AppState};
+use crate::audit::attempts::{self, Attempt};
 use crate::auth::reviewer::AuthError;
 use crate::lifecycle::{may_review, ReviewRefusal, Reviewer, Status, Vote};
 use crate::store::ReviewNote;
@@ -120,17 +121,30 @@ async fn review(
     };
     let lookup = id.clone();
     let current = state.blocking(false, move |s| s.get(&lookup, now_ms())).await??.ok_or(ApiError::NotFound)?;
-    match may_review(&reviewer, &current.parties(), &current.groups()) {
-        Ok(()) => {}
-        Err(ReviewRefusal::SeparationOfDuties) => {
+    let evidence = json!({"groups": reviewer.groups, "aliases": reviewer.aliases});
+    if let Err(refusal) = may_review(&reviewer, &current.parties(), &current.groups()) {
+        if refusal == ReviewRefusal::SeparationOfDuties {
             tracing::warn!(approval_id = %id, reviewer = %reviewer.id, "separation of duties: review refused");
-            return Err(ApiError::SeparationOfDuties);
         }
-        Err(ReviewRefusal::NotAnApprover) => return Err(ApiError::NotAnApprover),
+        let attempt = Attempt::review(&reviewer, &id, "api", vote, attempts::rule_reason(refusal), evidence);
+        attempts::record(&state, attempt).await;
+        return Err(match refusal {
+            ReviewRefusal::SeparationOfDuties => ApiError::SeparationOfDuties,
+            ReviewRefusal::NotAnApprover => ApiError::NotAnApprover,
+        });
     }
     let comment = body.comment;
-    let decided =
-        state.blocking(true, move |s| s.review(&id, &reviewer, vote, ReviewNote::api(comment), now_ms())).await??;
+    let (who, approval_id) = (reviewer.clone(), id.clone());
+    let decided = state.blocking(true, move |s| s.review(&id, &who, vote, ReviewNote::api(comment), now_ms())).await?;
+    let decided = match decided {
+        Ok(a) => a,
+        Err(e) => {
+            if let Some(reason) = attempts::reason_of(&e) {
+                attempts::record(&state, Attempt::review(&reviewer, &approval_id, "api", vote, reason, evidence)).await;
+            }
+            return Err(e.into());
+        }
+    };
     if decided.status != Status::Pending {
         state.metrics.outcome(decided.status.as_str());
     }

@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use crate::api::AppState;
+use crate::audit::attempts::{self, Attempt};
 use crate::lifecycle::{may_review, ReviewRefusal, Reviewer, Status, Vote};
 use crate::store::{Approval, ReviewError, ReviewNote};
 use crate::time::now_ms;
@@ -76,22 +77,43 @@ pub async fn decide(state: &AppState, review: ChannelReview) -> Result<Approval,
         .map_err(|e| Refusal::Store(e.to_string()))?
         .map_err(|e| Refusal::Store(e.to_string()))?
         .ok_or(Refusal::NotFound)?;
-    match may_review(&review.reviewer, &current.parties(), &current.groups()) {
-        Ok(()) => {}
-        Err(ReviewRefusal::SeparationOfDuties) => {
+    let refused = |reason| {
+        Attempt::review(
+            &review.reviewer,
+            &review.approval_id,
+            review.channel,
+            review.vote,
+            reason,
+            review.evidence.clone(),
+        )
+    };
+    if let Err(refusal) = may_review(&review.reviewer, &current.parties(), &current.groups()) {
+        if refusal == ReviewRefusal::SeparationOfDuties {
             tracing::warn!(approval_id = %review.approval_id, reviewer = %review.reviewer.id, channel = review.channel,
                 "separation of duties: review refused");
-            return Err(Refusal::SeparationOfDuties);
         }
-        Err(ReviewRefusal::NotAnApprover) => return Err(Refusal::NotAnApprover),
+        attempts::record(state, refused(attempts::rule_reason(refusal))).await;
+        return Err(match refusal {
+            ReviewRefusal::SeparationOfDuties => Refusal::SeparationOfDuties,
+            ReviewRefusal::NotAnApprover => Refusal::NotAnApprover,
+        });
     }
-    let ChannelReview { approval_id, vote, comment, reviewer, channel, evidence } = review;
+    let ChannelReview { approval_id, vote, comment, reviewer, channel, evidence } = review.clone();
     let decided = state
         .blocking(true, move |s| {
             s.review(&approval_id, &reviewer, vote, ReviewNote { comment, channel: channel.into(), evidence }, now_ms())
         })
         .await
-        .map_err(|e| Refusal::Store(e.to_string()))??;
+        .map_err(|e| Refusal::Store(e.to_string()))?;
+    let decided = match decided {
+        Ok(a) => a,
+        Err(e) => {
+            if let Some(reason) = attempts::reason_of(&e) {
+                attempts::record(state, refused(reason)).await;
+            }
+            return Err(e.into());
+        }
+    };
     if decided.status != Status::Pending {
         state.metrics.outcome(decided.status.as_str());
     }

@@ -13,4 +13,5 @@ mod cli_policy;
 mod http_minter;
 mod oidc;
 mod policy_bounds;
+mod review_audit;
 mod security;

@@ -124,10 +124,16 @@ pub async fn interactivity(State(state): State<AppState>, headers: HeaderMap, bo
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let request_ts = header(TIMESTAMP_HEADER).unwrap_or_default().to_string();
+    let body_sha256 = hex::encode(Sha256::digest(&raw));
+    let unverified = |error: String| {
+        let evidence = json!({"error": error, "body_sha256": body_sha256, "timestamp": request_ts});
+        crate::audit::attempts::record(&state, crate::audit::attempts::Attempt::unverified("slack", evidence))
+    };
     if let Err(e) =
         signature::verify(&slack.signing_secret, header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER), &raw, now_secs())
     {
         tracing::warn!(error = %e, "slack: interactivity request refused");
+        unverified(e.to_string()).await;
         return ApiError::Unauthenticated(e.to_string()).into_response();
     }
     let payload = match parse(&raw) {
@@ -136,9 +142,9 @@ pub async fn interactivity(State(state): State<AppState>, headers: HeaderMap, bo
     };
     if let Err(e) = same_app_and_workspace(&slack, &payload) {
         tracing::warn!(error = %e, app = %payload.api_app_id, "slack: click from another app or workspace refused");
+        unverified(e.clone()).await;
         return ApiError::Unauthenticated(e).into_response();
     }
-    let body_sha256 = hex::encode(Sha256::digest(&raw));
     let (outcome, message) = handle(&state, &slack, &payload, &request_ts, &body_sha256).await;
     if let (Some(text), Some(url)) = (message, payload.response_url.as_deref()) {
         tell(&slack, url, &text);

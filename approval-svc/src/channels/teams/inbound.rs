@@ -65,7 +65,7 @@ pub async fn messages(State(state): State<AppState>, headers: HeaderMap, body: B
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let token = match teams.verifier.verify(authorization).await {
         Ok(t) => t,
-        Err(e) => return refuse_token(&e),
+        Err(e) => return refuse_token(&state, &e, None).await,
     };
     let bytes = match tokio::time::timeout(BODY_READ_TIMEOUT, to_bytes(body, MAX_BODY)).await {
         Ok(Ok(b)) => b,
@@ -81,21 +81,23 @@ pub async fn messages(State(state): State<AppState>, headers: HeaderMap, body: B
     };
     let text = |p: &str| activity.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
     let (service_url, channel_id) = (text("/serviceUrl"), text("/channelId"));
+    let body_sha256 = hex::encode(Sha256::digest(&bytes));
     if let Err(e) = token.check_activity(&service_url, &channel_id) {
-        return refuse_token(&e);
+        return refuse_token(&state, &e, Some(&body_sha256)).await;
     }
     if let Err(e) = teams.config.service_url_allowed(&service_url) {
         tracing::warn!(error = %e, "teams: activity refused");
+        unverified(&state, &e.to_string(), Some(&body_sha256)).await;
         return problem(StatusCode::FORBIDDEN, "serviceUrl is not allowed");
     }
     let tenant = match tenant_of(&activity, &teams.config.tenant_id) {
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(error = %e, "teams: activity refused");
+            unverified(&state, &e, Some(&body_sha256)).await;
             return problem(StatusCode::FORBIDDEN, "activity is not from the configured tenant");
         }
     };
-    let body_sha256 = hex::encode(Sha256::digest(&bytes));
     let v = Verified { teams, token, activity, service_url, tenant, body_sha256 };
     match v.text("/type") {
         "invoke" if v.text("/name") == "adaptiveCard/action" => invoke(&state, &v).await,
@@ -107,12 +109,21 @@ pub async fn messages(State(state): State<AppState>, headers: HeaderMap, body: B
     }
 }
 
-fn refuse_token(e: &TokenError) -> Response {
+async fn refuse_token(state: &AppState, e: &TokenError, body_sha256: Option<&str>) -> Response {
     tracing::warn!(error = %e, "teams: activity token refused");
     match e {
         TokenError::Unavailable(_) => problem(StatusCode::SERVICE_UNAVAILABLE, "cannot verify the token now; retry"),
-        _ => problem(StatusCode::UNAUTHORIZED, "the Bot Framework token is missing or invalid"),
+        _ => {
+            unverified(state, &e.to_string(), body_sha256).await;
+            problem(StatusCode::UNAUTHORIZED, "the Bot Framework token is missing or invalid")
+        }
     }
+}
+
+/// Records an activity that failed verification (`audit::attempts`, bounded).
+async fn unverified(state: &AppState, error: &str, body_sha256: Option<&str>) {
+    let evidence = serde_json::json!({"error": error, "body_sha256": body_sha256});
+    crate::audit::attempts::record(state, crate::audit::attempts::Attempt::unverified("teams", evidence)).await;
 }
 
 /// The activity's tenant: `channelData.tenant.id` and `conversation.tenantId` (whichever

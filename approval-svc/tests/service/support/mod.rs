@@ -58,6 +58,39 @@ fn service_full(oidc: Option<Oidc>, credentials: Option<Credentials>, guards: Ga
     service_in(tempfile::tempdir().unwrap(), oidc, credentials, guards)
 }
 
+pub const SLACK_SIGNING_SECRET: &str = "slack-signing-secret-for-tests";
+
+/// The test service with a Slack app configured (its Web API unreachable: nothing is
+/// posted), for interactivity callbacks.
+pub fn service_with_slack() -> Service {
+    let base = service();
+    let secret = base._dir.path().join("slack-signing");
+    let token = base._dir.path().join("slack-token");
+    std::fs::write(&secret, SLACK_SIGNING_SECRET).unwrap();
+    std::fs::write(&token, "xoxb-test").unwrap();
+    let config = parse_config(&format!(
+        "[slack]\nbot_token_file = {token:?}\nsigning_secret_file = {secret:?}\napp_id = \"A1\"\nteam_id = \"T1\"\n\
+         api_base_url = \"http://127.0.0.1:9/api/\"\nchannels = []\n"
+    ));
+    let channels = airlock_approval_svc::channels::Channels::from_config(&config, base.state.store.clone()).unwrap();
+    let state: AppState = Arc::new(State {
+        store: base.state.store.clone(),
+        gateway_keys: base.state.gateway_keys.clone(),
+        reviewers: base.state.reviewers.clone(),
+        credentials: Credentials::default(),
+        limits: base.state.limits,
+        max_quorum: base.state.max_quorum,
+        max_hold: base.state.max_hold,
+        changes: tokio::sync::watch::channel(0u64).0,
+        metrics: Metrics::default(),
+        refused_attempts: Default::default(),
+        guards: GatewayGuards::default(),
+        channels,
+        bundles_dir: None,
+    });
+    Service { router: app(state.clone()), state, db: base.db, _dir: base._dir }
+}
+
 /// The service stopped and started again on the same database: nothing held in memory
 /// survives (replay caches, long-polls), only what the store keeps.
 pub fn restart(old: Service) -> Service {
@@ -114,6 +147,7 @@ fn service_in(
         max_hold: Duration::from_secs(10),
         changes,
         metrics: Metrics::default(),
+        refused_attempts: Default::default(),
         guards,
         channels: Default::default(),
         bundles_dir: None,
@@ -134,6 +168,7 @@ pub fn service_with_bundles(bundles: std::path::PathBuf) -> Service {
         max_hold: base.state.max_hold,
         changes: tokio::sync::watch::channel(0u64).0,
         metrics: Metrics::default(),
+        refused_attempts: Default::default(),
         guards: GatewayGuards::default(),
         channels: Default::default(),
         bundles_dir: Some(bundles),
