@@ -7,10 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use regorus::languages::rego::compiler::Compiler;
-use regorus::rvm::RegoVM;
 use regorus::unstable::{Parser, Rule, RuleHead};
 use regorus::Engine;
 
@@ -135,7 +132,8 @@ fn compile(items: Vec<Item>, entrypoint: Option<&str>) -> Result<(), Problem> {
     let Some(entrypoint) = entrypoint else { return Ok(()) };
     let at = format!("entrypoint `{entrypoint}`");
     let entry: regorus::Rc<str> = entrypoint.into();
-    let compiled = engine.compile_with_entrypoint(&entry).map_err(|e| {
+    // First for its message: regorus names the line of a rule that does not compile.
+    engine.compile_with_entrypoint(&entry).map_err(|e| {
         let message = format!("{e:#}");
         // regorus says "not a valid rule path" for a rule no module defines; say so.
         if message.contains("-->") {
@@ -144,14 +142,9 @@ fn compile(items: Vec<Item>, entrypoint: Option<&str>) -> Result<(), Problem> {
             locate(&at, &format!("is not defined by any module or does not compile: {message}"))
         }
     })?;
-    let program: Arc<_> = Compiler::compile_from_policy(&compiled, &[entrypoint])
-        .map_err(|e| locate(&at, &format!("cannot be compiled to RVM bytecode: {e:#}")))?;
-    let mut vm = RegoVM::new_with_policy(compiled);
-    vm.load_program(program);
-    vm.set_data(engine.get_data()).map_err(|e| locate(&at, &format!("data rejected by the VM: {e:#}")))?;
-    if !vm.get_entry_point_names().iter().any(|n| n == entrypoint) {
-        return Err(locate(&at, "is not defined by any module"));
-    }
+    let data = engine.get_data();
+    airlock_filter::policy::vm::build(&mut engine, &[entrypoint], data, 1)
+        .map_err(|e| locate(&at, &format!("cannot be loaded into the filter's engine: {e}")))?;
     Ok(())
 }
 

@@ -221,7 +221,11 @@ fn check_compiles_the_entrypoint_as_the_filter_does() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("/airlock/p.rego:4:"), "{stderr}");
-    assert!(stderr.contains("error: cannot be compiled to RVM bytecode"), "{stderr}");
+    assert!(
+        stderr.contains("error: cannot be loaded into the filter's engine")
+            && stderr.contains("cannot be compiled to bytecode"),
+        "{stderr}"
+    );
     assert!(stderr.contains("no_such_fn"), "{stderr}");
 }
 
