@@ -170,6 +170,13 @@ fn rewrite(stmt: &LiteralStmt, package: &str, rules: &Rules) -> Result<Edit, Str
         let target = text(m.refr.span()).trim().to_string();
         let is_input = target == "input" || target.starts_with("input.") || target.starts_with("input[");
         let is_data = target.starts_with("data.");
+        let local_rule = format!("{package}.{target}");
+        if !is_input && !is_data && rules.paths.iter().any(|r| covers(r, &local_rule) || covers(&local_rule, r)) {
+            return Err(format!(
+                "`with {target} as …` replaces the rule `{local_rule}`; the filter's engine cannot, so this test \
+                 cannot show what the filter decides: mock the data the rule reads instead"
+            ));
+        }
         if !is_input && !is_data {
             return Err(format!(
                 "`with {target} as …` replaces a function; the filter's engine has no `with`, so this test \

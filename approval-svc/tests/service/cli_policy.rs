@@ -262,3 +262,37 @@ fn policy_help_names_opa_fmt_as_the_formatter() {
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).contains("opa fmt"), "{}", text(&out.stdout));
 }
+
+/// `policy test` passes a test only when the filter's engine decides what it asserts.
+/// A `with` that the filter's engine cannot reproduce (replacing a rule or a function,
+/// or hidden in a comprehension) fails the test with the reason, never passes it on the
+/// interpreter's word; the same policy's other tests still run.
+#[test]
+fn tests_the_filter_engine_cannot_check_are_errors_that_say_why() {
+    let dir = policy_dir(&[
+        ("app/app.rego", "package app\nimport rego.v1\nallow if input.user == \"admin\"\nlevel := 1\n"),
+        (
+            "app/app_test.rego",
+            concat!(
+                "package app\nimport rego.v1\n",
+                "test_plain if allow with input as {\"user\": \"admin\"}\n",
+                "test_replaces_rule if allow with level as 2 with input as {\"user\": \"admin\"}\n",
+                "test_replaces_function if allow with input as {\"user\": \"admin\"} with count as 0\n",
+                "test_nested if {\n\tcount([1 | allow with input as {\"user\": \"admin\"}]) == 1\n}\n",
+            ),
+        ),
+    ]);
+    let out = airlock(&["policy", "test", dir.path().to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("PASS") && stdout.contains("data.app.test_plain"), "{stdout}");
+    for (test, why) in [
+        ("test_replaces_rule", "replaces the rule `data.app.level`"),
+        ("test_replaces_function", "replaces a function"),
+        ("test_nested", "inside a comprehension"),
+    ] {
+        let line = stdout.lines().find(|l| l.contains(test)).unwrap_or_default();
+        assert!(line.starts_with("ERROR") && line.contains(why), "{test}: {stdout}");
+    }
+    assert!(stdout.contains("1 passed, 3 failed"), "{stdout}");
+}
