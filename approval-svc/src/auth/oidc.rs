@@ -1,14 +1,22 @@
 //! OIDC bearer tokens: RS256/ES256 JWTs verified against the IdP's JWKS (fetched from
 //! `jwks_url`, cached, refetched when a token names an unknown `kid`), with issuer,
 //! audience, `exp`/`nbf` (30 s leeway), and the configured id and groups claims.
+//!
+//! The key set is refreshed by one task at a time, never under the cache's lock: a token
+//! whose key is cached never waits for a refresh. Refreshes are rate-limited (one per
+//! `min_refetch`, failed ones included, so an unreachable IdP is not asked again for
+//! every token), and a kid a fresh key set did not have is refused without asking again
+//! for a while (negative cache). Tokens naming unknown kids that arrive during a refresh
+//! wait for its outcome instead of starting their own.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde_json::Value;
-use tokio::sync::Mutex;
+use tokio::sync::watch;
 
 use super::reviewer::AuthError;
 use crate::config::OidcConfig;
@@ -18,29 +26,61 @@ use crate::lifecycle::Reviewer;
 const LEEWAY_SECS: u64 = 30;
 /// Least time between two JWKS fetches triggered by unknown key ids.
 const MIN_REFETCH: Duration = Duration::from_secs(30);
+/// How long a kid missing from a fresh key set is refused without a refetch, in units
+/// of `min_refetch`.
+const NEGATIVE_TTL_FACTOR: u32 = 10;
+/// Most kids remembered as unknown.
+const MAX_UNKNOWN_KIDS: usize = 1024;
+/// Longest one JWKS fetch may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An OIDC verifier with a JWKS cache.
 #[derive(Clone)]
 pub struct Oidc {
     config: Arc<OidcConfig>,
     cache: Arc<Mutex<Cache>>,
+    /// Bumped when a refresh ends (either way): wakes the tokens waiting for it.
+    refreshed: Arc<watch::Sender<u64>>,
     min_refetch: Duration,
 }
 
 #[derive(Default)]
 struct Cache {
     keys: Option<JwkSet>,
-    fetched: Option<Instant>,
+    /// When the last fetch started.
+    attempted: Option<Instant>,
+    /// Why the last fetch failed; `None` after a success.
+    failure: Option<String>,
+    /// A fetch is under way.
+    fetching: bool,
+    /// Kids a fresh key set did not have, and since when.
+    unknown: HashMap<String, Instant>,
+}
+
+/// What a token's kid leads to, decided under the cache's lock.
+enum Next {
+    Key(Result<DecodingKey, AuthError>),
+    Wait(watch::Receiver<u64>),
 }
 
 impl Oidc {
     /// A verifier for `config` (keys fetched on first use).
     pub fn new(config: OidcConfig) -> Oidc {
-        Oidc { config: Arc::new(config), cache: Arc::new(Mutex::new(Cache::default())), min_refetch: MIN_REFETCH }
+        Oidc::with_cache(config, Cache::default())
+    }
+
+    fn with_cache(config: OidcConfig, cache: Cache) -> Oidc {
+        Oidc {
+            config: Arc::new(config),
+            cache: Arc::new(Mutex::new(cache)),
+            refreshed: Arc::new(watch::channel(0).0),
+            min_refetch: MIN_REFETCH,
+        }
     }
 
     /// The same verifier with another least time between unknown-`kid` refetches (tests:
-    /// lets a key rotation be observed without waiting out [`MIN_REFETCH`]).
+    /// lets a key rotation be observed without waiting out [`MIN_REFETCH`]). The negative
+    /// cache of unknown kids scales with it.
     pub fn with_min_refetch(mut self, min_refetch: Duration) -> Oidc {
         self.min_refetch = min_refetch;
         self
@@ -48,8 +88,7 @@ impl Oidc {
 
     /// A verifier with pre-loaded keys (tests).
     pub fn with_keys(config: OidcConfig, keys: JwkSet) -> Oidc {
-        let cache = Cache { keys: Some(keys), fetched: Some(Instant::now()) };
-        Oidc { config: Arc::new(config), cache: Arc::new(Mutex::new(cache)), min_refetch: MIN_REFETCH }
+        Oidc::with_cache(config, Cache { keys: Some(keys), attempted: Some(Instant::now()), ..Cache::default() })
     }
 
     /// Verifies `token`; returns the reviewer it names (aliases from configuration are
@@ -92,28 +131,94 @@ impl Oidc {
         Ok(Reviewer { id, groups, aliases })
     }
 
+    fn lock(&self) -> MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn negative_ttl(&self) -> Duration {
+        self.min_refetch.saturating_mul(NEGATIVE_TTL_FACTOR)
+    }
+
     async fn key_for(&self, kid: &str) -> Result<DecodingKey, AuthError> {
-        let mut cache = self.cache.lock().await;
-        if let Some(found) = cache.keys.as_ref().and_then(|k| k.find(kid)) {
-            return DecodingKey::from_jwk(found).map_err(|_| AuthError::Invalid);
+        let next = {
+            let mut c = self.lock();
+            if let Some(found) = c.keys.as_ref().and_then(|k| k.find(kid)) {
+                Next::Key(DecodingKey::from_jwk(found).map_err(|_| AuthError::Invalid))
+            } else if c.unknown.get(kid).is_some_and(|at| at.elapsed() < self.negative_ttl()) {
+                Next::Key(Err(AuthError::Invalid))
+            } else if c.fetching {
+                Next::Wait(self.refreshed.subscribe())
+            } else if c.attempted.is_some_and(|at| at.elapsed() < self.min_refetch) {
+                Next::Key(Err(self.missing(&mut c, kid)))
+            } else {
+                c.fetching = true;
+                c.attempted = Some(Instant::now());
+                let waiting = self.refreshed.subscribe();
+                // Its own task: a caller that goes away cannot leave the fetch unfinished.
+                tokio::spawn(self.clone().refresh());
+                Next::Wait(waiting)
+            }
+        };
+        let mut waiting = match next {
+            Next::Key(key) => return key,
+            Next::Wait(w) => w,
+        };
+        if tokio::time::timeout(FETCH_TIMEOUT + Duration::from_secs(1), waiting.changed()).await.is_err() {
+            return Err(AuthError::Unavailable("the identity provider's key set did not arrive in time".into()));
         }
-        let recently = cache.fetched.is_some_and(|t| t.elapsed() < self.min_refetch);
-        if recently && cache.keys.is_some() {
-            return Err(AuthError::Invalid);
+        let mut c = self.lock();
+        match c.keys.as_ref().and_then(|k| k.find(kid)) {
+            Some(found) => DecodingKey::from_jwk(found).map_err(|_| AuthError::Invalid),
+            None => Err(self.missing(&mut c, kid)),
         }
+    }
+
+    /// Why `kid`, not in the key set, is refused: the IdP is unavailable if the last
+    /// fetch failed, else the kid is unknown (and remembered as such).
+    fn missing(&self, c: &mut Cache, kid: &str) -> AuthError {
+        if let Some(why) = &c.failure {
+            return AuthError::Unavailable(why.clone());
+        }
+        if c.unknown.len() >= MAX_UNKNOWN_KIDS {
+            let ttl = self.negative_ttl();
+            c.unknown.retain(|_, at| at.elapsed() < ttl);
+        }
+        if c.unknown.len() < MAX_UNKNOWN_KIDS {
+            c.unknown.insert(kid.to_string(), Instant::now());
+        }
+        AuthError::Invalid
+    }
+
+    /// Fetches the key set, stores the outcome, wakes the waiting tokens.
+    async fn refresh(self) {
         let url = self.config.jwks_url.clone();
-        let fetched = tokio::task::spawn_blocking(move || fetch_jwks(&url))
-            .await
-            .map_err(|e| AuthError::Unavailable(e.to_string()))??;
-        cache.fetched = Some(Instant::now());
-        cache.keys = Some(fetched);
-        let found = cache.keys.as_ref().and_then(|k| k.find(kid)).ok_or(AuthError::Invalid)?;
-        DecodingKey::from_jwk(found).map_err(|_| AuthError::Invalid)
+        let fetched = match tokio::task::spawn_blocking(move || fetch_jwks(&url)).await {
+            Ok(Ok(keys)) => Ok(keys),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(format!("key fetch failed: {e}")),
+        };
+        {
+            let mut c = self.lock();
+            c.fetching = false;
+            match fetched {
+                Ok(keys) => {
+                    c.keys = Some(keys);
+                    c.failure = None;
+                    // A new key set may hold kids refused before.
+                    c.unknown.clear();
+                }
+                Err(why) => {
+                    tracing::warn!(error = %why, "oidc: fetching the key set failed");
+                    c.failure = Some(why);
+                }
+            }
+        }
+        self.refreshed.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 
 fn fetch_jwks(url: &str) -> Result<JwkSet, AuthError> {
-    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into();
+    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(FETCH_TIMEOUT)).build().into();
     let mut answer = agent.get(url).call().map_err(|e| AuthError::Unavailable(format!("{url}: {e}")))?;
     answer.body_mut().read_json::<JwkSet>().map_err(|e| AuthError::Unavailable(format!("{url}: not a JWKS: {e}")))
 }

@@ -354,3 +354,71 @@ async fn an_unreachable_jwks_endpoint_is_unavailable_not_a_pass() {
     // API keys do not depend on the IdP.
     assert_eq!(approve(&s, &id, "bob-key").await.json()["status"], "approved");
 }
+
+/// A JWKS endpoint that answers every fetch after `delay` (or hangs up after it).
+fn slow_jwks(delay: Duration, answer: bool) -> (FakeServer, Oidc) {
+    let keys = json!({"keys": [fixture_jwk("oidc-test-jwk-1.json")]}).to_string();
+    let server = FakeServer::start("/discovery/keys", move |_| {
+        if answer {
+            Reply::JsonAfter(delay, 200, keys.clone())
+        } else {
+            Reply::Hang(delay)
+        }
+    });
+    let config = parse_config(&format!(
+        "[oidc]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\njwks_url = \"{}\"\nid_claim = \"preferred_username\"\ngroups_claim = \"roles\"\n",
+        server.url
+    ));
+    (server, Oidc::new(config.oidc.unwrap()))
+}
+
+#[tokio::test]
+async fn bogus_kids_cannot_stall_sign_in_while_the_idp_is_slow() {
+    // Cold start, an IdP that hangs up after 1.5 s: six tokens naming unknown kids at once.
+    let (server, oidc) = slow_jwks(Duration::from_millis(1500), false);
+    let s = service_with(Some(oidc), None);
+    let started = std::time::Instant::now();
+    let bogus: Vec<_> = (0..6)
+        .map(|i| {
+            let router = s.router.clone();
+            let t = sign(&claims("mallory@corp.example", &[]), &format!("bogus-{i}"), &key1());
+            tokio::spawn(async move { reviewer(&router, "GET", "/v1/approvals", Some(&t), None).await.status })
+        })
+        .collect();
+    for b in bogus {
+        assert!(matches!(b.await.unwrap(), 401 | 503));
+    }
+    assert!(started.elapsed() < Duration::from_secs(4), "six bogus tokens took {:?}", started.elapsed());
+    assert_eq!(server.hits(), 1, "one fetch at a time, and a failure is remembered");
+    // Right after the failure: answered at once, no new fetch.
+    let started = std::time::Instant::now();
+    let t = sign(&claims("mallory@corp.example", &[]), "bogus-7", &key1());
+    assert_eq!(reviewer(&s.router, "GET", "/v1/approvals", Some(&t), None).await.status, 503);
+    assert!(started.elapsed() < Duration::from_millis(500));
+    assert_eq!(server.hits(), 1);
+}
+
+#[tokio::test]
+async fn a_known_key_never_waits_for_a_refresh() {
+    let (server, oidc) = slow_jwks(Duration::from_millis(1500), true);
+    let s = service_with(Some(oidc.with_min_refetch(Duration::ZERO)), None);
+    let valid = sign(&claims("erin@corp.example", &["data-owners"]), KID_1, &key1());
+    assert_eq!(reviewer(&s.router, "GET", "/v1/approvals", Some(&valid), None).await.status, 200);
+    assert_eq!(server.hits(), 1);
+    // A refresh for an unknown kid is under way (slow)...
+    let router = s.router.clone();
+    let bogus = sign(&claims("mallory@corp.example", &[]), "bogus", &key1());
+    let refresh = tokio::spawn(async move { reviewer(&router, "GET", "/v1/approvals", Some(&bogus), None).await });
+    for _ in 0..100 {
+        if server.hits() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(server.hits(), 2);
+    // ...while a token with a cached key signs in at once.
+    let started = std::time::Instant::now();
+    assert_eq!(reviewer(&s.router, "GET", "/v1/approvals", Some(&valid), None).await.status, 200);
+    assert!(started.elapsed() < Duration::from_millis(500), "waited {:?} behind a refresh", started.elapsed());
+    assert_eq!(refresh.await.unwrap().status, 401);
+}

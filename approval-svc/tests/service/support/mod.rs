@@ -299,6 +299,8 @@ pub enum Reply {
     Json(u16, String),
     /// Say nothing for this long, then close (a hung dependency).
     Hang(Duration),
+    /// Answer like `Json`, after this long (a slow dependency).
+    JsonAfter(Duration, u16, String),
 }
 
 type Handler = dyn Fn(&Recorded) -> Reply + Send + Sync;
@@ -400,7 +402,16 @@ fn serve_one(mut stream: TcpStream, rec: &std::sync::Mutex<Vec<Recorded>>, halt:
         body,
     };
     rec.lock().unwrap().push(recorded.clone());
-    match handler(&recorded) {
+    let mut reply = handler(&recorded);
+    if let Reply::JsonAfter(after, status, text) = reply {
+        let until = Instant::now() + after;
+        while Instant::now() < until && !halt.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        reply = Reply::Json(status, text);
+    }
+    match reply {
+        Reply::JsonAfter(..) => {}
         Reply::Json(status, text) => {
             let answer = format!(
                 "HTTP/1.1 {status} Fake\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
