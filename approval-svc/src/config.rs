@@ -55,6 +55,46 @@ pub struct Config {
     /// How the SQLite store commits.
     #[serde(default)]
     pub store: StoreConfig,
+    /// What a client may hold open (`docs/approval-service.md`, "Slow clients").
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// `[http]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Longest a client may take to send a request's headers; then the connection closes.
+    #[serde(default = "default_header_read_timeout", with = "humantime_serde_compat")]
+    pub header_read_timeout: Duration,
+    /// Longest a client may take to send a request's body after its headers (400).
+    #[serde(default = "default_body_read_timeout", with = "humantime_serde_compat")]
+    pub body_read_timeout: Duration,
+    /// Most connections open at once; further ones wait to be accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_read_timeout: default_header_read_timeout(),
+            body_read_timeout: default_body_read_timeout(),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_body_read_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_max_connections() -> usize {
+    4096
 }
 
 /// `[store]` (`docs/approval-service.md`, "Durability").
@@ -410,6 +450,12 @@ impl Config {
         if self.approvals.max_quorum == 0 {
             anyhow::bail!("approvals.max_quorum: must be at least 1");
         }
+        if self.http.header_read_timeout.is_zero() || self.http.body_read_timeout.is_zero() {
+            anyhow::bail!("http: header_read_timeout and body_read_timeout must be longer than zero");
+        }
+        if self.http.max_connections == 0 {
+            anyhow::bail!("http.max_connections: must be at least 1");
+        }
         if self.store.checkpoint_interval.is_zero() {
             anyhow::bail!("store.checkpoint_interval: must be longer than zero");
         }
@@ -578,6 +624,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("store.checkpoint_interval"), "{e}");
+    }
+
+    #[test]
+    fn http_limits_default_and_parse() {
+        let c = Config::from_toml(MINIMAL, |_| None).unwrap();
+        assert_eq!(c.http.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.http.max_connections, 4096);
+        let c = Config::from_toml(&format!("{MINIMAL}\n[http]\nbody_read_timeout = \"5s\"\n"), |_| None).unwrap();
+        assert_eq!(c.http.body_read_timeout, Duration::from_secs(5));
+        let e = Config::from_toml(&format!("{MINIMAL}\n[http]\nmax_connections = 0\n"), |_| None).unwrap_err();
+        assert!(e.to_string().contains("http.max_connections"), "{e}");
     }
 
     #[test]

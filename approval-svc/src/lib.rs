@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod lifecycle;
+pub mod listener;
 pub mod metrics;
 pub mod policy;
 pub mod serve;

@@ -13,6 +13,7 @@ use crate::auth::reviewer::ReviewerDirectory;
 use crate::config::{read_key, Config};
 use crate::credentials::Credentials;
 use crate::lifecycle::ExpiryLimits;
+use crate::listener::HttpLimits;
 use crate::metrics::Metrics;
 use crate::store::{SqliteStore, Store};
 
@@ -106,7 +107,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let expiry = spawn_expiry(state.clone(), EXPIRY_INTERVAL);
     // Reviewer notifications: queued by the store, delivered by one worker per process.
     let outbox = (!state.channels.notifiers.is_empty()).then(|| crate::channels::outbox::spawn(state.clone()));
-    axum::serve(listener, app(state.clone())).with_graceful_shutdown(shutdown_signal()).await?;
+    let limits = HttpLimits {
+        header_read_timeout: config.http.header_read_timeout,
+        body_read_timeout: config.http.body_read_timeout,
+        max_connections: config.http.max_connections,
+    };
+    crate::listener::serve(listener, app(state.clone()), limits, shutdown_signal()).await?;
     expiry.abort();
     if let Some(outbox) = outbox {
         outbox.abort();

@@ -11,6 +11,7 @@ mod bundle_serving;
 mod cli;
 mod cli_policy;
 mod http_minter;
+mod listener;
 mod oidc;
 mod policy_bounds;
 mod review_audit;
