@@ -20,6 +20,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# The workspace builds regorus with Airlock's RVM fixes (instant when up to date).
+bash scripts/patch-regorus.sh >/dev/null
 OUT="target/wasm32-wasip1/release"
 fault=1
 [ "${1:-}" = "--no-fault" ] && fault=""

@@ -18,6 +18,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# The workspace builds regorus with Airlock's RVM fixes (instant when up to date).
+bash scripts/patch-regorus.sh >/dev/null
 
 WHEEL_VERSION="0.4.4"
 WHEEL_NAME="opa_golib_python_bindings-${WHEEL_VERSION}-py3-none-manylinux_2_34_x86_64.whl"

@@ -60,6 +60,10 @@ for component in rustfmt clippy; do
   fi
 done
 
+# 1b. regorus 0.14.1 with Airlock's RVM fixes (patches/regorus-0.14.1/): the workspace's
+# [patch.crates-io] points at target/patched/, so this comes before any cargo command.
+bash "$ROOT/scripts/patch-regorus.sh"
+
 # 2. Python virtualenv (Debian's python3 needs python3-venv for `-m venv`).
 PYTHON="${PYTHON:-python3}"
 if ! command -v "$PYTHON" >/dev/null 2>&1; then

@@ -241,7 +241,7 @@ def _match_input(conds, input_bytes):
             if "type" in c:
                 t = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null",
                      int: "number", decimal.Decimal: "number"}.get(type(v), "missing")
-                if t != c["type"]:
+                if t not in (c["type"] if isinstance(c["type"], list) else [c["type"]]):
                     return False
             if "equals" in c and (v is _MISSING or v != c["equals"]):
                 return False
