@@ -3,12 +3,15 @@
 //! Both the policy input and the action digest are built from this one view, so the
 //! policy judges exactly what gets digested and approved.
 
-use crate::config::RequestConfig;
+use crate::config::{MethodOverride, RequestConfig};
 use crate::source::RequestSource;
 use crate::target::{parse_authority, parse_path};
 
 /// Header an agent may send to point at an existing approval.
 pub const APPROVAL_HEADER: &str = "x-airlock-approval";
+/// Headers with which a client names another method than the request line's; upstream
+/// frameworks that honour them run that method.
+pub const METHOD_OVERRIDE_HEADERS: [&str; 3] = ["x-http-method-override", "x-http-method", "x-method-override"];
 /// Prefix of headers that belong to Airlock; stripped before the upstream.
 pub const AIRLOCK_HEADER_PREFIX: &str = "x-airlock-";
 
@@ -37,6 +40,33 @@ pub struct Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Malformed(pub String);
 
+/// The method the upstream will run: the request line's, unless a method-override header
+/// names another, which is refused or applied as configured.
+fn overridden(mode: MethodOverride, all: &crate::source::Headers, method: String) -> Result<String, Malformed> {
+    let mut named: Option<String> = None;
+    for header in METHOD_OVERRIDE_HEADERS {
+        let Some(value) = all.get(header) else { continue };
+        if mode == MethodOverride::Refuse {
+            return Err(Malformed(format!(
+                "`{header}` asks the upstream to run another method than `{method}`; send the intended method \
+                 itself (the gateway refuses method-override headers: request.method_override)"
+            )));
+        }
+        let value = value.trim();
+        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(Malformed(format!("`{header}` does not name one method")));
+        }
+        let value = value.to_ascii_uppercase();
+        match &named {
+            Some(earlier) if *earlier != value => {
+                return Err(Malformed("method-override headers name different methods".into()))
+            }
+            _ => named = Some(value),
+        }
+    }
+    Ok(named.unwrap_or(method))
+}
+
 impl Action {
     /// Read the action from the request, touching only the headers that are needed.
     pub fn read(cfg: &RequestConfig, src: &dyn RequestSource) -> Result<Action, Malformed> {
@@ -46,6 +76,7 @@ impl Action {
         if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(Malformed(format!("unusual method `{method}`")));
         }
+        let method = overridden(cfg.method_override, all, method)?;
         let raw_path = required(":path")?;
         let authority = required(":authority")?;
         let scheme = match &cfg.upstream_scheme {
@@ -126,6 +157,7 @@ mod tests {
             credential_headers: vec!["authorization".into(), "cookie".into(), "proxy-authorization".into()],
             input_headers: None,
             upstream_scheme: Some("https".into()),
+            method_override: MethodOverride::Refuse,
         }
     }
 
@@ -151,6 +183,37 @@ mod tests {
         assert!(Action::read(&request_config(), &req).is_err());
         let req = FakeRequest::new("POST", "h", "/").with(APPROVAL_HEADER, "a").with(APPROVAL_HEADER, "b");
         assert!(Action::read(&request_config(), &req).is_err());
+    }
+
+    #[test]
+    fn method_override_headers_are_refused_by_default() {
+        for header in METHOD_OVERRIDE_HEADERS {
+            let req = FakeRequest::new("GET", "h", "/v1/items/9").with(header, "DELETE");
+            let e = Action::read(&request_config(), &req).unwrap_err();
+            assert!(e.0.contains(header) && e.0.contains("request.method_override"), "{}", e.0);
+        }
+        let plain = FakeRequest::new("GET", "h", "/v1/items/9");
+        assert_eq!(Action::read(&request_config(), &plain).unwrap().method, "GET");
+    }
+
+    #[test]
+    fn method_override_is_the_actions_method_when_configured() {
+        let mut cfg = request_config();
+        cfg.method_override = MethodOverride::Apply;
+        let req = FakeRequest::new("GET", "h", "/v1/items/9").with("x-http-method-override", "delete");
+        assert_eq!(Action::read(&cfg, &req).unwrap().method, "DELETE");
+        let both = FakeRequest::new("POST", "h", "/")
+            .with("x-http-method-override", "DELETE")
+            .with("x-method-override", "DELETE");
+        assert_eq!(Action::read(&cfg, &both).unwrap().method, "DELETE");
+        for bad in [
+            FakeRequest::new("POST", "h", "/").with("x-http-method", "DELETE").with("x-method-override", "PUT"),
+            FakeRequest::new("POST", "h", "/").with("x-http-method", "DELETE").with("x-http-method", "PUT"),
+            FakeRequest::new("POST", "h", "/").with("x-http-method", "DEL ETE"),
+            FakeRequest::new("POST", "h", "/").with("x-http-method", ""),
+        ] {
+            assert!(Action::read(&cfg, &bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -185,6 +185,8 @@ struct RawRequest {
     input_headers: Option<Vec<String>>,
     #[serde(default)]
     upstream_scheme: Option<String>,
+    #[serde(default)]
+    method_override: MethodOverride,
     #[serde(default = "default_true")]
     jsonrpc_answers: bool,
 }
@@ -197,6 +199,7 @@ impl Default for RawRequest {
             credential_headers: Vec::new(),
             input_headers: None,
             upstream_scheme: None,
+            method_override: MethodOverride::default(),
             jsonrpc_answers: true,
         }
     }
@@ -383,6 +386,22 @@ pub struct RequestConfig {
     /// `None`: expose every non-credential header.
     pub input_headers: Option<Vec<String>>,
     pub upstream_scheme: Option<String>,
+    /// What a method-override header does (`X-HTTP-Method-Override` and kin).
+    pub method_override: MethodOverride,
+}
+
+/// `request.method_override`: what a request carrying `X-HTTP-Method-Override`,
+/// `X-HTTP-Method` or `X-Method-Override` gets. Upstreams that honour these run the
+/// named method, not the one on the request line, so deciding on the request line alone
+/// would let a `GET` that is really a `DELETE` through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MethodOverride {
+    /// Refused as a malformed request (the default).
+    #[default]
+    Refuse,
+    /// The named method is the action's method: the policy input and the digest use it.
+    Apply,
 }
 
 impl RequestConfig {
@@ -577,6 +596,7 @@ fn request(raw: RawRequest) -> Result<RequestConfig, ConfigError> {
         credential_headers: credential,
         input_headers,
         upstream_scheme,
+        method_override: raw.method_override,
     })
 }
 
@@ -665,6 +685,17 @@ mod tests {
         let mut v = minimal();
         v["request"] = serde_json::json!({"significant_headers": ["Authorization"]});
         assert!(parse(v).unwrap_err().to_string().contains("credential"));
+    }
+
+    #[test]
+    fn method_override_is_refused_unless_configured() {
+        let c = parse(minimal()).unwrap();
+        assert_eq!(c.request.method_override, MethodOverride::Refuse);
+        let mut v = minimal();
+        v["request"] = serde_json::json!({"method_override": "apply"});
+        assert_eq!(parse(v.clone()).unwrap().request.method_override, MethodOverride::Apply);
+        v["request"] = serde_json::json!({"method_override": "ignore"});
+        assert!(parse(v).unwrap_err().to_string().contains("ignore"));
     }
 
     #[test]
