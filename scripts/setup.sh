@@ -8,8 +8,10 @@
 #     approval service's database with it;
 #   - wasm-opt (Debian package binaryen): scripts/build-wasm.sh optimises the shipped
 #     filter module with it;
+#   - the official MCP SDKs the MCP end-to-end test runs (scripts/setup-mcp.sh): PyPI
+#     `mcp` into .venv, npm `@modelcontextprotocol/sdk` into tests/mcp/node_modules;
 #   - Debian packages only when something above needs them (python3-venv, sqlite3,
-#     binaryen).
+#     binaryen, nodejs/npm).
 # Running it again changes nothing that is already in place.
 set -euo pipefail
 
@@ -105,6 +107,9 @@ if command -v wasm-opt >/dev/null 2>&1; then
 else
   apt_install binaryen
 fi
+
+# 6. The MCP SDKs (Python into .venv, TypeScript into tests/mcp/node_modules), pinned.
+bash "$ROOT/scripts/setup-mcp.sh"
 
 say "$("$VENV/bin/envoy" --version | grep -m1 'version:' | sed 's/^[[:space:]]*//')"
 say "done: Envoy at $VENV/bin/envoy"

@@ -7,6 +7,7 @@
 //! - [`upstream`]: a recording HTTP/HTTPS upstream ("did anything reach it?").
 //! - [`fake_service`]: the approval service of `docs/protocol.md`, in memory.
 //! - [`service`]: the REAL approval service (`airlock serve`) as a child process, and its CLI.
+//! - [`mcp`]: the official MCP SDKs (Python, TypeScript) as server and client processes.
 //! - [`signing`]: the protocol's HMAC request and answer signatures.
 //! - [`server`]: the small hyper server both local servers run on (can go down and up).
 //! - [`tls`]: a throw-away test CA and server certificates.
@@ -20,6 +21,7 @@ pub mod client;
 pub mod envoy;
 pub mod fake_service;
 pub mod gateway;
+pub mod mcp;
 pub mod plugin;
 pub mod ports;
 pub mod server;

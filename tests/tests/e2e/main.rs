@@ -13,6 +13,7 @@ mod egress_tls;
 mod envoy_configs;
 mod flow;
 mod jwt_identity;
+mod mcp_sdk;
 mod service_flow;
 mod service_races;
 mod slack;

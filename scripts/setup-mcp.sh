@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Idempotent install of the official MCP SDKs that tests/tests/e2e/mcp_sdk.rs runs
+# (unchanged) as the MCP server and clients behind and in front of the gateway:
+#   - Python: PyPI `mcp` (pinned 1.x: FastMCP + streamablehttp_client, what most
+#     clients run) into the project virtualenv .venv (created by scripts/setup.sh);
+#   - TypeScript: npm `@modelcontextprotocol/sdk`, pinned by tests/mcp/package.json and
+#     package-lock.json, into tests/mcp/node_modules (gitignored) with `npm ci`;
+#   - Node.js 20+ and npm from Debian (packages nodejs, npm) when absent.
+# Running it again changes nothing that is already in place.
+set -euo pipefail
+
+MCP_PY_VERSION="1.30.0"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+MCP_DIR="$ROOT/tests/mcp"
+
+say() { printf 'setup-mcp: %s\n' "$*"; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  say "no virtualenv at $VENV: run bash scripts/setup.sh (it runs this script too)"
+  exit 1
+fi
+
+# 1. The Python SDK, pinned.
+installed="$("$VENV/bin/python" -m pip show mcp 2>/dev/null | sed -n 's/^Version: //p' || true)"
+if [ "$installed" = "$MCP_PY_VERSION" ]; then
+  say "mcp $MCP_PY_VERSION (Python): present"
+else
+  say "pip install mcp==$MCP_PY_VERSION"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "mcp==$MCP_PY_VERSION"
+fi
+
+# 2. Node.js and npm (Node 20 or newer: the client uses global fetch and web streams).
+node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && [ "$(node_major)" -ge 20 ]; then
+  say "node $(node --version), npm $(npm --version): present"
+else
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { say "need Node.js 20+ and npm (Debian: nodejs npm); install them and re-run"; exit 1; }
+    sudo="sudo"
+  fi
+  say "apt-get install nodejs npm"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  if [ "$(node_major)" -lt 20 ]; then
+    say "node $(node --version) is older than 20; install Node.js 20+ and re-run"
+    exit 1
+  fi
+fi
+
+# 3. The TypeScript SDK, exactly as locked.
+want="$(node -p 'require(process.argv[1]).dependencies["@modelcontextprotocol/sdk"]' "$MCP_DIR/package.json")"
+have="$(node -p 'try { require(process.argv[1]).version } catch { "" }' \
+  "$MCP_DIR/node_modules/@modelcontextprotocol/sdk/package.json" 2>/dev/null || true)"
+if [ "$have" = "$want" ]; then
+  say "@modelcontextprotocol/sdk $want (TypeScript): present"
+else
+  say "npm ci in tests/mcp (@modelcontextprotocol/sdk $want)"
+  (cd "$MCP_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+fi
