@@ -158,6 +158,7 @@ mod tests {
             input_headers: None,
             upstream_scheme: Some("https".into()),
             method_override: MethodOverride::Refuse,
+            max_jsonrpc_batch: 16,
         }
     }
 

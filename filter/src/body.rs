@@ -46,6 +46,8 @@ pub struct JsonBody {
     pub value: regorus::Value,
     /// The JSON-RPC call the body carries, if it is one (not a batch).
     pub call: Option<RpcCall>,
+    /// The calls of a JSON-RPC batch (see [`RpcCall::batch_of`]).
+    pub batch: Option<Result<Vec<RpcCall>, BodyError>>,
 }
 
 /// A single JSON-RPC 2.0 request or notification.
@@ -73,7 +75,8 @@ pub fn read_json(bytes: &[u8]) -> Result<JsonBody, BodyError> {
         )));
     }
     let call = RpcCall::of(&tree);
-    Ok(JsonBody { value, call })
+    let batch = RpcCall::batch_of(&tree);
+    Ok(JsonBody { value, call, batch })
 }
 
 /// The first number the policy engine would read as another value (`crate::number`).
@@ -400,6 +403,29 @@ impl RpcCall {
         })
     }
 
+    /// The calls of a JSON-RPC batch: a JSON array holding at least one call.
+    ///
+    /// `None` when `tree` is not an array or holds no call (`[]`, an array of
+    /// responses): it is no batch, and the policy sees it only as a body. `Some(Err)`
+    /// when the array mixes calls with anything else (a response, a malformed message):
+    /// such a batch is refused, never partly decided — the upstream would act on the
+    /// calls whatever the other elements are.
+    pub fn batch_of(tree: &Json<'_>) -> Option<Result<Vec<RpcCall>, BodyError>> {
+        let Json::Array(items) = tree else { return None };
+        let calls: Vec<Option<RpcCall>> = items.iter().map(RpcCall::of).collect();
+        if calls.iter().all(Option::is_none) {
+            return None;
+        }
+        if let Some(i) = calls.iter().position(Option::is_none) {
+            return Some(Err(BodyError(format!(
+                "element {} of the JSON-RPC batch is not a JSON-RPC 2.0 request or notification (an object with \
+                 \"jsonrpc\": \"2.0\" and a string \"method\")",
+                i + 1
+            ))));
+        }
+        Some(Ok(calls.into_iter().flatten().collect()))
+    }
+
     /// The call without what differs between two sendings of it: the canonical JSON of
     /// the message without its `id` member and without `params._meta` (progress tokens
     /// and other per-message metadata). Everything else — `jsonrpc`, `method`, every
@@ -552,6 +578,35 @@ mod tests {
             assert!(RpcCall::of(&parse(not).unwrap()).is_none(), "{not}");
         }
         assert!(call(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).is_notification());
+        assert!(read_json(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).unwrap().batch.is_none());
         assert_eq!(call(r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#).id.as_deref(), Some("null"));
+    }
+
+    #[test]
+    fn a_batch_is_an_array_of_calls_and_nothing_else() {
+        let b = read_json(
+            br#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{}}},
+                 {"jsonrpc":"2.0","method":"notifications/initialized"}]"#,
+        )
+        .unwrap();
+        assert!(b.call.is_none());
+        let calls = b.batch.unwrap().unwrap();
+        assert_eq!(calls.len(), 2);
+        assert_eq!((calls[0].id.as_deref(), calls[0].tool.as_deref()), (Some("1"), Some("a")));
+        assert!(calls[1].is_notification());
+        // Not a batch: no call in it. The policy sees the body only.
+        for not in ["[]", "[1, 2]", r#"[{"jsonrpc":"2.0","id":1,"result":{}}]"#, r#"{"a": []}"#, "[[]]"] {
+            assert!(read_json(not.as_bytes()).unwrap().batch.is_none(), "{not}");
+        }
+        // A call mixed with anything else is refused: never partly decided.
+        for mixed in [
+            r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}, {"jsonrpc":"2.0","id":2,"result":{}}]"#,
+            r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}, 1]"#,
+            r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}, {"id":2,"method":"tools/call"}]"#,
+            r#"[{"jsonrpc":"1.0","id":1,"method":"ping"}, {"jsonrpc":"2.0","id":2,"method":"ping"}]"#,
+        ] {
+            let e = read_json(mixed.as_bytes()).unwrap().batch.unwrap().unwrap_err();
+            assert!(e.0.contains("of the JSON-RPC batch is not"), "{mixed}: {e}");
+        }
     }
 }

@@ -189,6 +189,8 @@ struct RawRequest {
     method_override: MethodOverride,
     #[serde(default = "default_true")]
     jsonrpc_answers: bool,
+    #[serde(default = "default_max_jsonrpc_batch")]
+    max_jsonrpc_batch: usize,
 }
 
 impl Default for RawRequest {
@@ -201,6 +203,7 @@ impl Default for RawRequest {
             upstream_scheme: None,
             method_override: MethodOverride::default(),
             jsonrpc_answers: true,
+            max_jsonrpc_batch: default_max_jsonrpc_batch(),
         }
     }
 }
@@ -253,6 +256,12 @@ fn default_retry_after_s() -> u64 {
 fn default_max_body_bytes() -> usize {
     64 * 1024
 }
+fn default_max_jsonrpc_batch() -> usize {
+    16
+}
+/// Most calls of one JSON-RPC batch a configuration may allow: each is one policy
+/// evaluation, so this bounds the work one request can cause.
+pub const MAX_JSONRPC_BATCH_LIMIT: usize = 256;
 fn default_flush_ms() -> u64 {
     1_000
 }
@@ -388,6 +397,8 @@ pub struct RequestConfig {
     pub upstream_scheme: Option<String>,
     /// What a method-override header does (`X-HTTP-Method-Override` and kin).
     pub method_override: MethodOverride,
+    /// Most calls in one JSON-RPC batch; a larger batch is denied (`docs/mcp.md`).
+    pub max_jsonrpc_batch: usize,
 }
 
 /// `request.method_override`: what a request carrying `X-HTTP-Method-Override`,
@@ -590,7 +601,14 @@ fn request(raw: RawRequest) -> Result<RequestConfig, ConfigError> {
         Some(s @ ("http" | "https")) => Some(s.to_string()),
         Some(other) => return invalid(format!("request.upstream_scheme `{other}` must be `http` or `https`")),
     };
+    if raw.max_jsonrpc_batch > MAX_JSONRPC_BATCH_LIMIT {
+        return invalid(format!(
+            "request.max_jsonrpc_batch {} is above {MAX_JSONRPC_BATCH_LIMIT}: every call of a batch is one policy evaluation",
+            raw.max_jsonrpc_batch
+        ));
+    }
     Ok(RequestConfig {
+        max_jsonrpc_batch: raw.max_jsonrpc_batch,
         max_body_bytes: raw.max_body_bytes,
         significant_headers: significant,
         credential_headers: credential,
@@ -653,8 +671,18 @@ mod tests {
         assert_eq!(c.identity.source, IdentitySource::Header("x-airlock-agent".into()));
         assert_eq!(c.service.authority, "airlock_approval");
         assert_eq!(c.request.max_body_bytes, 65536);
+        assert_eq!(c.request.max_jsonrpc_batch, 16);
         assert!(c.request.is_credential_header("cookie"));
         assert_eq!(c.policy.mode, Mode::Enforce);
+    }
+
+    #[test]
+    fn the_batch_cap_is_bounded() {
+        let mut v = minimal();
+        v["request"] = serde_json::json!({"max_jsonrpc_batch": 0});
+        assert_eq!(parse(v.clone()).unwrap().request.max_jsonrpc_batch, 0);
+        v["request"]["max_jsonrpc_batch"] = serde_json::json!(257);
+        assert!(parse(v).unwrap_err().0.contains("max_jsonrpc_batch"));
     }
 
     #[test]

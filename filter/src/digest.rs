@@ -29,6 +29,19 @@ pub fn body_component(body_sha256: &str, call: Option<&RpcCall>) -> String {
     }
 }
 
+/// The body's part of the digest for a JSON-RPC batch: `jsonrpc-batch:` and the hex
+/// SHA-256 of each call's own body part ([`body_component`]: request or notification,
+/// and the hash of its canonical form), in batch order, each followed by a newline. So
+/// one approval covers exactly these calls in this order, whatever their `id`s.
+pub fn batch_component(calls: &[RpcCall]) -> String {
+    let mut h = Sha256::new();
+    for c in calls {
+        h.update(body_component("", Some(c)).as_bytes());
+        h.update(b"\n");
+    }
+    format!("jsonrpc-batch:{}", hex::encode(h.finalize()))
+}
+
 /// Digest of an action whose body part is `body` (see [`body_component`]).
 pub fn action_digest(action: &Action, body: &str) -> String {
     let mut h = Sha256::new();
@@ -196,5 +209,47 @@ mod tests {
         let d = action_digest(&action(), &sha256_hex(b"{}"));
         // Computed independently from docs/digest.md (Python: struct.pack(">I", len) + bytes).
         assert_eq!(d, "03b2e9bc9b522c871e6c9e05b3bdea3ba2a0d77bd4988feb2dd9a08157dabf9b");
+    }
+
+    fn batch(body: &str) -> String {
+        let calls = crate::body::read_json(body.as_bytes()).unwrap().batch.unwrap().unwrap();
+        batch_component(&calls)
+    }
+
+    #[test]
+    fn a_batch_is_its_calls_in_order_whatever_their_ids() {
+        let b = batch(
+            r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"k8s.scale","arguments":{"replicas":3}}},
+                {"jsonrpc":"2.0","method":"notifications/initialized"}]"#,
+        );
+        let retry = batch(
+            r#"[{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"_meta":{"progressToken":1},"arguments":{"replicas":3},"name":"k8s.scale"}},
+                {"method":"notifications/initialized","jsonrpc":"2.0"}]"#,
+        );
+        assert_eq!(b, retry);
+        for other in [
+            // Another order, another argument, a request where there was a notification,
+            // a call fewer or more.
+            r#"[{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"k8s.scale","arguments":{"replicas":3}}}]"#,
+            r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"k8s.scale","arguments":{"replicas":4}}},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#,
+            r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"k8s.scale","arguments":{"replicas":3}}},{"jsonrpc":"2.0","id":2,"method":"notifications/initialized"}]"#,
+            r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"k8s.scale","arguments":{"replicas":3}}}]"#,
+            r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"k8s.scale","arguments":{"replicas":3}}},{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#,
+        ] {
+            assert_ne!(batch(other), b, "{other}");
+        }
+        // A batch of one is not the call alone: the answer differs (an array).
+        let one = r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#;
+        assert_ne!(batch(one), rpc(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#));
+        assert!(b.starts_with("jsonrpc-batch:"));
+    }
+
+    #[test]
+    fn json_rpc_batch_vector_is_stable() {
+        // docs/digest.md, "Test vectors" (computed independently in Python).
+        let body = r#"[{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"k8s.scale","arguments":{"replicas":3,"deployment":"web"},"_meta":{"progressToken":7}}},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#;
+        let part = batch(body);
+        assert_eq!(part, "jsonrpc-batch:4884b2913055f3ec2b404ed6d14186a1590c70b2602639d42f2e45df7b59fd7d");
+        assert_eq!(action_digest(&action(), &part), "54c4aecb41c309ebfcf7646cbba1faa697d010bf7138ee22612303019467f5c9");
     }
 }

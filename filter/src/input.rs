@@ -38,6 +38,9 @@ struct Keys {
     body_sha256: Value,
     body: Value,
     jsonrpc: Value,
+    jsonrpc_batch: Value,
+    index: Value,
+    calls: Value,
     digest: Value,
     source: Value,
     claims: Value,
@@ -69,6 +72,9 @@ impl Keys {
             body_sha256: Value::from("body_sha256"),
             body: Value::from("body"),
             jsonrpc: Value::from("jsonrpc"),
+            jsonrpc_batch: Value::from("jsonrpc_batch"),
+            index: Value::from("index"),
+            calls: Value::from("calls"),
             digest: Value::from("digest"),
             source: Value::from("source"),
             claims: Value::from("claims"),
@@ -128,12 +134,40 @@ fn jsonrpc_view(k: &Keys, body: &Value) -> Option<Value> {
     Some(Value::from(view))
 }
 
-/// Build `input` for one request.
-pub fn build(action: &Action, agent: &Agent, body: &BodyFacts, digest: Option<&str>) -> Value {
-    KEYS.with(|k| build_with(k, action, agent, body, digest))
+/// The JSON-RPC views of a batch's messages, in order (`input.request.jsonrpc_batch.calls`);
+/// `None` unless every message is a JSON-RPC 2.0 call.
+pub fn jsonrpc_views(messages: &[Value]) -> Option<Value> {
+    KEYS.with(|k| messages.iter().map(|m| jsonrpc_view(k, m)).collect::<Option<Vec<Value>>>().map(Value::from))
 }
 
-fn build_with(k: &Keys, action: &Action, agent: &Agent, body: &BodyFacts, digest: Option<&str>) -> Value {
+/// Build `input` for one request.
+pub fn build(action: &Action, agent: &Agent, body: &BodyFacts, digest: Option<&str>) -> Value {
+    KEYS.with(|k| build_with(k, action, agent, body, digest, None))
+}
+
+/// Build `input` for call `index` of a JSON-RPC batch: `body.parsed` is that call's
+/// message, so `request.body` and `request.jsonrpc` describe it as if it came alone,
+/// and `request.jsonrpc_batch` is `{"index": index, "calls": views}` (`views` from
+/// [`jsonrpc_views`]). `body.size`, `body.sha256` and `digest` are the whole request's.
+pub fn build_batch_call(
+    action: &Action,
+    agent: &Agent,
+    body: &BodyFacts,
+    digest: Option<&str>,
+    views: &Value,
+    index: usize,
+) -> Value {
+    KEYS.with(|k| build_with(k, action, agent, body, digest, Some((views, index))))
+}
+
+fn build_with(
+    k: &Keys,
+    action: &Action,
+    agent: &Agent,
+    body: &BodyFacts,
+    digest: Option<&str>,
+    batch: Option<(&Value, usize)>,
+) -> Value {
     let mut request = Map::new();
     request.insert(k.method.clone(), Value::from(action.method.as_str()));
     request.insert(k.scheme.clone(), Value::from(action.scheme.as_str()));
@@ -157,6 +191,12 @@ fn build_with(k: &Keys, action: &Action, agent: &Agent, body: &BodyFacts, digest
     }
     if let Some(d) = digest {
         request.insert(k.digest.clone(), Value::from(d));
+    }
+    if let Some((views, index)) = batch {
+        let mut b = Map::new();
+        b.insert(k.index.clone(), Value::from(index as u64));
+        b.insert(k.calls.clone(), views.clone());
+        request.insert(k.jsonrpc_batch.clone(), Value::from(b));
     }
 
     let mut agent_map = Map::new();
@@ -197,7 +237,8 @@ fn build_with(k: &Keys, action: &Action, agent: &Agent, body: &BodyFacts, digest
 ///   (`crate::cache::plan` establishes it from the modules).
 ///
 /// Returns false when the key cannot stand for the input (a parsed body without a
-/// body hash); the caller then does not use the cache.
+/// body hash); the caller then does not use the cache. A JSON-RPC batch, evaluated
+/// once per call (`build_batch_call`), is never cached: the flow does not ask.
 pub fn cache_key(out: &mut Vec<u8>, action: &Action, agent: &Agent, body: &BodyFacts, view: &InputView) -> bool {
     let Action {
         request_id,
@@ -343,6 +384,36 @@ mod tests {
         assert_eq!(json["request"]["digest"], "d1");
         assert_eq!(json["agent"]["owner"], "alice@corp.example");
         assert_eq!(json["agent"]["source"], "header");
+    }
+
+    #[test]
+    fn a_batch_call_is_seen_alone_with_the_whole_batch_beside_it() {
+        let batch = Value::from_json_str(
+            r#"[{"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "db.dump", "arguments": {"table": "users"}}}]"#,
+        )
+        .unwrap();
+        let messages: Vec<Value> = batch.as_array().unwrap().iter().cloned().collect();
+        let views = jsonrpc_views(&messages).unwrap();
+        let facts = BodyFacts { size: 150, sha256: Some("ab".into()), parsed: Some(messages[1].clone()) };
+        let v = build_batch_call(&action(), &agent(), &facts, Some("d1"), &views, 1);
+        let json: serde_json::Value = serde_json::to_value(&v).unwrap();
+        let r = &json["request"];
+        assert_eq!(
+            r["jsonrpc"],
+            serde_json::json!({"method": "tools/call", "tool": "db.dump", "arguments": {"table": "users"}})
+        );
+        assert_eq!(r["body"]["id"], 2);
+        assert_eq!(r["jsonrpc_batch"]["index"], 1);
+        assert_eq!(r["jsonrpc_batch"]["calls"][0], serde_json::json!({"method": "ping"}));
+        assert_eq!(r["jsonrpc_batch"]["calls"][1]["tool"], "db.dump");
+        assert_eq!((r["body_size"].as_u64(), r["digest"].as_str()), (Some(150), Some("d1")));
+        // A single call has no batch member.
+        let single = build(&action(), &agent(), &facts, Some("d1"));
+        assert!(serde_json::to_value(&single).unwrap()["request"].get("jsonrpc_batch").is_none());
+        // Views only for calls.
+        let mixed = Value::from_json_str(r#"[{"jsonrpc": "2.0", "id": 1, "method": "ping"}, 1]"#).unwrap();
+        assert!(jsonrpc_views(&mixed.as_array().unwrap().iter().cloned().collect::<Vec<_>>()).is_none());
     }
 
     fn key(a: &Action, ag: &Agent, b: &BodyFacts, with_id: bool) -> Vec<u8> {

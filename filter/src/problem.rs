@@ -96,6 +96,10 @@ pub struct Problem {
     pub reason: Option<String>,
     /// Who must approve (pending approvals).
     pub approvers: Option<Approvers>,
+    /// For a call of a JSON-RPC batch answered for the batch as a whole: what happened
+    /// to the batch and what to do, in the model-facing text. For a `denied` answer it
+    /// replaces the refusal's own words (this call was not the one refused).
+    pub batch_note: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -138,6 +142,7 @@ impl Problem {
             status: None,
             reason: None,
             approvers: None,
+            batch_note: None,
         }
     }
 
@@ -194,6 +199,36 @@ impl Problem {
         Reply { status, headers, body }
     }
 
+    /// The answer to a refused JSON-RPC batch: HTTP 200 with a JSON array holding one
+    /// response per request (`answers`, each with its own problem), in batch order;
+    /// headers from `self`, the batch's problem. `answers` must not be empty: a batch of
+    /// notifications has no JSON-RPC answer (answer it with [`Problem::to_reply`]).
+    pub fn to_batch_reply(&self, answers: &[(Problem, RpcAnswer)], sse: bool) -> Reply {
+        let mut reply = self.to_reply(&Answering::Http);
+        let mut json = String::from("[");
+        for (i, (p, call)) in answers.iter().enumerate() {
+            if i > 0 {
+                json.push(',');
+            }
+            json.push_str(&p.jsonrpc_response(call));
+        }
+        json.push(']');
+        let (content_type, body) = if sse {
+            let mut event = b"event: message\ndata: ".to_vec();
+            event.extend_from_slice(json.as_bytes());
+            event.extend_from_slice(b"\n\n");
+            ("text/event-stream", event)
+        } else {
+            ("application/json", json.into_bytes())
+        };
+        reply.status = 200;
+        reply.body = body;
+        if let Some(h) = reply.headers.iter_mut().find(|(k, _)| *k == "content-type") {
+            h.1 = content_type.to_string();
+        }
+        reply
+    }
+
     /// The JSON-RPC response text: a tool result with `isError` for `tools/call`, an
     /// error for any other method; the problem rides along in both.
     fn jsonrpc_response(&self, call: &RpcAnswer) -> String {
@@ -229,7 +264,12 @@ impl Problem {
             None => format!(" (decision id {})", self.decision_id),
         };
         let wait = self.retry_after.map(|s| format!(" in about {s} seconds")).unwrap_or_default();
-        match self.kind {
+        let note = match (&self.batch_note, self.kind) {
+            (Some(note), ProblemKind::Denied) => return format!("{what} was NOT performed. {note}{ids}"),
+            (Some(note), _) => format!(" {note}"),
+            (None, _) => String::new(),
+        };
+        let text = match self.kind {
             ProblemKind::ApprovalPending => {
                 let who = match &self.approvers {
                     Some(a) if !a.groups.is_empty() => {
@@ -265,7 +305,8 @@ impl Problem {
                  later{wait}.",
                 self.detail
             ),
-        }
+        };
+        text + &note
     }
 }
 

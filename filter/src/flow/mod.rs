@@ -11,12 +11,12 @@ use crate::callout::{self, Answer, ApprovalStatus, Call, CalloutError, Redeemed}
 use crate::config::Mode;
 use crate::decision::{self, Decision, Effect, POLICY_ERROR_RULE};
 use crate::decision_log::Record;
-use crate::digest::{action_digest, body_component, sha256_hex};
+use crate::digest::{action_digest, batch_component, body_component, sha256_hex};
 use crate::identity::{self, Agent};
 use crate::input::{self, BodyFacts};
 use crate::metrics::Counter;
 use crate::problem::{Answering, Problem, ProblemKind, Reply, RpcAnswer};
-use crate::redact::redacted_json_body;
+use crate::redact::{redacted_batch_body, redacted_json_body};
 use crate::source::RequestSource;
 use crate::worker::Worker;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -24,6 +24,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Rule recorded when a body that claims JSON does not read as strict JSON
 /// (`docs/policy-input.md`).
 pub const BODY_UNPARSEABLE_RULE: &str = "airlock.body-unparseable";
+/// Rule recorded when a JSON array mixes JSON-RPC calls with anything else.
+pub const BATCH_INVALID_RULE: &str = "airlock.jsonrpc-batch-invalid";
+/// Rule recorded when a JSON-RPC batch has more calls than `request.max_jsonrpc_batch`.
+pub const BATCH_TOO_LARGE_RULE: &str = "airlock.jsonrpc-batch-too-large";
+/// Rule recorded when the calls of a batch need approvals one approval cannot give.
+pub const BATCH_MIXED_APPROVALS_RULE: &str = "airlock.jsonrpc-batch-mixed-approvals";
 
 /// What the glue must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +90,51 @@ pub struct Flow {
     rpc: Option<RpcCall>,
     /// The agent accepts `text/event-stream` but not JSON (`Accept`).
     sse_only: bool,
+    /// The calls of a JSON-RPC batch body, and how each was decided.
+    batch: Option<Batch>,
+}
+
+/// A JSON-RPC batch: every call is evaluated on its own, the strictest effect decides
+/// the request as a whole (deny > approve > allow), and each request is answered.
+#[derive(Debug)]
+struct Batch {
+    calls: Vec<RpcCall>,
+    /// Per call, once evaluated: the policy's decision and the effect it would enforce.
+    decisions: Vec<(Decision, Effect)>,
+    /// The batch's effect once decided.
+    outcome: Option<Effect>,
+    /// What the batch as a whole means for each call's answer (`Problem::batch_note`).
+    note: Option<String>,
+}
+
+impl Batch {
+    /// `call 2 of 3 (tool `k8s.scale`)`.
+    fn describe(&self, i: usize) -> String {
+        let what = match self.calls.get(i) {
+            Some(RpcCall { tool: Some(t), .. }) => format!(" (tool `{t}`)"),
+            Some(c) => format!(" (`{}`)", c.method),
+            None => String::new(),
+        };
+        format!("call {} of {}{what}", i + 1, self.calls.len())
+    }
+}
+
+fn risk_rank(r: crate::decision::Risk) -> u8 {
+    use crate::decision::Risk;
+    match r {
+        Risk::Low => 0,
+        Risk::Medium => 1,
+        Risk::High => 2,
+        Risk::Critical => 3,
+    }
+}
+
+fn rank(e: Effect) -> u8 {
+    match e {
+        Effect::Allow => 0,
+        Effect::Approve => 1,
+        Effect::Deny => 2,
+    }
 }
 
 impl Default for Flow {
@@ -131,6 +182,7 @@ impl Flow {
             approval_id: None,
             rpc: None,
             sse_only: false,
+            batch: None,
         }
     }
 
@@ -287,6 +339,19 @@ impl Flow {
                     match body::read_json(&self.body) {
                         Ok(b) => {
                             self.rpc = b.call;
+                            match b.batch {
+                                Some(Ok(calls)) => {
+                                    self.batch = Some(Batch { calls, decisions: Vec::new(), outcome: None, note: None })
+                                }
+                                // Never partly decided: the upstream would run the calls.
+                                Some(Err(e)) => {
+                                    self.body_sha256 = Some(sha);
+                                    self.digest = self.body_sha256.as_deref().map(|sha| action_digest(action, sha));
+                                    let why = format!("The request body is a JSON array that mixes JSON-RPC calls with something else: {e}. No call was performed; send a batch of requests and notifications only, or each message on its own.");
+                                    return self.refuse(w, now, BATCH_INVALID_RULE, why);
+                                }
+                                None => {}
+                            }
                             Some(b.value)
                         }
                         // Never evaluated as if absent: the rules that read the body would
@@ -308,17 +373,41 @@ impl Flow {
         };
         self.body_sha256 = facts.sha256.clone();
         let rpc = self.rpc.as_ref();
-        let digest_of = |sha: &str| action_digest(action, &body_component(sha, rpc));
+        let batch = self.batch.as_ref().map(|b| batch_component(&b.calls));
+        let digest_of = |sha: &str| match &batch {
+            Some(part) => action_digest(action, part),
+            None => action_digest(action, &body_component(sha, rpc)),
+        };
+        let cap = w.config.request.max_jsonrpc_batch;
+        if let Some(n) = self.batch.as_ref().map(|b| b.calls.len()).filter(|n| *n > cap) {
+            self.digest = facts.sha256.as_deref().map(digest_of);
+            let why = format!(
+                "The JSON-RPC batch has {n} calls; this gateway decides at most {cap} in one request \
+                 (request.max_jsonrpc_batch). No call of the batch was performed."
+            );
+            if let Some(b) = self.batch.as_mut() {
+                b.note = Some(format!(
+                    "It was sent in a JSON-RPC batch of {n} calls, more than the {cap} this gateway decides in one \
+                     request, so no call of the batch was performed. Send the calls in smaller batches or one by one."
+                ));
+            }
+            return self.refuse(w, now, BATCH_TOO_LARGE_RULE, why);
+        }
         let Some(active) = w.policy.as_mut() else {
             // Fail closed: no bundle has verified yet (or ever).
             self.digest = facts.sha256.as_deref().map(digest_of);
             w.metrics.count(Counter::PolicyError);
             return self.refuse(w, now, POLICY_ERROR_RULE, "no valid policy bundle is loaded".into());
         };
+        if self.batch.is_some() {
+            // Each call is its own evaluation; batches are never cached.
+            self.digest = facts.sha256.as_deref().map(digest_of);
+            return self.evaluate_batch(w, now, facts);
+        }
         // The cache key: the policy's generation, then everything the input is built
         // from (`input::cache_key`). `false`: this policy or this request is not cached.
         let keyed = match active.policy.cache_plan() {
-            Plan::On { generation, view } if w.cache.enabled() => {
+            Plan::On { generation, view } if w.cache.enabled() && self.batch.is_none() => {
                 let key = &mut w.cache.scratch;
                 key.clear();
                 key.extend_from_slice(&generation.to_le_bytes());
@@ -366,6 +455,173 @@ impl Flow {
         }
         let rule = decision.rule.clone();
         self.decision = Some(decision);
+        self.enact(w, now, enforced, reason, rule)
+    }
+
+    /// Each call of a batch is evaluated on its own, as if it came alone (with the
+    /// batch beside it, `input.request.jsonrpc_batch`); never from the cache.
+    fn evaluate_batch(&mut self, w: &mut Worker, now: SystemTime, facts: BodyFacts) -> Step {
+        let messages: Vec<regorus::Value> = match &facts.parsed {
+            Some(regorus::Value::Array(a)) => a.iter().cloned().collect(),
+            _ => Vec::new(),
+        };
+        let n = self.batch.as_ref().map_or(0, |b| b.calls.len());
+        let views = input::jsonrpc_views(&messages).filter(|_| n > 0 && messages.len() == n);
+        let (Some(views), Some(action), Some(agent), Some(active)) =
+            (views, &self.action, &self.agent, w.policy.as_mut())
+        else {
+            // The strict reader and the engine disagree on the batch: fail closed.
+            w.metrics.count(Counter::PolicyError);
+            return self.refuse(w, now, POLICY_ERROR_RULE, "the JSON-RPC batch could not be evaluated".into());
+        };
+        let mut decided = Vec::with_capacity(n);
+        let mut errors = Vec::new();
+        for (i, message) in messages.into_iter().enumerate() {
+            let call = BodyFacts { size: facts.size, sha256: facts.sha256.clone(), parsed: Some(message) };
+            let input = input::build_batch_call(action, agent, &call, self.digest.as_deref(), &views, i);
+            let started = std::time::Instant::now();
+            let result = active.policy.evaluate(input);
+            w.metrics.eval_time_us(started.elapsed().as_micros() as u64);
+            let decision = decision::from_policy_output(result);
+            if decision.rule.as_deref() == Some(POLICY_ERROR_RULE) {
+                w.metrics.count(Counter::PolicyError);
+                errors.push(format!("{}#{}: {}", self.decision_id, i + 1, decision.reason.as_deref().unwrap_or("")));
+            }
+            let shadow = active.shadows(&decision);
+            decided.push((decision, shadow));
+        }
+        for e in errors {
+            w.log_warn(&e);
+        }
+        self.decide_batch(w, now, decided)
+    }
+
+    /// The strictest effect of the calls decides the batch: deny > approve > allow.
+    /// `decided`: per call, its decision and whether it is only shadowed.
+    fn decide_batch(&mut self, w: &mut Worker, now: SystemTime, decided: Vec<(Decision, bool)>) -> Step {
+        let enforced: Vec<Effect> =
+            decided.iter().map(|(d, shadow)| if *shadow { Effect::Allow } else { d.effect }).collect();
+        for (d, shadow) in &decided {
+            if *shadow && d.effect != Effect::Allow {
+                w.metrics.count(Counter::ShadowAllow);
+            }
+        }
+        let worst = enforced.iter().copied().max_by_key(|e| rank(*e));
+        let cause = worst.and_then(|worst| enforced.iter().position(|e| *e == worst));
+        let (Some(batch), Some(worst), Some(cause), Some((cause_d, _))) =
+            (self.batch.as_mut(), worst, cause, cause.and_then(|c| decided.get(c)))
+        else {
+            return self.refuse(w, now, POLICY_ERROR_RULE, "an empty JSON-RPC batch cannot be decided".into());
+        };
+        let n = batch.calls.len();
+        let because = |d: &Decision| d.reason.as_deref().filter(|r| !r.is_empty()).map(|r| format!(" ({r})"));
+        let (outcome, combined, note) = match worst {
+            Effect::Allow => (Effect::Allow, cause_d.clone(), None),
+            Effect::Deny => {
+                let mut d = Decision::deny(
+                    "",
+                    format!("{} was refused: {}", batch.describe(cause), cause_d.reason.as_deref().unwrap_or("")),
+                );
+                d.rule = cause_d.rule.clone();
+                d.risk = cause_d.risk;
+                let note = format!(
+                    "It was sent in a JSON-RPC batch of {n} calls, which goes upstream only as a whole, and {} was \
+                     refused by policy{}; so no call of the batch was performed. This call itself was not refused: \
+                     send it again without the refused call.",
+                    batch.describe(cause),
+                    because(cause_d).unwrap_or_default()
+                );
+                (Effect::Deny, d, Some(note))
+            }
+            Effect::Approve => {
+                let approving: Vec<usize> = (0..n).filter(|i| enforced.get(*i) == Some(&Effect::Approve)).collect();
+                let terms =
+                    |d: &Decision| (d.approvers.clone(), d.credential.clone(), d.expires_in.clone(), d.reuse.clone());
+                let differs = approving
+                    .iter()
+                    .copied()
+                    .find(|i| decided.get(*i).is_some_and(|(d, _)| terms(d) != terms(cause_d)));
+                match differs {
+                    Some(other) => {
+                        let (a, b) = (batch.describe(cause), batch.describe(other));
+                        let d = Decision::deny(
+                            BATCH_MIXED_APPROVALS_RULE,
+                            format!(
+                                "{a} and {b} need different approvals (approvers, credential, expiry or reuse), which \
+                                 one approval of the batch cannot give. No call was performed; send them in separate \
+                                 requests."
+                            ),
+                        );
+                        let note = format!(
+                            "It was sent in a JSON-RPC batch whose calls need different approvals ({a}, {b}), which \
+                             one approval cannot give, so no call of the batch was performed. Send the calls that need \
+                             approval in separate requests."
+                        );
+                        (Effect::Deny, d, Some(note))
+                    }
+                    None => {
+                        let mut d = cause_d.clone();
+                        let reasons: Vec<String> = approving
+                            .iter()
+                            .filter_map(|i| {
+                                decided.get(*i).map(|(d, _)| {
+                                    format!("{}: {}", batch.describe(*i), d.reason.as_deref().unwrap_or(""))
+                                })
+                            })
+                            .collect();
+                        d.reason = Some(format!(
+                            "JSON-RPC batch of {n} calls, approved as a whole (its other calls are allowed by \
+                             policy); {}",
+                            reasons.join("; ")
+                        ));
+                        d.risk = approving
+                            .iter()
+                            .filter_map(|i| decided.get(*i).and_then(|(d, _)| d.risk))
+                            .max_by_key(|r| risk_rank(*r));
+                        // Each call's `redact` applies to its own message (`request_approval`).
+                        d.redact = Vec::new();
+                        d.shadow = None;
+                        let note = format!(
+                            "It was sent in a JSON-RPC batch of {n} calls, which needs one approval as a whole because \
+                             {} needs approval{}. Retry the identical batch (the same calls in the same order; new ids \
+                             are fine).",
+                            batch.describe(cause),
+                            because(cause_d).unwrap_or_default()
+                        );
+                        (Effect::Approve, d, Some(note))
+                    }
+                }
+            }
+        };
+        batch.decisions = decided.iter().zip(&enforced).map(|((d, _), e)| (d.clone(), *e)).collect();
+        batch.outcome = Some(outcome);
+        batch.note = note;
+        if outcome != Effect::Approve {
+            // One record per call (`<decision id>#<n>`), enforced as the batch was; a
+            // refused batch also gets the batch's own record under the decision id.
+            for (i, (d, shadow)) in decided.iter().enumerate() {
+                let id = format!("{}#{}", self.decision_id, i + 1);
+                self.record_as(w, now, id, d, outcome, *shadow);
+            }
+            if outcome == Effect::Deny {
+                self.record(w, now, &combined, Effect::Deny, false);
+            }
+        }
+        let rule = combined.rule.clone();
+        let reason = combined.reason.clone().unwrap_or_default();
+        self.decision = Some(combined);
+        self.enact(w, now, outcome, reason, rule)
+    }
+
+    /// Carry out the enforced effect.
+    fn enact(
+        &mut self,
+        w: &mut Worker,
+        now: SystemTime,
+        enforced: Effect,
+        reason: String,
+        rule: Option<String>,
+    ) -> Step {
         match enforced {
             Effect::Allow => {
                 w.metrics.count(Counter::Allow);
@@ -402,7 +658,14 @@ impl Flow {
         };
         let hold = decision.hold().unwrap_or(Duration::from_millis(w.config.service.hold_ms));
         let hold_ms = hold.as_millis() as u64;
-        let body = if action.is_json() { redacted_json_body(&self.body, &decision.redact) } else { None };
+        let body = match &self.batch {
+            Some(b) => {
+                let paths: Vec<&[String]> = b.decisions.iter().map(|(d, _)| d.redact.as_slice()).collect();
+                redacted_batch_body(&self.body, &paths)
+            }
+            None if action.is_json() => redacted_json_body(&self.body, &decision.redact),
+            None => None,
+        };
         let request = crate::wire::approval_request(
             &self.decision_id,
             action,
@@ -525,7 +788,40 @@ impl Flow {
     }
 
     fn reply(&self, w: &Worker, p: &Problem) -> Step {
+        if let Some(b) = self.batch.as_ref().filter(|_| w.config.jsonrpc_answers) {
+            let answers: Vec<(Problem, RpcAnswer)> = b
+                .calls
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| {
+                    let id = c.id.clone()?;
+                    let call = RpcAnswer { id, method: c.method.clone(), tool: c.tool.clone(), sse: self.sse_only };
+                    Some((self.batch_problem(b, i, p), call))
+                })
+                .collect();
+            // A batch of notifications only has no JSON-RPC answer: problem+json.
+            if !answers.is_empty() {
+                return Step::Reply(p.to_batch_reply(&answers, self.sse_only));
+            }
+        }
         Step::Reply(p.to_reply(&self.answering(w)))
+    }
+
+    /// The answer to call `i` of a batch whose answer is `p`: a call the policy itself
+    /// refused gets its own refusal; every other call gets `p` with the batch's note
+    /// (why the batch as a whole was not performed, and what to do).
+    fn batch_problem(&self, b: &Batch, i: usize, p: &Problem) -> Problem {
+        if p.kind == ProblemKind::Denied && b.outcome == Some(Effect::Deny) {
+            if let Some((d, Effect::Deny)) = b.decisions.get(i) {
+                let mut own =
+                    Problem::new(ProblemKind::Denied, &self.decision_id, d.reason.clone().unwrap_or_default());
+                own.rule = d.rule.clone();
+                return own;
+            }
+        }
+        let mut q = p.clone();
+        q.batch_note = b.note.clone();
+        q
     }
 
     /// Refuse before or instead of policy evaluation.
@@ -558,9 +854,21 @@ impl Flow {
     }
 
     fn record(&self, w: &mut Worker, now: SystemTime, decision: &Decision, enforced: Effect, shadow: bool) {
+        self.record_as(w, now, self.decision_id.clone(), decision, enforced, shadow)
+    }
+
+    fn record_as(
+        &self,
+        w: &mut Worker,
+        now: SystemTime,
+        decision_id: String,
+        decision: &Decision,
+        enforced: Effect,
+        shadow: bool,
+    ) {
         let action = self.action.as_ref();
         let record = Record {
-            decision_id: self.decision_id.clone(),
+            decision_id,
             time_ms: unix_ms(now),
             effect: decision.effect.as_str(),
             enforced: enforced.as_str(),
@@ -586,6 +894,8 @@ impl Flow {
     }
 }
 
+#[cfg(test)]
+mod batch_tests;
 #[cfg(test)]
 mod mcp_tests;
 #[cfg(test)]

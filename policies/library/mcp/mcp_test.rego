@@ -98,3 +98,17 @@ test_paths_below_the_endpoint_are_the_endpoint if {
 	d := decision with input as rpc("POST", "mcp.example.com", "/mcp/", "tools/list")
 	d.rule == "mcp-protocol"
 }
+
+# The filter evaluates each call of a JSON-RPC batch on its own, with the batch beside
+# it in input.request.jsonrpc_batch: the module decides each call as it would alone.
+in_batch(call, index, calls) := object.union(call, {"request": {"jsonrpc_batch": {"index": index, "calls": calls}}})
+
+test_calls_of_a_batch_are_decided_as_alone if {
+	read := tool_call("docs.read", {"id": "runbook"})
+	shell := tool_call("shell.exec", {"cmd": "ls"})
+	calls := [read.request.jsonrpc, shell.request.jsonrpc]
+	a := decision with input as in_batch(read, 0, calls)
+	b := decision with input as in_batch(shell, 1, calls)
+	a.rule == "mcp-tool-allowed"
+	b.rule == "mcp-tool-denied"
+}

@@ -119,3 +119,52 @@ fn mcp_denied_methods_get_a_json_rpc_error_and_unparseable_bodies_a_problem() {
     let body = assert_problem(&host, &stream, 403, "denied");
     assert_eq!(body["rule"], "airlock.body-unparseable");
 }
+
+#[test]
+fn mcp_batches_are_decided_call_by_call_and_approved_as_a_whole() {
+    let mut host = mcp_host();
+    // A denied call in the batch: nothing goes upstream; one answer per request.
+    let batch = json!([scale(json!(1)), {"jsonrpc": "2.0", "id": "r", "method": "resources/read"}]);
+    let stream = send_call(&mut host, &batch);
+    assert!(!stream.reached_upstream() && !stream.upstream_saw_headers());
+    let reply = local_reply(&host, &stream);
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let v = reply.json().unwrap();
+    let answers = v.as_array().unwrap();
+    assert_eq!(answers.len(), 2);
+    assert_eq!((answers[0]["id"].as_i64(), answers[1]["id"].as_str()), (Some(1), Some("r")));
+    assert_eq!(answers[1]["error"]["data"]["rule"], "default");
+    let text = answers[0]["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("call 2 of 2") && text.contains("not refused"), "{text}");
+
+    // Two calls that need the same approval: one approval for the batch.
+    let mut second = scale(json!(2));
+    second["params"]["arguments"]["replicas"] = json!(4);
+    let first = send_call(&mut host, &json!([scale(json!(1)), second.clone()]));
+    let create = create_call_for(&host, &first);
+    let sent = create.json().unwrap();
+    let digest = sent["digest"].as_str().unwrap().to_string();
+    assert_eq!(sent["request"]["body"].as_array().map(Vec::len), Some(2));
+    respond(&mut host, &create, 200, &json!({"approval_id": "apr_batch", "status": "pending"}));
+    let v = local_reply(&host, &first).json().unwrap();
+    for a in v.as_array().unwrap() {
+        assert_eq!(a["result"]["_meta"]["airlock/problem"]["approval_id"], "apr_batch");
+    }
+
+    // The retry with new ids is the same batch: approved, redeemed, sent as retried.
+    second["id"] = json!(4);
+    let retry = send_call(&mut host, &json!([scale(json!(3)), second]));
+    let create = create_call_for(&host, &retry);
+    assert_eq!(create.json().unwrap()["digest"], digest.as_str());
+    respond(&mut host, &create, 200, &json!({"approval_id": "apr_batch", "status": "approved"}));
+    let redeem = the_pending(&host, &redeem_path("apr_batch"));
+    respond(
+        &mut host,
+        &redeem,
+        200,
+        &json!({"approval_id": "apr_batch", "status": "redeemed", "headers": {"authorization": "Bearer minted"}}),
+    );
+    assert_reached_upstream(&host, &retry);
+    let sent: Value = serde_json::from_slice(&retry.upstream_body()).unwrap();
+    assert_eq!((sent[0]["id"].as_i64(), sent[1]["id"].as_i64()), (Some(3), Some(4)));
+}
