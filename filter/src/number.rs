@@ -51,7 +51,6 @@ impl Decimal {
         let dropped = i64::try_from(trimmed.len() - digits.len()).ok()?;
         Some(Decimal { negative, digits: digits.to_string(), exponent: exponent.checked_add(dropped)? })
     }
-
 }
 
 #[cfg(test)]
@@ -60,7 +59,8 @@ mod tests {
 
     #[test]
     fn numbers_the_engine_holds_exactly_pass() {
-        for n in ["0", "-0", "1", "-17", "1000", "0.1", "1.50", "1e3", "1E+3", "2.5e-3", "18446744073709551615", "1e308"]
+        for n in
+            ["0", "-0", "1", "-17", "1000", "0.1", "1.50", "1e3", "1E+3", "2.5e-3", "18446744073709551615", "1e308"]
         {
             assert!(exact_in_engine(n), "{n}");
         }
@@ -68,7 +68,14 @@ mod tests {
 
     #[test]
     fn numbers_that_lose_digits_are_refused() {
-        for n in ["1000.00000000000001", "1000.0000000000001", "0.30000000000000001", "123456789012345678901234567890", "1e400", "-1e400"] {
+        for n in [
+            "1000.00000000000001",
+            "1000.0000000000001",
+            "0.30000000000000001",
+            "123456789012345678901234567890",
+            "1e400",
+            "-1e400",
+        ] {
             assert!(!exact_in_engine(n), "{n}");
         }
     }

@@ -391,7 +391,8 @@ fn mcp_rules_apply_only_on_mcp_endpoints() {
         failures.push(format!("tools/call off the endpoint: {got:?}"));
     }
     // A RoleBinding write padded with a JSON-RPC ping is still a RoleBinding write.
-    let rb = rpc("PUT", "k8s.corp.example", "/apis/rbac.authorization.k8s.io/v1/namespaces/team/rolebindings/x", "ping");
+    let rb =
+        rpc("PUT", "k8s.corp.example", "/apis/rbac.authorization.k8s.io/v1/namespaces/team/rolebindings/x", "ping");
     let got = decide(&mut p, &rb);
     if got.0 == Effect::Allow || got.1.starts_with("mcp-") {
         failures.push(format!("rolebinding with a ping body: {got:?}"));
