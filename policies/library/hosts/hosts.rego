@@ -15,11 +15,16 @@ package airlock.rules.hosts
 
 import rego.v1
 
+# `not known_host`, not `not data.hosts[input.request.host]`: with no host, OPA hoists
+# the reference out of the negation and the rule is undefined, while regorus negates the
+# undefined reference and denies. Through a helper rule both deny.
+known_host if data.hosts[input.request.host]
+
 decision := {
 	"effect": "deny", "rule": "unknown-host", "risk": "high",
 	"reason": "this host is not on the agent allow-list",
 } if {
-	not data.hosts[input.request.host]
+	not known_host
 } else := {
 	"effect": "allow", "rule": "known-host-read", "risk": "low",
 	"reason": "this method is allowed on this host",
