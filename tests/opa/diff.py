@@ -449,9 +449,39 @@ def main():
         print("by module (module decision, OPA → Airlock):")
         for (m, o, a), c in by_module.most_common():
             print(f"  {c:6d}  {m}: {o} → {a}")
+    # The policy's own tests must pass in OPA too: `airlock policy test` proves they pass
+    # in the filter's engine; a test that only regorus passes encodes a divergence.
+    opa_test_failures = []
+    for name in policy_tests(args.policy):
+        got = opa.eval_raw(name[len("data."):], b"{}")
+        if got != ("decision", True):
+            opa_test_failures.append((name, got))
+    print(f"policy tests in OPA: {len(opa_test_failures)} of {len(policy_tests(args.policy))} not true")
+    for name, got in opa_test_failures:
+        print(f"  OPA: {name} = {got[0]} {got[1] if got[1] is not None else ''}")
     passed = n_agree + n_acc
-    print(f"opa-diff: {passed} passed, {len(unexplained)} failed")
-    return 1 if unexplained else 0
+    failed = len(unexplained) + len(opa_test_failures)
+    print(f"opa-diff: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+TEST_RULE = re.compile(r"^(test_[A-Za-z0-9_]*)\b", re.M)
+PACKAGE = re.compile(r"^package\s+([A-Za-z0-9_.]+)", re.M)
+
+
+def policy_tests(root):
+    """`data.<package>.test_*` for every test rule in the policy's .rego files."""
+    out = []
+    for p in sorted(Path(root).rglob("*.rego")):
+        text = p.read_text(encoding="utf-8")
+        pkg = PACKAGE.search(text)
+        if not pkg:
+            continue
+        for m in TEST_RULE.finditer(text):
+            name = f"data.{pkg.group(1)}.{m.group(1)}"
+            if name not in out:
+                out.append(name)
+    return out
 
 
 if __name__ == "__main__":
