@@ -6,7 +6,7 @@
 
 Generates N inputs (tests/opa/gen.py), evaluates the entrypoint in OPA (in process,
 through libopabridge.so) and in Airlock (`airlock policy eval --inputs FILE.jsonl
---format jsonl`, the filter's RVM), normalises each side to an outcome — a decision
+`, the filter's RVM), normalises each side to an outcome — a decision
 object, "undefined" or "error" — and compares. Undefined and error are both "no
 decision" (the filter denies either way) and agree with each other; a decision object
 must be equal in full (numbers compared by value, strings exactly).
@@ -60,7 +60,7 @@ def airlock_batch_mode(binary):
 
 
 def airlock_batch(binary, policy, entrypoint, inputs, workdir, extra=()):
-    """One process for every input: `--inputs FILE.jsonl --format jsonl`. If the process
+    """One process for every input: `--inputs FILE.jsonl`. If the process
     dies part-way (a panic), the input it stopped at is recorded as a "crash" and the
     batch resumes after it."""
     outcomes = []
