@@ -5,9 +5,8 @@
         [--policy policies/library] [--count N] [--seed S] [--entrypoint data.airlock.decision]
 
 Generates N inputs (tests/opa/gen.py), evaluates the entrypoint in OPA (in process,
-through libopabridge.so) and in Airlock (`airlock policy eval --inputs FILE.jsonl
-`, the filter's RVM), normalises each side to an outcome — a decision
-object, "undefined" or "error" — and compares. Undefined and error are both "no
+through libopabridge.so) and in Airlock (`airlock policy eval --inputs FILE.jsonl`,
+the filter's RVM), normalises each side to an outcome — a decision object, "undefined" or "error" — and compares. Undefined and error are both "no
 decision" (the filter denies either way) and agree with each other; a decision object
 must be equal in full (numbers compared by value, strings exactly).
 
