@@ -6,8 +6,9 @@
 
 Generates N inputs (tests/opa/gen.py), evaluates the entrypoint in OPA (in process,
 through libopabridge.so) and in Airlock (`airlock policy eval --inputs FILE.jsonl`,
-the filter's RVM), normalises each side to an outcome — a decision object, "undefined" or "error" — and compares. Undefined and error are both "no
-decision" (the filter denies either way) and agree with each other; a decision object
+the filter's RVM), normalises each side to an outcome — a decision object,
+"undefined" or "error" — and compares. Undefined and error are both "no decision"
+(the filter denies either way) and agree with each other; a decision object
 must be equal in full (numbers compared by value, strings exactly).
 
 Every difference is printed with its input. A difference is *accepted* only when an
