@@ -203,6 +203,15 @@ pub struct ApprovalsConfig {
     /// Largest quorum a policy may ask for; a larger one is refused.
     #[serde(default = "default_max_quorum")]
     pub max_quorum: u32,
+    /// How long after reviewers deny an action an identical retry (same agent, same
+    /// digest) is answered `denied` again instead of asking them anew; `0s` turns it off
+    /// (`AIRLOCK_APPROVALS_DENIED_RETRY_WINDOW`).
+    #[serde(default = "default_denied_retry_window", with = "humantime_serde_compat")]
+    pub denied_retry_window: Duration,
+}
+
+fn default_denied_retry_window() -> Duration {
+    crate::store::DEFAULT_DENIED_RETRY_WINDOW
 }
 
 fn default_max_reuse_window() -> Duration {
@@ -225,6 +234,7 @@ impl Default for ApprovalsConfig {
             max_pending_per_agent: default_max_pending_per_agent(),
             max_reuse_window: default_max_reuse_window(),
             max_quorum: default_max_quorum(),
+            denied_retry_window: default_denied_retry_window(),
         }
     }
 }
@@ -420,6 +430,9 @@ impl Config {
         }
         if let Some(v) = env("AIRLOCK_APPROVALS_MAX_REUSE_WINDOW") {
             self.approvals.max_reuse_window = duration("AIRLOCK_APPROVALS_MAX_REUSE_WINDOW", v)?;
+        }
+        if let Some(v) = env("AIRLOCK_APPROVALS_DENIED_RETRY_WINDOW") {
+            self.approvals.denied_retry_window = duration("AIRLOCK_APPROVALS_DENIED_RETRY_WINDOW", v)?;
         }
         if let Some(v) = env("AIRLOCK_AUDIT_CHECKPOINT_EVERY") {
             self.audit.checkpoint_every =

@@ -20,6 +20,7 @@ pub struct Metrics {
     redeems: AtomicU64,
     redeem_failures: AtomicU64,
     creates_refused: AtomicU64,
+    retries_denied: AtomicU64,
     gateway_auth_failures: AtomicU64,
     append_buckets: [AtomicU64; BUCKETS.len()],
     append_count: AtomicU64,
@@ -58,6 +59,11 @@ impl Metrics {
     /// A create was refused: the agent has too many pending approvals.
     pub fn create_refused(&self) {
         self.creates_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An identical retry was answered from a recent denial (nothing created).
+    pub fn retry_denied(&self) {
+        self.retries_denied.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A redeem succeeded.
@@ -128,6 +134,11 @@ impl Metrics {
                 "airlock_approvals_refused_total",
                 "Approvals not created: the agent had too many pending.",
                 &self.creates_refused,
+            ),
+            (
+                "airlock_approval_retries_denied_total",
+                "Identical retries answered from a recent denial (approvals.denied_retry_window).",
+                &self.retries_denied,
             ),
             ("airlock_redeems_total", "Successful redeems (credentials handed to the gateway).", &self.redeems),
             ("airlock_redeem_failures_total", "Redeems refused or failed.", &self.redeem_failures),

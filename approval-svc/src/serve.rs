@@ -47,7 +47,8 @@ pub fn build_state(config: &Config) -> anyhow::Result<AppState> {
         config.store.checkpoint_interval,
     )
     .map_err(|e| anyhow::anyhow!("database {}: {e}", config.database.display()))?
-    .with_pending_limit(config.approvals.max_pending_per_agent);
+    .with_pending_limit(config.approvals.max_pending_per_agent)
+    .with_denied_retry_window(config.approvals.denied_retry_window);
     let oidc = config.oidc.clone().map(Oidc::new);
     let store: Arc<dyn Store> = Arc::new(store);
     let channels = crate::channels::Channels::from_config(config, store.clone())?;

@@ -228,6 +228,11 @@ async fn create_or_find(State(state): State<AppState>, bytes: Bytes) -> Result<R
             a
         }
         CreateOutcome::Found(a) => a,
+        CreateOutcome::RecentlyDenied(a) => {
+            state.metrics.retry_denied();
+            tracing::info!(approval_id = %a.id, agent = %a.agent, "identical retry answered from a recent denial");
+            a
+        }
         CreateOutcome::TooManyPending { limit } => {
             state.metrics.create_refused();
             tracing::warn!(agent = %body_agent, limit, "approval refused: agent has too many pending approvals");
@@ -246,24 +251,52 @@ async fn create_or_find(State(state): State<AppState>, bytes: Bytes) -> Result<R
         Some(_permit) => hold_until_decided(&state, &approval.id, hold).await?,
         None => approval,
     };
-    Ok((StatusCode::OK, Json(create_answer(&approval))).into_response())
+    let window = state.store.denied_retry_window();
+    Ok((StatusCode::OK, Json(create_answer(&approval, window, now_ms()))).into_response())
 }
 
-fn create_answer(a: &Approval) -> Value {
+/// Longest reviewer comment passed on to the gateway (and so to the agent).
+const MAX_COMMENT_CHARS: usize = 500;
+
+/// The create-or-find answer. A denied or cancelled one also says why (the denying
+/// reviewer's comment) and until when an identical retry gets this same answer
+/// (`denied_until`, absent once the retry would ask reviewers again).
+fn create_answer(a: &Approval, denied_retry_window: Duration, now_ms: i64) -> Value {
     let detail = match a.status {
-        Status::Pending => "waiting for reviewers",
-        Status::Approved | Status::Redeemed => "approved",
-        Status::Denied => "denied by a reviewer",
-        Status::Expired => "the approval passed its deadline",
-        Status::Cancelled => "the approval was cancelled",
+        Status::Pending => "Waiting for reviewers.",
+        Status::Approved | Status::Redeemed => "Approved.",
+        Status::Denied => "Denied by a reviewer.",
+        Status::Expired => "The approval passed its deadline.",
+        Status::Cancelled => "The approval was cancelled.",
     };
-    json!({
+    let mut answer = json!({
         "approval_id": a.id,
         "status": a.status.wire(),
         "retry_after": RETRY_AFTER_SECS,
         "expires_at": rfc3339(a.expires_ms),
         "detail": detail,
-    })
+    });
+    if matches!(a.status, Status::Denied | Status::Cancelled) {
+        let comment = a
+            .reviews
+            .iter()
+            .rev()
+            .filter(|r| r.vote == crate::lifecycle::Vote::Deny)
+            .find_map(|r| r.comment.as_deref().map(str::trim).filter(|c| !c.is_empty()));
+        let until = a
+            .decided_ms
+            .map(|d| d.saturating_add(crate::time::duration_ms(denied_retry_window)))
+            .filter(|u| !denied_retry_window.is_zero() && *u > now_ms);
+        if let Some(obj) = answer.as_object_mut() {
+            if let Some(c) = comment {
+                obj.insert("comment".into(), json!(c.chars().take(MAX_COMMENT_CHARS).collect::<String>()));
+            }
+            if let Some(u) = until {
+                obj.insert("denied_until".into(), json!(rfc3339(u)));
+            }
+        }
+    }
+    answer
 }
 
 /// Long-poll: re-reads the approval whenever something changes, until it is no longer

@@ -59,7 +59,7 @@ pub fn export(database: &Path, out: &Path, key: Option<&[u8]>, every: i64) -> an
             {"framework": "SOC 2", "id": "CC7.2", "title": "Monitoring of system components",
              "evidence": "decision records: every allow/deny/approve decision of the gateway, with policy rule and revision; dropped counts."},
             {"framework": "SOC 2", "id": "CC7.3", "title": "Evaluation of security events",
-             "evidence": "approval.denied and approval.expired records, redeem outcomes; review.refused records: review attempts the service refused (an agent's owner or acts-for identity, a reviewer outside the approver groups, a second vote, a chat callback that failed verification), at most 20 per source and 500 in all per 10 minutes, each saying how many of its source's attempts were left out before it."},
+             "evidence": "approval.denied and approval.expired records, redeem outcomes; approval.retry_refused records: identical retries of a denied action answered with the denial (the 1st, 2nd, 4th, 8th, ... per denial); review.refused records: review attempts the service refused (an agent's owner or acts-for identity, a reviewer outside the approver groups, a second vote, a chat callback that failed verification), at most 20 per source and 500 in all per 10 minutes, each saying how many of its source's attempts were left out before it."},
             {"framework": "NIST SP 800-53", "id": "AC-6", "title": "Least privilege",
              "evidence": "agents hold no standing credential: credential.minted records bind each credential to one approval, agent and action digest, with a short expiry."},
             {"framework": "NIST SP 800-53", "id": "AU-9", "title": "Protection of audit information",

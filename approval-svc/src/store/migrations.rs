@@ -8,6 +8,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_outbox.sql"),
     include_str!("migrations/0003_redeem_replays.sql"),
     include_str!("migrations/0004_decision_batches.sql"),
+    include_str!("migrations/0005_refused_retries.sql"),
 ];
 
 /// Brings the schema up to date, one transaction per migration.

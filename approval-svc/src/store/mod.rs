@@ -174,6 +174,10 @@ pub enum CreateOutcome {
     Found(Approval),
     /// A new approval.
     Created(Approval),
+    /// Reviewers denied (or someone cancelled) this action within
+    /// `approvals.denied_retry_window`: the identical retry gets that answer, and nothing
+    /// is created or sent to reviewers.
+    RecentlyDenied(Approval),
     /// The asked-for id does not exist or is for another agent/action.
     Mismatch,
     /// The agent already has the most pending approvals allowed: nothing was created.
@@ -245,6 +249,10 @@ pub struct MintRecord {
 /// ±60 s timestamp window, both ways).
 pub const REPLAY_HORIZON_MS: i64 = 2 * 60_000 + 10_000;
 
+/// How long a denial answers identical retries by default
+/// (`approvals.denied_retry_window`).
+pub const DEFAULT_DENIED_RETRY_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// What a redeem needs.
 #[derive(Clone, Debug)]
 pub struct RedeemRequest {
@@ -265,13 +273,17 @@ pub struct RedeemRequest {
 
 /// The service's view of storage.
 pub trait Store: Send + Sync {
-    /// Creates an approval or finds the live one for (agent, digest) / the asked id.
+    /// Creates an approval or finds the live one for (agent, digest) / the asked id, or
+    /// the one denied or cancelled within [`Store::denied_retry_window`].
     fn create_or_find(
         &self,
         new: NewApproval,
         asked_id: Option<String>,
         now_ms: i64,
     ) -> Result<CreateOutcome, StoreError>;
+    /// How long after a denial (or cancellation) an identical create is answered with it;
+    /// zero: never (every retry opens a new approval).
+    fn denied_retry_window(&self) -> std::time::Duration;
     /// One approval; a pending one past its deadline is expired first.
     fn get(&self, id: &str, now_ms: i64) -> Result<Option<Approval>, StoreError>;
     /// Approvals, newest first, optionally of one status.

@@ -27,6 +27,8 @@ pub struct SqliteStore {
     reader: Mutex<Connection>,
     /// Most pending approvals one agent may have (`approvals.max_pending_per_agent`).
     pending_limit: u32,
+    /// How long a denial answers identical creates (`approvals.denied_retry_window`).
+    denied_retry_window: Duration,
     /// Held for its drop: stops (after one last checkpoint) with the store.
     _wal: Checkpointer,
 }
@@ -63,6 +65,7 @@ impl SqliteStore {
             writer: WriterHandle::start(conn, sealing)?,
             reader: Mutex::new(reader),
             pending_limit: u32::MAX,
+            denied_retry_window: super::DEFAULT_DENIED_RETRY_WINDOW,
             _wal: Checkpointer::start(path, checkpoint_interval)?,
         })
     }
@@ -71,6 +74,13 @@ impl SqliteStore {
     /// cannot flood reviewers; further new actions are refused until some are decided.
     pub fn with_pending_limit(mut self, limit: u32) -> SqliteStore {
         self.pending_limit = limit.max(1);
+        self
+    }
+
+    /// How long after a denial (or cancellation) an identical create is answered with it
+    /// instead of asking reviewers again; zero turns this off.
+    pub fn with_denied_retry_window(mut self, window: Duration) -> SqliteStore {
+        self.denied_retry_window = window;
         self
     }
 
@@ -231,11 +241,18 @@ fn insert_approval(tx: &mut Tx<'_>, new: &NewApproval, now_ms: i64) -> Result<()
     Ok(())
 }
 
+/// The bounds a create is checked against.
+#[derive(Clone, Copy)]
+struct CreateLimits {
+    pending: u32,
+    denied_retry_window_ms: i64,
+}
+
 fn create_or_find(
     tx: &mut Tx<'_>,
     new: NewApproval,
     asked_id: Option<String>,
-    pending_limit: u32,
+    limits: CreateLimits,
     now_ms: i64,
 ) -> Result<CreateOutcome, StoreError> {
     if let Some(id) = asked_id {
@@ -264,17 +281,62 @@ fn create_or_find(
         }
         return Ok(CreateOutcome::Found(a));
     }
+    if let Some(denied) = recent_denial(tx, &new, limits.denied_retry_window_ms, now_ms)? {
+        return Ok(CreateOutcome::RecentlyDenied(denied));
+    }
     // Counted in the creating transaction, so concurrent creates cannot overshoot.
     let pending: i64 = tx
         .conn
         .prepare_cached("SELECT COUNT(*) FROM approvals WHERE agent = ?1 AND status = 'pending'")?
         .query_row([&new.agent.id], |r| r.get(0))?;
-    if pending >= i64::from(pending_limit) {
-        return Ok(CreateOutcome::TooManyPending { limit: pending_limit });
+    if pending >= i64::from(limits.pending) {
+        return Ok(CreateOutcome::TooManyPending { limit: limits.pending });
     }
     let id = new.id.clone();
     insert_approval(tx, &new, now_ms)?;
     Ok(CreateOutcome::Created(reload(tx.conn, &id)?))
+}
+
+/// The approval of this (agent, digest) denied or cancelled within the last `window_ms`,
+/// if any, with the retry counted on it. A human's "no" stands for the window: the
+/// agent is told so on every identical retry, and reviewers are not asked again. (An
+/// expired or redeemed approval does not answer a retry: expiry is not a "no", and a
+/// used approval was a "yes" for one use.)
+fn recent_denial(
+    tx: &mut Tx<'_>,
+    new: &NewApproval,
+    window_ms: i64,
+    now_ms: i64,
+) -> Result<Option<Approval>, StoreError> {
+    if window_ms <= 0 {
+        return Ok(None);
+    }
+    let found: Option<String> = tx
+        .conn
+        .prepare_cached(
+            "SELECT id FROM approvals WHERE agent = ?1 AND digest = ?2 AND status IN ('denied', 'cancelled') \
+             AND decided_ms > ?3 ORDER BY decided_ms DESC, rowid DESC LIMIT 1",
+        )?
+        .query_row(params![new.agent.id, new.digest, now_ms.saturating_sub(window_ms)], |r| r.get(0))
+        .optional()?;
+    let Some(id) = found else { return Ok(None) };
+    tx.conn
+        .prepare_cached("UPDATE approvals SET refused_retries = refused_retries + 1 WHERE id = ?1")?
+        .execute([&id])?;
+    let retries: i64 = tx
+        .conn
+        .prepare_cached("SELECT refused_retries FROM approvals WHERE id = ?1")?
+        .query_row([&id], |r| r.get(0))?;
+    let a = reload(tx.conn, &id)?;
+    // Bounded evidence: the 1st, 2nd, 4th, 8th, ... retry.
+    if retries > 0 && retries & (retries - 1) == 0 {
+        tx.append(
+            "approval.retry_refused",
+            &json!({"approval_id": a.id, "agent": a.agent, "digest": a.digest, "status": a.status.as_str(),
+                    "decision_id": new.create.get("decision_id"), "retries": retries}),
+        )?;
+    }
+    Ok(Some(a))
 }
 
 fn reload(conn: &Connection, id: &str) -> Result<Approval, StoreError> {
@@ -483,8 +545,15 @@ impl Store for SqliteStore {
         asked_id: Option<String>,
         now_ms: i64,
     ) -> Result<CreateOutcome, StoreError> {
-        let limit = self.pending_limit;
-        self.writer.submit(move |tx| create_or_find(tx, new, asked_id, limit, now_ms))
+        let limits = CreateLimits {
+            pending: self.pending_limit,
+            denied_retry_window_ms: crate::time::duration_ms(self.denied_retry_window),
+        };
+        self.writer.submit(move |tx| create_or_find(tx, new, asked_id, limits, now_ms))
+    }
+
+    fn denied_retry_window(&self) -> Duration {
+        self.denied_retry_window
     }
 
     fn get(&self, id: &str, now_ms: i64) -> Result<Option<Approval>, StoreError> {

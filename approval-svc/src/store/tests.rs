@@ -72,9 +72,9 @@ fn redeem_req(id: &str, digest: &str) -> RedeemRequest {
 }
 
 #[test]
-fn create_or_find_dedups_while_live_and_renews_after_deny() {
+fn create_or_find_dedups_while_live_and_a_denial_answers_retries_for_its_window() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = open(&dir);
+    let (store, path) = open(&dir);
     let a = created(&store, new("apr_1", "a", 1, Reuse::Once));
     match store.create_or_find(new("apr_2", "a", 1, Reuse::Once), None, NOW).unwrap() {
         CreateOutcome::Found(f) => assert_eq!(f.id, a.id),
@@ -85,8 +85,58 @@ fn create_or_find_dedups_while_live_and_renews_after_deny() {
         CreateOutcome::Mismatch
     ));
     store.review("apr_1", &reviewer("bob", &[]), Vote::Deny, ReviewNote::api(Some("no".into())), NOW).unwrap();
-    let again = created(&store, new("apr_4", "a", 1, Reuse::Once));
-    assert_eq!(again.id, "apr_4");
+    let outbox = |conn: &rusqlite::Connection| -> i64 {
+        conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get(0)).unwrap()
+    };
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let notified = outbox(&conn);
+    // Inside the window every identical retry gets the denial; nothing new is created
+    // or sent to reviewers. A different action is not affected.
+    let window = crate::time::duration_ms(DEFAULT_DENIED_RETRY_WINDOW);
+    for (i, at) in [NOW + 1, NOW + 2, NOW + 3, NOW + 4, NOW + 5, NOW + window - 1].into_iter().enumerate() {
+        match store.create_or_find(new(&format!("apr_r{i}"), "a", 1, Reuse::Once), None, at).unwrap() {
+            CreateOutcome::RecentlyDenied(d) => {
+                assert_eq!((d.id.as_str(), d.status), ("apr_1", Status::Denied));
+                assert_eq!(d.reviews[0].comment.as_deref(), Some("no"));
+            }
+            other => panic!("retry {i}: {other:?}"),
+        }
+    }
+    assert_eq!(outbox(&conn), notified, "no reviewer is notified again");
+    let approvals: i64 = conn.query_row("SELECT count(*) FROM approvals", [], |r| r.get(0)).unwrap();
+    assert_eq!(approvals, 1);
+    // Bounded evidence of the retries: the 1st, 2nd and 4th of six.
+    let retries: Vec<i64> = conn
+        .prepare("SELECT json_extract(event, '$.retries') FROM audit_records WHERE kind = 'approval.retry_refused' ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(retries, [1, 2, 4]);
+    // After the window the retry asks the reviewers again.
+    let again = store.create_or_find(new("apr_4", "a", 1, Reuse::Once), None, NOW + window).unwrap();
+    assert!(matches!(&again, CreateOutcome::Created(a) if a.id == "apr_4"), "{again:?}");
+    assert!(outbox(&conn) > notified, "the new approval is sent to reviewers");
+    verify_database(&path, Some(&KEY)).unwrap();
+}
+
+#[test]
+fn expiry_is_not_a_no_and_a_zero_window_turns_the_denial_answer_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(&dir);
+    created(&store, new("apr_e", "e", 1, Reuse::Once));
+    store.expire_due(NOW + 60_000).unwrap();
+    let renewed = store.create_or_find(new("apr_e2", "e", 1, Reuse::Once), None, NOW + 60_001).unwrap();
+    assert!(matches!(&renewed, CreateOutcome::Created(a) if a.id == "apr_e2"), "{renewed:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("airlock.db");
+    let store = SqliteStore::open(&path, Some(KEY.to_vec()), 10).unwrap().with_denied_retry_window(Duration::ZERO);
+    created(&store, new("apr_z", "z", 1, Reuse::Once));
+    store.review("apr_z", &reviewer("bob", &[]), Vote::Deny, ReviewNote::api(None), NOW).unwrap();
+    let renewed = store.create_or_find(new("apr_z2", "z", 1, Reuse::Once), None, NOW + 1).unwrap();
+    assert!(matches!(&renewed, CreateOutcome::Created(a) if a.id == "apr_z2"), "{renewed:?}");
 }
 
 #[test]

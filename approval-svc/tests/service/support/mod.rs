@@ -100,14 +100,32 @@ pub fn restart(old: Service) -> Service {
     service_in(_dir, None, None, GatewayGuards::default())
 }
 
+/// The test service whose denials answer identical retries for `window`
+/// (`approvals.denied_retry_window`).
+pub fn service_with_denied_retry_window(window: Duration) -> Service {
+    service_in_with(tempfile::tempdir().unwrap(), None, None, GatewayGuards::default(), window)
+}
+
 fn service_in(
     dir: tempfile::TempDir,
     oidc: Option<Oidc>,
     credentials: Option<Credentials>,
     guards: GatewayGuards,
 ) -> Service {
+    let window = airlock_approval_svc::store::DEFAULT_DENIED_RETRY_WINDOW;
+    service_in_with(dir, oidc, credentials, guards, window)
+}
+
+fn service_in_with(
+    dir: tempfile::TempDir,
+    oidc: Option<Oidc>,
+    credentials: Option<Credentials>,
+    guards: GatewayGuards,
+    denied_retry_window: Duration,
+) -> Service {
     let db = dir.path().join("airlock.db");
-    let store = SqliteStore::open(&db, Some(AUDIT_KEY.to_vec()), 5).unwrap();
+    let store =
+        SqliteStore::open(&db, Some(AUDIT_KEY.to_vec()), 5).unwrap().with_denied_retry_window(denied_retry_window);
     let reviewers = ["bob", "carol", "alice", "dave"]
         .iter()
         .map(|name| ReviewerConfig {
