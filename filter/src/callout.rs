@@ -111,8 +111,21 @@ pub struct ApprovalState {
     pub status: ApprovalStatus,
     #[serde(default)]
     pub retry_after: Option<u64>,
+    /// The service's own words. Informational only: the agent is told what happened in
+    /// the filter's words, from the fields below.
     #[serde(default)]
     pub detail: Option<String>,
+    /// Denied or cancelled: the denying reviewer's comment (control characters removed,
+    /// at most [`MAX_COMMENT_CHARS`]).
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// Denied or cancelled: until when (RFC 3339) an identical retry gets this same
+    /// answer instead of asking the reviewers again.
+    #[serde(default)]
+    pub denied_until: Option<String>,
+    /// A 422 `policy-refused`: what the service will not honour, to tell the agent.
+    #[serde(skip)]
+    pub refused: Option<String>,
 }
 
 /// The service's 422 `policy-refused` problem: what the policy asked that it cannot
@@ -127,6 +140,8 @@ struct PolicyRefused {
 const POLICY_REFUSED: &str = "urn:airlock:problem:policy-refused";
 /// Longest service detail passed on to the agent.
 const MAX_REFUSAL_DETAIL: usize = 512;
+/// Longest reviewer comment passed on to the agent.
+pub const MAX_COMMENT_CHARS: usize = 500;
 
 pub fn parse_approval(status: u32, body: &[u8]) -> Result<ApprovalState, CalloutError> {
     if status == 429 {
@@ -146,7 +161,10 @@ pub fn parse_approval(status: u32, body: &[u8]) -> Result<ApprovalState, Callout
             approval_id: None,
             status: ApprovalStatus::Mismatch,
             retry_after: None,
-            detail: Some(format!(
+            detail: None,
+            comment: None,
+            denied_until: None,
+            refused: Some(format!(
                 "The approval service refuses what the policy asks for this action ({reason}); the action was \
                  not performed. Retrying will not help: the policy must change."
             )),
@@ -155,7 +173,18 @@ pub fn parse_approval(status: u32, body: &[u8]) -> Result<ApprovalState, Callout
     if status != 200 {
         return Err(CalloutError::UnexpectedStatus(status));
     }
-    let state: ApprovalState = serde_json::from_slice(body).map_err(|e| CalloutError::Malformed(e.to_string()))?;
+    let mut state: ApprovalState = serde_json::from_slice(body).map_err(|e| CalloutError::Malformed(e.to_string()))?;
+    if let Some(until) = &state.denied_until {
+        let plain = until.len() <= 40 && until.bytes().all(|b| b.is_ascii_alphanumeric() || b":.+-".contains(&b));
+        if !plain {
+            return Err(CalloutError::Malformed("denied_until is not an RFC 3339 time".into()));
+        }
+    }
+    state.comment = state
+        .comment
+        .map(|c| c.chars().map(|c| if c.is_control() { ' ' } else { c }).take(MAX_COMMENT_CHARS).collect::<String>())
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty());
     match &state.approval_id {
         Some(id) if !valid_id(id) => {
             return Err(CalloutError::Malformed("approval_id is not a plain identifier".into()))
@@ -250,13 +279,28 @@ mod tests {
         let s = parse_approval(422, body).unwrap();
         assert_eq!(s.status, ApprovalStatus::Mismatch);
         assert_eq!(s.approval_id, None);
-        assert!(s.detail.unwrap().contains("quorum 0 can never be met"));
+        assert!(s.refused.unwrap().contains("quorum 0 can never be met"));
         // Any other 422 is not understood: unavailable, fail closed.
         assert_eq!(
             parse_approval(422, br#"{"type": "urn:airlock:problem:bad-request", "detail": "x"}"#),
             Err(CalloutError::UnexpectedStatus(422))
         );
         assert!(parse_approval(422, b"nope").is_err());
+    }
+
+    #[test]
+    fn a_denial_carries_the_reviewers_comment_and_how_long_it_stands() {
+        let s = parse_approval(
+            200,
+            br#"{"approval_id": "apr_1", "status": "denied", "comment": " not\nnow ", "denied_until": "2026-11-21T19:30:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(s.comment.as_deref(), Some("not now"));
+        assert_eq!(s.denied_until.as_deref(), Some("2026-11-21T19:30:00Z"));
+        let long = format!(r#"{{"approval_id": "apr_1", "status": "denied", "comment": "{}"}}"#, "x".repeat(2000));
+        assert_eq!(parse_approval(200, long.as_bytes()).unwrap().comment.unwrap().len(), MAX_COMMENT_CHARS);
+        let bad = br#"{"approval_id": "apr_1", "status": "denied", "denied_until": "soon <script>"}"#;
+        assert!(parse_approval(200, bad).is_err());
     }
 
     #[test]

@@ -44,6 +44,15 @@ impl ProblemKind {
         }
     }
 
+    /// The usual advice appended to the problem+json `detail` (see [`Problem::next_step`]).
+    fn next_step(self) -> Option<&'static str> {
+        match self {
+            ProblemKind::Denied => Some("Do not retry the same request; it will be refused again."),
+            ProblemKind::ApprovalExpired => Some("Retry the identical request to ask the reviewers again."),
+            ProblemKind::ApprovalPending | ProblemKind::ApprovalDenied | ProblemKind::Unavailable => None,
+        }
+    }
+
     /// JSON-RPC error code for a method other than `tools/call` (implementation-defined
     /// server errors, -32000 to -32099; clear of the codes MCP defines).
     pub fn jsonrpc_code(self) -> i32 {
@@ -100,6 +109,13 @@ pub struct Problem {
     /// to the batch and what to do, in the model-facing text. For a `denied` answer it
     /// replaces the refusal's own words (this call was not the one refused).
     pub batch_note: Option<String>,
+    /// What the agent should do next, appended to the problem+json `detail`; `None` when
+    /// `detail` already says it. [`Problem::new`] sets the kind's usual advice.
+    pub next_step: Option<String>,
+    /// `approval-denied`: the reviewer's comment.
+    pub comment: Option<String>,
+    /// `approval-denied`: until when (RFC 3339) an identical retry gets this same answer.
+    pub denied_until: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -120,6 +136,10 @@ struct Body<'a> {
     reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     approvers: Option<&'a Approvers>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reviewer_comment: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    denied_until: Option<&'a str>,
 }
 
 /// A local reply: status, headers and body.
@@ -143,6 +163,23 @@ impl Problem {
             reason: None,
             approvers: None,
             batch_note: None,
+            next_step: kind.next_step().map(str::to_string),
+            comment: None,
+            denied_until: None,
+        }
+    }
+
+    /// The policy's reason, if it gave one.
+    fn reason(&self) -> Option<&str> {
+        self.reason.as_deref().map(str::trim).filter(|r| !r.is_empty())
+    }
+
+    /// The problem+json `detail`: what happened, then what to do.
+    fn full_detail(&self) -> String {
+        match &self.next_step {
+            Some(next) if !self.detail.is_empty() => format!("{} {next}", sentence(&self.detail)),
+            Some(next) => next.clone(),
+            None => self.detail.clone(),
         }
     }
 
@@ -150,18 +187,20 @@ impl Problem {
         self.status.unwrap_or_else(|| self.kind.status())
     }
 
-    fn body(&self) -> Body<'_> {
+    fn body<'a>(&'a self, detail: &'a str) -> Body<'a> {
         Body {
             type_: format!("urn:airlock:problem:{}", self.kind.slug()),
             title: self.kind.title(),
             status: self.status(),
-            detail: &self.detail,
+            detail,
             decision_id: &self.decision_id,
             approval_id: self.approval_id.as_deref(),
             retry_after: self.retry_after,
             rule: self.rule.as_deref(),
-            reason: self.reason.as_deref().filter(|r| !r.is_empty()),
+            reason: self.reason(),
             approvers: self.approvers.as_ref(),
+            reviewer_comment: self.comment.as_deref(),
+            denied_until: self.denied_until.as_deref(),
         }
     }
 
@@ -179,7 +218,8 @@ impl Problem {
             Answering::Http => {
                 // Serializing plain strings and numbers cannot fail; fall back to a fixed
                 // body rather than ever sending nothing.
-                let body = serde_json::to_vec(&self.body())
+                let detail = self.full_detail();
+                let body = serde_json::to_vec(&self.body(&detail))
                     .unwrap_or_else(|_| b"{\"type\":\"urn:airlock:problem:denied\"}".to_vec());
                 (self.status(), "application/problem+json", body)
             }
@@ -232,7 +272,8 @@ impl Problem {
     /// The JSON-RPC response text: a tool result with `isError` for `tools/call`, an
     /// error for any other method; the problem rides along in both.
     fn jsonrpc_response(&self, call: &RpcAnswer) -> String {
-        let problem = serde_json::to_value(self.body()).unwrap_or(serde_json::Value::Null);
+        let detail = self.full_detail();
+        let problem = serde_json::to_value(self.body(&detail)).unwrap_or(serde_json::Value::Null);
         let text = self.model_text(call);
         let (member, payload) = if call.method == "tools/call" {
             // The problem goes in `_meta`, not `structuredContent`: clients validate
@@ -251,21 +292,23 @@ impl Problem {
         format!("{{\"jsonrpc\":\"2.0\",\"id\":{},\"{member}\":{payload}}}", call.id)
     }
 
-    /// What the model reads: what happened, that the call did not run, and what to do.
+    /// What the model reads: what happened, that the call did not run, why (the policy's
+    /// reason, a reviewer's comment) and what to do next.
     pub fn model_text(&self, call: &RpcAnswer) -> String {
         let what = match &call.tool {
             Some(t) => format!("The call to tool `{t}`"),
             None => format!("The `{}` request", call.method),
         };
-        let reason = self.reason.as_deref().filter(|r| !r.is_empty());
-        let because = reason.map(|r| format!(" Reason: {r}.")).unwrap_or_default();
+        let because = self.reason().map(|r| format!(" Reason: {}", sentence(r))).unwrap_or_default();
         let ids = match &self.approval_id {
             Some(a) => format!(" (approval id {a}, decision id {})", self.decision_id),
             None => format!(" (decision id {})", self.decision_id),
         };
         let wait = self.retry_after.map(|s| format!(" in about {s} seconds")).unwrap_or_default();
         let note = match (&self.batch_note, self.kind) {
-            (Some(note), ProblemKind::Denied) => return format!("{what} was NOT performed. {note}{ids}"),
+            (Some(note), ProblemKind::Denied) => {
+                return format!("{what} was NOT performed. {}", with_ids(note, &ids));
+            }
             (Some(note), _) => format!(" {note}"),
             (None, _) => String::new(),
         };
@@ -286,28 +329,70 @@ impl Problem {
                      call needs a new approval."
                 )
             }
-            ProblemKind::Denied => format!(
-                "{what} was NOT performed: it was refused by policy. {}{because}{ids} Do not retry the same call; \
-                 it will be refused again.",
-                self.detail
-            ),
-            ProblemKind::ApprovalDenied => format!(
-                "{what} was NOT performed: a human reviewer denied it. {}{because}{ids} Do not retry it unless the \
-                 user asks you to; a retry asks the reviewers again.",
-                self.detail
-            ),
+            ProblemKind::Denied => {
+                // The refusal's words are the policy's reason, or what else refused it
+                // (the approval service, the request itself) with the policy's reason beside.
+                let cause = match self.reason() {
+                    Some(r) if !self.detail.contains(r) => {
+                        format!("{} The policy's reason: {r}", sentence(&self.detail))
+                    }
+                    _ => self.detail.clone(),
+                };
+                format!(
+                    "{what} was NOT performed: it was refused by policy. {} Do not retry the same call; it will be \
+                     refused again.",
+                    with_ids(&cause, &ids)
+                )
+            }
+            ProblemKind::ApprovalDenied => {
+                let comment =
+                    self.comment.as_deref().map(|c| format!(" The reviewer's comment: \"{c}\".")).unwrap_or_default();
+                let asked = match self.reason() {
+                    Some(r) => format!("The policy asked for approval because: {r}"),
+                    None => "The policy asked for a human's approval".to_string(),
+                };
+                let next = match &self.denied_until {
+                    Some(t) => format!(
+                        "Do not retry it unless the user asks you to: until {t} the same call gets this same answer, \
+                         and after that a retry asks the reviewers again."
+                    ),
+                    None => "Do not retry it unless the user asks you to; a retry asks the reviewers again.".into(),
+                };
+                format!(
+                    "{what} was NOT performed: a human reviewer denied it.{comment} {} Tell the user it was denied. \
+                     {next}",
+                    with_ids(&asked, &ids)
+                )
+            }
             ProblemKind::ApprovalExpired => format!(
-                "{what} was NOT performed: its approval expired before it was used.{because}{ids} Retrying the same \
-                 call asks the reviewers again."
+                "{what} was NOT performed: {} Retrying the same call asks the reviewers again.",
+                with_ids(&format!("its approval expired before it was used.{because}"), &ids)
             ),
             ProblemKind::Unavailable => format!(
-                "{what} was NOT performed: the gateway could not get a decision for it. {}{ids} Retry the same call \
+                "{what} was NOT performed: the gateway could not get a decision for it. {} Retry the same call \
                  later{wait}.",
-                self.detail
+                with_ids(&format!("{}{because}", sentence(&self.detail)), &ids)
             ),
         };
         text + &note
     }
+}
+
+/// `s` as a sentence: trimmed, ending in a full stop (or its own `!`/`?`).
+fn sentence(s: &str) -> String {
+    let s = s.trim();
+    if s.is_empty() || s.ends_with(['.', '!', '?']) {
+        s.to_string()
+    } else {
+        format!("{s}.")
+    }
+}
+
+/// `s` as a sentence with the ids in parentheses before its full stop.
+fn with_ids(s: &str, ids: &str) -> String {
+    let s = s.trim();
+    let s = s.strip_suffix('.').unwrap_or(s);
+    format!("{s}{ids}.")
 }
 
 #[cfg(test)]

@@ -211,3 +211,60 @@ fn a_client_that_accepts_only_an_event_stream_gets_one_sse_message() {
     let (_, step) = start(&mut h, &mcp_request(), &tool_call(json!(9), "shell.exec", json!({})));
     rpc_reply(&step);
 }
+
+#[test]
+fn a_reviewers_denial_tells_the_model_who_said_no_why_and_what_to_do() {
+    let mut h = mcp_harness();
+    let (mut f, step) = start(&mut h, &mcp_request(), &tool_call(json!(4), "k8s.scale", json!({"replicas": 50})));
+    let call = call_of(step);
+    let denied = json!({"approval_id": "apr_9", "status": "denied", "detail": "Denied by a reviewer.",
+                        "comment": "not during the freeze", "denied_until": "2026-11-21T19:30:00Z"});
+    let v = rpc_reply(&f.on_answer(&mut h.w, &answer(&call, 200, denied), now()));
+    let text = text_of(&v);
+    let dec = f.decision_id().to_string();
+    assert_eq!(
+        text,
+        format!(
+            "The call to tool `k8s.scale` was NOT performed: a human reviewer denied it. The reviewer's comment: \
+             \"not during the freeze\". The policy asked for approval because: MCP tool k8s.scale needs a human's \
+             approval (approval id apr_9, decision id {dec}). Tell the user it was denied. Do not retry it unless \
+             the user asks you to: until 2026-11-21T19:30:00Z the same call gets this same answer, and after that a \
+             retry asks the reviewers again."
+        )
+    );
+    assert!(!text.contains("Denied by a reviewer"), "the service's own words are not spliced in: {text}");
+    let problem = &v["result"]["_meta"]["airlock/problem"];
+    assert_eq!(problem["reviewer_comment"], "not during the freeze", "{problem}");
+    assert_eq!(problem["denied_until"], "2026-11-21T19:30:00Z", "{problem}");
+    assert_eq!(problem["reason"], "MCP tool k8s.scale needs a human's approval", "{problem}");
+
+    // Without a comment or a window (named by id after the window, or turned off).
+    let (mut f, step) = start(&mut h, &mcp_request(), &tool_call(json!(5), "k8s.scale", json!({"replicas": 50})));
+    let call = call_of(step);
+    let v = rpc_reply(&f.on_answer(
+        &mut h.w,
+        &answer(&call, 200, json!({"approval_id": "apr_9", "status": "denied"})),
+        now(),
+    ));
+    let text = text_of(&v);
+    assert!(text.contains("a human reviewer denied it. The policy asked"), "{text}");
+    assert!(
+        text.ends_with(". Tell the user it was denied. Do not retry it unless the user asks you to; a retry asks the reviewers again."),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_policy_denial_ends_its_sentence_after_the_decision_id() {
+    let mut h = mcp_harness();
+    let (f, step) = start(&mut h, &mcp_request(), &tool_call(json!(1), "shell.exec", json!({})));
+    let text = text_of(&rpc_reply(&step)).to_string();
+    assert_eq!(
+        text,
+        format!(
+            "The call to tool `shell.exec` was NOT performed: it was refused by policy. MCP tool shell.exec may not \
+             be called (decision id {}). Do not retry the same call; it will be refused again.",
+            f.decision_id()
+        )
+    );
+}

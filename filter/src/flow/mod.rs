@@ -636,8 +636,9 @@ impl Flow {
             Effect::Deny => {
                 w.metrics.count(Counter::Deny);
                 self.stage = Stage::Done;
-                let mut p = Problem::new(ProblemKind::Denied, &self.decision_id, reason);
+                let mut p = Problem::new(ProblemKind::Denied, &self.decision_id, reason.clone());
                 p.rule = rule;
+                p.reason = Some(reason);
                 if self.digest.is_none() && self.decision.as_ref().is_some_and(|d| d.effect == Effect::Approve) {
                     p.status = Some(413);
                 }
@@ -713,28 +714,62 @@ impl Flow {
             ApprovalStatus::Mismatch => ProblemKind::Denied,
         };
         self.stage = Stage::Done;
-        let reason = self.decision.as_ref().and_then(|d| d.reason.clone()).unwrap_or_default();
-        let detail = match kind {
-            ProblemKind::ApprovalPending => format!(
-                "A reviewer must approve this action ({reason}). Retry the identical request after approval; \
-                 approval id {}.",
-                state.approval_id.as_deref().unwrap_or("unknown")
+        let reason = self.policy_reason();
+        let because = reason.as_deref().map(|r| format!(" Reason: {r}.")).unwrap_or_default();
+        let approval = state.approval_id.as_deref().unwrap_or("unknown");
+        // Said in the filter's words: the service's `detail` is not shown.
+        let (detail, next_step) = match kind {
+            ProblemKind::ApprovalPending => (
+                format!("A reviewer must approve this action before it runs (approval id {approval}).{because}"),
+                Some(format!(
+                    "Retry the identical request in about {retry_after} seconds: it runs once approved, and until \
+                     then you get this answer again."
+                )),
             ),
-            ProblemKind::ApprovalDenied => format!("A reviewer denied this action ({reason})."),
-            ProblemKind::ApprovalExpired => "The approval for this action expired; retry to request a new one.".into(),
-            _ => "The approval named in x-airlock-approval does not cover this request.".into(),
+            ProblemKind::ApprovalDenied => {
+                let comment =
+                    state.comment.as_deref().map(|c| format!(" The reviewer's comment: \"{c}\".")).unwrap_or_default();
+                let next = match &state.denied_until {
+                    Some(t) => format!(
+                        "Do not retry it unless the user asks: until {t} the identical request gets this same \
+                         answer, and after that a retry asks the reviewers again."
+                    ),
+                    None => "Do not retry it unless the user asks: a retry asks the reviewers again.".into(),
+                };
+                (format!("A reviewer denied this action (approval id {approval}).{comment}{because}"), Some(next))
+            }
+            ProblemKind::ApprovalExpired => (
+                format!("The approval for this action (approval id {approval}) expired before it was used.{because}"),
+                Some("Retry the identical request to ask the reviewers again.".into()),
+            ),
+            // A policy the service refuses (422): its detail says what to do.
+            _ => match state.refused {
+                Some(refused) => (refused, None),
+                None => (
+                    "The approval named in x-airlock-approval does not cover this request.".into(),
+                    Some("Retry without x-airlock-approval (or naming the approval of this request).".into()),
+                ),
+            },
         };
-        let mut p = Problem::new(kind, &self.decision_id, state.detail.unwrap_or(detail));
+        let mut p = Problem::new(kind, &self.decision_id, detail);
+        p.next_step = next_step;
         p.approval_id = state.approval_id;
         p.rule = self.decision.as_ref().and_then(|d| d.rule.clone());
-        if kind != ProblemKind::Denied {
-            p.reason = Some(reason);
+        p.reason = reason;
+        if kind == ProblemKind::ApprovalDenied {
+            p.comment = state.comment;
+            p.denied_until = state.denied_until;
         }
         if kind == ProblemKind::ApprovalPending {
             p.retry_after = Some(retry_after);
             p.approvers = self.decision.as_ref().and_then(|d| d.approvers.clone());
         }
         self.reply(w, &p)
+    }
+
+    /// The policy's reason for the decision being enforced, if it gave one.
+    fn policy_reason(&self) -> Option<String> {
+        self.decision.as_ref().and_then(|d| d.reason.clone()).filter(|r| !r.trim().is_empty())
     }
 
     fn on_redeemed(&mut self, w: &mut Worker, redeemed: Redeemed) -> Step {
@@ -756,15 +791,19 @@ impl Flow {
                     format!("The approval cannot be used for this request ({why})."),
                 );
                 p.approval_id = self.approval_id.clone();
+                p.reason = self.policy_reason();
+                p.next_step =
+                    Some("Retry the identical request without x-airlock-approval to ask for a new approval.".into());
                 self.reply(w, &p)
             }
             Redeemed::Expired => {
                 let mut p = Problem::new(
                     ProblemKind::ApprovalExpired,
                     &self.decision_id,
-                    "The approval for this action expired; retry to request a new one.",
+                    "The approval for this action expired before it was used.",
                 );
                 p.approval_id = self.approval_id.clone();
+                p.reason = self.policy_reason();
                 self.reply(w, &p)
             }
         }
@@ -816,6 +855,7 @@ impl Flow {
                 let mut own =
                     Problem::new(ProblemKind::Denied, &self.decision_id, d.reason.clone().unwrap_or_default());
                 own.rule = d.rule.clone();
+                own.reason = d.reason.clone();
                 return own;
             }
         }
@@ -830,8 +870,9 @@ impl Flow {
         self.record(w, now, &decision, Effect::Deny, false);
         w.metrics.count(Counter::Deny);
         self.stage = Stage::Done;
-        let mut p = Problem::new(ProblemKind::Denied, &self.decision_id, reason);
+        let mut p = Problem::new(ProblemKind::Denied, &self.decision_id, reason.clone());
         p.rule = Some(rule.to_string());
+        p.reason = Some(reason);
         self.reply(w, &p)
     }
 
@@ -849,6 +890,7 @@ impl Flow {
         self.stage = Stage::Done;
         let mut p = Problem::new(ProblemKind::Unavailable, &self.decision_id, detail);
         p.approval_id = self.approval_id.clone();
+        p.reason = self.policy_reason();
         p.retry_after = Some(w.config.service.retry_after_s);
         self.reply(w, &p)
     }

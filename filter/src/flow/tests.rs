@@ -329,6 +329,54 @@ fn approval_states_map_to_problems() {
 }
 
 #[test]
+fn every_problem_carries_the_policys_reason_and_a_next_step() {
+    let mut h = harness();
+    let ask = |h: &mut Harness, answer_body: serde_json::Value| {
+        let (mut f, step) = start(h, &export(), b"{}");
+        let call = call_of(step);
+        reply_json(&f.on_answer(&mut h.w, &answer(&call, 200, answer_body), now())).1
+    };
+    let pending = ask(
+        &mut h,
+        serde_json::json!({"approval_id": "apr_p", "status": "pending",
+                                                 "detail": "Waiting for reviewers."}),
+    );
+    assert_eq!(pending["reason"], "data export", "{pending}");
+    let detail = pending["detail"].as_str().unwrap();
+    assert!(detail.contains("Reason: data export.") && detail.contains("apr_p"), "{detail}");
+    assert!(detail.contains("Retry the identical request in about 10 seconds"), "{detail}");
+    assert!(!detail.contains("Waiting for reviewers"), "{detail}");
+
+    let denied = ask(
+        &mut h,
+        serde_json::json!({"approval_id": "apr_d", "status": "denied",
+        "detail": "Denied by a reviewer.", "comment": "no exports on Fridays",
+        "denied_until": "2026-11-21T19:30:00Z"}),
+    );
+    assert_eq!(denied["type"], "urn:airlock:problem:approval-denied");
+    assert_eq!(
+        denied["detail"],
+        "A reviewer denied this action (approval id apr_d). The reviewer's comment: \"no exports on Fridays\". \
+         Reason: data export. Do not retry it unless the user asks: until 2026-11-21T19:30:00Z the identical request \
+         gets this same answer, and after that a retry asks the reviewers again."
+    );
+    assert_eq!(denied["reason"], "data export");
+    assert_eq!(denied["reviewer_comment"], "no exports on Fridays");
+    assert_eq!(denied["denied_until"], "2026-11-21T19:30:00Z");
+
+    let expired = ask(&mut h, serde_json::json!({"approval_id": "apr_e", "status": "expired"}));
+    assert_eq!(expired["reason"], "data export");
+    assert!(expired["detail"].as_str().unwrap().ends_with("Retry the identical request to ask the reviewers again."));
+
+    // A policy deny: its reason, and not to retry.
+    let (_, step) =
+        start(&mut h, &FakeRequest::new("DELETE", "api.example.com", "/x").with("x-airlock-agent", "bot"), b"");
+    let (_, deny) = reply_json(&step);
+    assert_eq!(deny["reason"], "no rule matched");
+    assert_eq!(deny["detail"], "no rule matched. Do not retry the same request; it will be refused again.");
+}
+
+#[test]
 fn oversized_body_on_approve_route_is_denied_unevaluated() {
     let mut h = harness();
     let big = [b'x'; 65];
