@@ -13,7 +13,9 @@
 //! pending result naming the approval, who must approve and when to retry; a reviewer
 //! approves with the CLI; the same session retries (the SDK gives it a new JSON-RPC id)
 //! and the tool runs exactly once; a further retry asks again (reuse `once`), a reviewer
-//! denies it, and the session still works. The SDKs' own `GET` event stream and `DELETE`
+//! denies it with a comment, and the identical retries that follow are told so (the
+//! comment, the policy's reason, until when) without a new approval; the session still
+//! works. The SDKs' own `GET` event stream and `DELETE`
 //! are decided `mcp-transport`, never `default-deny`. Hold mode: a second gateway holds
 //! the call until a reviewer approves and the client simply gets the tool's result.
 //!
@@ -271,19 +273,46 @@ fn one_session(fx: &Fixture, sdk: Sdk) {
     assert!(next_id.starts_with("apr_") && next_id != id, "a new approval, not the spent one: {next}");
     assert_eq!(fx.server.runs_of("k8s.scale", &scale), 1, "the spent approval ran nothing more");
 
-    // A reviewer denies that one. Answered at once, the client only learns it by naming
-    // the approval (which SDKs do not): its identical retry asks the reviewers again — a
-    // new approval (docs/mcp.md). Nothing runs. (Hold mode reports the denial itself:
-    // `held_session`.)
+    // A reviewer denies that one. The SDK cannot name the approval, yet its identical
+    // retry is told: approval-denied, with the reviewer's comment and the policy's reason,
+    // for `approvals.denied_retry_window` — no new approval, no new reviewer notification
+    // (docs/protocol.md). Nothing runs.
     {
         let svc = fx.svc();
         let cli = svc.cli(&["approvals", "deny", &next_id, "--comment", "not twice"], Some(&key(&svc, DAVE))).unwrap();
         assert!(cli.success(), "CLI deny: {cli}");
     }
-    let line = call(&mut c, "retry after a denial", "k8s.scale", &scale);
-    let (_, renewed) = refusal(&line, "approval-pending", &format!("{s} retry after a denial"));
-    let renewed_id = renewed["approval_id"].as_str().unwrap_or_default();
-    assert!(renewed_id != next_id && renewed_id != id, "a denied approval is not reopened: {renewed}");
+    for n in 1..=2 {
+        let line = call(&mut c, "retry after a denial", "k8s.scale", &scale);
+        let (text, denied) = refusal(&line, "approval-denied", &format!("{s} retry {n} after a denial"));
+        assert_eq!(
+            denied["approval_id"].as_str(),
+            Some(next_id.as_str()),
+            "the denial answers, none is opened: {denied}"
+        );
+        assert_eq!(denied["reviewer_comment"], "not twice", "{denied}");
+        assert_eq!(denied["reason"], "MCP tool k8s.scale needs a human's approval", "{denied}");
+        let until = denied["denied_until"].as_str().unwrap_or_else(|| panic!("denied_until in {denied}"));
+        contains_all(
+            &text,
+            &[
+                "The call to tool `k8s.scale` was NOT performed: a human reviewer denied it. The reviewer's comment: \
+                 \"not twice\".",
+                "The policy asked for approval because: MCP tool k8s.scale needs a human's approval (approval id ",
+                "). Tell the user it was denied. Do not retry it unless the user asks you to: until ",
+                &format!("until {until} the same call gets this same answer, and after that a retry asks the reviewers again."),
+            ],
+            "retry after a denial",
+        );
+    }
+    {
+        let svc = fx.svc();
+        let pending = svc.list(Some("pending"), &key(&svc, DAVE)).unwrap();
+        assert!(
+            !pending.iter().any(|a| a.to_string().contains(&agent_id)),
+            "no approval was opened for the retries: {pending:#?}"
+        );
+    }
     assert_eq!(fx.server.runs_of("k8s.scale", &scale), 1);
 
     // The session survived every refusal.
@@ -347,13 +376,23 @@ fn held_session(fx: &Fixture, sdk: Sdk) {
     contains_all(
         &text,
         &[
-            "The call to tool `k8s.scale` was NOT performed: a human reviewer denied it.",
-            "Reason: MCP tool k8s.scale needs a human's approval.",
-            "Do not retry it unless the user asks you to; a retry asks the reviewers again.",
+            "The call to tool `k8s.scale` was NOT performed: a human reviewer denied it. The reviewer's comment: \
+             \"denied by the e2e suite\".",
+            "The policy asked for approval because: MCP tool k8s.scale needs a human's approval (approval id ",
+            "Do not retry it unless the user asks you to: until ",
         ],
         "approval denied",
     );
+    assert!(!text.contains("denied it. denied"), "the service's words are not spliced in: {text}");
     assert_eq!(problem["approval_id"].as_str(), Some(deny_id.as_str()), "{problem}");
+    // An identical retry is answered at once with the same denial, not held again.
+    let sent = Instant::now();
+    c.send(&json!({"op": "call", "name": "k8s.scale", "arguments": other})).unwrap();
+    let line = c.answer();
+    let line = ok(&c, "held call retried after its denial", line);
+    let (_, again) = refusal(&line, "approval-denied", &format!("{s} held retry after a denial"));
+    assert_eq!(again["approval_id"].as_str(), Some(deny_id.as_str()), "{again}");
+    assert!(sent.elapsed() < Duration::from_millis(HOLD_MS / 2), "not held: {:?}", sent.elapsed());
     assert_eq!(fx.server.runs_of("k8s.scale", &other), 0, "the denied call never ran");
     let closed = c.close().unwrap();
     assert_eq!(closed["ok"], true, "{closed}");

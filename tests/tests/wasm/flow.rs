@@ -506,13 +506,23 @@ fn decided_approvals_are_refused_with_the_matching_problem() {
         let body = assert_problem(&host, &stream, 403, kind);
         assert_eq!(body["approval_id"], "apr_x1", "{status}: {body}");
         assert_eq!(approval_calls(&host).len(), 1, "{status}: no redeem");
-        // A service-provided detail is passed on.
+        // The service's own words are not spliced into the agent's answer; a denial's
+        // comment and how long it stands are passed on, each in its own member.
         let stream = export_answered(
             &mut host,
-            json!({"approval_id": "apr_x1", "status": status, "detail": "reviewer bob said no"}),
+            json!({"approval_id": "apr_x1", "status": status, "detail": "denied by a reviewer",
+                   "comment": "reviewer bob said no", "denied_until": "2026-11-21T19:30:00Z"}),
         );
         let body = assert_problem(&host, &stream, 403, kind);
-        assert_eq!(body["detail"], "reviewer bob said no", "{status}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(!detail.contains("denied by a reviewer"), "{status}: {detail}");
+        if kind == "approval-denied" {
+            assert_eq!(body["reviewer_comment"], "reviewer bob said no", "{status}: {body}");
+            assert_eq!(body["denied_until"], "2026-11-21T19:30:00Z", "{status}: {body}");
+            assert!(detail.contains("\"reviewer bob said no\"") && detail.contains("Do not retry"), "{detail}");
+        } else {
+            assert!(body.get("reviewer_comment").is_none(), "{status}: {body}");
+        }
     }
 }
 
