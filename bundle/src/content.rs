@@ -87,8 +87,11 @@ impl Bundle {
         let mut root = serde_json::Value::Object(serde_json::Map::new());
         for d in &self.data {
             let doc = match (d.format, yaml) {
-                (DataFormat::Json, _) => serde_json::from_slice(&d.bytes)
-                    .map_err(|e| BundleError::BadFile { name: d.name.clone(), why: format!("invalid JSON: {e}") })?,
+                (DataFormat::Json, _) => {
+                    crate::canonical::refuse_bom(&d.name, &d.bytes)?;
+                    serde_json::from_slice(&d.bytes)
+                        .map_err(|e| BundleError::BadFile { name: d.name.clone(), why: format!("invalid JSON: {e}") })?
+                }
                 (DataFormat::Yaml, Some(convert)) => {
                     convert(&d.bytes).map_err(|why| BundleError::BadFile { name: d.name.clone(), why })?
                 }

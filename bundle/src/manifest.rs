@@ -32,6 +32,7 @@ pub struct AirlockSettings {
 
 impl Manifest {
     pub fn parse(bytes: &[u8]) -> Result<Manifest, BundleError> {
+        crate::canonical::refuse_bom(".manifest", bytes)?;
         let m: Manifest = serde_json::from_slice(bytes).map_err(|e| BundleError::BadManifest(e.to_string()))?;
         if let Some(mode) = m.airlock.as_ref().and_then(|a| a.mode.as_deref()) {
             if !matches!(mode, "enforce" | "shadow") {

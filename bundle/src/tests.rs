@@ -286,6 +286,25 @@ fn json_documents_are_signed_by_content_as_opa_does() {
 }
 
 #[test]
+fn a_byte_order_mark_keeps_the_signature_but_is_refused_on_load_as_opa_does() {
+    // OPA's hash skips a leading BOM, so the signature still verifies; its loader then
+    // refuses the file, and so do we, saying why.
+    let b = tamper(|es| es[2].bytes = [b"\xEF\xBB\xBF".as_slice(), &es[2].bytes].concat());
+    let (bundle, _) = load(&b, &keys(), &Limits::default()).unwrap();
+    let err = bundle.data_document(None).unwrap_err();
+    assert!(
+        matches!(&err, BundleError::BadFile { name, why } if name == "hosts/data.json" && why.contains("byte-order mark")),
+        "{err}"
+    );
+    let b = tamper(|es| es[0].bytes = [b"\xEF\xBB\xBF".as_slice(), &es[0].bytes].concat());
+    let err = load_err(&b);
+    assert!(
+        matches!(&err, BundleError::BadFile { name, why } if name == ".manifest" && why.contains("byte-order mark")),
+        "{err}"
+    );
+}
+
+#[test]
 fn scoped_signatures_are_refused() {
     let b = tamper(|es| {
         let entries: Vec<Entry> = es.iter().filter(|e| e.name != SIGNATURES_FILE).cloned().collect();
