@@ -4,6 +4,7 @@
 //! policy judges exactly what gets digested and approved.
 
 use crate::config::{MethodOverride, RequestConfig};
+use crate::method_field;
 use crate::source::RequestSource;
 use crate::target::{parse_authority, parse_path};
 
@@ -84,6 +85,12 @@ impl Action {
             None => all.get(":scheme").as_deref().unwrap_or("http").to_ascii_lowercase(),
         };
         let target = parse_path(&raw_path).map_err(|e| Malformed(format!("ambiguous path: {e}")))?;
+        let in_query: Vec<&str> =
+            target.query.iter().filter(|(k, _)| k == method_field::FIELD).map(|(_, v)| v.as_str()).collect();
+        let method = match method_field::requested(cfg.method_override, &method, &in_query, "query string") {
+            Ok(named) => named.unwrap_or(method),
+            Err(e) => return Err(Malformed(e)),
+        };
         let (host, port) =
             parse_authority(&authority, &scheme).map_err(|e| Malformed(format!("bad authority: {e}")))?;
 

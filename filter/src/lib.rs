@@ -18,6 +18,7 @@ pub mod digest;
 pub mod flow;
 pub mod identity;
 pub mod input;
+pub mod method_field;
 pub mod metrics;
 pub mod number;
 pub mod policy;

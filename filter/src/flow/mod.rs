@@ -14,6 +14,7 @@ use crate::decision_log::Record;
 use crate::digest::{action_digest, batch_component, body_component, sha256_hex};
 use crate::identity::{self, Agent};
 use crate::input::{self, BodyFacts};
+use crate::method_field;
 use crate::metrics::Counter;
 use crate::problem::{Answering, Problem, ProblemKind, Reply, RpcAnswer};
 use crate::redact::{redacted_batch_body, redacted_json_body};
@@ -329,6 +330,9 @@ impl Flow {
     }
 
     fn evaluate(&mut self, w: &mut Worker, now: SystemTime, body_len: Option<usize>) -> Step {
+        if let Err(why) = self.apply_method_field(w, body_len.is_some()) {
+            return self.refuse(w, now, "airlock.malformed-request", why);
+        }
         let (Some(action), Some(agent)) = (&self.action, &self.agent) else {
             return self.refuse(w, now, POLICY_ERROR_RULE, "request not read".into());
         };
@@ -460,6 +464,36 @@ impl Flow {
 
     /// Each call of a batch is evaluated on its own, as if it came alone (with the
     /// batch beside it, `input.request.jsonrpc_batch`); never from the cache.
+    /// A form body's `_method` field (`crate::method_field`): refused, or made the
+    /// action's method. A POST form over the buffer cap cannot be checked, so it is refused.
+    fn apply_method_field(&mut self, w: &Worker, buffered: bool) -> Result<(), String> {
+        let Some(action) = self.action.as_ref() else { return Ok(()) };
+        if !method_field::is_form(action.content_type.as_deref()) {
+            return Ok(());
+        }
+        if !buffered {
+            if action.method != "POST" {
+                return Ok(());
+            }
+            return Err(format!(
+                "a form body larger than {} bytes cannot be checked for a `_method` field, which would let the \
+                 upstream run another method; send a smaller body or the intended method itself",
+                w.config.request.max_body_bytes
+            ));
+        }
+        let values: Vec<String> = method_field::in_body(action.content_type.as_deref(), &self.body)?
+            .into_iter()
+            .map(|v| v.into_owned())
+            .collect();
+        let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+        if let Some(named) = method_field::requested(w.config.request.method_override, &action.method, &refs, "body")? {
+            if let Some(a) = self.action.as_mut() {
+                a.method = named;
+            }
+        }
+        Ok(())
+    }
+
     fn evaluate_batch(&mut self, w: &mut Worker, now: SystemTime, facts: BodyFacts) -> Step {
         let messages: Vec<regorus::Value> = match &facts.parsed {
             Some(regorus::Value::Array(a)) => a.iter().cloned().collect(),
@@ -940,5 +974,7 @@ impl Flow {
 mod batch_tests;
 #[cfg(test)]
 mod mcp_tests;
+#[cfg(test)]
+mod method_field_tests;
 #[cfg(test)]
 mod tests;
