@@ -112,12 +112,18 @@ impl Gateway {
     /// Renders and spawns without waiting; [`Gateway::ready`] finishes the start. Spawn
     /// from the test's own thread (see [`Envoy::spawn`]).
     pub fn spawn(name: &str, template_file: &str, vars: &Vars) -> anyhow::Result<Gateway> {
+        let text = template::read_shipped(template_file)?;
+        Gateway::spawn_text(name, template_file, &text, vars)
+    }
+
+    /// As [`Gateway::spawn`], from template text the caller derived from a shipped file
+    /// (say, with its timeouts scaled down so a test can wait them out).
+    pub fn spawn_text(name: &str, template_file: &str, text: &str, vars: &Vars) -> anyhow::Result<Gateway> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("airlock-e2e-{name}-"))
             .tempdir()
             .context("creating a temp dir")?;
-        let text = template::read_shipped(template_file)?;
-        let config = template::render_to(&text, vars, dir.path(), template_file)
+        let config = template::render_to(text, vars, dir.path(), template_file)
             .with_context(|| format!("rendering envoy/{template_file}"))?;
         let envoy = Envoy::spawn(name, &config, dir.path())?;
         Ok(Gateway { envoy, addr: SocketAddr::from(([127, 0, 0, 1], 0)), config, _dir: dir })

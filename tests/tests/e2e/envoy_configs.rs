@@ -201,6 +201,17 @@ fn configs_fail_closed_normalize_paths_and_protect_identity() {
                 matches!(escaped, Some("KEEP_UNCHANGED") | Some("REJECT_REQUEST")),
                 "{name}: path_with_escaped_slashes_action {escaped:?}"
             );
+            // A held request has no stream activity; if its VM dies nobody resumes it, and
+            // only the idle timeout ends it (request_timeout did not, measured in
+            // e2e_vm_panic): set, above the hold plus the callout, far below Envoy's 300 s.
+            let idle = hcm["stream_idle_timeout"].as_str().and_then(|t| t.strip_suffix('s')?.parse::<u64>().ok());
+            let idle = idle.unwrap_or_else(|| panic!("{name}: stream_idle_timeout (whole seconds) must be set"));
+            let held_ms = plugin["approval_service"]["hold_ms"].as_u64().unwrap_or(0)
+                + plugin["approval_service"]["timeout_ms"].as_u64().unwrap_or(2000);
+            assert!(
+                idle * 1000 > held_ms && idle <= 120,
+                "{name}: stream_idle_timeout {idle}s vs hold + callout {held_ms} ms"
+            );
             let filters: Vec<&str> =
                 hcm["http_filters"].as_vec().unwrap().iter().filter_map(|f| f["name"].as_str()).collect();
             let wasm_at = filters.iter().position(|f| *f == "envoy.filters.http.wasm").unwrap();
@@ -276,7 +287,7 @@ fn istio_envoyfilter_holds_headers_fails_closed_and_its_config_loads() {
     assert_eq!(doc["apiVersion"].as_str(), Some("networking.istio.io/v1alpha3"));
     assert_eq!(doc["kind"].as_str(), Some("EnvoyFilter"));
     let patches = doc["spec"]["configPatches"].as_vec().unwrap();
-    assert_eq!(patches.len(), 1);
+    assert_eq!(patches.len(), 2);
     let patch = &patches[0];
     assert_eq!(patch["applyTo"].as_str(), Some("HTTP_FILTER"));
     assert_eq!(patch["patch"]["operation"].as_str(), Some("INSERT_BEFORE"));
@@ -293,6 +304,15 @@ fn istio_envoyfilter_holds_headers_fails_closed_and_its_config_loads() {
     let plugin: Value = serde_json::from_str(config["configuration"]["value"].as_str().unwrap())
         .unwrap_or_else(|e| panic!("configuration is not JSON: {e}"));
     assert!(plugin["approval_service"]["cluster"].as_str().is_some_and(|c| c.starts_with("outbound|")));
+    // The gateway's idle timeout ends a request held when the VM died (see demo.yaml).
+    let hcm = &patches[1];
+    assert_eq!(hcm["applyTo"].as_str(), Some("NETWORK_FILTER"));
+    assert_eq!(hcm["patch"]["operation"].as_str(), Some("MERGE"));
+    let idle = hcm["patch"]["value"]["typed_config"]["stream_idle_timeout"].as_str();
+    let idle: u64 = idle.and_then(|t| t.strip_suffix('s')?.parse().ok()).expect("stream_idle_timeout in whole seconds");
+    let held_ms = plugin["approval_service"]["hold_ms"].as_u64().unwrap_or(0)
+        + plugin["approval_service"]["timeout_ms"].as_u64().unwrap_or(2000);
+    assert!(idle * 1000 > held_ms && idle <= 120, "stream_idle_timeout {idle}s vs hold + callout {held_ms} ms");
 
     // The real filter accepts this configuration.
     let dir = tempfile::tempdir().unwrap();
