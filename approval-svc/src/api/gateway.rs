@@ -510,3 +510,41 @@ async fn decisions(
     }
     Ok((StatusCode::ACCEPTED, Json(json!({"accepted": accepted, "dropped": dropped}))).into_response())
 }
+
+/// The gateway endpoints' request bodies read as the handlers read them, for the fuzz
+/// targets (`fuzz/`); not an API.
+#[doc(hidden)]
+pub mod bodies {
+    use super::*;
+
+    /// A create-or-find body, read into the handler's types.
+    pub fn create(bytes: &[u8]) -> Result<(), String> {
+        let bytes = Bytes::copy_from_slice(bytes);
+        parse::<Value>(&bytes).map_err(|e| e.to_string())?;
+        let body: CreateBody = parse(&bytes).map_err(|e| e.to_string())?;
+        if !is_digest(&body.digest) {
+            return Err("digest must be lower-case hex SHA-256".into());
+        }
+        Ok(())
+    }
+
+    /// A redeem body.
+    pub fn redeem(bytes: &[u8]) -> Result<(), String> {
+        parse::<RedeemBody>(&Bytes::copy_from_slice(bytes)).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// A decision-log batch checked record by record; the records as the audit trail
+    /// stores them.
+    pub fn decisions(bytes: &[u8]) -> Result<Vec<Value>, String> {
+        let batch: DecisionBatch = parse(&Bytes::copy_from_slice(bytes)).map_err(|e| e.to_string())?;
+        if batch.records.len() > MAX_DECISION_RECORDS {
+            return Err("too many records".into());
+        }
+        let mut out = Vec::with_capacity(batch.records.len());
+        for r in &batch.records {
+            valid_record(r)?;
+            out.push(serde_json::to_value(r).map_err(|e| e.to_string())?);
+        }
+        Ok(out)
+    }
+}

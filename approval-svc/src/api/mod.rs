@@ -23,6 +23,13 @@ use crate::store::Store;
 
 pub use problem::ApiError;
 
+/// Request bodies read as the handlers read them: entry points for the fuzz targets.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::gateway::bodies as gateway;
+    pub use super::reviewer::review_comment;
+}
+
 /// `retry_after` (seconds) in pending answers.
 pub const RETRY_AFTER_SECS: u64 = 5;
 

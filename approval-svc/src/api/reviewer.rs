@@ -151,3 +151,13 @@ async fn review(
     state.notify();
     Ok(Json(views::detail(&decided)))
 }
+
+/// An approve/deny body read as [`review`] reads it, for the fuzz targets (`fuzz/`); not
+/// an API. The comment it carries.
+#[doc(hidden)]
+pub fn review_comment(body: &[u8]) -> Result<Option<String>, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice::<ReviewBody>(body).map(|b| b.comment).map_err(|e| e.to_string())
+}

@@ -161,6 +161,12 @@ fn parse(raw: &[u8]) -> Result<Payload, String> {
     serde_json::from_str(&payload).map_err(|e| format!("payload is not a Slack interaction: {e}"))
 }
 
+/// [`parse`] for the fuzz targets (`fuzz/`); not an API. The number of actions clicked.
+#[doc(hidden)]
+pub fn parse_payload(raw: &[u8]) -> Result<usize, String> {
+    parse(raw).map(|p| p.actions.len())
+}
+
 /// The click must come from our app in our workspace, by one of its own members (a user
 /// of another organisation in a shared channel is someone the directory does not vouch for).
 fn same_app_and_workspace(slack: &Slack, p: &Payload) -> Result<(), String> {

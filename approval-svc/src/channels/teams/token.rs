@@ -193,10 +193,10 @@ impl TokenVerifier {
             .ok_or_else(|| TokenError::Invalid(format!("unknown key id {kid:?}")))
     }
 
-    /// A verifier with keys already loaded (unit tests), with `min_refresh` between
-    /// unknown-`kid` fetches.
-    #[cfg(test)]
-    fn with_keys(mut self, jwks: &Value, min_refresh: Duration) -> TokenVerifier {
+    /// A verifier with keys already loaded (unit tests, the fuzz targets), with
+    /// `min_refresh` between unknown-`kid` fetches.
+    #[doc(hidden)]
+    pub fn with_keys(mut self, jwks: &Value, min_refresh: Duration) -> TokenVerifier {
         let now = Instant::now();
         self.cache = Mutex::new(KeyCache {
             keys: parse_keys(jwks).unwrap_or_default(),
