@@ -160,8 +160,11 @@ pub struct GatewayConfig {
     pub max_concurrent_holds: usize,
 }
 
+/// Most long-polls held open at once by default; further creates answer at once.
+pub const DEFAULT_MAX_HOLDS: usize = 1024;
+
 fn default_max_concurrent_holds() -> usize {
-    crate::api::DEFAULT_MAX_HOLDS
+    DEFAULT_MAX_HOLDS
 }
 
 fn default_max_hold() -> Duration {

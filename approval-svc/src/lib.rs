@@ -4,6 +4,7 @@
 //! `docs/approval-service.md`.
 
 pub mod api;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod channels;
@@ -14,6 +15,7 @@ pub mod lifecycle;
 pub mod listener;
 pub mod metrics;
 pub mod policy;
+pub mod problem;
 pub mod serve;
 pub mod store;
 pub mod time;

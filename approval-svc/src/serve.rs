@@ -4,9 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
-
 use crate::api::{app, AppState, State};
+use crate::approvals::Approvals;
 use crate::auth::gateway::GatewayKeys;
 use crate::auth::oidc::Oidc;
 use crate::auth::reviewer::ReviewerDirectory;
@@ -14,7 +13,6 @@ use crate::config::{read_key, Config};
 use crate::credentials::Credentials;
 use crate::lifecycle::ExpiryLimits;
 use crate::listener::HttpLimits;
-use crate::metrics::Metrics;
 use crate::store::{SqliteStore, Store};
 
 /// How often the background task expires due approvals.
@@ -52,9 +50,8 @@ pub fn build_state(config: &Config) -> anyhow::Result<AppState> {
     let oidc = config.oidc.clone().map(Oidc::new);
     let store: Arc<dyn Store> = Arc::new(store);
     let channels = crate::channels::Channels::from_config(config, store.clone())?;
-    let (changes, _) = watch::channel(0u64);
     Ok(Arc::new(State {
-        store,
+        approvals: Arc::new(Approvals::new(store)),
         gateway_keys: GatewayKeys::new(keys),
         reviewers: ReviewerDirectory::new(&config.reviewers, oidc),
         credentials: Credentials::load(&config.credentials)?,
@@ -65,9 +62,6 @@ pub fn build_state(config: &Config) -> anyhow::Result<AppState> {
         },
         max_quorum: config.approvals.max_quorum,
         max_hold: config.gateway.max_hold,
-        changes,
-        metrics: Metrics::default(),
-        refused_attempts: Default::default(),
         guards: crate::api::GatewayGuards::new(config.gateway.max_concurrent_holds),
         channels,
         bundles_dir: config.bundles.directory.clone(),
@@ -81,14 +75,14 @@ pub fn spawn_expiry(state: AppState, every: Duration) -> tokio::task::JoinHandle
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let store: Arc<dyn Store> = state.store.clone();
+            let store: Arc<dyn Store> = state.approvals.store.clone();
             match tokio::task::spawn_blocking(move || store.expire_due(crate::time::now_ms())).await {
                 Ok(Ok(ids)) if !ids.is_empty() => {
                     for id in &ids {
                         tracing::info!(approval_id = %id, "approval expired");
-                        state.metrics.outcome("expired");
+                        state.approvals.metrics.outcome("expired");
                     }
-                    state.notify();
+                    state.approvals.notify();
                 }
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::error!(error = %e, "expiry sweep failed"),
@@ -107,7 +101,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(listen = %listener.local_addr()?, database = %config.database.display(), "airlock approval service started");
     let expiry = spawn_expiry(state.clone(), EXPIRY_INTERVAL);
     // Reviewer notifications: queued by the store, delivered by one worker per process.
-    let outbox = (!state.channels.notifiers.is_empty()).then(|| crate::channels::outbox::spawn(state.clone()));
+    let outbox = (!state.channels.notifiers.is_empty()).then(|| {
+        crate::channels::outbox::spawn(state.approvals.clone(), state.channels.notifiers.clone())
+    });
     let limits = HttpLimits {
         header_read_timeout: config.http.header_read_timeout,
         body_read_timeout: config.http.body_read_timeout,
@@ -118,7 +114,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(outbox) = outbox {
         outbox.abort();
     }
-    let store = state.store.clone();
+    let store = state.approvals.store.clone();
     tokio::task::spawn_blocking(move || store.checkpoint()).await??;
     tracing::info!("audit chain sealed; stopped");
     Ok(())

@@ -41,7 +41,7 @@ async fn signed(State(state): State<AppState>, req: Request, next: Next) -> Resp
     let (mut parts, body) = req.into_parts();
     let path = parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str()).to_string();
     let refuse = |e: crate::auth::gateway::SignatureError| {
-        state.metrics.gateway_auth_failed();
+        state.approvals.metrics.gateway_auth_failed();
         tracing::warn!(reason = %e, path, "gateway request refused");
         ApiError::Unauthenticated(format!("gateway signature: {e}")).into_response()
     };
@@ -81,7 +81,7 @@ async fn signed(State(state): State<AppState>, req: Request, next: Next) -> Resp
         let refusal = match replayed {
             Ok(seen) if first && !seen => None,
             Ok(_) => {
-                state.metrics.redeem_failed();
+                state.approvals.metrics.redeem_failed();
                 tracing::warn!(path, "replayed redeem request refused");
                 Some((StatusCode::CONFLICT, Json(json!({"status": "consumed"}))).into_response())
             }
@@ -223,18 +223,18 @@ async fn create_or_find(State(state): State<AppState>, bytes: Bytes) -> Result<R
             return Ok((StatusCode::OK, Json(answer)).into_response());
         }
         CreateOutcome::Created(a) => {
-            state.metrics.created();
+            state.approvals.metrics.created();
             tracing::info!(approval_id = %a.id, agent = %a.agent, "approval created");
             a
         }
         CreateOutcome::Found(a) => a,
         CreateOutcome::RecentlyDenied(a) => {
-            state.metrics.retry_denied();
+            state.approvals.metrics.retry_denied();
             tracing::info!(approval_id = %a.id, agent = %a.agent, "identical retry answered from a recent denial");
             a
         }
         CreateOutcome::TooManyPending { limit } => {
-            state.metrics.create_refused();
+            state.approvals.metrics.create_refused();
             tracing::warn!(agent = %body_agent, limit, "approval refused: agent has too many pending approvals");
             return Err(ApiError::TooManyPending(limit));
         }
@@ -251,7 +251,7 @@ async fn create_or_find(State(state): State<AppState>, bytes: Bytes) -> Result<R
         Some(_permit) => hold_until_decided(&state, &approval.id, hold).await?,
         None => approval,
     };
-    let window = state.store.denied_retry_window();
+    let window = state.approvals.store.denied_retry_window();
     Ok((StatusCode::OK, Json(create_answer(&approval, window, now_ms()))).into_response())
 }
 
@@ -303,7 +303,7 @@ fn create_answer(a: &Approval, denied_retry_window: Duration, now_ms: i64) -> Va
 /// pending or `hold` passes (its own deadline wakes it too).
 async fn hold_until_decided(state: &AppState, id: &str, hold: Duration) -> Result<Approval, ApiError> {
     let give_up = tokio::time::Instant::now() + hold;
-    let mut changes = state.changes.subscribe();
+    let mut changes = state.approvals.changes.subscribe();
     loop {
         changes.borrow_and_update();
         let owned = id.to_string();
@@ -311,7 +311,7 @@ async fn hold_until_decided(state: &AppState, id: &str, hold: Duration) -> Resul
         let now = tokio::time::Instant::now();
         if current.status != Status::Pending || now >= give_up {
             if current.status == Status::Expired {
-                state.metrics.outcome("expired");
+                state.approvals.metrics.outcome("expired");
             }
             return Ok(current);
         }
@@ -329,7 +329,7 @@ struct RedeemBody {
 }
 
 fn refusal(state: &AppState, r: RedeemRefusal) -> Response {
-    state.metrics.redeem_failed();
+    state.approvals.metrics.redeem_failed();
     let status = if r == RedeemRefusal::Expired { StatusCode::GONE } else { StatusCode::CONFLICT };
     (status, Json(json!({"status": r.as_str()}))).into_response()
 }
@@ -370,7 +370,7 @@ async fn redeem(
     let minted = match minted {
         Ok(m) => m,
         Err(e) => {
-            state.metrics.redeem_failed();
+            state.approvals.metrics.redeem_failed();
             return Err(ApiError::Internal(e.to_string()));
         }
     };
@@ -385,8 +385,8 @@ async fn redeem(
     match state.blocking(true, move |s| s.redeem(req, now_ms())).await?? {
         Err(r) => Ok(refusal(&state, r)),
         Ok(a) => {
-            state.metrics.redeemed();
-            state.notify();
+            state.approvals.metrics.redeemed();
+            state.approvals.notify();
             let expires = minted.expires_at_ms.or(a.usable_until_ms).unwrap_or(a.expires_ms);
             Ok((
                 StatusCode::OK,
@@ -506,7 +506,7 @@ async fn decisions(
         return Ok((StatusCode::ACCEPTED, Json(json!({"accepted": 0, "dropped": 0, "replayed": true}))).into_response());
     };
     for r in &batch.records {
-        state.metrics.decision(r.effect.as_str());
+        state.approvals.metrics.decision(r.effect.as_str());
     }
     Ok((StatusCode::ACCEPTED, Json(json!({"accepted": accepted, "dropped": dropped}))).into_response())
 }

@@ -4,24 +4,23 @@
 pub mod bundles;
 mod gateway;
 pub mod ops;
-pub mod problem;
 mod reviewer;
 mod views;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
-use tokio::sync::watch;
 
+use crate::approvals::Approvals;
 use crate::auth::gateway::GatewayKeys;
 use crate::auth::reviewer::ReviewerDirectory;
 use crate::credentials::Credentials;
 use crate::lifecycle::ExpiryLimits;
-use crate::metrics::Metrics;
 use crate::store::Store;
 
-pub use problem::ApiError;
+pub use crate::config::DEFAULT_MAX_HOLDS;
+pub use crate::problem::{self, ApiError};
 
 /// Request bodies read as the handlers read them: entry points for the fuzz targets.
 #[doc(hidden)]
@@ -35,8 +34,8 @@ pub const RETRY_AFTER_SECS: u64 = 5;
 
 /// Everything a handler needs.
 pub struct State {
-    /// The store.
-    pub store: Arc<dyn Store>,
+    /// The use cases (and the store, counters and change signal they share).
+    pub approvals: Arc<Approvals>,
     /// Gateway HMAC keys.
     pub gateway_keys: GatewayKeys,
     /// Reviewer authentication.
@@ -49,12 +48,6 @@ pub struct State {
     pub max_quorum: u32,
     /// Longest long-poll.
     pub max_hold: Duration,
-    /// Bumped after every committed decision or expiry (wakes long-polls).
-    pub changes: watch::Sender<u64>,
-    /// Counters.
-    pub metrics: Metrics,
-    /// Bounds on recording refused review attempts (`audit::attempts`).
-    pub refused_attempts: crate::audit::attempts::RefusedAttempts,
     /// Replay cache and long-poll bound for the gateway endpoints.
     pub guards: GatewayGuards,
     /// Teams, Slack and webhooks (none when not configured).
@@ -62,9 +55,6 @@ pub struct State {
     /// Where `GET /v1/bundles/{name}` serves policy bundles from (off when `None`).
     pub bundles_dir: Option<std::path::PathBuf>,
 }
-
-/// Most long-polls held open at once by default; further creates answer at once.
-pub const DEFAULT_MAX_HOLDS: usize = 1024;
 
 /// Per-process protections of the gateway endpoints.
 pub struct GatewayGuards {
@@ -109,25 +99,19 @@ impl Default for GatewayGuards {
 pub type AppState = Arc<State>;
 
 impl State {
-    /// Wakes every long-poll to re-read its approval.
-    pub fn notify(&self) {
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.approvals.store
     }
 
     /// Runs a blocking store call off the async runtime, timing it as an audit append
     /// when `audited`.
     pub async fn blocking<T: Send + 'static>(
-        self: &Arc<Self>,
+        &self,
         audited: bool,
         f: impl FnOnce(&dyn Store) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let state = self.clone();
-        let started = Instant::now();
-        let out = tokio::task::spawn_blocking(move || f(state.store.as_ref())).await?;
-        if audited {
-            self.metrics.audit_append(started.elapsed());
-        }
-        Ok(out)
+        Ok(self.approvals.blocking(audited, f).await?)
     }
 }
 
@@ -155,13 +139,20 @@ pub const OPTIONAL_ROUTES: &[(&str, &str)] = &[("get", "/v1/bundles/{name}")];
 
 /// The whole API.
 pub fn app(state: AppState) -> Router {
+    // The chat callbacks reach the use cases, not this state.
+    let callbacks = Arc::new(crate::channels::Callbacks {
+        approvals: state.approvals.clone(),
+        reviewers: state.reviewers.clone(),
+        teams: state.channels.teams.clone(),
+        slack: state.channels.slack.clone(),
+    });
     Router::new()
         .merge(gateway::router(state.clone()))
         .merge(reviewer::router())
         .merge(ops::router())
         .merge(bundles::router())
-        .merge(crate::channels::teams::router())
-        .merge(crate::channels::slack::router())
+        .merge(crate::channels::teams::router().with_state(callbacks.clone()))
+        .merge(crate::channels::slack::router().with_state(callbacks))
         .fallback(|| async { ApiError::NotFound })
         .with_state(state)
 }

@@ -34,8 +34,11 @@ async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiE
 
 async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let pending = state.blocking(false, |s| s.pending_count()).await?.ok();
-    let commits = state.store.commits();
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render(pending, commits)))
+    let commits = state.approvals.store.commits();
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.approvals.metrics.render(pending, commits),
+    ))
 }
 
 async fn openapi() -> impl IntoResponse {

@@ -11,10 +11,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{views, ApiError, AppState};
-use crate::audit::attempts::{self, Attempt};
+use crate::approvals::ReviewRequest;
 use crate::auth::reviewer::AuthError;
-use crate::lifecycle::{may_review, ReviewRefusal, Reviewer, Status, Vote};
-use crate::store::ReviewNote;
+use crate::lifecycle::{Reviewer, Status, Vote};
 use crate::time::now_ms;
 
 pub fn router() -> Router<AppState> {
@@ -119,36 +118,17 @@ async fn review(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("body: {e}")))?
     };
-    let lookup = id.clone();
-    let current = state.blocking(false, move |s| s.get(&lookup, now_ms())).await??.ok_or(ApiError::NotFound)?;
-    let evidence = json!({"groups": reviewer.groups, "aliases": reviewer.aliases});
-    if let Err(refusal) = may_review(&reviewer, &current.parties(), &current.groups()) {
-        if refusal == ReviewRefusal::SeparationOfDuties {
-            tracing::warn!(approval_id = %id, reviewer = %reviewer.id, "separation of duties: review refused");
-        }
-        let attempt = Attempt::review(&reviewer, &id, "api", vote, attempts::rule_reason(refusal), evidence);
-        attempts::record(&state, attempt).await;
-        return Err(match refusal {
-            ReviewRefusal::SeparationOfDuties => ApiError::SeparationOfDuties,
-            ReviewRefusal::NotAnApprover => ApiError::NotAnApprover,
-        });
-    }
-    let comment = body.comment;
-    let (who, approval_id) = (reviewer.clone(), id.clone());
-    let decided = state.blocking(true, move |s| s.review(&id, &who, vote, ReviewNote::api(comment), now_ms())).await?;
-    let decided = match decided {
-        Ok(a) => a,
-        Err(e) => {
-            if let Some(reason) = attempts::reason_of(&e) {
-                attempts::record(&state, Attempt::review(&reviewer, &approval_id, "api", vote, reason, evidence)).await;
-            }
-            return Err(e.into());
-        }
+    let attempt_evidence = json!({"groups": reviewer.groups, "aliases": reviewer.aliases});
+    let request = ReviewRequest {
+        approval_id: id,
+        vote,
+        comment: body.comment,
+        reviewer,
+        channel: "api",
+        evidence: Value::Null,
+        attempt_evidence,
     };
-    if decided.status != Status::Pending {
-        state.metrics.outcome(decided.status.as_str());
-    }
-    state.notify();
+    let decided = state.approvals.review(request).await?;
     Ok(Json(views::detail(&decided)))
 }
 

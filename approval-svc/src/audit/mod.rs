@@ -2,7 +2,6 @@
 //! offline verification and evidence export. Appends happen inside the store's
 //! transactions (`store::sqlite`); this module owns the formats.
 
-pub mod attempts;
 pub mod chain;
 pub mod checkpoint;
 pub mod export;

@@ -1,13 +1,13 @@
 //! Where reviewers are asked, and how their answers come back: Microsoft Teams (a Bot
 //! Framework bot posting Adaptive Cards), Slack (Block Kit + signed interactivity) and
 //! signed webhooks. Every channel renders the same [`ApprovalView`]; every chat decision
-//! goes through [`decide`], so quorum, separation of duties and expiry are the API's rules.
+//! goes through the same use case as the API's ([`crate::approvals`]), so quorum,
+//! separation of duties and expiry are the API's rules.
 //!
 //! Outbound messages never leave from a request handler: the store queues a notification
 //! in the same transaction as the change it announces, and [`outbox`] delivers it (retry
 //! with backoff, durable across restarts, each copy posted once and then updated).
 
-pub mod decide;
 pub mod outbox;
 pub mod slack;
 pub mod teams;
@@ -18,8 +18,10 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-pub use decide::{decide, ChannelReview, Refusal};
 pub use view::ApprovalView;
+
+use crate::approvals::Approvals;
+use crate::auth::reviewer::ReviewerDirectory;
 
 /// Why a delivery failed. Either way the approval itself is untouched: the outbox retries
 /// with backoff and, after its last attempt, records the failure in metrics and audit.
@@ -49,6 +51,18 @@ pub trait Notifier: Send + Sync {
     /// Brings the message posted at `posted` up to date with `view` (decided, expired,
     /// approvals so far). Channels without edits (webhooks) send a new event instead.
     fn update(&self, target: &str, posted: &Value, view: &ApprovalView) -> Result<(), DeliveryError>;
+}
+
+/// What the chat callbacks (`/teams/messages`, `/slack/interactivity`) work with.
+pub struct Callbacks {
+    /// Where decisions go.
+    pub approvals: Arc<Approvals>,
+    /// Who the clickers are.
+    pub reviewers: ReviewerDirectory,
+    /// The Teams bot, if configured (its endpoint answers 404 otherwise).
+    pub teams: Option<Arc<teams::Teams>>,
+    /// The Slack app, if configured (its endpoint answers 404 otherwise).
+    pub slack: Option<Arc<slack::Slack>>,
 }
 
 /// The configured channels.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{ApprovalView, DeliveryError, Notifier};
-use crate::api::AppState;
+use crate::approvals::Approvals;
 use crate::metrics::Metrics;
 use crate::store::{NotificationOutcome, OutboxItem, Store};
 use crate::time::now_ms;
@@ -30,16 +30,15 @@ pub fn backoff(attempts: u32) -> Duration {
 
 /// Runs the worker until the task is aborted: one pass every [`POLL_INTERVAL`], or at
 /// once when a change is committed.
-pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
+pub fn spawn(approvals: Arc<Approvals>, notifiers: Vec<Arc<dyn Notifier>>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut changes = state.changes.subscribe();
+        let mut changes = approvals.changes.subscribe();
         loop {
-            let store = state.store.clone();
-            let notifiers = state.channels.notifiers.clone();
+            let store = approvals.store.clone();
+            let notifiers = notifiers.clone();
             let pass = tokio::task::spawn_blocking(move || deliver_due(store.as_ref(), &notifiers, now_ms()));
-            let metrics_state = state.clone();
             match pass.await {
-                Ok(Ok(report)) => report.record(&metrics_state.metrics),
+                Ok(Ok(report)) => report.record(&approvals.metrics),
                 Ok(Err(e)) => tracing::error!(error = %e, "notification outbox: store failed"),
                 Err(e) => tracing::error!(error = %e, "notification outbox: worker failed"),
             }

@@ -23,9 +23,11 @@ use sha2::{Digest, Sha256};
 use super::blocks::{APPROVE_ACTION, DENY_ACTION};
 use super::signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use super::Slack;
-use crate::api::{ApiError, AppState};
-use crate::channels::{decide, ChannelReview, Refusal};
+use crate::approvals::attempts::Attempt;
+use crate::approvals::{Refusal, ReviewRequest};
+use crate::channels::Callbacks;
 use crate::lifecycle::{Reviewer, Vote};
+use crate::problem::ApiError;
 use crate::time::now_secs;
 
 /// Largest interactivity body accepted; a block_actions payload is a few KiB.
@@ -109,8 +111,8 @@ impl Outcome {
 }
 
 /// The handler.
-pub async fn interactivity(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let Some(slack) = state.channels.slack.clone() else {
+pub async fn interactivity(State(state): State<Arc<Callbacks>>, headers: HeaderMap, body: Body) -> Response {
+    let Some(slack) = state.slack.clone() else {
         return ApiError::NotFound.into_response();
     };
     // Bounded in size and time: the body is read before it can be verified, so anyone
@@ -118,7 +120,7 @@ pub async fn interactivity(State(state): State<AppState>, headers: HeaderMap, bo
     let raw = match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
         Ok(Ok(raw)) => raw,
         Ok(Err(_)) => {
-            return crate::api::problem::status_problem(StatusCode::PAYLOAD_TOO_LARGE, "interactivity body too large")
+            return crate::problem::status_problem(StatusCode::PAYLOAD_TOO_LARGE, "interactivity body too large")
         }
         Err(_) => return ApiError::BadRequest("body not received in time".into()).into_response(),
     };
@@ -127,7 +129,7 @@ pub async fn interactivity(State(state): State<AppState>, headers: HeaderMap, bo
     let body_sha256 = hex::encode(Sha256::digest(&raw));
     let unverified = |error: String| {
         let evidence = json!({"error": error, "body_sha256": body_sha256, "timestamp": request_ts});
-        crate::audit::attempts::record(&state, crate::audit::attempts::Attempt::unverified("slack", evidence))
+        state.approvals.record_refused(Attempt::unverified("slack", evidence))
     };
     if let Err(e) =
         signature::verify(&slack.signing_secret, header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER), &raw, now_secs())
@@ -188,7 +190,7 @@ fn same_app_and_workspace(slack: &Slack, p: &Payload) -> Result<(), String> {
 
 /// Decides a verified click; answers its outcome and what to tell the clicker.
 async fn handle(
-    state: &AppState,
+    state: &Arc<Callbacks>,
     slack: &Arc<Slack>,
     p: &Payload,
     request_ts: &str,
@@ -235,15 +237,16 @@ async fn handle(
         "body_sha256": body_sha256,
         "verified": "slack-v0-signature",
     });
-    let review = ChannelReview {
+    let review = ReviewRequest {
         approval_id: approval_id.to_string(),
         vote,
         comment: None,
         reviewer: reviewer.clone(),
         channel: "slack",
+        attempt_evidence: evidence.clone(),
         evidence,
     };
-    match decide(state, review).await {
+    match state.approvals.review(review).await {
         Ok(decided) => {
             let view = crate::channels::ApprovalView::of(&decided);
             tracing::info!(approval_id, reviewer = %reviewer.id, vote = vote.as_str(), "slack: review recorded");
@@ -284,7 +287,7 @@ struct Unresolved {
 /// `[[reviewers]]`), else by the e-mail `users.info` shows. The reviewer carries both
 /// names as aliases, so separation of duties also matches an owner written either way.
 async fn resolve(
-    state: &AppState,
+    state: &Arc<Callbacks>,
     slack: &Arc<Slack>,
     user_id: &str,
 ) -> Result<(Reviewer, Option<String>), Unresolved> {

@@ -17,7 +17,6 @@ use serde_json::{json, Value};
 
 pub use config::SlackConfig;
 
-use crate::api::AppState;
 use crate::channels::{ApprovalView, DeliveryError, Notifier};
 use crate::store::Store;
 use api::{Posted, WebApi};
@@ -35,7 +34,7 @@ pub struct Slack {
 
 impl Slack {
     /// From configuration (reads the bot token and signing secret). The store is not
-    /// needed: decisions go through the request's `AppState`, deliveries through the
+    /// needed: decisions go through the use cases (`crate::approvals`), deliveries through the
     /// outbox.
     pub fn new(config: &SlackConfig, _store: Arc<dyn Store>) -> anyhow::Result<Slack> {
         let secrets = config.secrets()?;
@@ -59,7 +58,7 @@ impl Slack {
 }
 
 /// Inbound endpoints of the channel.
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<Arc<crate::channels::Callbacks>> {
     Router::new().route("/slack/interactivity", post(interact::interactivity))
 }
 

@@ -4,8 +4,8 @@
 //! time) before the body is even read; then the activity is parsed and checked against
 //! the token (`serviceurl`, endorsements), the `serviceUrl` host allow-list and the
 //! tenant. Only then is anything acted on: a click (`invoke` `adaptiveCard/action`, or
-//! the `Action.Submit` fallback's `message`) becomes a decision through
-//! [`crate::channels::decide`]; an install (`conversationUpdate`/`installationUpdate`)
+//! the `Action.Submit` fallback's `message`) becomes a review through
+//! [`crate::approvals`]; an install (`conversationUpdate`/`installationUpdate`)
 //! becomes a conversation later approvals are posted to. Failures answer 400/401/403/503
 //! and change nothing; refusals of a verified click answer 200 with the reason.
 
@@ -24,8 +24,9 @@ use super::card::{self, CARD_CONTENT_TYPE, COMMENT_INPUT, VERB_APPROVE, VERB_DEN
 use super::identity::{self, IdentityRefusal};
 use super::token::{TokenError, VerifiedToken};
 use super::{Teams, CHANNEL};
-use crate::api::AppState;
-use crate::channels::{decide, ApprovalView, ChannelReview, DeliveryError, Refusal};
+use crate::approvals::attempts::Attempt;
+use crate::approvals::{Refusal, ReviewRequest};
+use crate::channels::{ApprovalView, Callbacks, DeliveryError};
 use crate::lifecycle::Vote;
 use crate::time::now_ms;
 
@@ -54,12 +55,12 @@ impl Verified {
 
 /// Refusals of the endpoint itself (not of a click) are problem+json, like the API's.
 fn problem(status: StatusCode, detail: &str) -> Response {
-    crate::api::problem::status_problem(status, detail)
+    crate::problem::status_problem(status, detail)
 }
 
 /// `POST /teams/messages`.
-pub async fn messages(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let Some(teams) = state.channels.teams.clone() else {
+pub async fn messages(State(state): State<Arc<Callbacks>>, headers: HeaderMap, body: Body) -> Response {
+    let Some(teams) = state.teams.clone() else {
         return problem(StatusCode::NOT_FOUND, "the Teams channel is not configured");
     };
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
@@ -109,7 +110,7 @@ pub async fn messages(State(state): State<AppState>, headers: HeaderMap, body: B
     }
 }
 
-async fn refuse_token(state: &AppState, e: &TokenError, body_sha256: Option<&str>) -> Response {
+async fn refuse_token(state: &Arc<Callbacks>, e: &TokenError, body_sha256: Option<&str>) -> Response {
     tracing::warn!(error = %e, "teams: activity token refused");
     match e {
         TokenError::Unavailable(_) => problem(StatusCode::SERVICE_UNAVAILABLE, "cannot verify the token now; retry"),
@@ -120,10 +121,10 @@ async fn refuse_token(state: &AppState, e: &TokenError, body_sha256: Option<&str
     }
 }
 
-/// Records an activity that failed verification (`audit::attempts`, bounded).
-async fn unverified(state: &AppState, error: &str, body_sha256: Option<&str>) {
+/// Records an activity that failed verification (`approvals::attempts`, bounded).
+async fn unverified(state: &Arc<Callbacks>, error: &str, body_sha256: Option<&str>) {
     let evidence = serde_json::json!({"error": error, "body_sha256": body_sha256});
-    crate::audit::attempts::record(state, crate::audit::attempts::Attempt::unverified("teams", evidence)).await;
+    state.approvals.record_refused(Attempt::unverified("teams", evidence)).await;
 }
 
 /// The activity's tenant: `channelData.tenant.id` and `conversation.tenantId` (whichever
@@ -163,7 +164,7 @@ fn click_of(data: &Value, verb: Option<&str>, via: &'static str) -> Option<Click
 }
 
 /// `invoke` `adaptiveCard/action`: answered with the card (or why not).
-async fn invoke(state: &AppState, v: &Verified) -> Response {
+async fn invoke(state: &Arc<Callbacks>, v: &Verified) -> Response {
     let action = v.activity.pointer("/value/action").cloned().unwrap_or(Value::Null);
     let data = action.get("data").cloned().unwrap_or(Value::Null);
     let Some(click) = click_of(&data, action.get("verb").and_then(Value::as_str), "Action.Execute") else {
@@ -177,7 +178,7 @@ async fn invoke(state: &AppState, v: &Verified) -> Response {
 
 /// A `message` with `value`: the `Action.Submit` fallback. Message activities take no
 /// card in their answer; every posted copy is updated by the outbox after a decision.
-async fn submit(state: &AppState, v: &Verified) -> Response {
+async fn submit(state: &Arc<Callbacks>, v: &Verified) -> Response {
     let data = v.activity.get("value").cloned().unwrap_or(Value::Null);
     let Some(click) = click_of(&data, None, "Action.Submit") else {
         return StatusCode::OK.into_response();
@@ -195,7 +196,7 @@ enum Outcome {
     Refused(String),
 }
 
-async fn handle_click(state: &AppState, v: &Verified, click: &Click) -> Outcome {
+async fn handle_click(state: &Arc<Callbacks>, v: &Verified, click: &Click) -> Outcome {
     let vote = match click.verb.as_str() {
         VERB_APPROVE => Vote::Approve,
         VERB_DENY => Vote::Deny,
@@ -222,7 +223,7 @@ async fn handle_click(state: &AppState, v: &Verified, click: &Click) -> Outcome 
 /// Resolves the clicker and records the decision. `Err(true)`: a failure worth a retry
 /// (nothing was recorded).
 async fn decide_click(
-    state: &AppState,
+    state: &Arc<Callbacks>,
     v: &Verified,
     click: &Click,
     vote: Vote,
@@ -268,15 +269,16 @@ async fn decide_click(
         "action": click.via,
         "verb": click.verb,
     });
-    let review = ChannelReview {
+    let review = ReviewRequest {
         approval_id: click.approval_id.clone(),
         vote,
         comment: click.comment.clone(),
         reviewer,
         channel: CHANNEL,
+        attempt_evidence: evidence.clone(),
         evidence,
     };
-    match decide(state, review).await {
+    match state.approvals.review(review).await {
         Ok(approval) => Ok(Outcome::Card(Box::new(ApprovalView::of(&approval)))),
         Err(Refusal::Store(e)) => {
             tracing::error!(error = %e, "teams: recording a decision failed");
@@ -296,9 +298,9 @@ fn refusal_text(refusal: &Refusal) -> String {
 }
 
 /// The card of `approval_id` as it stands (for retries).
-async fn current(state: &AppState, approval_id: &str) -> Outcome {
+async fn current(state: &Arc<Callbacks>, approval_id: &str) -> Outcome {
     let id = approval_id.to_string();
-    match state.blocking(false, move |s| s.get(&id, now_ms())).await {
+    match state.approvals.blocking(false, move |s| s.get(&id, now_ms())).await {
         Ok(Ok(Some(a))) => Outcome::Card(Box::new(ApprovalView::of(&a))),
         Ok(Ok(None)) => Outcome::Refused(refusal_text(&Refusal::NotFound)),
         _ => Outcome::Refused("The approval service could not read the approval; please try again.".into()),
@@ -315,7 +317,7 @@ fn message_answer(text: &str) -> Response {
 }
 
 /// An install or membership change: remember where the bot can post.
-async fn remember_conversation(state: &AppState, v: &Verified) -> Response {
+async fn remember_conversation(state: &Arc<Callbacks>, v: &Verified) -> Response {
     let conversation_id = v.text("/conversation/id").to_string();
     if conversation_id.is_empty() {
         return problem(StatusCode::BAD_REQUEST, "activity has no conversation.id");
@@ -333,7 +335,7 @@ async fn remember_conversation(state: &AppState, v: &Verified) -> Response {
         "learnt_from": v.text("/type"),
     });
     let id = conversation_id.clone();
-    match state.blocking(false, move |s| s.save_conversation(CHANNEL, &id, reference, now_ms())).await {
+    match state.approvals.blocking(false, move |s| s.save_conversation(CHANNEL, &id, reference, now_ms())).await {
         Ok(Ok(())) => {
             tracing::info!(conversation_id, "teams: conversation remembered");
             StatusCode::OK.into_response()

@@ -23,7 +23,6 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
 
-use crate::api::AppState;
 use crate::channels::{ApprovalView, DeliveryError, Notifier};
 use crate::store::Store;
 
@@ -154,6 +153,6 @@ impl Notifier for Teams {
 }
 
 /// Inbound endpoints of the channel.
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<Arc<crate::channels::Callbacks>> {
     Router::new().route("/teams/messages", post(inbound::messages))
 }

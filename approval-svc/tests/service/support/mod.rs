@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use airlock_approval_svc::api::{app, AppState, GatewayGuards, State};
+use airlock_approval_svc::approvals::Approvals;
 use airlock_approval_svc::auth::gateway::GatewayKeys;
 use airlock_approval_svc::auth::oidc::Oidc;
 use airlock_approval_svc::auth::reviewer::{hash_api_key, ReviewerDirectory};
 use airlock_approval_svc::config::{Config, ReviewerConfig};
 use airlock_approval_svc::credentials::{Credentials, JwtHs256, Profile, StaticSecret};
 use airlock_approval_svc::lifecycle::ExpiryLimits;
-use airlock_approval_svc::metrics::Metrics;
 use airlock_approval_svc::store::SqliteStore;
 use axum::body::Body;
 use axum::http::{Request, Response};
@@ -72,18 +72,15 @@ pub fn service_with_slack() -> Service {
         "[slack]\nbot_token_file = {token:?}\nsigning_secret_file = {secret:?}\napp_id = \"A1\"\nteam_id = \"T1\"\n\
          api_base_url = \"http://127.0.0.1:9/api/\"\nchannels = []\n"
     ));
-    let channels = airlock_approval_svc::channels::Channels::from_config(&config, base.state.store.clone()).unwrap();
+    let channels = airlock_approval_svc::channels::Channels::from_config(&config, base.state.store().clone()).unwrap();
     let state: AppState = Arc::new(State {
-        store: base.state.store.clone(),
+        approvals: Arc::new(Approvals::new(base.state.store().clone())),
         gateway_keys: base.state.gateway_keys.clone(),
         reviewers: base.state.reviewers.clone(),
         credentials: Credentials::default(),
         limits: base.state.limits,
         max_quorum: base.state.max_quorum,
         max_hold: base.state.max_hold,
-        changes: tokio::sync::watch::channel(0u64).0,
-        metrics: Metrics::default(),
-        refused_attempts: Default::default(),
         guards: GatewayGuards::default(),
         channels,
         bundles_dir: None,
@@ -147,9 +144,8 @@ fn service_in_with(
     );
     profiles
         .insert("legacy".to_string(), Profile::Static(StaticSecret::new("s3cr3t-static".into(), "x-api-key".into())));
-    let (changes, _) = tokio::sync::watch::channel(0u64);
     let state: AppState = Arc::new(State {
-        store: Arc::new(store),
+        approvals: Arc::new(Approvals::new(Arc::new(store))),
         gateway_keys: GatewayKeys::new(vec![
             ("k2".into(), GATEWAY_KEY.to_vec()),
             ("k1".into(), OLD_GATEWAY_KEY.to_vec()),
@@ -163,9 +159,6 @@ fn service_in_with(
         },
         max_quorum: 10,
         max_hold: Duration::from_secs(10),
-        changes,
-        metrics: Metrics::default(),
-        refused_attempts: Default::default(),
         guards,
         channels: Default::default(),
         bundles_dir: None,
@@ -177,16 +170,13 @@ fn service_in_with(
 pub fn service_with_bundles(bundles: std::path::PathBuf) -> Service {
     let base = service();
     let state: AppState = Arc::new(State {
-        store: base.state.store.clone(),
+        approvals: Arc::new(Approvals::new(base.state.store().clone())),
         gateway_keys: base.state.gateway_keys.clone(),
         reviewers: base.state.reviewers.clone(),
         credentials: Credentials::default(),
         limits: base.state.limits,
         max_quorum: base.state.max_quorum,
         max_hold: base.state.max_hold,
-        changes: tokio::sync::watch::channel(0u64).0,
-        metrics: Metrics::default(),
-        refused_attempts: Default::default(),
         guards: GatewayGuards::default(),
         channels: Default::default(),
         bundles_dir: Some(bundles),

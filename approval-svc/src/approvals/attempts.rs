@@ -10,10 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use serde_json::{json, Value};
-
-use crate::api::AppState;
-use crate::time::now_ms;
+use serde_json::Value;
 
 /// Length of one counting window.
 pub const WINDOW_MS: i64 = 10 * 60 * 1000;
@@ -144,23 +141,6 @@ impl RefusedAttempts {
         let before = std::mem::take(&mut entry.suppressed);
         c.total += 1;
         Some(before)
-    }
-}
-
-/// Records `attempt` in the audit chain (durable before the refusal is answered) unless
-/// its source is over its bound. A failure to record is logged; the attempt stays
-/// refused either way.
-pub async fn record(state: &AppState, attempt: Attempt) {
-    let Some(suppressed_before) = state.refused_attempts.admit(&attempt.source, now_ms()) else {
-        return;
-    };
-    let Attempt { source: _, approval_id, reviewer, channel, vote, reason, evidence } = attempt;
-    let event = json!({"approval_id": approval_id, "reviewer": reviewer, "channel": channel, "vote": vote,
-                       "reason": reason, "evidence": evidence, "suppressed_before": suppressed_before});
-    match state.blocking(true, move |s| s.append_event("review.refused", event)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, reason, "refused review attempt not recorded"),
-        Err(e) => tracing::error!(error = %e, reason, "refused review attempt not recorded"),
     }
 }
 

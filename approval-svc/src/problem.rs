@@ -5,6 +5,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::approvals::Refusal;
 use crate::store::{ReviewError, StoreError};
 
 /// Every refusal or failure the API answers with.
@@ -158,6 +159,20 @@ impl From<ReviewError> for ApiError {
             ReviewError::DuplicateVote => ApiError::DuplicateVote,
             ReviewError::SeparationOfDuties => ApiError::SeparationOfDuties,
             ReviewError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::NotFound => ApiError::NotFound,
+            Refusal::SeparationOfDuties => ApiError::SeparationOfDuties,
+            Refusal::NotAnApprover => ApiError::NotAnApprover,
+            Refusal::AlreadyDecided(s) => ApiError::AlreadyDecided(s.to_string()),
+            Refusal::Expired => ApiError::Expired,
+            Refusal::DuplicateVote => ApiError::DuplicateVote,
+            Refusal::Store(e) => e.into(),
         }
     }
 }
