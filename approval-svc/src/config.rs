@@ -73,6 +73,31 @@ pub struct HttpConfig {
     /// Most connections open at once; further ones wait to be accepted.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Server certificate chain, PEM, leaf first; with `tls_key_file`, the listener
+    /// serves HTTPS only (`AIRLOCK_HTTP_TLS_CERT_FILE`).
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The certificate's private key, PEM (`AIRLOCK_HTTP_TLS_KEY_FILE`).
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
+    /// CA certificates, PEM: every connection must present a client certificate they
+    /// sign (`AIRLOCK_HTTP_CLIENT_CA_FILE`).
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+}
+
+impl HttpConfig {
+    /// The TLS files, when the listener serves HTTPS.
+    pub fn tls_files(&self) -> Option<crate::tls::TlsFiles> {
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles {
+                cert_file: cert.clone(),
+                key_file: key.clone(),
+                client_ca_file: self.client_ca_file.clone(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 impl Default for HttpConfig {
@@ -81,6 +106,9 @@ impl Default for HttpConfig {
             header_read_timeout: default_header_read_timeout(),
             body_read_timeout: default_body_read_timeout(),
             max_connections: default_max_connections(),
+            tls_cert_file: None,
+            tls_key_file: None,
+            client_ca_file: None,
         }
     }
 }
@@ -441,6 +469,15 @@ impl Config {
             self.audit.checkpoint_every =
                 v.parse().map_err(|e| anyhow::anyhow!("AIRLOCK_AUDIT_CHECKPOINT_EVERY: {v:?}: {e}"))?;
         }
+        if let Some(v) = env("AIRLOCK_HTTP_TLS_CERT_FILE") {
+            self.http.tls_cert_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("AIRLOCK_HTTP_TLS_KEY_FILE") {
+            self.http.tls_key_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("AIRLOCK_HTTP_CLIENT_CA_FILE") {
+            self.http.client_ca_file = Some(PathBuf::from(v));
+        }
         if let Some(v) = env("AIRLOCK_STORE_CHECKPOINT_INTERVAL") {
             self.store.checkpoint_interval = duration("AIRLOCK_STORE_CHECKPOINT_INTERVAL", v)?;
         }
@@ -471,6 +508,13 @@ impl Config {
         }
         if self.http.max_connections == 0 {
             anyhow::bail!("http.max_connections: must be at least 1");
+        }
+        match (&self.http.tls_cert_file, &self.http.tls_key_file) {
+            (Some(_), Some(_)) | (None, None) => {}
+            _ => anyhow::bail!("http: set both tls_cert_file and tls_key_file, or neither"),
+        }
+        if self.http.client_ca_file.is_some() && self.http.tls_cert_file.is_none() {
+            anyhow::bail!("http.client_ca_file: client certificates need TLS; set tls_cert_file and tls_key_file too");
         }
         if self.store.checkpoint_interval.is_zero() {
             anyhow::bail!("store.checkpoint_interval: must be longer than zero");

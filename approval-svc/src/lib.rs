@@ -19,3 +19,4 @@ pub mod problem;
 pub mod serve;
 pub mod store;
 pub mod time;
+pub mod tls;

@@ -3,7 +3,8 @@
 //! `header_read_timeout` (else the connection is closed), its body within
 //! `body_read_timeout` of its headers (else the handler sees a read error and answers
 //! 400), and at most `max_connections` are open at once (further ones wait in the
-//! kernel's backlog until one closes).
+//! kernel's backlog until one closes). With TLS (`crate::tls`) the handshake must also
+//! finish within `header_read_timeout`, and it holds a connection slot like any request.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,8 +19,11 @@ use axum::Router;
 use http_body::{Frame, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
+
+use crate::tls::Tls;
 
 /// Bounds on what a client may hold open.
 #[derive(Clone, Copy, Debug)]
@@ -36,12 +40,24 @@ pub struct HttpLimits {
 /// bounded by `gateway.max_hold` and ends early on shutdown).
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// Serves `app` on `listener` until `shutdown` completes, then lets requests in flight
-/// finish (up to [`DRAIN`]).
+/// Serves `app` over plain HTTP on `listener` until `shutdown` completes, then lets
+/// requests in flight finish (up to [`DRAIN`]).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(listener, app, limits, None, shutdown).await
+}
+
+/// [`serve`], over TLS when `tls` is given (each connection takes the certificate in
+/// force when it is accepted, so a reload applies to new connections).
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    limits: HttpLimits,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let body_timeout = limits.body_read_timeout;
@@ -74,23 +90,20 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
         let header_timeout = limits.header_read_timeout;
-        let mut stopping = stopping.clone();
+        let stopping = stopping.clone();
+        let acceptor = tls.as_ref().map(Tls::acceptor);
         tokio::spawn(async move {
             let _slot = permit;
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            let outcome = tokio::select! {
-                r = conn.as_mut() => r,
-                () = async { drop(stopping.wait_for(|s| *s).await) } => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
+            match acceptor {
+                None => serve_connection(stream, service, header_timeout, stopping).await,
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(header_timeout, acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(stream)) => serve_connection(stream, service, header_timeout, stopping).await,
+                        Ok(Err(e)) => tracing::info!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake not finished in time"),
+                    }
                 }
-            };
-            if let Err(e) = outcome {
-                tracing::debug!(error = %e, "connection ended");
             }
         });
     }
@@ -100,6 +113,32 @@ pub async fn serve(
         tracing::warn!("requests still in flight at shutdown were cut off");
     }
     Ok(())
+}
+
+/// Serves HTTP/1.1 on one connection until it ends, or until shutdown (then gracefully).
+async fn serve_connection<I>(
+    io: I,
+    service: TowerToHyperService<Router>,
+    header_timeout: Duration,
+    mut stopping: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let outcome = tokio::select! {
+        r = conn.as_mut() => r,
+        () = async { drop(stopping.wait_for(|s| *s).await) } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = outcome {
+        tracing::debug!(error = %e, "connection ended");
+    }
 }
 
 /// A request body that fails once its deadline passes before it has been received.

@@ -14,6 +14,7 @@ use crate::credentials::Credentials;
 use crate::lifecycle::ExpiryLimits;
 use crate::listener::HttpLimits;
 use crate::store::{SqliteStore, Store};
+use crate::tls::Tls;
 
 /// How often the background task expires due approvals.
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
@@ -95,10 +96,17 @@ pub fn spawn_expiry(state: AppState, every: Duration) -> tokio::task::JoinHandle
 /// Runs the service until SIGINT/SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let state = build_state(&config)?;
+    let tls = config.http.tls_files().map(Tls::load).transpose()?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("listen {}: {e}", config.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, database = %config.database.display(), "airlock approval service started");
+    let scheme = match &tls {
+        None => "http",
+        Some(t) if t.requires_client_certificates() => "https with client certificates",
+        Some(_) => "https",
+    };
+    tracing::info!(listen = %listener.local_addr()?, scheme, database = %config.database.display(), "airlock approval service started");
+    let reload = tls.clone().map(crate::tls::reload_on_sighup);
     let expiry = spawn_expiry(state.clone(), EXPIRY_INTERVAL);
     // Reviewer notifications: queued by the store, delivered by one worker per process.
     let outbox = (!state.channels.notifiers.is_empty()).then(|| {
@@ -109,8 +117,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         body_read_timeout: config.http.body_read_timeout,
         max_connections: config.http.max_connections,
     };
-    crate::listener::serve(listener, app(state.clone()), limits, shutdown_signal()).await?;
+    crate::listener::serve_with(listener, app(state.clone()), limits, tls, shutdown_signal()).await?;
     expiry.abort();
+    if let Some(reload) = reload {
+        reload.abort();
+    }
     if let Some(outbox) = outbox {
         outbox.abort();
     }

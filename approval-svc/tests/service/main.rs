@@ -17,3 +17,4 @@ mod oidc;
 mod policy_bounds;
 mod review_audit;
 mod security;
+mod tls;
