@@ -395,14 +395,14 @@ fn review(
                 "INSERT OR IGNORE INTO review_identities (approval_id, reviewer, identity) VALUES (?1, ?2, ?3)",
             )?
             .execute(params![id, reviewer_id, identity])
-            .map_err(sod_or_store)?;
+            .map_err(|e| refused_by_trigger(tx.conn, id, &identities, e))?;
     }
     tx.conn
         .prepare_cached(
             "INSERT INTO reviews (approval_id, reviewer, vote, comment, channel, time_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
         .execute(params![id, reviewer_id, vote.as_str(), comment, channel, now_ms])
-        .map_err(sod_or_store)?;
+        .map_err(|e| refused_by_trigger(tx.conn, id, &identities, e))?;
     tx.append(
         "review",
         &json!({"approval_id": id, "reviewer": reviewer_id, "aliases": reviewer.aliases, "groups": reviewer.groups,
@@ -441,14 +441,42 @@ fn review(
     Ok(reload(tx.conn, id)?)
 }
 
-fn sod_or_store(e: rusqlite::Error) -> ReviewError {
-    let text = e.to_string();
-    if text.contains("separation of duties") {
-        ReviewError::SeparationOfDuties
-    } else if text.contains("not pending") {
-        ReviewError::AlreadyDecided(Status::Pending)
-    } else {
-        ReviewError::Store(StoreError::Database(text))
+/// An insert of a review that failed: when a constraint (one of the triggers) refused
+/// it, the rule it broke, asked of the database in the same transaction rather than read
+/// from the trigger's message.
+pub(super) fn refused_by_trigger(
+    conn: &Connection,
+    id: &str,
+    identities: &[String],
+    e: rusqlite::Error,
+) -> ReviewError {
+    if e.sqlite_error_code() != Some(rusqlite::ErrorCode::ConstraintViolation) {
+        return ReviewError::Store(e.into());
+    }
+    let rule = || -> Result<Option<ReviewError>, StoreError> {
+        for identity in identities {
+            let forbidden: bool = conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM approval_parties WHERE approval_id = ?1 AND identity = ?2)",
+                )?
+                .query_row(params![id, identity], |r| r.get(0))?;
+            if forbidden {
+                return Ok(Some(ReviewError::SeparationOfDuties));
+            }
+        }
+        let status: Option<String> = conn
+            .prepare_cached("SELECT status FROM approvals WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        Ok(status
+            .and_then(|s| s.parse::<Status>().ok())
+            .filter(|s| *s != Status::Pending)
+            .map(ReviewError::AlreadyDecided))
+    };
+    match rule() {
+        Ok(Some(refusal)) => refusal,
+        Ok(None) => ReviewError::Store(e.into()),
+        Err(lookup) => ReviewError::Store(lookup),
     }
 }
 

@@ -42,6 +42,15 @@ fn new(id: &str, digest_byte: &str, quorum: u32, reuse: Reuse) -> NewApproval {
     }
 }
 
+/// A review inserted behind the store's back, refused by a trigger.
+fn direct_review(conn: &rusqlite::Connection, id: &str, who: &str) -> rusqlite::Error {
+    conn.execute(
+        "INSERT INTO reviews (approval_id, reviewer, vote, channel, time_ms) VALUES (?1, ?2, 'approve', 'api', 0)",
+        [id, who],
+    )
+    .unwrap_err()
+}
+
 fn reviewer(id: &str, aliases: &[&str]) -> Reviewer {
     Reviewer { id: id.into(), groups: vec!["ops".into()], aliases: aliases.iter().map(|s| s.to_string()).collect() }
 }
@@ -259,6 +268,15 @@ fn separation_of_duties_is_refused_for_owner_alias_and_acts_for() {
     );
     assert!(direct.unwrap_err().to_string().contains("separation of duties"));
     assert_eq!(store.get("apr_s", NOW).unwrap().unwrap().status, Status::Pending);
+    // A trigger's refusal is named by the rule it enforces, asked of the database, not
+    // by its message.
+    let err = direct_review(&conn, "apr_s", "carol@corp.example");
+    let r = sqlite::refused_by_trigger(&conn, "apr_s", &["carol@corp.example".into()], err);
+    assert!(matches!(r, ReviewError::SeparationOfDuties), "{r:?}");
+    store.review("apr_s", &reviewer("bob", &[]), Vote::Deny, ReviewNote::api(None), NOW).unwrap();
+    let err = direct_review(&conn, "apr_s", "dave");
+    let r = sqlite::refused_by_trigger(&conn, "apr_s", &["dave".into()], err);
+    assert!(matches!(r, ReviewError::AlreadyDecided(Status::Denied)), "{r:?}");
 }
 
 #[test]
