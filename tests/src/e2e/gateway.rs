@@ -26,7 +26,8 @@ pub const SIDECAR_AGENT: &str = "spiffe://e2e/agent/sidecar-bot";
 
 /// Placeholder values for the shipped templates, with test defaults: everything on
 /// 127.0.0.1, Envoy's own ports 0 (read back from the admin API), the identity hop
-/// trusted from 127.0.0.1. Callers set the upstream/service ports and CA paths.
+/// trusted from 127.0.0.1. Callers set the upstream/service ports, CA paths and the
+/// gateway's client certificate for the approval service.
 pub fn test_vars(wasm: &Path, plugin: &Value) -> Vars {
     let mut vars = Vars::new();
     let mut set = |k: &str, v: String| {
@@ -47,6 +48,8 @@ pub fn test_vars(wasm: &Path, plugin: &Value) -> Vars {
     set("AIRLOCK_APPROVAL_ADDRESS", "127.0.0.1".into());
     set("AIRLOCK_APPROVAL_PORT", "1".into());
     set("AIRLOCK_APPROVAL_CA", "/nonexistent/approval-ca.pem".into());
+    set("AIRLOCK_APPROVAL_CLIENT_CERT", "/nonexistent/gateway-client.pem".into());
+    set("AIRLOCK_APPROVAL_CLIENT_KEY", "/nonexistent/gateway-client.key".into());
     set("AIRLOCK_AGENT_ID", SIDECAR_AGENT.into());
     set("AIRLOCK_JWT_ISSUER", "https://idp.airlock.test".into());
     set("AIRLOCK_JWT_AUDIENCE", "airlock-gateway".into());

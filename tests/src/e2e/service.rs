@@ -133,6 +133,24 @@ pub struct ServiceOptions {
     pub extra_toml: String,
     /// Extra environment for `airlock serve` (channel secrets named by `extra_toml`).
     pub extra_env: Vec<(String, String)>,
+    /// Serve HTTPS (`[http] tls_*`, `client_ca_file`) instead of plain HTTP.
+    pub tls: Option<ServiceTls>,
+}
+
+/// The service's TLS files, and how the harness itself connects (readiness, [`AirlockService::send`]).
+#[derive(Debug, Clone)]
+pub struct ServiceTls {
+    /// `[http] tls_cert_file`.
+    pub cert_file: PathBuf,
+    /// `[http] tls_key_file`.
+    pub key_file: PathBuf,
+    /// `[http] client_ca_file`: client certificates required when set.
+    pub client_ca_file: Option<PathBuf>,
+    /// The name the certificate carries (SNI and verification).
+    pub server_name: String,
+    /// The harness's client: trusts the service's CA and, when the service requires it,
+    /// presents a client certificate.
+    pub client: std::sync::Arc<rustls::ClientConfig>,
 }
 
 impl Default for ServiceOptions {
@@ -147,6 +165,7 @@ impl Default for ServiceOptions {
             state_dir: None,
             extra_toml: String::new(),
             extra_env: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -208,6 +227,7 @@ pub struct AirlockService {
     stderr_path: PathBuf,
     extra_env: Vec<(String, String)>,
     reviewers: Vec<Reviewer>,
+    tls: Option<ServiceTls>,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -254,6 +274,7 @@ impl AirlockService {
             stderr_path: logs.join(format!("{unique}.err.log")),
             extra_env: opts.extra_env.clone(),
             reviewers: opts.reviewers.clone(),
+            tls: opts.tls.clone(),
             _temp: temp,
         };
         svc.spawn_and_wait()?;
@@ -329,7 +350,7 @@ impl AirlockService {
                     bail!("airlock serve exited with {status} before it was ready");
                 }
             }
-            if let Ok(resp) = Request::get("/readyz").timeout(Duration::from_secs(2)).send(self.addr()) {
+            if let Ok(resp) = self.send(&Request::get("/readyz").timeout(Duration::from_secs(2))) {
                 if resp.status == 200 {
                     return Ok(());
                 }
@@ -338,6 +359,17 @@ impl AirlockService {
                 bail!("/readyz not 200 within {READY_TIMEOUT:?}");
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends `req` to the service: over TLS with the harness's client when it serves
+    /// HTTPS, else plain.
+    pub fn send(&self, req: &Request) -> anyhow::Result<Response> {
+        match &self.tls {
+            None => req.send(self.addr()),
+            Some(t) => {
+                crate::e2e::tls::send_tls(self.addr(), &t.server_name, t.client.clone(), req, Duration::from_secs(15))
+            }
         }
     }
 
@@ -676,6 +708,15 @@ fn config_toml(opts: &ServiceOptions, port: u16, database: &Path, previous_key: 
         t.push_str("kind = \"jwt-hs256\"\n");
         t.push_str(&format!("secret_env = {}\n", q(CREDENTIAL_SECRET_ENV)));
         t.push_str("ttl = \"5m\"\nheader = \"authorization\"\n\n");
+    }
+    if let Some(tls) = &opts.tls {
+        t.push_str("[http]\n");
+        t.push_str(&format!("tls_cert_file = {}\n", q(&tls.cert_file.display().to_string())));
+        t.push_str(&format!("tls_key_file = {}\n", q(&tls.key_file.display().to_string())));
+        if let Some(ca) = &tls.client_ca_file {
+            t.push_str(&format!("client_ca_file = {}\n", q(&ca.display().to_string())));
+        }
+        t.push('\n');
     }
     t.push_str(&opts.extra_toml);
     t

@@ -41,6 +41,10 @@ fn egress_tls() {
     let mut good = vars(&wasm, &opts, upstream.port(), service.port());
     good.insert("AIRLOCK_UPSTREAM_CA".into(), ca_path.display().to_string());
     good.insert("AIRLOCK_APPROVAL_CA".into(), ca_path.display().to_string());
+    let (client_cert, client_key) =
+        ca.client_cert("gateway.airlock.test").unwrap().write_pem(dir.path(), "gw").unwrap();
+    good.insert("AIRLOCK_APPROVAL_CLIENT_CERT".into(), client_cert.display().to_string());
+    good.insert("AIRLOCK_APPROVAL_CLIENT_KEY".into(), client_key.display().to_string());
     let mut bad = good.clone();
     bad.insert("AIRLOCK_UPSTREAM_CA".into(), other_ca_path.display().to_string());
     bad.insert("AIRLOCK_APPROVAL_CA".into(), other_ca_path.display().to_string());

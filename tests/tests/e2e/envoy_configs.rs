@@ -48,6 +48,9 @@ fn real_vars(dir: &Path, plugin: &Value) -> Vars {
     vars.insert("AIRLOCK_APPROVAL_CA".into(), ca_path.display().to_string());
     vars.insert("AIRLOCK_UPSTREAM_PORT".into(), "443".into());
     vars.insert("AIRLOCK_APPROVAL_PORT".into(), "8443".into());
+    let (cert, key) = ca.client_cert("gateway.airlock.test").unwrap().write_pem(dir, "gateway-client").unwrap();
+    vars.insert("AIRLOCK_APPROVAL_CLIENT_CERT".into(), cert.display().to_string());
+    vars.insert("AIRLOCK_APPROVAL_CLIENT_KEY".into(), key.display().to_string());
     vars
 }
 
@@ -250,6 +253,16 @@ fn egress_configs_verify_the_upstream() {
                 sans.iter().any(|s| s["matcher"]["exact"].as_str() == Some(sni)),
                 "{name}: the certificate must name {sni}"
             );
+            let params = &ctx["common_tls_context"]["tls_params"];
+            assert_eq!(params["tls_minimum_protocol_version"].as_str(), Some("TLSv1_2"), "{name}: {sni}");
+            if sni == APPROVAL_HOST {
+                let client = &ctx["common_tls_context"]["tls_certificates"][0];
+                assert!(
+                    client["certificate_chain"]["filename"].as_str().is_some()
+                        && client["private_key"]["filename"].as_str().is_some(),
+                    "{name}: the gateway's client certificate for the approval service"
+                );
+            }
         }
     }
 }

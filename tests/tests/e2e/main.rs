@@ -16,6 +16,7 @@ mod jwt_identity;
 mod mcp_sdk;
 mod service_flow;
 mod service_races;
+mod service_tls;
 mod slack;
 mod teams;
 mod teams_envoy;
