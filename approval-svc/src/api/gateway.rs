@@ -16,10 +16,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{ApiError, AppState, RETRY_AFTER_SECS};
+use crate::approvals::{NotRedeemed, Redeem};
 use crate::auth::gateway::{KEY_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::credentials::MintContext;
 use crate::lifecycle::{expires_at, Status};
-use crate::store::{AgentRef, Approval, CreateOutcome, MintRecord, NewApproval, RedeemRefusal, RedeemRequest};
+use crate::store::{AgentRef, Approval, CreateOutcome, NewApproval, RedeemRefusal};
 use crate::time::{now_ms, now_secs, rfc3339};
 
 /// Largest gateway request body accepted.
@@ -328,8 +329,7 @@ struct RedeemBody {
     digest: String,
 }
 
-fn refusal(state: &AppState, r: RedeemRefusal) -> Response {
-    state.approvals.metrics.redeem_failed();
+fn refusal(r: RedeemRefusal) -> Response {
     let status = if r == RedeemRefusal::Expired { StatusCode::GONE } else { StatusCode::CONFLICT };
     (status, Json(json!({"status": r.as_str()}))).into_response()
 }
@@ -341,52 +341,23 @@ async fn redeem(
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let body: RedeemBody = parse(&bytes)?;
-    let now = now_ms();
-    let lookup = id.clone();
-    let Some(approval) = state.blocking(false, move |s| s.get(&lookup, now)).await?? else {
-        return Ok(refusal(&state, RedeemRefusal::Mismatch));
-    };
-    if approval.agent != body.agent || approval.digest != body.digest {
-        return Ok(refusal(&state, RedeemRefusal::Mismatch));
-    }
-    match approval.status {
-        Status::Approved => {}
-        Status::Redeemed => return Ok(refusal(&state, RedeemRefusal::Consumed)),
-        Status::Expired => return Ok(refusal(&state, RedeemRefusal::Expired)),
-        Status::Pending | Status::Denied | Status::Cancelled => return Ok(refusal(&state, RedeemRefusal::NotApproved)),
-    }
-    // Mint first: a failed mint must not consume the approval. The store then consumes
-    // it atomically (or refuses, and the credential is dropped unused).
-    let ctx = MintContext {
-        approval_id: approval.id.clone(),
-        agent: approval.agent.clone(),
-        host: approval.host(),
-        digest: approval.digest.clone(),
-        approvers: approval.approvers(),
-    };
+    let ask =
+        Redeem { approval_id: id, decision_id: body.decision_id, agent: body.agent, digest: body.digest, signature };
     let credentials = state.credentials.clone();
-    let profile = approval.credential.clone();
-    let minted = tokio::task::spawn_blocking(move || credentials.mint(profile.as_deref(), &ctx, now_ms())).await?;
-    let minted = match minted {
-        Ok(m) => m,
-        Err(e) => {
-            state.approvals.metrics.redeem_failed();
-            return Err(ApiError::Internal(e.to_string()));
-        }
+    let mint = move |a: &Approval| {
+        let ctx = MintContext {
+            approval_id: a.id.clone(),
+            agent: a.agent.clone(),
+            host: a.host(),
+            digest: a.digest.clone(),
+            approvers: a.approvers(),
+        };
+        let minted = credentials.mint(a.credential.as_deref(), &ctx, now_ms()).map_err(|e| e.to_string())?;
+        let audit = minted.audit.clone();
+        Ok((minted, audit))
     };
-    let req = RedeemRequest {
-        signature,
-        approval_id: id,
-        decision_id: body.decision_id,
-        agent: body.agent,
-        digest: body.digest,
-        mint: MintRecord { profile: approval.credential.clone(), details: minted.audit.clone() },
-    };
-    match state.blocking(true, move |s| s.redeem(req, now_ms())).await?? {
-        Err(r) => Ok(refusal(&state, r)),
-        Ok(a) => {
-            state.approvals.metrics.redeemed();
-            state.approvals.notify();
+    match state.approvals.redeem(ask, mint).await {
+        Ok((a, minted)) => {
             let expires = minted.expires_at_ms.or(a.usable_until_ms).unwrap_or(a.expires_ms);
             Ok((
                 StatusCode::OK,
@@ -395,6 +366,9 @@ async fn redeem(
             )
                 .into_response())
         }
+        Err(NotRedeemed::Refused(r)) => Ok(refusal(r)),
+        Err(NotRedeemed::Mint(e)) => Err(ApiError::Internal(e)),
+        Err(NotRedeemed::Store(e)) => Err(e.into()),
     }
 }
 

@@ -1,5 +1,5 @@
 //! The approval use cases, one file each: what happens when a reviewer votes
-//! ([`review`]), ... Each applies the pure rules of [`crate::lifecycle`], has the store
+//! ([`review`]) and when the gateway redeems an approval ([`redeem`]). Each applies the pure rules of [`crate::lifecycle`], has the store
 //! commit the outcome (compare-and-swap, audit record and reviewer notifications in one
 //! transaction), then counts it and wakes the long-polls waiting on it.
 //!
@@ -7,6 +7,7 @@
 //! layer knows no HTTP and no channel.
 
 pub mod attempts;
+pub mod redeem;
 pub mod review;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::store::{Store, StoreError};
 use crate::time::now_ms;
 use attempts::{Attempt, RefusedAttempts};
 
+pub use redeem::{NotRedeemed, Redeem};
 pub use review::{Refusal, ReviewRequest};
 
 /// The use cases, over one store.

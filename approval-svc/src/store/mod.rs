@@ -161,6 +161,14 @@ impl Approval {
         self.create.pointer("/request/host").and_then(Value::as_str).unwrap_or_default().to_string()
     }
 
+    /// Why `agent` presenting `digest` cannot redeem this approval now, if it cannot.
+    pub fn redeem_refusal(&self, agent: &str, digest: &str) -> Option<RedeemRefusal> {
+        if self.agent != agent || self.digest != digest {
+            return Some(RedeemRefusal::Mismatch);
+        }
+        RedeemRefusal::of_status(self.status)
+    }
+
     /// Ids of the reviewers who approved.
     pub fn approvers(&self) -> Vec<String> {
         self.reviews.iter().filter(|r| r.vote == Vote::Approve).map(|r| r.reviewer.clone()).collect()
@@ -224,6 +232,18 @@ pub enum RedeemRefusal {
 }
 
 impl RedeemRefusal {
+    /// Why an approval at `status` cannot be redeemed, if it cannot: the one place this
+    /// is decided (the use case asks before minting, the store again inside the
+    /// consuming transaction).
+    pub fn of_status(status: Status) -> Option<RedeemRefusal> {
+        match status {
+            Status::Approved => None,
+            Status::Redeemed => Some(RedeemRefusal::Consumed),
+            Status::Expired => Some(RedeemRefusal::Expired),
+            Status::Pending | Status::Denied | Status::Cancelled => Some(RedeemRefusal::NotApproved),
+        }
+    }
+
     /// The protocol's status word.
     pub fn as_str(self) -> &'static str {
         match self {

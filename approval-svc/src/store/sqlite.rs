@@ -498,11 +498,8 @@ fn redeem(tx: &mut Tx<'_>, req: RedeemRequest, now_ms: i64) -> Result<Result<App
         return Ok(Err(RedeemRefusal::Mismatch));
     }
     let status = expire_if_due(tx, &a, now_ms)?.unwrap_or(a.status);
-    match status {
-        Status::Approved => {}
-        Status::Redeemed => return Ok(Err(RedeemRefusal::Consumed)),
-        Status::Expired => return Ok(Err(RedeemRefusal::Expired)),
-        Status::Pending | Status::Denied | Status::Cancelled => return Ok(Err(RedeemRefusal::NotApproved)),
+    if let Some(refusal) = RedeemRefusal::of_status(status) {
+        return Ok(Err(refusal));
     }
     let reuse = Reuse::parse(Some(&a.reuse)).unwrap_or(Reuse::Once);
     let changed = match reuse {
