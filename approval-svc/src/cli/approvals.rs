@@ -16,6 +16,15 @@ pub struct Args {
     /// The reviewer's API key (or OIDC token); prefer the environment or a file.
     #[arg(long, env = "AIRLOCK_API_KEY", hide_env_values = true, global = true)]
     api_key: Option<String>,
+    /// CA certificates (PEM) that verify an `https` service, instead of the public roots.
+    #[arg(long, env = "AIRLOCK_CA_FILE", global = true)]
+    ca_file: Option<PathBuf>,
+    /// Client certificate chain (PEM), for a service that sets `http.client_ca_file`.
+    #[arg(long, env = "AIRLOCK_CLIENT_CERT", global = true, requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, env = "AIRLOCK_CLIENT_KEY", global = true, requires = "client_cert")]
+    client_key: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -55,6 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let base = args.url.trim_end_matches('/');
     let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(tls_config(&args)?)
         .http_status_as_error(false)
         .timeout_global(Some(std::time::Duration::from_secs(30)))
         .build()
@@ -86,4 +96,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     println!("{}", serde_json::to_string_pretty(&value)?);
     Ok(())
+}
+
+/// The TLS client: `--ca-file` replaces the public roots; `--client-cert`/`--client-key`
+/// answer a service that requires client certificates.
+fn tls_config(args: &Args) -> anyhow::Result<ureq::tls::TlsConfig> {
+    use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
+    let read =
+        |flag: &str, path: &PathBuf| std::fs::read(path).map_err(|e| anyhow::anyhow!("{flag} {}: {e}", path.display()));
+    let certs = |flag: &str, path: &PathBuf| -> anyhow::Result<Vec<Certificate<'static>>> {
+        let pem = read(flag, path)?;
+        let mut out = Vec::new();
+        for item in ureq::tls::parse_pem(&pem) {
+            match item.map_err(|e| anyhow::anyhow!("{flag} {}: {e}", path.display()))? {
+                PemItem::Certificate(c) => out.push(c),
+                _ => continue,
+            }
+        }
+        if out.is_empty() {
+            anyhow::bail!("{flag} {}: no CERTIFICATE block in the file", path.display());
+        }
+        Ok(out)
+    };
+    let mut tls = TlsConfig::builder();
+    if let Some(path) = &args.ca_file {
+        tls = tls.root_certs(RootCerts::new_with_certs(&certs("--ca-file", path)?));
+    }
+    if let (Some(cert), Some(key)) = (&args.client_cert, &args.client_key) {
+        let chain = certs("--client-cert", cert)?;
+        let key = PrivateKey::from_pem(&read("--client-key", key)?)
+            .map_err(|e| anyhow::anyhow!("--client-key {}: {e}", key.display()))?;
+        tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
+    }
+    Ok(tls.build())
 }

@@ -30,10 +30,13 @@ fn approval_service_over_mutual_tls() {
     let ca = TestCa::new("airlock e2e CA").unwrap();
     let other = TestCa::new("some other CA").unwrap();
     let ca_path = ca.write_pem(dir.path(), "ca.pem").unwrap();
-    let (cert_file, key_file) = ca.server_cert(&[APPROVAL_HOST]).unwrap().write_pem(dir.path(), "approval").unwrap();
+    let (cert_file, key_file) =
+        ca.server_cert(&[APPROVAL_HOST, "127.0.0.1"]).unwrap().write_pem(dir.path(), "approval").unwrap();
     let (gw_cert, gw_key) = ca.client_cert("gateway.airlock.test").unwrap().write_pem(dir.path(), "gateway").unwrap();
     let (odd_cert, odd_key) = other.client_cert("gateway.airlock.test").unwrap().write_pem(dir.path(), "odd").unwrap();
     let reviewer_cert = ca.client_cert("reviewer-cli.airlock.test").unwrap();
+    let (cli_cert, cli_key) =
+        ca.client_cert("reviewer-cli.airlock.test").unwrap().write_pem(dir.path(), "cli").unwrap();
     let tls = ServiceTls {
         cert_file,
         key_file,
@@ -109,6 +112,21 @@ fn approval_service_over_mutual_tls() {
     let listed = svc.send(&list).unwrap();
     assert_eq!(listed.status, 200, "{}", listed.text());
     assert!(listed.text().contains(&who) && !listed.text().contains(&stranger), "{}", listed.text());
+
+    // The CLI over mTLS: --ca-file, --client-cert, --client-key; without a certificate it
+    // is refused.
+    let url = format!("https://127.0.0.1:{}", svc.port());
+    let (ca_s, cert_s, key_s) =
+        (ca_path.display().to_string(), cli_cert.display().to_string(), cli_key.display().to_string());
+    let listed = svc
+        .cli(
+            &["approvals", "list", "--url", &url, "--ca-file", &ca_s, "--client-cert", &cert_s, "--client-key", &key_s],
+            Some(&bob),
+        )
+        .unwrap();
+    assert!(listed.success() && listed.stdout.contains(&id), "{listed}");
+    let refused = svc.cli(&["approvals", "list", "--url", &url, "--ca-file", &ca_s], Some(&bob)).unwrap();
+    assert!(!refused.success(), "the CLI without a client certificate was served: {refused}");
 
     // The service itself: no plaintext, no client without a certificate.
     let plain = Request::get("/readyz").timeout(Duration::from_secs(3)).send(svc.addr());
