@@ -168,15 +168,15 @@ impl McpServer {
     }
 
     /// How many times `tool` ran with exactly `arguments`.
-    pub fn runs_of(&self, tool: &str, arguments: &Value) -> usize {
-        let counts = self.counts().unwrap_or_else(|e| panic!("asking the MCP server for its counts: {e:#}"));
-        counts["arguments"][tool].as_array().map_or(0, |runs| runs.iter().filter(|a| *a == arguments).count())
+    pub fn runs_of(&self, tool: &str, arguments: &Value) -> anyhow::Result<usize> {
+        let counts = self.counts().context("asking the MCP server for its counts")?;
+        Ok(counts["arguments"][tool].as_array().map_or(0, |runs| runs.iter().filter(|a| *a == arguments).count()))
     }
 
     /// How many times `tool` ran at all.
-    pub fn runs_of_tool(&self, tool: &str) -> usize {
-        let counts = self.counts().unwrap_or_else(|e| panic!("asking the MCP server for its counts: {e:#}"));
-        counts["runs"][tool].as_u64().unwrap_or(0) as usize
+    pub fn runs_of_tool(&self, tool: &str) -> anyhow::Result<usize> {
+        let counts = self.counts().context("asking the MCP server for its counts")?;
+        Ok(counts["runs"][tool].as_u64().unwrap_or(0) as usize)
     }
 
     /// Prints the tail of its log.

@@ -183,7 +183,7 @@ fn one_session(fx: &Fixture, sdk: Sdk) {
     let line = call(&mut c, "docs.read", "docs.read", &read);
     assert_eq!(line["result"]["isError"], false, "{line}");
     assert_eq!(line["result"]["text"], format!("contents of runbook-{s}.md"), "{line}");
-    assert_eq!(fx.server.runs_of("docs.read", &read), 1);
+    assert_eq!(fx.server.runs_of("docs.read", &read).unwrap(), 1);
 
     // The denied tool: refused, told why, told not to retry; nothing ran.
     let line = call(&mut c, "shell.exec", "shell.exec", &json!({"command": "rm -rf /"}));
@@ -198,7 +198,7 @@ fn one_session(fx: &Fixture, sdk: Sdk) {
         "denied tool",
     );
     assert_eq!(problem["rule"], "mcp-tool-denied", "{problem}");
-    assert_eq!(fx.server.runs_of_tool("shell.exec"), 0, "the denied tool never ran");
+    assert_eq!(fx.server.runs_of_tool("shell.exec").unwrap(), 0, "the denied tool never ran");
 
     // A tool not on the list.
     let line = call(&mut c, "unknown tool", "something.new", &json!({}));
@@ -248,7 +248,7 @@ fn one_session(fx: &Fixture, sdk: Sdk) {
     let line = call(&mut c, "k8s.scale retry", "k8s.scale", &scale);
     let (_, again) = refusal(&line, "approval-pending", &format!("{s} retry while pending"));
     assert_eq!(again["approval_id"].as_str(), Some(id.as_str()), "one approval per (agent, call): {again}");
-    assert_eq!(fx.server.runs_of("k8s.scale", &scale), 0, "nothing ran while pending");
+    assert_eq!(fx.server.runs_of("k8s.scale", &scale).unwrap(), 0, "nothing ran while pending");
 
     // A reviewer in `sre` approves with the CLI.
     {
@@ -264,14 +264,14 @@ fn one_session(fx: &Fixture, sdk: Sdk) {
     let line = call(&mut c, "approved retry", "k8s.scale", &scale);
     assert_eq!(line["result"]["isError"], false, "the approved call runs: {line}");
     assert_eq!(line["result"]["text"], format!("scaled web-{s} to 3 replicas"), "{line}");
-    assert_eq!(fx.server.runs_of("k8s.scale", &scale), 1, "ran exactly once");
+    assert_eq!(fx.server.runs_of("k8s.scale", &scale).unwrap(), 1, "ran exactly once");
 
     // Reuse `once`: a further retry asks again and does not run.
     let line = call(&mut c, "retry after use", "k8s.scale", &scale);
     let (_, next) = refusal(&line, "approval-pending", &format!("{s} retry after the approval was used"));
     let next_id = next["approval_id"].as_str().unwrap_or_default().to_string();
     assert!(next_id.starts_with("apr_") && next_id != id, "a new approval, not the spent one: {next}");
-    assert_eq!(fx.server.runs_of("k8s.scale", &scale), 1, "the spent approval ran nothing more");
+    assert_eq!(fx.server.runs_of("k8s.scale", &scale).unwrap(), 1, "the spent approval ran nothing more");
 
     // A reviewer denies that one. The SDK cannot name the approval, yet its identical
     // retry is told: approval-denied, with the reviewer's comment and the policy's reason,
@@ -313,13 +313,13 @@ fn one_session(fx: &Fixture, sdk: Sdk) {
             "no approval was opened for the retries: {pending:#?}"
         );
     }
-    assert_eq!(fx.server.runs_of("k8s.scale", &scale), 1);
+    assert_eq!(fx.server.runs_of("k8s.scale", &scale).unwrap(), 1);
 
     // The session survived every refusal.
     step(&mut c, "ping", &json!({"op": "ping"}));
     let line = call(&mut c, "docs.read again", "docs.read", &read);
     assert_eq!(line["result"]["isError"], false, "{line}");
-    assert_eq!(fx.server.runs_of("docs.read", &read), 2);
+    assert_eq!(fx.server.runs_of("docs.read", &read).unwrap(), 2);
     let closed = c.close().unwrap();
     assert_eq!(closed["ok"], true, "the session ended cleanly (DELETE passed): {closed}");
 
@@ -350,7 +350,7 @@ fn held_session(fx: &Fixture, sdk: Sdk) {
     // The call waits at the gateway; a reviewer finds it and approves.
     let svc = fx.svc();
     let id = pending_approval(&svc, &agent_id, "k8s.scale");
-    assert_eq!(fx.server.runs_of("k8s.scale", &scale), 0, "nothing ran while held");
+    assert_eq!(fx.server.runs_of("k8s.scale", &scale).unwrap(), 0, "nothing ran while held");
     approve_ok(&svc, &id, DAVE);
     drop(svc);
     let line = c.answer();
@@ -359,7 +359,7 @@ fn held_session(fx: &Fixture, sdk: Sdk) {
     assert_eq!(line["result"]["isError"], false, "the held call ran once approved: {line}");
     assert_eq!(line["result"]["text"], format!("scaled held-{s} to 2 replicas"), "{line}");
     assert!(took < Duration::from_millis(HOLD_MS), "answered before the hold ran out: {took:?}");
-    assert_eq!(fx.server.runs_of("k8s.scale", &scale), 1, "ran exactly once");
+    assert_eq!(fx.server.runs_of("k8s.scale", &scale).unwrap(), 1, "ran exactly once");
     eprintln!("[e2e_mcp_sdk] {s} hold: the tool result came {took:.1?} after the call");
 
     // Another call, which the reviewer denies while it is held: the model is told.
@@ -393,7 +393,7 @@ fn held_session(fx: &Fixture, sdk: Sdk) {
     let (_, again) = refusal(&line, "approval-denied", &format!("{s} held retry after a denial"));
     assert_eq!(again["approval_id"].as_str(), Some(deny_id.as_str()), "{again}");
     assert!(sent.elapsed() < Duration::from_millis(HOLD_MS / 2), "not held: {:?}", sent.elapsed());
-    assert_eq!(fx.server.runs_of("k8s.scale", &other), 0, "the denied call never ran");
+    assert_eq!(fx.server.runs_of("k8s.scale", &other).unwrap(), 0, "the denied call never ran");
     let closed = c.close().unwrap();
     assert_eq!(closed["ok"], true, "{closed}");
 }
