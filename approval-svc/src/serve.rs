@@ -109,9 +109,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let reload = tls.clone().map(crate::tls::reload_on_sighup);
     let expiry = spawn_expiry(state.clone(), EXPIRY_INTERVAL);
     // Reviewer notifications: queued by the store, delivered by one worker per process.
-    let outbox = (!state.channels.notifiers.is_empty()).then(|| {
-        crate::channels::outbox::spawn(state.approvals.clone(), state.channels.notifiers.clone())
-    });
+    let outbox = (!state.channels.notifiers.is_empty())
+        .then(|| crate::channels::outbox::spawn(state.approvals.clone(), state.channels.notifiers.clone()));
     let limits = HttpLimits {
         header_read_timeout: config.http.header_read_timeout,
         body_read_timeout: config.http.body_read_timeout,
