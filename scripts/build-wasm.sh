@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Build the filter modules the tests, the demo and the benchmark load:
+# Build the filter modules the tests, the demo and the benchmark load. The module is the
+# cdylib crate airlock-filter-wasm (filter/wasm/, the proxy-wasm glue over the
+# airlock-filter core); cargo writes it as airlock_filter_wasm.wasm, and this script
+# publishes it under the names every consumer uses:
 #   target/wasm32-wasip1/release/airlock_filter.opt.wasm    THE SHIPPED MODULE: cargo's
 #       release output after `wasm-opt -O3` (binaryen, Debian package `binaryen`, installed
 #       by scripts/setup.sh), which also drops the name section. Smaller and faster in
@@ -10,12 +13,13 @@
 #       with function names (readable stack traces in wasm tools).
 #   target/wasm32-wasip1/release/airlock_filter_fault.wasm  test-only copy with the
 #       `fault-injection` feature (`x-airlock-fault: panic` makes it panic), used by
-#       tests/tests/e2e_vm_panic.rs to prove Envoy fails closed. Never deploy it.
+#       tests/tests/e2e/vm_panic.rs to prove Envoy fails closed. Never deploy it.
 #       `--no-fault` skips it (the demo and the benchmark do not need it).
 #
 # Both feature sets write the same cdylib file, so the fault build goes first and the
-# shipped build last (cargo rebuilds the filter crate alone on each switch, seconds);
-# the script then checks the shipped module is not the fault-injecting one.
+# shipped build last (the core keeps one build per feature set; only the thin crate is
+# rebuilt and relinked on each switch); the script then checks the shipped module is not
+# the fault-injecting one.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,23 +27,29 @@ cd "$ROOT"
 # The workspace builds regorus with Airlock's RVM fixes (instant when up to date).
 bash scripts/patch-regorus.sh >/dev/null
 OUT="target/wasm32-wasip1/release"
+CARGO_OUT="$OUT/airlock_filter_wasm.wasm"
 fault=1
 [ "${1:-}" = "--no-fault" ] && fault=""
 
 if [ -n "$fault" ]; then
-  cargo build -p airlock-filter --target wasm32-wasip1 --release --features fault-injection
-  cp "$OUT/airlock_filter.wasm" "$OUT/airlock_filter_fault.wasm.tmp"
+  cargo build -p airlock-filter-wasm --target wasm32-wasip1 --release --features fault-injection
+  cp "$CARGO_OUT" "$OUT/airlock_filter_fault.wasm.tmp"
   mv "$OUT/airlock_filter_fault.wasm.tmp" "$OUT/airlock_filter_fault.wasm"
 fi
 
-cargo build -p airlock-filter --target wasm32-wasip1 --release
+cargo build -p airlock-filter-wasm --target wasm32-wasip1 --release
 
-if [ -f "$OUT/airlock_filter_fault.wasm" ] && cmp -s "$OUT/airlock_filter.wasm" "$OUT/airlock_filter_fault.wasm"; then
-  echo "build-wasm: $OUT/airlock_filter.wasm is the fault-injection build; refusing" >&2
+if [ -f "$OUT/airlock_filter_fault.wasm" ] && cmp -s "$CARGO_OUT" "$OUT/airlock_filter_fault.wasm"; then
+  echo "build-wasm: $CARGO_OUT is the fault-injection build; refusing" >&2
   rm -f "$OUT/airlock_filter.wasm" "$OUT/airlock_filter.opt.wasm"
   exit 1
 fi
-if [ "$OUT/airlock_filter.opt.wasm" -nt "$OUT/airlock_filter.wasm" ]; then
+# -p keeps cargo's time stamp, which tests/src/wasm.rs and the check below compare.
+if ! cmp -s "$CARGO_OUT" "$OUT/airlock_filter.wasm"; then
+  cp -p "$CARGO_OUT" "$OUT/airlock_filter.wasm.tmp"
+  mv "$OUT/airlock_filter.wasm.tmp" "$OUT/airlock_filter.wasm"
+fi
+if [ "$OUT/airlock_filter.opt.wasm" -nt "$CARGO_OUT" ]; then
   : # up to date
 else
   if ! command -v wasm-opt >/dev/null 2>&1; then
@@ -68,7 +78,7 @@ else
     done
     printf ']\n'
   } > "$graph"
-  wasm-metadce "${features[@]}" -f "$graph" "$OUT/airlock_filter.wasm" -o "$OUT/airlock_filter.dce.wasm.tmp" >/dev/null
+  wasm-metadce "${features[@]}" -f "$graph" "$CARGO_OUT" -o "$OUT/airlock_filter.dce.wasm.tmp" >/dev/null
   wasm-opt -O3 "${features[@]}" "$OUT/airlock_filter.dce.wasm.tmp" -o "$OUT/airlock_filter.opt.wasm.tmp"
   rm -f "$OUT/airlock_filter.dce.wasm.tmp"
   mv "$OUT/airlock_filter.opt.wasm.tmp" "$OUT/airlock_filter.opt.wasm"

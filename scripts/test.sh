@@ -13,6 +13,7 @@ cargo fmt --all --check
 
 # Lints are part of the contract: no unwrap/expect/panic outside tests.
 cargo clippy -p airlock-filter --target wasm32-wasip1 --release -- -D warnings
+cargo clippy -p airlock-filter-wasm --target wasm32-wasip1 --release -- -D warnings
 cargo clippy -p airlock-bundle --target wasm32-wasip1 --release -- -D warnings
 
 # The real approval service binary the e2e_service_* suites start (target/debug/airlock).

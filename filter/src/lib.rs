@@ -1,10 +1,11 @@
 //! Airlock gateway filter.
 //!
-//! Everything outside `glue` is host-agnostic and tested natively: configuration,
+//! Everything here is host-agnostic and tested natively: configuration,
 //! identity, the action and its digest, policy input and evaluation, the decision
 //! [`cache`], signed policy [`bundle`]s and their polling, decisions, callouts to the
-//! approval service and the per-request [`flow`]. The `glue` module (wasm only) binds
-//! that core to proxy-wasm hostcalls and nothing more.
+//! approval service and the per-request [`flow`]. It never touches proxy-wasm: the
+//! module Envoy loads is the thin `airlock-filter-wasm` crate (`filter/wasm/`), which
+//! binds this core to the hostcalls and nothing more.
 
 pub mod action;
 pub mod body;
@@ -32,6 +33,3 @@ pub mod worker;
 
 #[cfg(feature = "fault-injection")]
 pub mod fault;
-
-#[cfg(target_arch = "wasm32")]
-mod glue;

@@ -4,10 +4,10 @@
 //! request contexts of that worker share it through the root's `Rc<RefCell<_>>`, and
 //! since a worker runs one callback at a time the swap happens between callbacks.
 
-use super::host::log;
-use super::root::Root;
-use crate::bundle::poll::{Polled, Response};
-use crate::metrics::Counter;
+use crate::host::log;
+use crate::root::Root;
+use airlock_filter::bundle::poll::{Polled, Response};
+use airlock_filter::metrics::Counter;
 use proxy_wasm::traits::Context;
 use proxy_wasm::types::LogLevel;
 use std::hash::{BuildHasher, Hasher};
@@ -22,7 +22,7 @@ fn random() -> u64 {
 }
 
 impl Root {
-    pub(super) fn poll_if_due(&mut self) {
+    pub(crate) fn poll_if_due(&mut self) {
         let now_ms = self.now_ms();
         let Some(poller) = self.poller.as_mut() else { return };
         if self.polling.is_some() || !poller.due(now_ms) {
@@ -43,7 +43,7 @@ impl Root {
         }
     }
 
-    pub(super) fn on_bundle_response(&mut self, num_headers: usize, body_size: usize) {
+    pub(crate) fn on_bundle_response(&mut self, num_headers: usize, body_size: usize) {
         let now_ms = self.now_ms();
         let Some(poller) = self.poller.as_ref() else { return };
         // Headers as bytes: the SDK's string read panics on non-UTF-8.

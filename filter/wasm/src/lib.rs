@@ -1,5 +1,7 @@
-//! proxy-wasm glue: binds the host-agnostic core to Envoy's hostcalls. Thin on
-//! purpose — every decision is made in the core, which is tested natively.
+//! The Airlock filter as a proxy-wasm module: binds the host-agnostic core
+//! (`airlock_filter`) to Envoy's hostcalls. Thin on purpose — every decision is made in
+//! the core, which is tested natively. `scripts/build-wasm.sh` builds and optimises it.
+#![cfg(target_arch = "wasm32")]
 
 mod host;
 mod http;

@@ -1,12 +1,12 @@
 //! The request context: hands host events to the core's [`Flow`] and carries out
 //! the steps it returns.
 
-use super::host::{log, HostRequest};
-use super::root::{read_answer, SharedWorker};
-use crate::callout::Answer;
-use crate::flow::{Flow, HeaderEdits, Step};
-use crate::problem::{Answering, Problem, ProblemKind};
-use crate::worker::Worker;
+use crate::host::{log, HostRequest};
+use crate::root::{read_answer, SharedWorker};
+use airlock_filter::callout::Answer;
+use airlock_filter::flow::{Flow, HeaderEdits, Step};
+use airlock_filter::problem::{Answering, Problem, ProblemKind};
+use airlock_filter::worker::Worker;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, LogLevel};

@@ -1,13 +1,13 @@
 //! The core's host interfaces implemented over proxy-wasm hostcalls.
 
-use crate::metrics::{Counter, Metrics, EVAL_TIME_US};
-use crate::source::{Headers, RequestSource};
+use airlock_filter::metrics::{Counter, Metrics, EVAL_TIME_US};
+use airlock_filter::source::{Headers, RequestSource};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{LogLevel, MapType, MetricType, Status};
 use std::collections::BTreeMap;
 
 /// The current request's headers, read with one hostcall and kept as the host
-/// serialized them (`crate::source::Headers`).
+/// serialized them (`airlock_filter::source::Headers`).
 pub struct HostRequest {
     headers: Headers,
 }

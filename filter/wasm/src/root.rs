@@ -1,13 +1,13 @@
 //! The root context: configuration, the per-worker state, and its timer — shipping
 //! the decision log and, with a polled bundle, fetching the policy (`poll.rs`).
 
-use super::host::{log, HostMetrics};
-use super::http::Http;
-use crate::bundle::poll::Poller;
-use crate::callout::{self, Answer, Call};
-use crate::config::Config;
-use crate::metrics::Counter;
-use crate::worker::Worker;
+use crate::host::{log, HostMetrics};
+use crate::http::Http;
+use airlock_filter::bundle::poll::Poller;
+use airlock_filter::callout::{self, Answer, Call};
+use airlock_filter::config::Config;
+use airlock_filter::metrics::Counter;
+use airlock_filter::worker::Worker;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 use std::cell::RefCell;
@@ -25,9 +25,9 @@ const POLL_TICK_MS: u64 = 1_000;
 pub struct Root {
     worker: SharedWorker,
     shipping: Option<(u32, Call)>,
-    pub(super) poller: Option<Poller>,
+    pub(crate) poller: Option<Poller>,
     /// Token of the bundle poll in flight.
-    pub(super) polling: Option<u32>,
+    pub(crate) polling: Option<u32>,
     flush_ms: u64,
     next_flush_ms: u64,
 }
@@ -37,11 +37,11 @@ impl Root {
         self.now_ms() / 1000
     }
 
-    pub(super) fn now_ms(&self) -> u64 {
+    pub(crate) fn now_ms(&self) -> u64 {
         self.get_current_time().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
     }
 
-    pub(super) fn worker(&self) -> &SharedWorker {
+    pub(crate) fn worker(&self) -> &SharedWorker {
         &self.worker
     }
 }
@@ -93,9 +93,9 @@ pub fn read_answer(ctx: &dyn Context, num_headers: usize, body_size: usize) -> A
     let header = |n: &str| ctx.get_http_call_response_header_bytes(n).and_then(|b| String::from_utf8(b).ok());
     Answer {
         status: header(":status").and_then(|s| s.parse().ok()),
-        key_id: header(crate::signing::KEY_ID_HEADER),
-        timestamp: header(crate::signing::TIMESTAMP_HEADER),
-        signature: header(crate::signing::SIGNATURE_HEADER),
+        key_id: header(airlock_filter::signing::KEY_ID_HEADER),
+        timestamp: header(airlock_filter::signing::TIMESTAMP_HEADER),
+        signature: header(airlock_filter::signing::SIGNATURE_HEADER),
         body: ctx.get_http_call_response_body(0, body_size).unwrap_or_default(),
     }
 }
