@@ -4,7 +4,7 @@
 //! approval answered `pending` (create-or-find callout, signed answer, local 403).
 //!
 //! Run: `cargo bench -p airlock-tests --bench wasm_request` (needs the release filter:
-//! `cargo build -p airlock-filter --target wasm32-wasip1 --release`).
+//! `cargo build -p airlock-filter-wasm --target wasm32-wasip1 --release`).
 //!
 //! Only the request itself is timed (`iter_custom`): shipping the decision log that the
 //! requests fill (a tick and its signed 202 answer, once per 1024 requests) happens

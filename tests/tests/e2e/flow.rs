@@ -3,7 +3,7 @@
 //! service outages and forged answers, and the decision log.
 //!
 //! Needs `bash scripts/setup.sh` (Envoy) and the built filter
-//! (`cargo build -p airlock-filter --target wasm32-wasip1 --release`).
+//! (`cargo build -p airlock-filter-wasm --target wasm32-wasip1 --release`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::e2e_support;

@@ -6,7 +6,7 @@
 //! vote); `airlock audit verify` passes, and fails after a one-byte edit.
 //!
 //! Needs `bash scripts/setup.sh` (Envoy), the filter
-//! (`cargo build -p airlock-filter --target wasm32-wasip1 --release`) and the service
+//! (`cargo build -p airlock-filter-wasm --target wasm32-wasip1 --release`) and the service
 //! (`cargo build -p airlock-approval-svc`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

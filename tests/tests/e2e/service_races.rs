@@ -4,7 +4,7 @@
 //! and time.
 //!
 //! Needs `bash scripts/setup.sh` (Envoy), the filter
-//! (`cargo build -p airlock-filter --target wasm32-wasip1 --release`) and the service
+//! (`cargo build -p airlock-filter-wasm --target wasm32-wasip1 --release`) and the service
 //! (`cargo build -p airlock-approval-svc`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -4,7 +4,7 @@
 //! may reach the upstream, none may crash the VM, and none may turn a deny or an
 //! approval into an allow (SPEC §5, invariants 1, 3 and 4).
 //!
-//! Needs the release build: `cargo build -p airlock-filter --target wasm32-wasip1 --release`.
+//! Needs the release build: `cargo build -p airlock-filter-wasm --target wasm32-wasip1 --release`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -5,7 +5,7 @@
 //! what the agent got back, what the approval service was sent — never the order of
 //! hostcalls.
 //!
-//! Needs the release build: `cargo build -p airlock-filter --target wasm32-wasip1 --release`.
+//! Needs the release build: `cargo build -p airlock-filter-wasm --target wasm32-wasip1 --release`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -1,7 +1,7 @@
 //! The wasmtime host against the real filter module: it loads, imports only what Envoy
 //! provides, refuses a bad configuration with a log line, and runs requests end to end.
 //!
-//! Needs the release build: `cargo build -p airlock-filter --target wasm32-wasip1 --release`.
+//! Needs the release build: `cargo build -p airlock-filter-wasm --target wasm32-wasip1 --release`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -2,7 +2,7 @@
 //! of these suites: each binary statically links wasmtime, so one link instead of four
 //! keeps the build small on disk and quick to link.
 //!
-//! Needs the release build: `cargo build -p airlock-filter --target wasm32-wasip1 --release`
+//! Needs the release build: `cargo build -p airlock-filter-wasm --target wasm32-wasip1 --release`
 //! (`host_wat` does not).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
