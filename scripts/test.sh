@@ -15,6 +15,7 @@ cargo fmt --all --check
 cargo clippy -p airlock-filter --target wasm32-wasip1 --release -- -D warnings
 cargo clippy -p airlock-filter-wasm --target wasm32-wasip1 --release -- -D warnings
 cargo clippy -p airlock-bundle --target wasm32-wasip1 --release -- -D warnings
+cargo clippy -p airlock-protocol --target wasm32-wasip1 --release -- -D warnings
 
 # The real approval service binary the e2e_service_* suites start (target/debug/airlock).
 cargo build -p airlock-approval-svc

@@ -14,7 +14,7 @@ pub const APPROVAL_HEADER: &str = "x-airlock-approval";
 /// frameworks that honour them run that method.
 pub const METHOD_OVERRIDE_HEADERS: [&str; 3] = ["x-http-method-override", "x-http-method", "x-method-override"];
 /// Prefix of headers that belong to Airlock; stripped before the upstream.
-pub const AIRLOCK_HEADER_PREFIX: &str = "x-airlock-";
+pub use airlock_protocol::AIRLOCK_HEADER_PREFIX;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Action {

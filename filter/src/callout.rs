@@ -4,11 +4,12 @@
 
 use crate::config::ServiceConfig;
 use crate::signing::{self, AnswerSignature, BadSignature};
-use serde::Deserialize;
-use std::collections::BTreeMap;
+use airlock_protocol::{Problem, RedeemAnswer, PROBLEM_POLICY_REFUSED};
 
-pub const APPROVALS_PATH: &str = "/v1/gateway/approvals";
-pub const DECISIONS_PATH: &str = "/v1/gateway/decisions";
+pub use airlock_protocol::approval::MAX_COMMENT_CHARS;
+pub use airlock_protocol::{
+    injectable_header_name, injectable_header_value, ApprovalState, ApprovalStatus, APPROVALS_PATH, DECISIONS_PATH,
+};
 
 /// A signed HTTP call for the glue to dispatch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,60 +89,8 @@ pub fn verified(svc: &ServiceConfig, now_s: u64, call: &Call, answer: &Answer) -
     Ok(status)
 }
 
-/// State of an approval as the service reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ApprovalStatus {
-    Pending,
-    Approved,
-    Denied,
-    Expired,
-    Cancelled,
-    /// The action gets no approval: the named approval does not cover it, or the
-    /// service refused the policy's ask (422, see [`parse_approval`]). Denied.
-    Mismatch,
-}
-
-/// Answer to create-or-find.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct ApprovalState {
-    /// Required except on `mismatch`, where there may be no approval to name.
-    #[serde(default)]
-    pub approval_id: Option<String>,
-    pub status: ApprovalStatus,
-    #[serde(default)]
-    pub retry_after: Option<u64>,
-    /// The service's own words. Informational only: the agent is told what happened in
-    /// the filter's words, from the fields below.
-    #[serde(default)]
-    pub detail: Option<String>,
-    /// Denied or cancelled: the denying reviewer's comment (control characters removed,
-    /// at most [`MAX_COMMENT_CHARS`]).
-    #[serde(default)]
-    pub comment: Option<String>,
-    /// Denied or cancelled: until when (RFC 3339) an identical retry gets this same
-    /// answer instead of asking the reviewers again.
-    #[serde(default)]
-    pub denied_until: Option<String>,
-    /// A 422 `policy-refused`: what the service will not honour, to tell the agent.
-    #[serde(skip)]
-    pub refused: Option<String>,
-}
-
-/// The service's 422 `policy-refused` problem: what the policy asked that it cannot
-/// honour (an impossible quorum, a reuse window past its maximum).
-#[derive(Deserialize)]
-struct PolicyRefused {
-    #[serde(rename = "type")]
-    kind: String,
-    detail: String,
-}
-
-const POLICY_REFUSED: &str = "urn:airlock:problem:policy-refused";
 /// Longest service detail passed on to the agent.
 const MAX_REFUSAL_DETAIL: usize = 512;
-/// Longest reviewer comment passed on to the agent.
-pub const MAX_COMMENT_CHARS: usize = 500;
 
 pub fn parse_approval(status: u32, body: &[u8]) -> Result<ApprovalState, CalloutError> {
     if status == 429 {
@@ -151,24 +100,17 @@ pub fn parse_approval(status: u32, body: &[u8]) -> Result<ApprovalState, Callout
     // agent is denied with the reason (retrying cannot help), through the same path as
     // an approval that does not cover the action.
     if status == 422 {
-        let refused: PolicyRefused =
-            serde_json::from_slice(body).map_err(|e| CalloutError::Malformed(e.to_string()))?;
-        if refused.kind != POLICY_REFUSED {
+        let refused: Problem = serde_json::from_slice(body).map_err(|e| CalloutError::Malformed(e.to_string()))?;
+        if refused.kind != PROBLEM_POLICY_REFUSED {
             return Err(CalloutError::UnexpectedStatus(status));
         }
         let reason: String = refused.detail.chars().filter(|c| !c.is_control()).take(MAX_REFUSAL_DETAIL).collect();
-        return Ok(ApprovalState {
-            approval_id: None,
-            status: ApprovalStatus::Mismatch,
-            retry_after: None,
-            detail: None,
-            comment: None,
-            denied_until: None,
-            refused: Some(format!(
-                "The approval service refuses what the policy asks for this action ({reason}); the action was \
-                 not performed. Retrying will not help: the policy must change."
-            )),
-        });
+        let mut state = ApprovalState::new(ApprovalStatus::Mismatch);
+        state.refused = Some(format!(
+            "The approval service refuses what the policy asks for this action ({reason}); the action was not \
+             performed. Retrying will not help: the policy must change."
+        ));
+        return Ok(state);
     }
     if status != 200 {
         return Err(CalloutError::UnexpectedStatus(status));
@@ -208,19 +150,13 @@ pub enum Redeemed {
     Expired,
 }
 
-#[derive(Deserialize)]
-struct RedeemBody {
-    status: String,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-}
-
 pub fn parse_redeem(status: u32, body: &[u8]) -> Result<Redeemed, CalloutError> {
-    let parsed: RedeemBody = serde_json::from_slice(body).map_err(|e| CalloutError::Malformed(e.to_string()))?;
+    let parsed: RedeemAnswer = serde_json::from_slice(body).map_err(|e| CalloutError::Malformed(e.to_string()))?;
     match (status, parsed.status.as_str()) {
         (200, "redeemed") => {
-            let mut headers = Vec::with_capacity(parsed.headers.len());
-            for (name, value) in parsed.headers {
+            let minted = parsed.headers.unwrap_or_default();
+            let mut headers = Vec::with_capacity(minted.len());
+            for (name, value) in minted {
                 if !injectable_header_name(&name) || !injectable_header_value(&value) {
                     return Err(CalloutError::Malformed(format!("refusing to inject header `{name}`")));
                 }
@@ -237,22 +173,6 @@ pub fn parse_redeem(status: u32, body: &[u8]) -> Result<Redeemed, CalloutError> 
 
 fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-}
-
-/// A minted header name the gateway will inject: an ordinary lower-case name, never a
-/// pseudo-header, a routing or framing header, or an Airlock header. The approval
-/// service applies this same function before it consumes an approval.
-pub fn injectable_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with(crate::action::AIRLOCK_HEADER_PREFIX)
-        && !matches!(name, "host" | "content-length" | "transfer-encoding" | "connection" | "te" | "upgrade")
-}
-
-/// A minted header value the gateway will inject: printable ASCII and tab only (no
-/// CR/LF, so no header splitting).
-pub fn injectable_header_value(value: &str) -> bool {
-    value.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
 }
 
 #[cfg(test)]

@@ -370,10 +370,13 @@ pub struct SigningKeys {
     pub previous: Option<SigningKey>,
 }
 
-#[derive(Clone)]
-pub struct SigningKey {
-    pub id: String,
-    pub secret: Vec<u8>,
+pub use airlock_protocol::signing::Key as SigningKey;
+
+impl SigningKeys {
+    /// Every key an answer may be signed with: current, then previous.
+    pub fn all(&self) -> impl Iterator<Item = &SigningKey> {
+        std::iter::once(&self.current).chain(self.previous.as_ref())
+    }
 }
 
 impl fmt::Debug for SigningKeys {

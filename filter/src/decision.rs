@@ -11,32 +11,9 @@ use std::time::Duration;
 /// Rule name recorded when the policy itself failed.
 pub const POLICY_ERROR_RULE: &str = "airlock.policy-error";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Effect {
-    Allow,
-    Deny,
-    Approve,
-}
-
-impl Effect {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Effect::Allow => "allow",
-            Effect::Deny => "deny",
-            Effect::Approve => "approve",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Risk {
-    Low,
-    Medium,
-    High,
-    Critical,
-}
+/// A policy's effect and risk rating are the protocol's: they go into the service's
+/// audit trail as the policy wrote them.
+pub use airlock_protocol::{Effect, Risk};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

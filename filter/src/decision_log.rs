@@ -5,35 +5,11 @@
 //! absent service cannot grow memory without limit; what is dropped is counted and
 //! reported in the next batch.
 
-use serde::Serialize;
+use airlock_protocol::DecisionBatch;
 use std::collections::VecDeque;
 
 /// One decision as the service records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Record {
-    pub decision_id: String,
-    pub time_ms: u64,
-    pub effect: &'static str,
-    pub enforced: &'static str,
-    pub mode: &'static str,
-    pub rule: String,
-    pub reason: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub risk: Option<crate::decision::Risk>,
-    pub policy_revision: String,
-    pub agent: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
-    pub method: String,
-    pub host: String,
-    pub path: String,
-}
-
-#[derive(Serialize)]
-struct Batch<'a> {
-    dropped: u64,
-    records: &'a [Record],
-}
+pub use airlock_protocol::DecisionRecord as Record;
 
 #[derive(Debug)]
 pub struct DecisionLog {
@@ -83,11 +59,14 @@ impl DecisionLog {
             return None;
         }
         let n = self.queue.len().min(self.max_batch);
-        let records: Vec<Record> = self.queue.drain(..n).collect();
-        let body = serde_json::to_vec(&Batch { dropped: self.dropped, records: &records }).ok()?;
-        self.in_flight = Some((records, self.dropped));
+        let batch = DecisionBatch { dropped: self.dropped, records: self.queue.drain(..n).collect() };
+        let body = serde_json::to_vec(&batch).ok();
+        self.in_flight = Some((batch.records, batch.dropped));
         self.dropped = 0;
-        Some(body)
+        if body.is_none() {
+            self.failed();
+        }
+        body
     }
 
     /// The in-flight batch was accepted.
@@ -118,9 +97,9 @@ mod tests {
         Record {
             decision_id: format!("dec_{i}"),
             time_ms: i,
-            effect: "allow",
-            enforced: "allow",
-            mode: "enforce",
+            effect: airlock_protocol::Effect::Allow,
+            enforced: airlock_protocol::Effect::Allow,
+            mode: airlock_protocol::Mode::Enforce,
             rule: "r".into(),
             reason: String::new(),
             risk: None,

@@ -1,55 +1,37 @@
-//! HMAC-SHA256 signatures between the filter and the approval service
-//! (`docs/protocol.md`, "Signatures").
+//! The filter's side of the signatures between filter and approval service: its
+//! configured keys over `airlock_protocol::signing`, which writes the strings and the
+//! HMACs (`docs/protocol.md`, "Signatures").
 
 use crate::config::{SigningKey, SigningKeys};
-use crate::digest::sha256_hex;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
-type HmacSha256 = Hmac<Sha256>;
-
-/// How far the service's clock may be from ours before an answer is refused.
-pub const MAX_SKEW_S: u64 = 60;
-
-pub const KEY_ID_HEADER: &str = "x-airlock-key-id";
-pub const TIMESTAMP_HEADER: &str = "x-airlock-timestamp";
-pub const SIGNATURE_HEADER: &str = "x-airlock-signature";
-
-fn mac(key: &SigningKey, parts: &[&[u8]]) -> Option<HmacSha256> {
-    let mut m = HmacSha256::new_from_slice(&key.secret).ok()?;
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            m.update(b"\n");
-        }
-        m.update(p);
-    }
-    Some(m)
-}
-
-/// `v1=<hex>` over the request string, with the key's id for the header.
-pub fn sign_request(keys: &SigningKeys, timestamp: u64, method: &str, path: &str, body: &[u8]) -> Option<String> {
-    let ts = timestamp.to_string();
-    let body_hash = sha256_hex(body);
-    let m = mac(
-        &keys.current,
-        &[b"airlock-v1-request", ts.as_bytes(), method.as_bytes(), path.as_bytes(), body_hash.as_bytes()],
-    )?;
-    Some(format!("v1={}", hex::encode(m.finalize().into_bytes())))
-}
+use airlock_protocol::signing::{self as protocol, SignatureError};
 
 /// The signature headers an answer carries.
-#[derive(Debug, Clone, Default)]
-pub struct AnswerSignature<'a> {
-    pub key_id: Option<&'a str>,
-    pub timestamp: Option<&'a str>,
-    pub signature: Option<&'a str>,
+pub use airlock_protocol::signing::Received as AnswerSignature;
+pub use airlock_protocol::signing::{KEY_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+
+/// `v1=<hex>` over the request string, signed with the current key (its id goes in
+/// `x-airlock-key-id`).
+pub fn sign_request(keys: &SigningKeys, timestamp: u64, method: &str, path: &str, body: &[u8]) -> Option<String> {
+    Some(protocol::sign_request(&keys.current, timestamp, method, path, body).signature)
 }
 
 /// Why an answer's signature was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadSignature(pub &'static str);
 
-/// Verify an answer to the request signed `request_signature`, in constant time.
+impl From<SignatureError> for BadSignature {
+    fn from(e: SignatureError) -> Self {
+        BadSignature(match e {
+            SignatureError::Unsigned(_) => "answer is not signed (a signature header is missing)",
+            SignatureError::UnknownKey => "answer signed with an unknown key id",
+            SignatureError::Stale => "answer timestamp malformed or outside the ±60 s window",
+            SignatureError::BadSignature => "answer signature does not match",
+        })
+    }
+}
+
+/// Verify an answer to the request signed `request_signature` with the current or the
+/// previous key, in constant time.
 pub fn verify_answer(
     keys: &SigningKeys,
     now_s: u64,
@@ -58,40 +40,9 @@ pub fn verify_answer(
     body: &[u8],
     sig: &AnswerSignature<'_>,
 ) -> Result<(), BadSignature> {
-    let key_id = sig.key_id.ok_or(BadSignature("answer has no key id"))?;
-    let key = if keys.current.id == key_id {
-        &keys.current
-    } else {
-        match &keys.previous {
-            Some(p) if p.id == key_id => p,
-            _ => return Err(BadSignature("answer signed with an unknown key id")),
-        }
-    };
-    let ts_text = sig.timestamp.ok_or(BadSignature("answer has no timestamp"))?;
-    let ts: u64 = ts_text.parse().map_err(|_| BadSignature("answer timestamp is not a number"))?;
-    if ts.abs_diff(now_s) > MAX_SKEW_S {
-        return Err(BadSignature("answer timestamp outside the ±60 s window"));
-    }
-    let given = sig
-        .signature
-        .and_then(|s| s.strip_prefix("v1="))
-        .and_then(|h| hex::decode(h).ok())
-        .ok_or(BadSignature("answer signature missing or not v1 hex"))?;
-    let status = status.to_string();
-    let body_hash = sha256_hex(body);
-    let m = mac(
-        key,
-        &[
-            b"airlock-v1-response",
-            ts_text.as_bytes(),
-            status.as_bytes(),
-            request_signature.as_bytes(),
-            body_hash.as_bytes(),
-        ],
-    )
-    .ok_or(BadSignature("unusable key"))?;
-    // `verify_slice` compares in constant time.
-    m.verify_slice(&given).map_err(|_| BadSignature("answer signature does not match"))
+    let status = u16::try_from(status).map_err(|_| BadSignature("answer status out of range"))?;
+    protocol::verify_answer(keys.all(), sig, status, request_signature, body, now_s)?;
+    Ok(())
 }
 
 /// Sign an answer the way the service must (used by tests and fakes).
@@ -102,14 +53,8 @@ pub fn sign_answer(
     request_signature: &str,
     body: &[u8],
 ) -> Option<String> {
-    let ts = timestamp.to_string();
-    let status = status.to_string();
-    let body_hash = sha256_hex(body);
-    let m = mac(
-        key,
-        &[b"airlock-v1-response", ts.as_bytes(), status.as_bytes(), request_signature.as_bytes(), body_hash.as_bytes()],
-    )?;
-    Some(format!("v1={}", hex::encode(m.finalize().into_bytes())))
+    let status = u16::try_from(status).ok()?;
+    Some(protocol::sign_answer(key, timestamp, status, request_signature, body).signature)
 }
 
 #[cfg(test)]

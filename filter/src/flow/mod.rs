@@ -8,7 +8,6 @@ use crate::action::Action;
 use crate::body::{self, RpcCall};
 use crate::cache::{CachedAllow, Plan};
 use crate::callout::{self, Answer, ApprovalStatus, Call, CalloutError, Redeemed};
-use crate::config::Mode;
 use crate::decision::{self, Decision, Effect, POLICY_ERROR_RULE};
 use crate::decision_log::Record;
 use crate::digest::{action_digest, batch_component, body_component, sha256_hex};
@@ -946,9 +945,9 @@ impl Flow {
         let record = Record {
             decision_id,
             time_ms: unix_ms(now),
-            effect: decision.effect.as_str(),
-            enforced: enforced.as_str(),
-            mode: if shadow { Mode::Shadow.as_str() } else { Mode::Enforce.as_str() },
+            effect: decision.effect,
+            enforced,
+            mode: if shadow { airlock_protocol::Mode::Shadow } else { airlock_protocol::Mode::Enforce },
             rule: decision.rule_or_default().to_string(),
             reason: decision.reason.clone().unwrap_or_default(),
             risk: decision.risk,
