@@ -6,6 +6,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 bash scripts/setup.sh
+
+# The approval service's top-level modules import each other in no loop (issue 10).
+python3 scripts/import-cycles.py
+
 bash scripts/build-wasm.sh
 
 # One format for the whole workspace (rustfmt.toml).

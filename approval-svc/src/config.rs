@@ -1,17 +1,19 @@
 //! `airlock.toml`: parsed strictly (unknown fields refused), overridden by `AIRLOCK_*`
-//! environment variables, secrets read only from `*_env` / `*_file`.
+//! environment variables, secrets only named (`*_env` / `*_file`, read by
+//! [`crate::secrets`]). The sections of the modules that own their settings (reviewers,
+//! OIDC, credentials, channels) are their types, checked here with the rest.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use base64::Engine as _;
 use serde::Deserialize;
 
+pub use crate::auth::oidc::OidcConfig;
+pub use crate::auth::reviewer::ReviewerConfig;
+pub use crate::credentials::CredentialConfig;
+use crate::secrets::exactly_one;
 use crate::store::DEFAULT_CHECKPOINT_INTERVAL;
-
-/// Longest credential lifetime a profile may ask for.
-pub const MAX_CREDENTIAL_TTL: Duration = Duration::from_secs(300);
 
 /// The whole file.
 #[derive(Clone, Debug, Deserialize)]
@@ -65,10 +67,10 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// Longest a client may take to send a request's headers; then the connection closes.
-    #[serde(default = "default_header_read_timeout", with = "humantime_serde_compat")]
+    #[serde(default = "default_header_read_timeout", with = "crate::time::duration_text")]
     pub header_read_timeout: Duration,
     /// Longest a client may take to send a request's body after its headers (400).
-    #[serde(default = "default_body_read_timeout", with = "humantime_serde_compat")]
+    #[serde(default = "default_body_read_timeout", with = "crate::time::duration_text")]
     pub body_read_timeout: Duration,
     /// Most connections open at once; further ones wait to be accepted.
     #[serde(default = "default_max_connections")]
@@ -131,7 +133,7 @@ fn default_max_connections() -> usize {
 pub struct StoreConfig {
     /// Time between WAL checkpoints, which run off the writer thread
     /// (`AIRLOCK_STORE_CHECKPOINT_INTERVAL`).
-    #[serde(default = "default_checkpoint_interval", with = "humantime_serde_compat")]
+    #[serde(default = "default_checkpoint_interval", with = "crate::time::duration_text")]
     pub checkpoint_interval: Duration,
 }
 
@@ -162,18 +164,6 @@ fn default_database() -> PathBuf {
     PathBuf::from("./airlock.db")
 }
 
-/// Where a secret comes from: exactly one of the two.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SecretRef {
-    /// Environment variable holding it.
-    #[serde(default)]
-    pub secret_env: Option<String>,
-    /// File holding it.
-    #[serde(default)]
-    pub secret_file: Option<PathBuf>,
-}
-
 /// `[gateway]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -181,7 +171,7 @@ pub struct GatewayConfig {
     /// HMAC keys; the first signs answers.
     pub keys: Vec<GatewayKeyConfig>,
     /// Longest long-poll granted (`AIRLOCK_GATEWAY_MAX_HOLD`).
-    #[serde(default = "default_max_hold", with = "humantime_serde_compat")]
+    #[serde(default = "default_max_hold", with = "crate::time::duration_text")]
     pub max_hold: Duration,
     /// Most long-polls held at once; further creates answer at once.
     #[serde(default = "default_max_concurrent_holds")]
@@ -218,10 +208,10 @@ pub struct GatewayKeyConfig {
 #[serde(deny_unknown_fields)]
 pub struct ApprovalsConfig {
     /// Deadline when the policy names none (`AIRLOCK_APPROVALS_DEFAULT_EXPIRES_IN`).
-    #[serde(default = "default_expires_in", with = "humantime_serde_compat")]
+    #[serde(default = "default_expires_in", with = "crate::time::duration_text")]
     pub default_expires_in: Duration,
     /// Longest deadline granted (`AIRLOCK_APPROVALS_MAX_EXPIRES_IN`).
-    #[serde(default = "default_max_expires_in", with = "humantime_serde_compat")]
+    #[serde(default = "default_max_expires_in", with = "crate::time::duration_text")]
     pub max_expires_in: Duration,
     /// Most approvals one agent may have pending; further new actions are refused (429)
     /// so a runaway or hostile agent cannot flood reviewers.
@@ -229,7 +219,7 @@ pub struct ApprovalsConfig {
     pub max_pending_per_agent: u32,
     /// Longest `reuse = "window:<d>"` a policy may ask for; a longer one is refused
     /// (`AIRLOCK_APPROVALS_MAX_REUSE_WINDOW`).
-    #[serde(default = "default_max_reuse_window", with = "humantime_serde_compat")]
+    #[serde(default = "default_max_reuse_window", with = "crate::time::duration_text")]
     pub max_reuse_window: Duration,
     /// Largest quorum a policy may ask for; a larger one is refused.
     #[serde(default = "default_max_quorum")]
@@ -237,7 +227,7 @@ pub struct ApprovalsConfig {
     /// How long after reviewers deny an action an identical retry (same agent, same
     /// digest) is answered `denied` again instead of asking them anew; `0s` turns it off
     /// (`AIRLOCK_APPROVALS_DENIED_RETRY_WINDOW`).
-    #[serde(default = "default_denied_retry_window", with = "humantime_serde_compat")]
+    #[serde(default = "default_denied_retry_window", with = "crate::time::duration_text")]
     pub denied_retry_window: Duration,
 }
 
@@ -305,124 +295,6 @@ impl Default for AuditConfig {
 
 fn default_checkpoint_every() -> u32 {
     100
-}
-
-/// `[[reviewers]]`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReviewerConfig {
-    /// Identity used for separation of duties.
-    pub id: String,
-    /// Groups.
-    #[serde(default)]
-    pub groups: Vec<String>,
-    /// Other names of the same human.
-    #[serde(default)]
-    pub aliases: Vec<String>,
-    /// Lower-case hex SHA-256 of the reviewer's API key.
-    #[serde(default)]
-    pub api_key_sha256: Option<String>,
-}
-
-/// `[oidc]`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OidcConfig {
-    /// Expected `iss`.
-    pub issuer: String,
-    /// Expected `aud`.
-    pub audience: String,
-    /// Where the IdP publishes its keys.
-    pub jwks_url: String,
-    /// Claim naming the reviewer.
-    #[serde(default = "default_id_claim")]
-    pub id_claim: String,
-    /// Claim listing groups.
-    #[serde(default = "default_groups_claim")]
-    pub groups_claim: String,
-}
-
-fn default_id_claim() -> String {
-    "email".into()
-}
-
-fn default_groups_claim() -> String {
-    "groups".into()
-}
-
-/// `[credentials.<name>]`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(tag = "kind", deny_unknown_fields)]
-pub enum CredentialConfig {
-    /// A short-lived JWT signed with HS256.
-    #[serde(rename = "jwt-hs256")]
-    JwtHs256 {
-        /// Environment variable with base64 of ≥ 32 bytes.
-        #[serde(default)]
-        secret_env: Option<String>,
-        /// File with base64 of ≥ 32 bytes.
-        #[serde(default)]
-        secret_file: Option<PathBuf>,
-        /// Lifetime (at most 5 minutes).
-        #[serde(default = "default_ttl", with = "humantime_serde_compat")]
-        ttl: Duration,
-        /// Header to set (value `Bearer <jwt>`).
-        #[serde(default = "default_header")]
-        header: String,
-        /// `iss` claim.
-        #[serde(default = "default_issuer")]
-        issuer: String,
-    },
-    /// A secret only the service holds.
-    #[serde(rename = "static")]
-    Static {
-        /// Environment variable with the header value.
-        #[serde(default)]
-        secret_env: Option<String>,
-        /// File with the header value (one trailing newline trimmed).
-        #[serde(default)]
-        secret_file: Option<PathBuf>,
-        /// Header to set.
-        #[serde(default = "default_header")]
-        header: String,
-    },
-    /// Hand-off to an external minter.
-    #[serde(rename = "http")]
-    Http {
-        /// Minter URL.
-        url: String,
-        /// Request timeout.
-        #[serde(default = "default_minter_timeout", with = "humantime_serde_compat")]
-        timeout: Duration,
-    },
-}
-
-fn default_ttl() -> Duration {
-    MAX_CREDENTIAL_TTL
-}
-
-fn default_header() -> String {
-    "authorization".into()
-}
-
-fn default_issuer() -> String {
-    "airlock".into()
-}
-
-fn default_minter_timeout() -> Duration {
-    Duration::from_secs(2)
-}
-
-/// Durations written as humantime text (`"30s"`, `"15m"`).
-mod humantime_serde_compat {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("duration {text:?}: {e}")))
-    }
 }
 
 impl Config {
@@ -535,79 +407,10 @@ impl Config {
             }
         }
         for (name, c) in &self.credentials {
-            match c {
-                CredentialConfig::JwtHs256 { secret_env, secret_file, ttl, header, .. } => {
-                    exactly_one(&format!("credentials.{name}"), secret_env, secret_file)?;
-                    if ttl.is_zero() || *ttl > MAX_CREDENTIAL_TTL {
-                        anyhow::bail!("credentials.{name}.ttl: must be more than 0 and at most 5m");
-                    }
-                    valid_header(name, header)?;
-                }
-                CredentialConfig::Static { secret_env, secret_file, header } => {
-                    exactly_one(&format!("credentials.{name}"), secret_env, secret_file)?;
-                    valid_header(name, header)?;
-                }
-                CredentialConfig::Http { url, .. } => {
-                    if !(url.starts_with("http://") || url.starts_with("https://")) {
-                        anyhow::bail!("credentials.{name}.url: must be an http(s) URL");
-                    }
-                }
-            }
+            c.validate(name)?;
         }
         Ok(())
     }
-}
-
-fn exactly_one(field: &str, env: &Option<String>, file: &Option<PathBuf>) -> anyhow::Result<()> {
-    match (env, file) {
-        (Some(_), None) | (None, Some(_)) => Ok(()),
-        _ => anyhow::bail!("{field}: set exactly one of secret_env or secret_file"),
-    }
-}
-
-fn valid_header(name: &str, header: &str) -> anyhow::Result<()> {
-    if crate::credentials::valid_header_name(header) {
-        Ok(())
-    } else {
-        anyhow::bail!("credentials.{name}.header: {header:?} is not a lower-case HTTP header name")
-    }
-}
-
-/// Reads a secret's raw text from its environment variable or file.
-pub fn read_secret_text(field: &str, env: Option<&str>, file: Option<&Path>) -> anyhow::Result<String> {
-    let text = match (env, file) {
-        (Some(var), None) => {
-            std::env::var(var).map_err(|_| anyhow::anyhow!("{field}: environment variable {var} is not set"))?
-        }
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("{field}: cannot read {}: {e}", path.display()))?,
-        _ => anyhow::bail!("{field}: set exactly one of secret_env or secret_file"),
-    };
-    let text = text.strip_suffix('\n').unwrap_or(&text);
-    let text = text.strip_suffix('\r').unwrap_or(text);
-    if text.is_empty() {
-        anyhow::bail!("{field}: secret is empty");
-    }
-    Ok(text.to_string())
-}
-
-/// Reads a key given as base64 of at least 32 bytes.
-pub fn read_key(field: &str, env: Option<&str>, file: Option<&Path>) -> anyhow::Result<Vec<u8>> {
-    let text = read_secret_text(field, env, file)?;
-    decode_key(field, text.trim())
-}
-
-/// Decodes base64 (standard or URL-safe, padded or not) of at least 32 bytes.
-pub fn decode_key(field: &str, text: &str) -> anyhow::Result<Vec<u8>> {
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
-        .iter()
-        .find_map(|e| e.decode(text).ok())
-        .ok_or_else(|| anyhow::anyhow!("{field}: key is not base64"))?;
-    if bytes.len() < 32 {
-        anyhow::bail!("{field}: key must be at least 32 bytes (got {})", bytes.len());
-    }
-    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -695,11 +498,5 @@ mod tests {
         assert_eq!(c.http.body_read_timeout, Duration::from_secs(5));
         let e = Config::from_toml(&format!("{MINIMAL}\n[http]\nmax_connections = 0\n"), |_| None).unwrap_err();
         assert!(e.to_string().contains("http.max_connections"), "{e}");
-    }
-
-    #[test]
-    fn keys_must_be_long_base64() {
-        assert!(decode_key("k", "c2hvcnQ=").is_err());
-        assert_eq!(decode_key("k", &base64::engine::general_purpose::STANDARD.encode([1u8; 32])).unwrap().len(), 32);
     }
 }

@@ -16,6 +16,7 @@ pub mod listener;
 pub mod metrics;
 pub mod policy;
 pub mod problem;
+pub mod secrets;
 pub mod serve;
 pub mod store;
 pub mod time;

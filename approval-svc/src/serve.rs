@@ -9,10 +9,11 @@ use crate::approvals::Approvals;
 use crate::auth::gateway::GatewayKeys;
 use crate::auth::oidc::Oidc;
 use crate::auth::reviewer::ReviewerDirectory;
-use crate::config::{read_key, Config};
+use crate::config::Config;
 use crate::credentials::Credentials;
 use crate::lifecycle::ExpiryLimits;
 use crate::listener::HttpLimits;
+use crate::secrets::read_key;
 use crate::store::{SqliteStore, Store};
 use crate::tls::Tls;
 
@@ -50,7 +51,8 @@ pub fn build_state(config: &Config) -> anyhow::Result<AppState> {
     .with_denied_retry_window(config.approvals.denied_retry_window);
     let oidc = config.oidc.clone().map(Oidc::new);
     let store: Arc<dyn Store> = Arc::new(store);
-    let channels = crate::channels::Channels::from_config(config, store.clone())?;
+    let channels =
+        crate::channels::Channels::load(config.teams.as_ref(), config.slack.as_ref(), &config.webhooks, store.clone())?;
     Ok(Arc::new(State {
         approvals: Arc::new(Approvals::new(store)),
         gateway_keys: GatewayKeys::new(keys),

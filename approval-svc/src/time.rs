@@ -31,3 +31,16 @@ fn to_system_time(ms: i64) -> SystemTime {
 pub fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
+
+/// Durations in `airlock.toml`, written as humantime text (`"30s"`, `"15m"`).
+pub mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    /// For `#[serde(with = "crate::time::duration_text")]`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("duration {text:?}: {e}")))
+    }
+}

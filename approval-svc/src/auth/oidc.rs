@@ -15,12 +15,38 @@ use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::watch;
 
 use super::reviewer::AuthError;
-use crate::config::OidcConfig;
 use crate::lifecycle::Reviewer;
+
+/// `[oidc]` in airlock.toml.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// Expected `iss`.
+    pub issuer: String,
+    /// Expected `aud`.
+    pub audience: String,
+    /// Where the IdP publishes its keys.
+    pub jwks_url: String,
+    /// Claim naming the reviewer.
+    #[serde(default = "default_id_claim")]
+    pub id_claim: String,
+    /// Claim listing groups.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+}
+
+fn default_id_claim() -> String {
+    "email".into()
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
+}
 
 /// Clock leeway for `exp` / `nbf`.
 const LEEWAY_SECS: u64 = 30;

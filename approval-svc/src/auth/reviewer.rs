@@ -4,9 +4,27 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use serde::Deserialize;
+
 use super::oidc::Oidc;
-use crate::config::ReviewerConfig;
 use crate::lifecycle::Reviewer;
+
+/// `[[reviewers]]` in airlock.toml.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewerConfig {
+    /// Identity used for separation of duties.
+    pub id: String,
+    /// Groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Other names of the same human.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Lower-case hex SHA-256 of the reviewer's API key.
+    #[serde(default)]
+    pub api_key_sha256: Option<String>,
+}
 
 /// Known reviewers and how to recognise them.
 #[derive(Clone)]

@@ -78,22 +78,24 @@ pub struct Channels {
 
 impl Channels {
     /// Builds every configured channel (reading its secrets); none configured is fine.
-    pub fn from_config(
-        config: &crate::config::Config,
+    pub fn load(
+        teams: Option<&teams::TeamsConfig>,
+        slack: Option<&slack::SlackConfig>,
+        webhooks: &[webhook::WebhookConfig],
         store: Arc<dyn crate::store::Store>,
     ) -> anyhow::Result<Channels> {
         let mut channels = Channels::default();
-        if let Some(c) = &config.teams {
+        if let Some(c) = teams {
             let teams = Arc::new(teams::Teams::new(c, store.clone())?);
             channels.notifiers.push(teams.clone());
             channels.teams = Some(teams);
         }
-        if let Some(c) = &config.slack {
+        if let Some(c) = slack {
             let slack = Arc::new(slack::Slack::new(c, store.clone())?);
             channels.notifiers.push(slack.clone());
             channels.slack = Some(slack);
         }
-        for c in &config.webhooks {
+        for c in webhooks {
             channels.notifiers.push(Arc::new(webhook::Webhook::new(c)?));
         }
         Ok(channels)

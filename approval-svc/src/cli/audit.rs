@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::audit::{export, verify};
-use crate::config::decode_key;
+use crate::secrets::decode_key;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

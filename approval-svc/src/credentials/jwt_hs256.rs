@@ -7,8 +7,7 @@ use std::time::Duration;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::json;
 
-use super::{random_hex, MintContext, MintError, Minted};
-use crate::config::MAX_CREDENTIAL_TTL;
+use super::{random_hex, MintContext, MintError, Minted, MAX_CREDENTIAL_TTL};
 use crate::time::duration_ms;
 
 /// An HS256 JWT minter.

@@ -1,6 +1,7 @@
 //! Just-in-time credentials, minted at redeem for one approved action. The secret goes
 //! only into the redeem answer; the audit trail gets [`Minted::audit`] (never a secret).
 
+mod config;
 mod http;
 mod jwt_hs256;
 mod static_secret;
@@ -10,8 +11,9 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::config::{read_key, read_secret_text, CredentialConfig};
+use crate::secrets::{read_key, read_secret_text};
 
+pub use config::{CredentialConfig, MAX_CREDENTIAL_TTL};
 pub use http::HttpMinter;
 pub use jwt_hs256::JwtHs256;
 pub use static_secret::StaticSecret;

@@ -85,12 +85,12 @@ impl SlackConfig {
                 anyhow::bail!("slack: {url:?} is not an http(s) URL");
             }
         }
-        let bot_token = crate::config::read_secret_text(
+        let bot_token = crate::secrets::read_secret_text(
             "slack.bot_token",
             self.bot_token_env.as_deref(),
             self.bot_token_file.as_deref(),
         )?;
-        let signing_secret = crate::config::read_secret_text(
+        let signing_secret = crate::secrets::read_secret_text(
             "slack.signing_secret",
             self.signing_secret_env.as_deref(),
             self.signing_secret_file.as_deref(),

@@ -75,7 +75,7 @@ pub fn resolve(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::config::ReviewerConfig;
+    use crate::auth::reviewer::ReviewerConfig;
 
     fn dir() -> ReviewerDirectory {
         let r = |id: &str, aliases: &[&str]| ReviewerConfig {

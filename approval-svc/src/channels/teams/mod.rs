@@ -55,7 +55,7 @@ impl Teams {
     pub fn new(config: &TeamsConfig, store: Arc<dyn Store>) -> anyhow::Result<Teams> {
         config.validate()?;
         let secret =
-            crate::config::read_secret_text("teams", config.secret_env.as_deref(), config.secret_file.as_deref())?;
+            crate::secrets::read_secret_text("teams", config.secret_env.as_deref(), config.secret_file.as_deref())?;
         let connector = connector::Connector::new(
             config.token_url(),
             config.app_id.clone(),

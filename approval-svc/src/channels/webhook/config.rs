@@ -63,7 +63,7 @@ impl WebhookConfig {
         if let Some(e) = self.events.iter().find(|e| !matches!(e.as_str(), REQUESTED | UPDATED)) {
             anyhow::bail!("{field}.events: unknown event {e:?} (known: {REQUESTED}, {UPDATED})");
         }
-        let text = crate::config::read_secret_text(&field, self.secret_env.as_deref(), self.secret_file.as_deref())?;
+        let text = crate::secrets::read_secret_text(&field, self.secret_env.as_deref(), self.secret_file.as_deref())?;
         Ok(text.into_bytes())
     }
 

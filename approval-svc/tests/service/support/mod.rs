@@ -72,7 +72,13 @@ pub fn service_with_slack() -> Service {
         "[slack]\nbot_token_file = {token:?}\nsigning_secret_file = {secret:?}\napp_id = \"A1\"\nteam_id = \"T1\"\n\
          api_base_url = \"http://127.0.0.1:9/api/\"\nchannels = []\n"
     ));
-    let channels = airlock_approval_svc::channels::Channels::from_config(&config, base.state.store().clone()).unwrap();
+    let channels = airlock_approval_svc::channels::Channels::load(
+        config.teams.as_ref(),
+        config.slack.as_ref(),
+        &config.webhooks,
+        base.state.store().clone(),
+    )
+    .unwrap();
     let state: AppState = Arc::new(State {
         approvals: Arc::new(Approvals::new(base.state.store().clone())),
         gateway_keys: base.state.gateway_keys.clone(),
