@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+use airlock_protocol::approval::MAX_COMMENT_CHARS;
+use airlock_protocol::decisions::{is_digest, MAX_DECISION_RECORDS};
+use airlock_protocol::{ApprovalState, ApprovalStatus, CreateApproval, DecisionBatch, RedeemAnswer, RedeemRequest};
 use axum::body::Bytes;
 use axum::body::{to_bytes, Body};
 use axum::extract::{Path, Request, State};
@@ -12,7 +15,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{ApiError, AppState, RETRY_AFTER_SECS};
@@ -84,7 +86,7 @@ async fn signed(State(state): State<AppState>, req: Request, next: Next) -> Resp
             Ok(_) => {
                 state.approvals.metrics.redeem_failed();
                 tracing::warn!(path, "replayed redeem request refused");
-                Some((StatusCode::CONFLICT, Json(json!({"status": "consumed"}))).into_response())
+                Some((StatusCode::CONFLICT, Json(RedeemAnswer::refused("consumed"))).into_response())
             }
             // Fail closed: without the store's word the redeem is not attempted.
             Err(e) => Some(e.into_response()),
@@ -124,48 +126,8 @@ async fn sign_answer(state: &AppState, request_signature: &str, answer: Response
     Response::from_parts(parts, Body::from(body))
 }
 
-#[derive(Deserialize)]
-struct CreateBody {
-    decision_id: String,
-    #[serde(default)]
-    approval_id: Option<String>,
-    agent: AgentRef,
-    digest: String,
-    #[serde(default)]
-    hold_ms: u64,
-    policy: PolicyBody,
-    /// Required by the protocol; kept as received in `create`.
-    #[serde(rename = "request")]
-    _request: Value,
-}
-
-#[derive(Deserialize, Default)]
-struct PolicyBody {
-    #[serde(default)]
-    approvers: Option<ApproversBody>,
-    #[serde(default)]
-    expires_in: Option<String>,
-    #[serde(default)]
-    credential: Option<String>,
-    #[serde(default)]
-    reuse: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct ApproversBody {
-    #[serde(default)]
-    groups: Vec<String>,
-    /// Wider than the stored quorum so that any absurd number is refused by name.
-    #[serde(default)]
-    quorum: Option<u64>,
-}
-
 fn parse<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("body: {e}")))
-}
-
-fn is_digest(d: &str) -> bool {
-    d.len() == 64 && d.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// A fresh approval id: `apr_` + 24 lower-case hex characters.
@@ -177,7 +139,7 @@ pub fn new_approval_id() -> Result<String, ApiError> {
 
 async fn create_or_find(State(state): State<AppState>, bytes: Bytes) -> Result<Response, ApiError> {
     let raw: Value = parse(&bytes)?;
-    let body: CreateBody = parse(&bytes)?;
+    let body: CreateApproval = parse(&bytes)?;
     if body.decision_id.is_empty() || body.agent.id.is_empty() {
         return Err(ApiError::BadRequest("decision_id and agent.id are required".into()));
     }
@@ -201,9 +163,10 @@ async fn create_or_find(State(state): State<AppState>, bytes: Bytes) -> Result<R
         .map_or((&[][..], None), |a| (&a.groups[..], a.quorum.map(|q| u32::try_from(q).unwrap_or(u32::MAX))));
     let quorum = crate::lifecycle::quorum(asked_quorum, state.max_quorum, state.reviewers.known_members(groups))
         .map_err(ApiError::PolicyRefused)?;
+    let agent = body.agent;
     let new = NewApproval {
         id: new_approval_id()?,
-        agent: body.agent,
+        agent: AgentRef { id: agent.id, source: agent.source, owner: agent.owner, acts_for: agent.acts_for },
         digest: body.digest,
         quorum,
         reuse,
@@ -216,11 +179,9 @@ async fn create_or_find(State(state): State<AppState>, bytes: Bytes) -> Result<R
     let outcome = state.blocking(true, move |s| s.create_or_find(new, asked, now)).await??;
     let approval = match outcome {
         CreateOutcome::Mismatch => {
-            let mut answer =
-                json!({"status": "mismatch", "detail": "the approval does not belong to this agent and action"});
-            if let (Some(id), Some(obj)) = (body.approval_id, answer.as_object_mut()) {
-                obj.insert("approval_id".into(), json!(id));
-            }
+            let mut answer = ApprovalState::new(ApprovalStatus::Mismatch);
+            answer.approval_id = body.approval_id;
+            answer.detail = Some("the approval does not belong to this agent and action".into());
             return Ok((StatusCode::OK, Json(answer)).into_response());
         }
         CreateOutcome::Created(a) => {
@@ -256,13 +217,10 @@ async fn create_or_find(State(state): State<AppState>, bytes: Bytes) -> Result<R
     Ok((StatusCode::OK, Json(create_answer(&approval, window, now_ms()))).into_response())
 }
 
-/// Longest reviewer comment passed on to the gateway (and so to the agent).
-const MAX_COMMENT_CHARS: usize = 500;
-
 /// The create-or-find answer. A denied or cancelled one also says why (the denying
 /// reviewer's comment) and until when an identical retry gets this same answer
 /// (`denied_until`, absent once the retry would ask reviewers again).
-fn create_answer(a: &Approval, denied_retry_window: Duration, now_ms: i64) -> Value {
+fn create_answer(a: &Approval, denied_retry_window: Duration, now_ms: i64) -> ApprovalState {
     let detail = match a.status {
         Status::Pending => "Waiting for reviewers.",
         Status::Approved | Status::Redeemed => "Approved.",
@@ -270,13 +228,18 @@ fn create_answer(a: &Approval, denied_retry_window: Duration, now_ms: i64) -> Va
         Status::Expired => "The approval passed its deadline.",
         Status::Cancelled => "The approval was cancelled.",
     };
-    let mut answer = json!({
-        "approval_id": a.id,
-        "status": a.status.wire(),
-        "retry_after": RETRY_AFTER_SECS,
-        "expires_at": rfc3339(a.expires_ms),
-        "detail": detail,
-    });
+    let status = match a.status {
+        Status::Pending => ApprovalStatus::Pending,
+        Status::Approved | Status::Redeemed => ApprovalStatus::Approved,
+        Status::Denied => ApprovalStatus::Denied,
+        Status::Expired => ApprovalStatus::Expired,
+        Status::Cancelled => ApprovalStatus::Cancelled,
+    };
+    let mut answer = ApprovalState::new(status);
+    answer.approval_id = Some(a.id.clone());
+    answer.retry_after = Some(RETRY_AFTER_SECS);
+    answer.expires_at = Some(rfc3339(a.expires_ms));
+    answer.detail = Some(detail.to_string());
     if matches!(a.status, Status::Denied | Status::Cancelled) {
         let comment = a
             .reviews
@@ -288,14 +251,8 @@ fn create_answer(a: &Approval, denied_retry_window: Duration, now_ms: i64) -> Va
             .decided_ms
             .map(|d| d.saturating_add(crate::time::duration_ms(denied_retry_window)))
             .filter(|u| !denied_retry_window.is_zero() && *u > now_ms);
-        if let Some(obj) = answer.as_object_mut() {
-            if let Some(c) = comment {
-                obj.insert("comment".into(), json!(c.chars().take(MAX_COMMENT_CHARS).collect::<String>()));
-            }
-            if let Some(u) = until {
-                obj.insert("denied_until".into(), json!(rfc3339(u)));
-            }
-        }
+        answer.comment = comment.map(|c| c.chars().take(MAX_COMMENT_CHARS).collect());
+        answer.denied_until = until.map(rfc3339);
     }
     answer
 }
@@ -322,16 +279,9 @@ async fn hold_until_decided(state: &AppState, id: &str, hold: Duration) -> Resul
     }
 }
 
-#[derive(Deserialize)]
-struct RedeemBody {
-    decision_id: String,
-    agent: String,
-    digest: String,
-}
-
 fn refusal(r: RedeemRefusal) -> Response {
     let status = if r == RedeemRefusal::Expired { StatusCode::GONE } else { StatusCode::CONFLICT };
-    (status, Json(json!({"status": r.as_str()}))).into_response()
+    (status, Json(RedeemAnswer::refused(r.as_str()))).into_response()
 }
 
 async fn redeem(
@@ -340,7 +290,7 @@ async fn redeem(
     Extension(RequestSignature(signature)): Extension<RequestSignature>,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let body: RedeemBody = parse(&bytes)?;
+    let body: RedeemRequest = parse(&bytes)?;
     let ask =
         Redeem { approval_id: id, decision_id: body.decision_id, agent: body.agent, digest: body.digest, signature };
     let credentials = state.credentials.clone();
@@ -359,97 +309,12 @@ async fn redeem(
     match state.approvals.redeem(ask, mint).await {
         Ok((a, minted)) => {
             let expires = minted.expires_at_ms.or(a.usable_until_ms).unwrap_or(a.expires_ms);
-            Ok((
-                StatusCode::OK,
-                Json(json!({"approval_id": a.id, "status": "redeemed", "headers": minted.headers,
-                            "expires_at": rfc3339(expires)})),
-            )
-                .into_response())
+            Ok((StatusCode::OK, Json(RedeemAnswer::redeemed(a.id, minted.headers, rfc3339(expires)))).into_response())
         }
         Err(NotRedeemed::Refused(r)) => Ok(refusal(r)),
         Err(NotRedeemed::Mint(e)) => Err(ApiError::Internal(e)),
         Err(NotRedeemed::Store(e)) => Err(e.into()),
     }
-}
-
-/// Most records one decision-log batch may carry (the filter's default batch is 256).
-pub const MAX_DECISION_RECORDS: usize = 1000;
-
-#[derive(Deserialize)]
-struct DecisionBatch {
-    #[serde(default)]
-    dropped: u64,
-    records: Vec<DecisionRecord>,
-}
-
-/// One gateway decision, as `docs/protocol.md` describes it. Only these fields reach
-/// the audit trail; a record missing one, or with a value outside its range, refuses
-/// the whole batch (400), and nothing of it is recorded.
-#[derive(Deserialize, Serialize)]
-struct DecisionRecord {
-    decision_id: String,
-    time_ms: u64,
-    effect: Effect,
-    enforced: Effect,
-    mode: Mode,
-    rule: String,
-    reason: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    risk: Option<Risk>,
-    policy_revision: String,
-    agent: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    digest: Option<String>,
-    method: String,
-    host: String,
-    path: String,
-}
-
-#[derive(Clone, Copy, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-enum Effect {
-    Allow,
-    Deny,
-    Approve,
-}
-
-impl Effect {
-    fn as_str(self) -> &'static str {
-        match self {
-            Effect::Allow => "allow",
-            Effect::Deny => "deny",
-            Effect::Approve => "approve",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-enum Mode {
-    Enforce,
-    Shadow,
-}
-
-#[derive(Clone, Copy, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-enum Risk {
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-/// Longest `decision_id` accepted (a request id, or one the filter made up).
-const MAX_DECISION_ID: usize = 256;
-
-fn valid_record(r: &DecisionRecord) -> Result<(), String> {
-    if r.decision_id.is_empty() || r.decision_id.len() > MAX_DECISION_ID {
-        return Err(format!("decision_id must be 1 to {MAX_DECISION_ID} bytes"));
-    }
-    if r.digest.as_deref().is_some_and(|d| !is_digest(d)) {
-        return Err("digest must be lower-case hex SHA-256".into());
-    }
-    Ok(())
 }
 
 /// Appends a batch once: the request's signature is its id (the filter sends none), so
@@ -470,7 +335,7 @@ async fn decisions(
     }
     let mut records = Vec::with_capacity(batch.records.len());
     for (i, r) in batch.records.iter().enumerate() {
-        valid_record(r).map_err(|e| ApiError::BadRequest(format!("records[{i}]: {e}")))?;
+        r.check().map_err(|e| ApiError::BadRequest(format!("records[{i}]: {e}")))?;
         records.push(serde_json::to_value(r).map_err(|e| ApiError::Internal(e.to_string()))?);
     }
     let dropped = batch.dropped;
@@ -495,7 +360,7 @@ pub mod bodies {
     pub fn create(bytes: &[u8]) -> Result<(), String> {
         let bytes = Bytes::copy_from_slice(bytes);
         parse::<Value>(&bytes).map_err(|e| e.to_string())?;
-        let body: CreateBody = parse(&bytes).map_err(|e| e.to_string())?;
+        let body: CreateApproval = parse(&bytes).map_err(|e| e.to_string())?;
         if !is_digest(&body.digest) {
             return Err("digest must be lower-case hex SHA-256".into());
         }
@@ -504,7 +369,7 @@ pub mod bodies {
 
     /// A redeem body.
     pub fn redeem(bytes: &[u8]) -> Result<(), String> {
-        parse::<RedeemBody>(&Bytes::copy_from_slice(bytes)).map(|_| ()).map_err(|e| e.to_string())
+        parse::<RedeemRequest>(&Bytes::copy_from_slice(bytes)).map(|_| ()).map_err(|e| e.to_string())
     }
 
     /// A decision-log batch checked record by record; the records as the audit trail
@@ -516,7 +381,7 @@ pub mod bodies {
         }
         let mut out = Vec::with_capacity(batch.records.len());
         for r in &batch.records {
-            valid_record(r)?;
+            r.check()?;
             out.push(serde_json::to_value(r).map_err(|e| e.to_string())?);
         }
         Ok(out)

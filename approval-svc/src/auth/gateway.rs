@@ -1,86 +1,26 @@
-//! Gateway request signatures and answer signatures (`docs/protocol.md`).
-//!
-//! Request string: `"airlock-v1-request\n" + ts + "\n" + METHOD + "\n" + path + "\n" + hex(sha256(body))`.
-//! Answer string: `"airlock-v1-response\n" + ts + "\n" + status + "\n" + request_signature + "\n" + hex(sha256(body))`.
+//! The service's side of the gateway signatures (`docs/protocol.md`): its keys, and the
+//! headers of an axum request read for `airlock_protocol::signing`, which writes the
+//! strings and the HMACs for both ends.
 
+use airlock_protocol::signing::{self as protocol, Key, Received};
 use axum::http::HeaderMap;
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
 
-type HmacSha256 = Hmac<Sha256>;
+pub use airlock_protocol::signing::{
+    request_string, response_string, sign, SignatureError, Signed as AnswerSignature, KEY_ID_HEADER, SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+};
 
-/// Header carrying the key id.
-pub const KEY_ID_HEADER: &str = "x-airlock-key-id";
-/// Header carrying the Unix time in seconds.
-pub const TIMESTAMP_HEADER: &str = "x-airlock-timestamp";
-/// Header carrying `v1=<hex>`.
-pub const SIGNATURE_HEADER: &str = "x-airlock-signature";
 /// Largest clock difference accepted.
-pub const MAX_SKEW_SECS: i64 = 60;
-
-/// Why a request is refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum SignatureError {
-    /// A signature header is missing or repeated.
-    #[error("request is not signed ({0} missing or repeated)")]
-    Unsigned(&'static str),
-    /// The key id is not configured.
-    #[error("unknown key id")]
-    UnknownKey,
-    /// Timestamp unparsable or more than 60 s away.
-    #[error("stale or malformed timestamp")]
-    Stale,
-    /// HMAC mismatch.
-    #[error("signature does not match")]
-    BadSignature,
-}
+pub const MAX_SKEW_SECS: i64 = protocol::MAX_SKEW_SECS as i64;
 
 /// The gateway keys: every key is accepted; the first signs answers.
 #[derive(Clone)]
 pub struct GatewayKeys {
-    keys: Vec<(String, Vec<u8>)>,
+    keys: Vec<Key>,
 }
 
-/// An answer's signature headers.
-#[derive(Clone, Debug)]
-pub struct AnswerSignature {
-    /// `x-airlock-key-id`.
-    pub key_id: String,
-    /// `x-airlock-timestamp`.
-    pub timestamp: String,
-    /// `x-airlock-signature`.
-    pub signature: String,
-}
-
-fn body_hash(body: &[u8]) -> String {
-    hex::encode(Sha256::digest(body))
-}
-
-/// The string a request signature covers.
-pub fn request_string(timestamp: &str, method: &str, path: &str, body: &[u8]) -> String {
-    format!("airlock-v1-request\n{timestamp}\n{method}\n{path}\n{}", body_hash(body))
-}
-
-/// The string an answer signature covers.
-pub fn response_string(timestamp: &str, status: u16, request_signature: &str, body: &[u8]) -> String {
-    format!("airlock-v1-response\n{timestamp}\n{status}\n{request_signature}\n{}", body_hash(body))
-}
-
-fn mac(key: &[u8]) -> Option<HmacSha256> {
-    HmacSha256::new_from_slice(key).ok()
-}
-
-/// `v1=` + hex HMAC-SHA256(key, message).
-pub fn sign(key: &[u8], message: &str) -> String {
-    match mac(key) {
-        Some(mut m) => {
-            m.update(message.as_bytes());
-            format!("v1={}", hex::encode(m.finalize().into_bytes()))
-        }
-        None => String::new(),
-    }
-}
-
+/// The header, present exactly once: a repeated signature header is refused, never
+/// guessed between.
 fn one_header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, SignatureError> {
     let mut values = headers.get_all(name).iter();
     match (values.next(), values.next()) {
@@ -89,34 +29,30 @@ fn one_header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str,
     }
 }
 
-/// Decimal Unix seconds within ±`MAX_SKEW_SECS` of `now_secs`.
-fn fresh(timestamp: &str, now_secs: i64) -> bool {
-    !timestamp.is_empty()
-        && timestamp.len() <= 20
-        && timestamp.bytes().all(|b| b.is_ascii_digit())
-        && timestamp.parse::<i64>().is_ok_and(|ts| (now_secs - ts).abs() <= MAX_SKEW_SECS)
+fn received(headers: &HeaderMap) -> Result<Received<'_>, SignatureError> {
+    Ok(Received {
+        key_id: Some(one_header(headers, KEY_ID_HEADER)?),
+        timestamp: Some(one_header(headers, TIMESTAMP_HEADER)?),
+        signature: Some(one_header(headers, SIGNATURE_HEADER)?),
+    })
+}
+
+/// Our clock as the protocol counts it (a clock before 1970 makes every timestamp stale).
+fn now(now_secs: i64) -> u64 {
+    u64::try_from(now_secs).unwrap_or(0)
 }
 
 impl GatewayKeys {
     /// Keys in order; the first signs answers. Callers ensure at least one.
     pub fn new(keys: Vec<(String, Vec<u8>)>) -> GatewayKeys {
-        GatewayKeys { keys }
+        GatewayKeys { keys: keys.into_iter().map(|(id, secret)| Key { id, secret }).collect() }
     }
 
     /// The checks that need no body: the three headers present once, a known key id and
     /// a fresh timestamp. The service runs these before reading a body, so a caller with
     /// no key cannot make it buffer (or wait for) one.
     pub fn precheck(&self, headers: &HeaderMap, now_secs: i64) -> Result<(), SignatureError> {
-        let key_id = one_header(headers, KEY_ID_HEADER)?;
-        let timestamp = one_header(headers, TIMESTAMP_HEADER)?;
-        one_header(headers, SIGNATURE_HEADER)?;
-        if !self.keys.iter().any(|(id, _)| id == key_id) {
-            return Err(SignatureError::UnknownKey);
-        }
-        if !fresh(timestamp, now_secs) {
-            return Err(SignatureError::Stale);
-        }
-        Ok(())
+        protocol::precheck(&self.keys, &received(headers)?, now(now_secs)).map(|_| ())
     }
 
     /// Verifies a request; returns its signature header value (answers bind to it).
@@ -128,19 +64,7 @@ impl GatewayKeys {
         body: &[u8],
         now_secs: i64,
     ) -> Result<String, SignatureError> {
-        let key_id = one_header(headers, KEY_ID_HEADER)?;
-        let timestamp = one_header(headers, TIMESTAMP_HEADER)?;
-        let signature = one_header(headers, SIGNATURE_HEADER)?;
-        let key = self.keys.iter().find(|(id, _)| id == key_id).map(|(_, k)| k).ok_or(SignatureError::UnknownKey)?;
-        if !fresh(timestamp, now_secs) {
-            return Err(SignatureError::Stale);
-        }
-        let expected =
-            signature.strip_prefix("v1=").and_then(|h| hex::decode(h).ok()).ok_or(SignatureError::BadSignature)?;
-        let mut m = mac(key).ok_or(SignatureError::BadSignature)?;
-        m.update(request_string(timestamp, method, path, body).as_bytes());
-        m.verify_slice(&expected).map_err(|_| SignatureError::BadSignature)?;
-        Ok(signature.to_string())
+        protocol::verify_request(&self.keys, &received(headers)?, method, path, body, now(now_secs)).map(str::to_string)
     }
 
     /// Signs an answer bound to `request_signature` with the first key.
@@ -151,10 +75,8 @@ impl GatewayKeys {
         body: &[u8],
         now_secs: i64,
     ) -> Option<AnswerSignature> {
-        let (key_id, key) = self.keys.first()?;
-        let timestamp = now_secs.to_string();
-        let signature = sign(key, &response_string(&timestamp, status, request_signature, body));
-        Some(AnswerSignature { key_id: key_id.clone(), timestamp, signature })
+        let key = self.keys.first()?;
+        Some(protocol::sign_answer(key, now(now_secs), status, request_signature, body))
     }
 }
 

@@ -118,10 +118,10 @@ impl Credentials {
     }
 }
 
-// The gateway refuses to inject anything else; the rule lives in the filter crate so
+// The gateway refuses to inject anything else; the rule lives in the protocol crate so
 // the two sides cannot drift apart. Checked before an approval is consumed, so a bad
 // minter answer never burns a `reuse = "once"` approval.
-pub use airlock_filter::callout::{
+pub use airlock_protocol::{
     injectable_header_name as valid_header_name, injectable_header_value as valid_header_value,
 };
 
