@@ -71,25 +71,15 @@ pub fn build_state(config: &Config) -> anyhow::Result<AppState> {
     }))
 }
 
-/// Expires due approvals every `every`, waking long-polls when something changed.
+/// Runs the expiry sweep ([`Approvals::expire_due`]) every `every`.
 pub fn spawn_expiry(state: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let store: Arc<dyn Store> = state.approvals.store.clone();
-            match tokio::task::spawn_blocking(move || store.expire_due(crate::time::now_ms())).await {
-                Ok(Ok(ids)) if !ids.is_empty() => {
-                    for id in &ids {
-                        tracing::info!(approval_id = %id, "approval expired");
-                        state.approvals.metrics.outcome("expired");
-                    }
-                    state.approvals.notify();
-                }
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "expiry sweep failed"),
-                Err(e) => tracing::error!(error = %e, "expiry task failed"),
+            if let Err(e) = state.approvals.expire_due(crate::time::now_ms()).await {
+                tracing::error!(error = %e, "expiry sweep failed");
             }
         }
     })

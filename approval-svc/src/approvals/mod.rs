@@ -1,5 +1,6 @@
 //! The approval use cases, one file each: what happens when a reviewer votes
-//! ([`review`]) and when the gateway redeems an approval ([`redeem`]). Each applies the pure rules of [`crate::lifecycle`], has the store
+//! ([`review`]), when the gateway redeems an approval ([`redeem`]) and when deadlines
+//! pass ([`expire`]). Each applies the pure rules of [`crate::lifecycle`], has the store
 //! commit the outcome (compare-and-swap, audit record and reviewer notifications in one
 //! transaction), then counts it and wakes the long-polls waiting on it.
 //!
@@ -7,6 +8,7 @@
 //! layer knows no HTTP and no channel.
 
 pub mod attempts;
+pub mod expire;
 pub mod redeem;
 pub mod review;
 

@@ -291,6 +291,16 @@ pub struct RedeemRequest {
     pub mint: MintRecord,
 }
 
+/// An approval whose time is up, and the status the lifecycle rules move it to
+/// ([`crate::lifecycle::due_transition`]).
+#[derive(Clone, Debug)]
+pub struct Expiry {
+    /// The approval as it was read.
+    pub approval: Approval,
+    /// Where it goes: expired, or redeemed when a used reuse window closes.
+    pub to: Status,
+}
+
 /// The service's view of storage.
 pub trait Store: Send + Sync {
     /// Creates an approval or finds the live one for (agent, digest) / the asked id, or
@@ -321,8 +331,14 @@ pub trait Store: Send + Sync {
     fn redeem_replayed(&self, signature: &str, now_ms: i64) -> Result<bool, StoreError>;
     /// Consumes an approved approval for one use.
     fn redeem(&self, req: RedeemRequest, now_ms: i64) -> Result<Result<Approval, RedeemRefusal>, StoreError>;
-    /// Expires every approval whose time is up; returns their ids.
-    fn expire_due(&self, now_ms: i64) -> Result<Vec<String>, StoreError>;
+    /// Live approvals (pending, or approved within reuse) whose deadline or reuse window
+    /// has passed at `now_ms`: what an expiry sweep decides about.
+    fn past_deadline(&self, now_ms: i64) -> Result<Vec<Approval>, StoreError>;
+    /// Applies `expiries` in one transaction. Each approval moves only if it is still as
+    /// it was read (status and redeem count), with its audit record and, when it was
+    /// pending, an update for the cards still asking for a decision. Returns the ids that
+    /// moved.
+    fn expire(&self, expiries: Vec<Expiry>, now_ms: i64) -> Result<Vec<String>, StoreError>;
     /// Appends gateway decision records to the audit trail, once per `batch` (the
     /// signature of the signed request carrying them): `None` when that batch was
     /// already appended (a replay), and nothing is appended again.

@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 use super::wal::{self, Checkpointer, DEFAULT_CHECKPOINT_INTERVAL};
 use super::writer::{Sealing, Tx, WriterHandle};
 use super::{
-    Approval, CreateOutcome, NewApproval, NotificationOutcome, OutboxItem, RedeemRefusal, RedeemRequest, ReviewError,
-    ReviewNote, ReviewRecord, Store, StoreError,
+    Approval, CreateOutcome, Expiry, NewApproval, NotificationOutcome, OutboxItem, RedeemRefusal, RedeemRequest,
+    ReviewError, ReviewNote, ReviewRecord, Store, StoreError,
 };
 use crate::lifecycle::{self, due_transition, forbidden_identities, Reuse, Reviewer, Status, Tally, Vote};
 
@@ -177,31 +177,36 @@ fn is_due(a: &Approval, now_ms: i64) -> bool {
     due_transition(a.status, a.expires_ms, a.usable_until_ms, a.redeem_count, now_ms).is_some()
 }
 
-/// CAS: moves `a` to its due status if its time is up, with an audit record.
+/// Moves `a` to its due status if its time is up (the reads that find it so).
 fn expire_if_due(tx: &mut Tx<'_>, a: &Approval, now_ms: i64) -> Result<Option<Status>, StoreError> {
     let Some(next) = due_transition(a.status, a.expires_ms, a.usable_until_ms, a.redeem_count, now_ms) else {
         return Ok(None);
     };
+    Ok(expire_to(tx, a, next, now_ms)?.then_some(next))
+}
+
+/// CAS: moves `a` to `next` if it is still as read (status, redeem count), with an
+/// audit record; cards still asking for a decision must say it expired.
+fn expire_to(tx: &mut Tx<'_>, a: &Approval, next: Status, now_ms: i64) -> Result<bool, StoreError> {
     let changed = tx
         .conn
         .prepare_cached(
-            "UPDATE approvals SET status = ?1, decided_ms = COALESCE(decided_ms, ?2) WHERE id = ?3 AND status = ?4",
+            "UPDATE approvals SET status = ?1, decided_ms = COALESCE(decided_ms, ?2) \
+             WHERE id = ?3 AND status = ?4 AND redeem_count = ?5",
         )?
-        .execute(params![next.as_str(), now_ms, a.id, a.status.as_str()])?;
-    if changed == 1 {
-        tx.append(
-            "approval.expired",
-            &json!({"approval_id": a.id, "agent": a.agent, "digest": a.digest, "from": a.status.as_str(),
-                    "to": next.as_str(), "redeem_count": a.redeem_count}),
-        )?;
-        // Cards still asking for a decision must say it expired.
-        if a.status == Status::Pending {
-            super::outbox::enqueue(tx.conn, &a.id, "updated", now_ms)?;
-        }
-        Ok(Some(next))
-    } else {
-        Ok(None)
+        .execute(params![next.as_str(), now_ms, a.id, a.status.as_str(), a.redeem_count])?;
+    if changed != 1 {
+        return Ok(false);
     }
+    tx.append(
+        "approval.expired",
+        &json!({"approval_id": a.id, "agent": a.agent, "digest": a.digest, "from": a.status.as_str(),
+                "to": next.as_str(), "redeem_count": a.redeem_count}),
+    )?;
+    if a.status == Status::Pending {
+        super::outbox::enqueue(tx.conn, &a.id, "updated", now_ms)?;
+    }
+    Ok(true)
 }
 
 fn insert_approval(tx: &mut Tx<'_>, new: &NewApproval, now_ms: i64) -> Result<(), StoreError> {
@@ -543,24 +548,35 @@ fn redeem(tx: &mut Tx<'_>, req: RedeemRequest, now_ms: i64) -> Result<Result<App
     Ok(Ok(reload(tx.conn, &a.id)?))
 }
 
+/// Live approvals whose deadline or reuse window has passed ([`due_transition`]'s
+/// cases, as a query).
+fn past_deadline(conn: &Connection, now_ms: i64) -> Result<Vec<Approval>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE (status = 'pending' AND expires_ms <= ?1) \
+         OR (status = 'approved' AND COALESCE(usable_until_ms, expires_ms) <= ?1)"
+    ))?;
+    let rows = stmt.query_map([now_ms], approval_from_row)?;
+    let rows: Vec<_> = rows.collect::<Result<_, _>>()?;
+    rows.into_iter().map(|r| finish(conn, r)).collect()
+}
+
+/// Expires every approval whose time is up, read and moved in one transaction (the
+/// listing path, and tests).
 fn expire_due(tx: &mut Tx<'_>, now_ms: i64) -> Result<Vec<String>, StoreError> {
-    let ids: Vec<String> = {
-        let mut stmt = tx.conn.prepare_cached(
-            "SELECT id FROM approvals WHERE (status = 'pending' AND expires_ms <= ?1) \
-             OR (status = 'approved' AND COALESCE(usable_until_ms, expires_ms) <= ?1)",
-        )?;
-        let rows = stmt.query_map([now_ms], |r| r.get(0))?;
-        rows.collect::<Result<_, _>>()?
-    };
     let mut done = Vec::new();
-    for id in ids {
-        if let Some(a) = load(tx.conn, &id)? {
-            if expire_if_due(tx, &a, now_ms)?.is_some() {
-                done.push(id);
-            }
+    for a in past_deadline(tx.conn, now_ms)? {
+        if expire_if_due(tx, &a, now_ms)?.is_some() {
+            done.push(a.id);
         }
     }
     Ok(done)
+}
+
+impl SqliteStore {
+    /// Expires every approval whose time is up; returns their ids.
+    pub fn expire_due(&self, now_ms: i64) -> Result<Vec<String>, StoreError> {
+        self.writer.submit(move |tx| expire_due(tx, now_ms))
+    }
 }
 
 impl Store for SqliteStore {
@@ -638,8 +654,20 @@ impl Store for SqliteStore {
         self.writer.submit(move |tx| redeem(tx, req, now_ms))
     }
 
-    fn expire_due(&self, now_ms: i64) -> Result<Vec<String>, StoreError> {
-        self.writer.submit(move |tx| expire_due(tx, now_ms))
+    fn past_deadline(&self, now_ms: i64) -> Result<Vec<Approval>, StoreError> {
+        past_deadline(&self.read(), now_ms)
+    }
+
+    fn expire(&self, expiries: Vec<Expiry>, now_ms: i64) -> Result<Vec<String>, StoreError> {
+        self.writer.submit(move |tx| {
+            let mut done = Vec::new();
+            for Expiry { approval, to } in expiries {
+                if expire_to(tx, &approval, to, now_ms)? {
+                    done.push(approval.id);
+                }
+            }
+            Ok(done)
+        })
     }
 
     fn append_decisions(

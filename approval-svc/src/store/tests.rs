@@ -597,3 +597,18 @@ fn the_wal_stays_bounded_with_the_checkpointer_running() {
     drop(store);
     assert!(verify_database(&path, Some(&KEY)).unwrap().ok());
 }
+
+#[test]
+fn an_expiry_read_before_a_redeem_is_not_applied_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(&dir);
+    created(&store, new("apr_w", "w", 1, Reuse::Window(Duration::from_secs(1))));
+    store.review("apr_w", &reviewer("bob", &[]), Vote::Approve, ReviewNote::api(None), NOW).unwrap();
+    let closed = NOW + 1_000;
+    let read = store.past_deadline(closed).unwrap();
+    assert_eq!(read.len(), 1);
+    let stale = Expiry { approval: read[0].clone(), to: Status::Expired };
+    store.redeem(redeem_req("apr_w", "w"), NOW + 500).unwrap().unwrap();
+    assert!(store.expire(vec![stale], closed).unwrap().is_empty(), "the approval changed since it was read");
+    assert_eq!(store.get("apr_w", closed).unwrap().unwrap().status, Status::Redeemed);
+}
