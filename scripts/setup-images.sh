@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Idempotent install of what scripts/build-images.sh and scripts/test-deploy.sh need, on
+# Debian, with no Docker daemon:
+#   - umoci (builds OCI image layouts from a directory, as root or rootless) and skopeo
+#     (inspects, copies and pushes them), Debian packages;
+#   - kubernetes-validate (PyPI, pinned) into the project virtualenv .venv: the core
+#     Kubernetes kinds of deploy/kubernetes/ checked against the API's schemas;
+#   - @kubernetes-models/istio (npm, pinned by tests/deploy/package.json and its lock,
+#     into tests/deploy/node_modules): JSON-schema validators generated from Istio's own
+#     CRDs (crd-all.gen.yaml of Istio 1.29), for the Istio kinds.
+# Running it again changes nothing that is already in place.
+set -euo pipefail
+
+K8S_VALIDATE_VERSION="1.37.0"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+DEPLOY_TESTS="$ROOT/tests/deploy"
+
+say() { printf 'setup-images: %s\n' "$*"; }
+
+apt_updated=""
+apt_install() {
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { say "need Debian packages ($*); install them and re-run"; exit 1; }
+    sudo="sudo"
+  fi
+  if [ -z "$apt_updated" ]; then
+    say "apt-get update"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    apt_updated=1
+  fi
+  say "apt-get install $*"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# 1. umoci and skopeo (Debian). binutils for `strip` (the test image from a debug binary).
+missing=()
+for tool in umoci:umoci skopeo:skopeo strip:binutils; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  say "umoci, skopeo, strip: present"
+else
+  apt_install "${missing[@]}"
+fi
+# 2. kubernetes-validate into .venv (created by scripts/setup.sh).
+if [ ! -x "$VENV/bin/python" ]; then
+  say "no virtualenv at $VENV: run bash scripts/setup.sh first"
+  exit 1
+fi
+installed="$("$VENV/bin/python" -m pip show kubernetes-validate 2>/dev/null | sed -n 's/^Version: //p' || true)"
+if [ "$installed" = "$K8S_VALIDATE_VERSION" ]; then
+  say "kubernetes-validate $K8S_VALIDATE_VERSION: present"
+else
+  say "pip install kubernetes-validate==$K8S_VALIDATE_VERSION"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "kubernetes-validate==$K8S_VALIDATE_VERSION"
+fi
+
+# 3. Istio's CRD schemas (npm), exactly as locked. Node and npm come from setup-mcp.sh.
+want="$(node -p 'require(process.argv[1]).dependencies["@kubernetes-models/istio"]' "$DEPLOY_TESTS/package.json")"
+have="$(node -p 'try { require(process.argv[1]).version } catch { "" }' \
+  "$DEPLOY_TESTS/node_modules/@kubernetes-models/istio/package.json" 2>/dev/null || true)"
+if [ "$have" = "$want" ]; then
+  say "@kubernetes-models/istio $want: present"
+else
+  say "npm ci in tests/deploy (@kubernetes-models/istio $want)"
+  (cd "$DEPLOY_TESTS" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+say "done"
