@@ -6,7 +6,7 @@
 #     one tar+gzip layer holding only plugin.wasm, whose sha256 equals the module's;
 #   - the service image unpacked (umoci) and run from its own root filesystem (chroot, as
 #     user 65532, with the image's libc): `airlock --version`, then `airlock serve` on a
-#     config inside the rootfs until /healthz and /readyz answer on 127.0.0.1, then a
+#     the Kubernetes base's airlock.toml (ConfigMap) until /healthz and /readyz answer on 127.0.0.1, then a
 #     SIGTERM and a clean exit. Bounded in time.
 # In CI (scripts/test.sh) the image is built from target/debug/airlock, which test.sh has
 # already built: no second, release, build. `--release` packages a release build instead.
@@ -108,15 +108,20 @@ ver="$(timeout 10 "$CHROOT" --userspec=65532:65532 "$rootfs" /usr/local/bin/airl
 say "ok   airlock --version in the image: $ver"
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-install -d -m 0755 "$rootfs/run/secrets"
-head -c 32 /dev/urandom | base64 >"$rootfs/run/secrets/gateway-k1"
-chown 65532:65532 "$rootfs/run/secrets/gateway-k1"; chmod 0400 "$rootfs/run/secrets/gateway-k1"
-cat >"$rootfs/etc/airlock/airlock.toml" <<EOF
-listen = "127.0.0.1:$port"
-database = "/var/lib/airlock/airlock.db"
-[gateway]
-keys = [ { id = "k1", secret_file = "/run/secrets/gateway-k1" } ]
-EOF
+# The configuration the Kubernetes base ships (deploy/kubernetes/base/configmap.yaml), on
+# 127.0.0.1 instead of the pod's interfaces, with its secret files where the Deployment
+# mounts them: the shipped image starts on the shipped configuration.
+"$ROOT/.venv/bin/python" - "$ROOT/deploy/kubernetes/base/configmap.yaml" "$port" >"$rootfs/etc/airlock/airlock.toml" <<'PY'
+import sys, yaml
+toml = yaml.safe_load(open(sys.argv[1]))["data"]["airlock.toml"]
+assert 'listen = "0.0.0.0:8700"' in toml
+sys.stdout.write(toml.replace('listen = "0.0.0.0:8700"', f'listen = "127.0.0.1:{sys.argv[2]}"'))
+PY
+install -d -m 0755 "$rootfs/run/secrets/airlock"
+for f in $(sed -n 's|.*"\(/run/secrets/airlock/[^"]*\)".*|\1|p' "$rootfs/etc/airlock/airlock.toml" | sort -u); do  # commented-out ones too: harmless
+  head -c 32 /dev/urandom | base64 >"$rootfs$f"
+  chown 0:65532 "$rootfs$f"; chmod 0440 "$rootfs$f"   # as the Deployment mounts them (fsGroup, 0440)
+done
 # exec: $! is the service itself (env and chroot exec), so the SIGTERM below reaches it.
 env -i AIRLOCK_CONFIG=/etc/airlock/airlock.toml "$CHROOT" --userspec=65532:65532 "$rootfs" \
   /usr/local/bin/airlock serve >"$TMP/serve.log" 2>&1 &

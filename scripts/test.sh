@@ -24,6 +24,9 @@ cargo clippy -p airlock-protocol --target wasm32-wasip1 --release -- -D warnings
 # The real approval service binary the e2e_service_* suites start (target/debug/airlock).
 cargo build -p airlock-approval-svc
 
+# The images (from that debug binary) and the Kubernetes/Istio manifests, ~10 s (docs/deploy.md).
+bash scripts/test-deploy.sh
+
 # The policy library decides what the real OPA decides (issue #16): a bounded
 # differential run; longer runs: `bash scripts/opa-diff.sh --count 200000 --seed N`.
 bash scripts/opa-diff.sh --count 3000
