@@ -6,7 +6,8 @@
 2. Core kinds against the Kubernetes API's schemas (PyPI kubernetes-validate, strict:
    unknown fields are errors), at the oldest Kubernetes the manifests claim
    (unhealthyPodEvictionPolicy is GA in 1.31) and at the newest the package knows.
-3. Istio kinds against Istio's CRD schemas (tests/deploy/validate-istio.mjs).
+3. Istio kinds against Istio's CRD schemas (tests/deploy/validate-istio.mjs), and
+   envoy/istio-wasmplugin.yaml with them.
 4. What no schema knows: the pieces agree with each other and with the service's
    contract (selectors, ports, probe paths, secret files mounted, one replica on SQLite,
    non-root, the EnvoyFilter's cluster naming the Service, the module pinned by sha256).
@@ -126,6 +127,8 @@ def main(deploy):
     every = {key(o): o for objs in rendered.values() for o in objs}
     istio = [o for o in every.values() if ".istio.io/" in o["apiVersion"]]
     core = [o for o in every.values() if o not in istio]
+    # The WasmPlugin alternative (envoy/, not in a kustomization) gets the same schema check.
+    istio += [d for d in yaml.safe_load_all(open(os.path.join(deploy, "..", "envoy", "istio-wasmplugin.yaml"))) if d]
     for o in core:
         check(o["apiVersion"] in CORE_GROUPS, f"{key(o)}: a core kind ({o['apiVersion']})")
         errors = validate_core(o)
@@ -175,7 +178,10 @@ def main(deploy):
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     db_dir = os.path.dirname(conf["database"])
     check(db_dir in mounts and "persistentVolumeClaim" in volumes[mounts[db_dir]["name"]], f"the store's directory {db_dir} is the PVC")
-    check(c["image"].split("/")[-1].split(":")[0].split("@")[0] == "airlock", f"image {c['image']}")
+    crate = tomllib.load(open(os.path.join(deploy, "..", "approval-svc", "Cargo.toml"), "rb"))["package"]["version"]
+    image = c["image"].split("/")[-1]
+    check(image.split("@")[0].split(":")[0] == "airlock", f"image {c['image']} is airlock")
+    check("@" in image or image.endswith(":" + crate), f"image tag is the crate's version {crate} (or a digest)")
 
     # Every secret is a file under a mounted Secret; none inline, none from env.
     files = [k["secret_file"] for k in conf["gateway"]["keys"]]
