@@ -22,7 +22,8 @@ ALL_TARGETS=(filter_config request_target request_input policy_decision bundle_a
   slack_signature reviewer_tokens service_bodies)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL_TARGETS[@]}")
-OUT="$ROOT/target/fuzz"
+# FUZZ_TARGET_DIR: another build directory (a clean build, to measure one).
+OUT="${FUZZ_TARGET_DIR:-$ROOT/target/fuzz}"
 BIN_DIR="$OUT/x86_64-unknown-linux-gnu/release"
 
 say() { printf 'fuzz: %s\n' "$*" >&2; }
