@@ -28,6 +28,7 @@
 #   --out     output directory (default target/images)
 #   --push    also copy both images to REGISTRY/airlock and REGISTRY/airlock-filter with
 #             skopeo (credentials: `skopeo login` / REGISTRY_AUTH_FILE)
+#   --insecure-registry  push over plain HTTP / unverified TLS (a local test registry)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -38,12 +39,14 @@ BINARY=""
 WASM=""
 OUT="$ROOT/target/images"
 PUSH=""
+TLS_VERIFY=true
 while [ $# -gt 0 ]; do
   case "$1" in
     --binary) BINARY="$2"; shift 2 ;;
     --wasm) WASM="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --push) PUSH="$2"; shift 2 ;;
+    --insecure-registry) TLS_VERIFY=false; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) say "unknown argument $1"; exit 2 ;;
   esac
@@ -126,7 +129,9 @@ needed="$(objdump -p "$rootfs/usr/local/bin/airlock" | awk '/NEEDED/ {print $2}'
 for lib in $needed; do
   [ -e "$rootfs/lib/x86_64-linux-gnu/$lib" ] || { say "image lacks $lib (NEEDED by airlock)"; exit 1; }
 done
-umoci repack --image "$svc:$VERSION" --history.created_by "scripts/build-images.sh (libc6, libgcc-s1, airlock)" "$WORK/svc"
+# Same inputs, same digest: every file's time is the commit's.
+find "$rootfs" -exec touch -h -d "$CREATED" {} +
+umoci repack --image "$svc:$VERSION" --history.created "$CREATED" --history.created_by "scripts/build-images.sh (libc6, libgcc-s1, airlock)" "$WORK/svc"
 umoci config --image "$svc:$VERSION" \
   --created "$CREATED" --os linux --architecture amd64 \
   --config.user 65532:65532 \
@@ -143,7 +148,7 @@ umoci config --image "$svc:$VERSION" \
   --config.label "org.opencontainers.image.created=$CREATED" \
   --config.label "org.opencontainers.image.licenses=$LICENSE" \
   --config.label "org.opencontainers.image.base.name=debian:$(cat /etc/debian_version) libc6 $(dpkg-deb -f "$LIBC_DEB" Version)" \
-  --history.created_by "umoci config (entrypoint, user, labels)"
+  --history.created "$CREATED" --history.created_by "umoci config (entrypoint, user, labels)"
 umoci tag --image "$svc:$VERSION" latest
 umoci gc --layout "$svc"
 
@@ -154,7 +159,8 @@ umoci init --layout "$wasm_img"
 umoci new --image "$wasm_img:$VERSION"
 umoci unpack --image "$wasm_img:$VERSION" "$WORK/wasm"
 install -m 0644 "$WASM" "$WORK/wasm/rootfs/plugin.wasm"
-umoci repack --image "$wasm_img:$VERSION" --history.created_by "scripts/build-images.sh (plugin.wasm)" "$WORK/wasm"
+find "$WORK/wasm/rootfs" -exec touch -h -d "$CREATED" {} +
+umoci repack --image "$wasm_img:$VERSION" --history.created "$CREATED" --history.created_by "scripts/build-images.sh (plugin.wasm)" "$WORK/wasm"
 umoci config --image "$wasm_img:$VERSION" --no-history \
   --created "$CREATED" --os linux --architecture amd64 \
   --manifest.annotation "module.wasm.image/variant=compat" \
@@ -179,7 +185,7 @@ if [ -n "$PUSH" ]; then
   for name in airlock airlock-filter; do
     for tag in "$VERSION" latest; do
       say "skopeo copy oci:$OUT/$name:$tag docker://$PUSH/$name:$tag"
-      skopeo copy --quiet "oci:$OUT/$name:$tag" "docker://$PUSH/$name:$tag"
+      skopeo copy --quiet --dest-tls-verify="$TLS_VERIFY" "oci:$OUT/$name:$tag" "docker://$PUSH/$name:$tag"
     done
   done
 fi

@@ -2,7 +2,8 @@
 # Idempotent install of what scripts/build-images.sh and scripts/test-deploy.sh need, on
 # Debian, with no Docker daemon:
 #   - umoci (builds OCI image layouts from a directory, as root or rootless) and skopeo
-#     (inspects, copies and pushes them), Debian packages;
+#     (inspects, copies and pushes them), Debian packages; docker-registry (Debian's build
+#     of the CNCF distribution registry) for the push test on 127.0.0.1;
 #   - kubernetes-validate (PyPI, pinned) into the project virtualenv .venv: the core
 #     Kubernetes kinds of deploy/kubernetes/ checked against the API's schemas;
 #   - @kubernetes-models/istio (npm, pinned by tests/deploy/package.json and its lock,
@@ -36,11 +37,11 @@ apt_install() {
 
 # 1. umoci and skopeo (Debian). binutils for `strip` (the test image from a debug binary).
 missing=()
-for tool in umoci:umoci skopeo:skopeo strip:binutils; do
+for tool in umoci:umoci skopeo:skopeo strip:binutils docker-registry:docker-registry; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 if [ "${#missing[@]}" -eq 0 ]; then
-  say "umoci, skopeo, strip: present"
+  say "umoci, skopeo, strip, docker-registry: present"
 else
   apt_install "${missing[@]}"
 fi

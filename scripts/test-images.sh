@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Builds both images (scripts/build-images.sh) and checks them without a Docker daemon:
+#   - pushed (build-images.sh --push) to a registry started on 127.0.0.1 (Debian's
+#     docker-registry), both keep their digests and the Wasm artifact its manifest;
 #   - the service image's config (skopeo): non-root user, ENTRYPOINT/CMD, port, volume,
 #     labels version = the crate's and revision = this commit; one layer; no shell in it;
 #   - the Wasm artifact (skopeo, raw manifest + layer): Istio's "compat" variant, exactly
@@ -26,16 +28,41 @@ WASM="$ROOT/target/wasm32-wasip1/release/airlock_filter.opt.wasm"
 [ -f "$WASM" ] || bash scripts/build-wasm.sh --no-fault
 
 start=$(date +%s)
-bash scripts/build-images.sh ${BINARY:+--binary "$BINARY"} --wasm "$WASM" --out "$OUT" | sed 's/^/  /'
-
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' approval-svc/Cargo.toml | head -1)"
 TMP="$(mktemp -d)"
 SERVE_PID=""
+REGISTRY_PID=""
 cleanup() {
-  if [ -n "$SERVE_PID" ] && kill -0 "$SERVE_PID" 2>/dev/null; then kill -KILL "$SERVE_PID" 2>/dev/null || true; fi
+  for pid in "$SERVE_PID" "$REGISTRY_PID"; do
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+  done
   rm -rf "$TMP"
 }
 trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# A registry on 127.0.0.1 (Debian's docker-registry), so that --push is tested too.
+reg_port="$(free_port)"
+printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\nlog:\n  level: error\n' \
+  "$TMP/registry" "$reg_port" >"$TMP/registry.yml"
+docker-registry serve "$TMP/registry.yml" >"$TMP/registry.log" 2>&1 &
+REGISTRY_PID=$!
+for _ in $(seq 100); do
+  python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$reg_port/v2/', timeout=1)" 2>/dev/null && break
+  sleep 0.1
+done
+REGISTRY="127.0.0.1:$reg_port/airlock"
+
+bash scripts/build-images.sh ${BINARY:+--binary "$BINARY"} --wasm "$WASM" --out "$OUT" \
+  --push "$REGISTRY" --insecure-registry | sed 's/^/  /'
+for name in airlock airlock-filter; do
+  here="$(skopeo inspect --format '{{.Digest}}' "oci:$OUT/$name:$VERSION")"
+  there="$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$REGISTRY/$name:$VERSION")"
+  [ "$here" = "$there" ] || { say "FAIL pushed $name has digest $there, the layout $here"; exit 1; }
+  say "ok   pushed to a registry on 127.0.0.1: $name:$VERSION keeps its digest ${here:0:19}..."
+done
+skopeo inspect --tls-verify=false --raw "docker://$REGISTRY/airlock-filter:$VERSION" >"$TMP/wasm-pushed.json"
+kill -TERM "$REGISTRY_PID"; wait "$REGISTRY_PID" 2>/dev/null || true; REGISTRY_PID=""
 
 # 1-2. Structure, from skopeo's view of the layouts.
 skopeo inspect --config "oci:$OUT/airlock:$VERSION" >"$TMP/svc-config.json"
@@ -43,6 +70,7 @@ skopeo inspect --raw "oci:$OUT/airlock:$VERSION" >"$TMP/svc-manifest.json"
 skopeo inspect --config "oci:$OUT/airlock-filter:$VERSION" >"$TMP/wasm-config.json"
 skopeo inspect --raw "oci:$OUT/airlock-filter:$VERSION" >"$TMP/wasm-manifest.json"
 skopeo inspect --raw "oci:$OUT/airlock:latest" >"$TMP/svc-latest.json"
+cmp -s "$TMP/wasm-manifest.json" "$TMP/wasm-pushed.json" || { say "FAIL the registry changed the Wasm artifact's manifest"; exit 1; }
 
 python3 - "$TMP" "$OUT" "$VERSION" "$(git rev-parse HEAD)" "$WASM" <<'EOF'
 import hashlib, io, json, sys, tarfile
@@ -107,7 +135,7 @@ ver="$(timeout 10 "$CHROOT" --userspec=65532:65532 "$rootfs" /usr/local/bin/airl
 [ "$ver" = "airlock $VERSION" ] || { say "FAIL airlock --version in the image said '$ver'"; exit 1; }
 say "ok   airlock --version in the image: $ver"
 
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+port="$(free_port)"
 # The configuration the Kubernetes base ships (deploy/kubernetes/base/configmap.yaml), on
 # 127.0.0.1 instead of the pod's interfaces, with its secret files where the Deployment
 # mounts them: the shipped image starts on the shipped configuration.
