@@ -28,6 +28,7 @@ WASM="$ROOT/target/wasm32-wasip1/release/airlock_filter.opt.wasm"
 [ -f "$WASM" ] || bash scripts/build-wasm.sh --no-fault
 
 start=$(date +%s)
+HEAD_AT_BUILD="$(git rev-parse HEAD)"   # what build-images.sh labels (read before a colleague's commit can move it)
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' approval-svc/Cargo.toml | head -1)"
 TMP="$(mktemp -d)"
 SERVE_PID=""
@@ -72,7 +73,7 @@ skopeo inspect --raw "oci:$OUT/airlock-filter:$VERSION" >"$TMP/wasm-manifest.jso
 skopeo inspect --raw "oci:$OUT/airlock:latest" >"$TMP/svc-latest.json"
 cmp -s "$TMP/wasm-manifest.json" "$TMP/wasm-pushed.json" || { say "FAIL the registry changed the Wasm artifact's manifest"; exit 1; }
 
-python3 - "$TMP" "$OUT" "$VERSION" "$(git rev-parse HEAD)" "$WASM" <<'EOF'
+python3 - "$TMP" "$OUT" "$VERSION" "$HEAD_AT_BUILD" "$WASM" <<'EOF'
 import hashlib, io, json, sys, tarfile
 tmp, out, version, head, wasm = sys.argv[1:]
 load = lambda name: json.load(open(f"{tmp}/{name}"))
