@@ -31,4 +31,7 @@ bash scripts/test-deploy.sh
 # differential run; longer runs: `bash scripts/opa-diff.sh --count 200000 --seed N`.
 bash scripts/opa-diff.sh --count 3000
 
+# Every fuzz target briefly from its committed seeds (docs/fuzzing.md); a crash fails.
+bash scripts/fuzz.sh 10
+
 cargo test --workspace --no-fail-fast
