@@ -87,13 +87,21 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
+/// Exit 2 with the reason: the command could not run at all (as opposed to a test failing).
+fn unusable(reason: impl std::fmt::Display) -> ExitCode {
+    eprintln!("airlock: {reason}");
+    ExitCode::from(2)
+}
+
+/// The policy directories or bundles, or the exit code after saying why they do not load.
+fn load(dirs: &[PathBuf]) -> Result<policy::Loaded, ExitCode> {
+    policy::load(dirs).map_err(|e| unusable(format!("policy does not load: {e}")))
+}
+
 fn test(dirs: &[PathBuf], quiet: bool) -> ExitCode {
-    let mut loaded = match policy::load(dirs) {
+    let mut loaded = match load(dirs) {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("airlock: policy does not load: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let results = policy::run_tests(&mut loaded);
     let (mut passed, mut failed) = (0usize, 0usize);
@@ -151,24 +159,15 @@ fn check(paths: &[PathBuf], entrypoint: Option<&str>) -> ExitCode {
 fn eval_lines(dirs: &[PathBuf], inputs: &PathBuf, entrypoint: &str, max_instructions: usize) -> ExitCode {
     let text = match std::fs::read_to_string(inputs) {
         Ok(t) => t,
-        Err(e) => {
-            eprintln!("airlock: {}: {e}", inputs.display());
-            return ExitCode::from(2);
-        }
+        Err(e) => return unusable(format!("{}: {e}", inputs.display())),
     };
-    let mut loaded = match policy::load(dirs) {
+    let mut loaded = match load(dirs) {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("airlock: policy does not load: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let mut evaluator = match policy::Evaluator::new(&mut loaded, entrypoint, max_instructions) {
         Ok(e) => e,
-        Err(e) => {
-            eprintln!("airlock: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return unusable(e),
     };
     use std::io::Write as _;
     let stdout = std::io::stdout();
@@ -201,12 +200,9 @@ fn eval(dirs: &[PathBuf], input: &PathBuf, entrypoint: &str, max_instructions: u
             return ExitCode::from(2);
         }
     };
-    let mut loaded = match policy::load(dirs) {
+    let mut loaded = match load(dirs) {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("airlock: policy does not load: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let ev = match policy::evaluate(&mut loaded, input_value, entrypoint, max_instructions) {
         Ok(ev) => ev,
