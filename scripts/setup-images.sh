@@ -17,23 +17,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 DEPLOY_TESTS="$ROOT/tests/deploy"
 
-say() { printf 'setup-images: %s\n' "$*"; }
-
-apt_updated=""
-apt_install() {
-  local sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null 2>&1 || { say "need Debian packages ($*); install them and re-run"; exit 1; }
-    sudo="sudo"
-  fi
-  if [ -z "$apt_updated" ]; then
-    say "apt-get update"
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    apt_updated=1
-  fi
-  say "apt-get install $*"
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
+SAY_PREFIX="setup-images"
+# shellcheck source=lib/install.sh
+. "$ROOT/scripts/lib/install.sh"
 
 # 1. umoci and skopeo (Debian). binutils for `strip` (the test image from a debug binary).
 missing=()
@@ -50,13 +36,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   say "no virtualenv at $VENV: run bash scripts/setup.sh first"
   exit 1
 fi
-installed="$("$VENV/bin/python" -m pip show kubernetes-validate 2>/dev/null | sed -n 's/^Version: //p' || true)"
-if [ "$installed" = "$K8S_VALIDATE_VERSION" ]; then
-  say "kubernetes-validate $K8S_VALIDATE_VERSION: present"
-else
-  say "pip install kubernetes-validate==$K8S_VALIDATE_VERSION"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "kubernetes-validate==$K8S_VALIDATE_VERSION"
-fi
+pip_pinned kubernetes-validate "$K8S_VALIDATE_VERSION"
 
 # 3. Istio's CRD schemas (npm), exactly as locked. Node and npm come from setup-mcp.sh.
 want="$(node -p 'require(process.argv[1]).dependencies["@kubernetes-models/istio"]' "$DEPLOY_TESTS/package.json")"

