@@ -38,22 +38,27 @@ pub fn requested(mode: MethodOverride, method: &str, values: &[&str], place: &st
 /// the field (its parts are not parsed here, so it is refused in either mode). `None`
 /// for other content types.
 pub fn in_body<'a>(content_type: Option<&str>, body: &'a [u8]) -> Result<Vec<std::borrow::Cow<'a, str>>, String> {
-    let ct = content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
-    match ct.as_deref() {
-        Some("application/x-www-form-urlencoded") => {
-            Ok(form_urlencoded::parse(body).filter(|(k, _)| k == FIELD).map(|(_, v)| v).collect())
-        }
-        Some("multipart/form-data") if mentions_field(body) => {
-            Err(format!("the multipart body has a `{FIELD}` part; send the intended method itself"))
-        }
-        _ => Ok(Vec::new()),
+    if is_media_type(content_type, URLENCODED) {
+        Ok(form_urlencoded::parse(body).filter(|(k, _)| k == FIELD).map(|(_, v)| v).collect())
+    } else if is_media_type(content_type, MULTIPART) && mentions_field(body) {
+        Err(format!("the multipart body has a `{FIELD}` part; send the intended method itself"))
+    } else {
+        Ok(Vec::new())
     }
 }
 
 /// Whether a form content type is one a framework reads `_method` from.
 pub fn is_form(content_type: Option<&str>) -> bool {
-    let ct = content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
-    matches!(ct.as_deref(), Some("application/x-www-form-urlencoded") | Some("multipart/form-data"))
+    is_media_type(content_type, URLENCODED) || is_media_type(content_type, MULTIPART)
+}
+
+const URLENCODED: &str = "application/x-www-form-urlencoded";
+const MULTIPART: &str = "multipart/form-data";
+
+/// The content type's media type (before any parameter) is `media`, in any case. Checked
+/// on every request with a body, so it allocates nothing.
+fn is_media_type(content_type: Option<&str>, media: &str) -> bool {
+    content_type.is_some_and(|c| c.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(media))
 }
 
 fn mentions_field(body: &[u8]) -> bool {
