@@ -50,32 +50,24 @@ impl TestCa {
 
     /// A server certificate for `dns_names`, signed by this CA.
     pub fn server_cert(&self, dns_names: &[&str]) -> anyhow::Result<ServerCert> {
-        let names: Vec<String> = dns_names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names)?;
-        if let Some(first) = dns_names.first() {
-            params.distinguished_name.push(DnType::CommonName, *first);
-        }
-        params.use_authority_key_identifier_extension = true;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let key = KeyPair::generate()?;
-        let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(ServerCert {
-            cert_der: cert.der().clone(),
-            key_der: key.serialize_der(),
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        self.leaf(dns_names, ExtendedKeyUsagePurpose::ServerAuth)
     }
 
     /// A client certificate for `name` (a gateway presenting itself to the approval
     /// service), signed by this CA.
     pub fn client_cert(&self, name: &str) -> anyhow::Result<ServerCert> {
-        let mut params = CertificateParams::new(vec![name.to_string()])?;
-        params.distinguished_name.push(DnType::CommonName, name);
+        self.leaf(&[name], ExtendedKeyUsagePurpose::ClientAuth)
+    }
+
+    /// A leaf for `names` (the first is also the common name) with one extended usage.
+    fn leaf(&self, names: &[&str], usage: ExtendedKeyUsagePurpose) -> anyhow::Result<ServerCert> {
+        let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
+        if let Some(first) = names.first() {
+            params.distinguished_name.push(DnType::CommonName, *first);
+        }
         params.use_authority_key_identifier_extension = true;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.extended_key_usages = vec![usage];
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(ServerCert {
