@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use airlock_approval_svc::approvals::Decisions;
 use airlock_approval_svc::audit::verify::verify_database;
 use airlock_approval_svc::store::{SqliteStore, Store};
 use serde_json::json;

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use super::Approvals;
+use super::Decisions;
 use crate::lifecycle::due_transition;
 use crate::store::{Expiry, StoreError};
 
@@ -49,7 +50,7 @@ mod tests {
 
     use super::*;
     use crate::lifecycle::{Reuse, Status};
-    use crate::store::{AgentRef, CreateOutcome, NewApproval, SqliteStore, Store};
+    use crate::store::{AgentRef, CreateOutcome, NewApproval, SqliteStore};
 
     const NOW: i64 = 1_800_000_000_000;
 

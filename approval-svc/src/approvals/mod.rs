@@ -1,6 +1,7 @@
 //! The approval use cases, one file each: what happens when a reviewer votes
 //! ([`review`]), when the gateway redeems an approval ([`redeem`]) and when deadlines
-//! pass ([`expire`]). Each applies the pure rules of [`crate::lifecycle`], has the store
+//! pass ([`expire`]). The transitions they decide are written once in [`transitions`]
+//! over the store's rows and run one transaction each by [`Decisions`]. Each applies the pure rules of [`crate::lifecycle`], has the store
 //! commit the outcome (compare-and-swap, audit record and reviewer notifications in one
 //! transaction), then counts it and wakes the long-polls waiting on it.
 //!
@@ -8,9 +9,16 @@
 //! layer knows no HTTP and no channel.
 
 pub mod attempts;
+pub mod cancel;
+#[cfg(test)]
+mod conformance;
+pub mod decisions;
 pub mod expire;
 pub mod redeem;
 pub mod review;
+#[cfg(test)]
+mod store_tests;
+pub mod transitions;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,6 +31,8 @@ use crate::store::{Store, StoreError};
 use crate::time::now_ms;
 use attempts::{Attempt, RefusedAttempts};
 
+pub use cancel::CancelRefusal;
+pub use decisions::Decisions;
 pub use redeem::{NotRedeemed, Redeem};
 pub use review::{Refusal, ReviewRequest};
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::Approvals;
+use super::Decisions;
 use crate::store::{Approval, MintRecord, RedeemRefusal, RedeemRequest, StoreError};
 use crate::time::now_ms;
 

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::attempts::{self, Attempt};
 use super::Approvals;
+use super::Decisions;
 use crate::lifecycle::{may_review, ReviewRefusal, Reviewer, Status, Vote};
 use crate::store::{Approval, ReviewError, ReviewNote, StoreError};
 use crate::time::now_ms;

@@ -9,19 +9,38 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
+use super::chain::Record;
+use super::checkpoint::Checkpoint;
 use super::verify::{load_checkpoints, open_read_only, row_to_record, verify_database_expecting, Report};
 
-/// Writes the bundle into `out` (created if missing); returns the verification report.
+/// Writes the bundle of the SQLite file `database` into `out` (created if missing);
+/// returns the verification report.
 pub fn export(database: &Path, out: &Path, key: Option<&[u8]>, every: i64) -> anyhow::Result<Report> {
-    fs::create_dir_all(out)?;
     let conn = open_read_only(database)?;
+    let checkpoints = load_checkpoints(&conn)?;
+    let mut stmt = conn.prepare("SELECT seq, time, kind, event, prev_hash, hash FROM audit_records ORDER BY seq")?;
+    let records = stmt.query_map([], row_to_record)?.map(|r| r.map_err(anyhow::Error::from));
+    let source = database.display().to_string();
+    write_bundle(out, records, &checkpoints, &source, || verify_database_expecting(database, key, every))
+}
+
+/// Writes the bundle of `records` (in stored order) and `checkpoints` into `out`
+/// (created if missing), whatever backend they come from, so every backend's evidence
+/// has one format; `verify` answers the verification report of the same trail. `source`
+/// names where it came from (no credentials).
+pub fn write_bundle(
+    out: &Path,
+    records: impl Iterator<Item = anyhow::Result<Record>>,
+    checkpoints: &[Checkpoint],
+    source: &str,
+    verify: impl FnOnce() -> anyhow::Result<Report>,
+) -> anyhow::Result<Report> {
+    fs::create_dir_all(out)?;
     let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
     let (mut first_time, mut last_time) = (None::<String>, None::<String>);
     {
         let mut w = BufWriter::new(File::create(out.join("records.jsonl"))?);
-        let mut stmt =
-            conn.prepare("SELECT seq, time, kind, event, prev_hash, hash FROM audit_records ORDER BY seq")?;
-        for record in stmt.query_map([], row_to_record)? {
+        for record in records {
             let r = record?;
             *kinds.entry(r.kind.clone()).or_default() += 1;
             if first_time.is_none() {
@@ -37,16 +56,16 @@ pub fn export(database: &Path, out: &Path, key: Option<&[u8]>, every: i64) -> an
     }
     {
         let mut w = BufWriter::new(File::create(out.join("checkpoints.jsonl"))?);
-        for cp in load_checkpoints(&conn)? {
-            writeln!(w, "{}", serde_json::to_string(&cp)?)?;
+        for cp in checkpoints {
+            writeln!(w, "{}", serde_json::to_string(cp)?)?;
         }
         w.flush()?;
     }
-    let report = verify_database_expecting(database, key, every)?;
+    let report = verify()?;
     let summary = json!({
         "format": "airlock-evidence-v1",
         "generated_at": crate::time::rfc3339(crate::time::now_ms()),
-        "database": database.display().to_string(),
+        "database": source,
         "period": {"from": first_time, "to": last_time},
         "records_by_kind": kinds,
         "verification": report,

@@ -1,20 +1,37 @@
-//! Approval storage. [`Store`] is what the service needs from a store; `sqlite` is the
-//! embedded implementation (a PostgreSQL one can follow). Every transition is a
-//! compare-and-swap committed in one transaction together with its audit record(s).
+//! Approval storage. [`Store`] is what the service needs from a store: `sqlite` is the
+//! embedded default, `postgres` the backend for several replicas. A backend implements
+//! the rows ([`Ledger`]), [`Store::transact`] and the queries; it decides nothing. The
+//! transitions are decided in the use-case layer (`crate::approvals::transitions`) and
+//! run as one transaction each through [`run`].
 
+pub mod ledger;
 mod migrations;
 pub mod outbox;
+pub mod postgres;
 pub mod sqlite;
 mod wal;
-mod writer;
+pub(crate) mod writer;
+
+use std::any::Any;
 
 use serde_json::Value;
 
-use crate::lifecycle::{Parties, Reuse, Reviewer, Status, Vote};
+use crate::lifecycle::{Parties, Reuse, Status, Vote};
 
+pub use ledger::Ledger;
 pub use outbox::{NotificationOutcome, OutboxItem};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use wal::DEFAULT_CHECKPOINT_INTERVAL;
+
+/// The bounds a create is checked against.
+#[derive(Clone, Copy, Debug)]
+pub struct CreateLimits {
+    /// Most pending approvals of one agent.
+    pub pending: u32,
+    /// How long a denial answers identical creates (ms; 0: never).
+    pub denied_retry_window_ms: i64,
+}
 
 /// A store failure (not a refusal): the caller answers 5xx.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -28,12 +45,6 @@ pub enum StoreError {
     /// Stored data does not parse.
     #[error("corrupt row: {0}")]
     Corrupt(String),
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::Database(e.to_string())
-    }
 }
 
 /// The agent behind an approval.
@@ -301,64 +312,61 @@ pub struct Expiry {
     pub to: Status,
 }
 
-/// The service's view of storage.
+/// Whether a transaction's commit must reach the disk before anyone hears back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Synced before the answer: everything a reviewer or the gateway acts on.
+    Durable,
+    /// Committed before the answer (a process crash cannot undo it), synced soon after:
+    /// only records of decisions already enforced (the gateway's decision log).
+    Deferred,
+}
+
+/// What a transaction answers, type-erased so [`Store`] stays object-safe.
+pub type Output = Box<dyn Any + Send>;
+
+/// A unit of work run in one transaction. It may run more than once (a backend retries
+/// it after a serialisation failure), so it must not have effects outside the ledger.
+pub type Job = Box<dyn FnMut(&mut dyn Ledger) -> Result<Output, StoreError> + Send>;
+
+/// Runs `job` in one transaction of `store` and answers what it returned.
+pub fn run<S, T>(
+    store: &S,
+    durability: Durability,
+    mut job: impl FnMut(&mut dyn Ledger) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError>
+where
+    S: Store + ?Sized,
+    T: Send + 'static,
+{
+    let out = store.transact(durability, Box::new(move |l| job(l).map(|v| Box::new(v) as Output)))?;
+    out.downcast::<T>().map(|b| *b).map_err(|_| StoreError::Corrupt("transaction answered the wrong type".into()))
+}
+
+/// The service's view of storage. A backend implements the rows ([`Ledger`]) and the
+/// queries; every transition is decided once, in the use-case layer
+/// (`crate::approvals::transitions`), and run through [`Store::transact`].
 pub trait Store: Send + Sync {
-    /// Creates an approval or finds the live one for (agent, digest) / the asked id, or
-    /// the one denied or cancelled within [`Store::denied_retry_window`].
-    fn create_or_find(
-        &self,
-        new: NewApproval,
-        asked_id: Option<String>,
-        now_ms: i64,
-    ) -> Result<CreateOutcome, StoreError>;
-    /// How long after a denial (or cancellation) an identical create is answered with it;
-    /// zero: never (every retry opens a new approval).
-    fn denied_retry_window(&self) -> std::time::Duration;
-    /// One approval; a pending one past its deadline is expired first.
-    fn get(&self, id: &str, now_ms: i64) -> Result<Option<Approval>, StoreError>;
-    /// Approvals, newest first, optionally of one status.
-    fn list(&self, status: Option<Status>, limit: u32, now_ms: i64) -> Result<Vec<Approval>, StoreError>;
-    /// Records a review and decides the approval when the rules say so.
-    fn review(
-        &self,
-        id: &str,
-        reviewer: &Reviewer,
-        vote: Vote,
-        note: ReviewNote,
-        now_ms: i64,
-    ) -> Result<Approval, ReviewError>;
-    /// Whether a redeem signed with `signature` already minted (a replay).
-    fn redeem_replayed(&self, signature: &str, now_ms: i64) -> Result<bool, StoreError>;
-    /// Consumes an approved approval for one use.
-    fn redeem(&self, req: RedeemRequest, now_ms: i64) -> Result<Result<Approval, RedeemRefusal>, StoreError>;
+    /// Runs `job` in one transaction: all of it commits, or none.
+    fn transact(&self, durability: Durability, job: Job) -> Result<Output, StoreError>;
+    /// Bounds on creates (pending cap, denied-retry window).
+    fn create_limits(&self) -> CreateLimits;
+    /// One approval as stored (no expiry applied).
+    fn read(&self, id: &str) -> Result<Option<Approval>, StoreError>;
+    /// Approvals as stored, newest first, optionally of one status.
+    fn read_list(&self, status: Option<Status>, limit: u32) -> Result<Vec<Approval>, StoreError>;
     /// Live approvals (pending, or approved within reuse) whose deadline or reuse window
     /// has passed at `now_ms`: what an expiry sweep decides about.
     fn past_deadline(&self, now_ms: i64) -> Result<Vec<Approval>, StoreError>;
-    /// Applies `expiries` in one transaction. Each approval moves only if it is still as
-    /// it was read (status and redeem count), with its audit record and, when it was
-    /// pending, an update for the cards still asking for a decision. Returns the ids that
-    /// moved.
-    fn expire(&self, expiries: Vec<Expiry>, now_ms: i64) -> Result<Vec<String>, StoreError>;
-    /// Appends gateway decision records to the audit trail, once per `batch` (the
-    /// signature of the signed request carrying them): `None` when that batch was
-    /// already appended (a replay), and nothing is appended again.
-    fn append_decisions(
-        &self,
-        batch: &str,
-        records: Vec<Value>,
-        dropped: u64,
-        now_ms: i64,
-    ) -> Result<Option<usize>, StoreError>;
-    /// Appends one audit event of `kind` (for events outside a transition).
-    fn append_event(&self, kind: &str, event: Value) -> Result<(), StoreError>;
-    /// Seals the current chain head (e.g. at shutdown).
-    fn checkpoint(&self) -> Result<(), StoreError>;
+    /// Whether a redeem signed with `signature` already minted (a replay).
+    fn redeem_replayed(&self, signature: &str, now_ms: i64) -> Result<bool, StoreError>;
     /// Remembers a chat conversation the bot may post to (Teams installs); replaces the
     /// reference of a known `id`.
     fn save_conversation(&self, channel: &str, id: &str, reference: Value, now_ms: i64) -> Result<(), StoreError>;
     /// Every conversation remembered for `channel`, as `(id, reference)`.
     fn conversations(&self, channel: &str) -> Result<Vec<(String, Value)>, StoreError>;
-    /// Up to `limit` notifications due at `now_ms` (one per approval, oldest first).
+    /// Up to `limit` notifications due at `now_ms` (one per approval, oldest first),
+    /// leased to this process: no other replica gets them until the lease ends.
     fn due_notifications(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError>;
     /// Records how an attempt at `item` ended.
     fn finish_notification(&self, item: &OutboxItem, outcome: NotificationOutcome) -> Result<(), StoreError>;
@@ -380,13 +388,22 @@ pub trait Store: Send + Sync {
     fn pending_count(&self) -> Result<u64, StoreError>;
     /// Transactions committed so far: (synced to disk before answering, synced later).
     fn commits(&self) -> (u64, u64);
-}
 
-impl From<rusqlite::Error> for ReviewError {
-    fn from(e: rusqlite::Error) -> Self {
-        ReviewError::Store(e.into())
+    /// How long after a denial (or cancellation) an identical create is answered with it;
+    /// zero: never (every retry opens a new approval).
+    fn denied_retry_window(&self) -> std::time::Duration {
+        let ms = self.create_limits().denied_retry_window_ms.max(0);
+        std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+    }
+
+    /// Appends one audit event of `kind` (for events outside a transition).
+    fn append_event(&self, kind: &str, event: Value) -> Result<(), StoreError> {
+        let kind = kind.to_string();
+        run(self, Durability::Durable, move |l| l.append(&kind, &event).map(|_| ()))
+    }
+
+    /// Seals the current chain head (e.g. at shutdown).
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        run(self, Durability::Durable, |l| l.seal())
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -138,14 +138,14 @@ pub struct Commits {
 }
 
 /// The answer to a queued job.
-pub(super) struct Ticket<T> {
+pub(crate) struct Ticket<T> {
     answer: Receiver<Result<Output, StoreError>>,
     kind: PhantomData<fn() -> T>,
 }
 
 impl<T: 'static> Ticket<T> {
     /// Waits until the job's batch is committed (blocking).
-    pub(super) fn wait(self) -> Result<T, StoreError> {
+    pub(crate) fn wait(self) -> Result<T, StoreError> {
         let out = self.answer.recv().map_err(|_| StoreError::Closed)??;
         out.downcast::<T>().map(|b| *b).map_err(|_| StoreError::Corrupt("writer answered the wrong type".into()))
     }
@@ -191,7 +191,7 @@ impl WriterHandle {
     }
 
     /// Queues `op` without waiting for it.
-    pub(super) fn enqueue<T: Send + 'static>(
+    pub(crate) fn enqueue<T: Send + 'static>(
         &self,
         deferred: bool,
         op: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send + 'static,
