@@ -28,6 +28,7 @@ candidates contains d if d := data.airlock.rules.secrets.decision
 candidates contains d if d := data.airlock.rules.deploy.decision
 candidates contains d if d := data.airlock.rules.databases.decision
 candidates contains d if d := data.airlock.rules.mcp.decision
+candidates contains d if d := data.airlock.rules.aws.decision
 
 effect_rank := {"deny": 0, "approve": 1, "allow": 2}
 

@@ -47,6 +47,9 @@ pub enum CredentialConfig {
         #[serde(default = "default_header")]
         header: String,
     },
+    /// AWS: an STS session narrowed to the approved action signs the approved request.
+    #[serde(rename = "aws-sigv4")]
+    AwsSigV4(super::aws::AwsSigV4Config),
     /// Hand-off to an external minter.
     #[serde(rename = "http")]
     Http {
@@ -74,6 +77,7 @@ impl CredentialConfig {
                 exactly_one(&format!("credentials.{name}"), secret_env, secret_file)?;
                 valid_header(name, header)
             }
+            CredentialConfig::AwsSigV4(aws) => aws.validate(name),
             CredentialConfig::Http { url, .. } => {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     anyhow::bail!("credentials.{name}.url: must be an http(s) URL");

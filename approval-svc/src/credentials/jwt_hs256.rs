@@ -70,6 +70,7 @@ mod tests {
             host: "api.example.com".into(),
             digest: "ab".repeat(32),
             approvers: vec!["bob@corp.example".into()],
+            request: None,
         };
         let now = crate::time::now_ms();
         let minted = m.mint(&ctx, now).unwrap();

@@ -1,6 +1,7 @@
 //! Just-in-time credentials, minted at redeem for one approved action. The secret goes
 //! only into the redeem answer; the audit trail gets [`Minted::audit`] (never a secret).
 
+mod aws;
 mod config;
 mod http;
 mod jwt_hs256;
@@ -13,6 +14,7 @@ use serde_json::{json, Value};
 
 use crate::secrets::{read_key, read_secret_text};
 
+pub use aws::{Api as AwsApi, AwsSigV4, AwsSigV4Config};
 pub use config::{CredentialConfig, MAX_CREDENTIAL_TTL};
 pub use http::HttpMinter;
 pub use jwt_hs256::JwtHs256;
@@ -31,6 +33,9 @@ pub struct MintContext {
     pub digest: String,
     /// Reviewer ids who approved.
     pub approvers: Vec<String>,
+    /// The approved request as the gateway forwards it (the create body's `request`):
+    /// what `aws-sigv4` signs.
+    pub request: Option<airlock_protocol::RequestFacts>,
 }
 
 /// A minted credential.
@@ -64,6 +69,8 @@ pub enum Profile {
     Static(StaticSecret),
     /// `kind = "http"`.
     Http(HttpMinter),
+    /// `kind = "aws-sigv4"`.
+    AwsSigV4(AwsSigV4),
 }
 
 /// Every configured profile, by name.
@@ -88,6 +95,7 @@ impl Credentials {
                     Profile::Static(StaticSecret::new(secret, header.clone()))
                 }
                 CredentialConfig::Http { url, timeout } => Profile::Http(HttpMinter::new(url.clone(), *timeout)),
+                CredentialConfig::AwsSigV4(aws) => Profile::AwsSigV4(AwsSigV4::new(aws.clone())?),
             };
             profiles.insert(name.clone(), profile);
         }
@@ -104,6 +112,20 @@ impl Credentials {
         self.profiles.contains_key(name)
     }
 
+    /// Whether profile `name` can mint for `request`: `Err(None)` when it is not
+    /// configured, `Err(Some(why))` when it cannot cover this action (an `aws-sigv4`
+    /// profile that cannot map it to one AWS action), so the approval is refused before
+    /// any reviewer is asked.
+    pub fn check(&self, name: &str, request: Option<&airlock_protocol::RequestFacts>) -> Result<(), Option<String>> {
+        let refused = |why: String| Some(format!("credential profile {name:?} cannot sign this action: {why}"));
+        match (self.profiles.get(name), request) {
+            (None, _) => Err(None),
+            (Some(Profile::AwsSigV4(_)), None) => Err(refused("the request facts are incomplete".into())),
+            (Some(Profile::AwsSigV4(p)), Some(request)) => p.check(request).map_err(refused),
+            (Some(_), _) => Ok(()),
+        }
+    }
+
     /// Mints with profile `name` (no profile: no headers). Blocking for `http`.
     pub fn mint(&self, name: Option<&str>, ctx: &MintContext, now_ms: i64) -> Result<Minted, MintError> {
         let Some(name) = name else {
@@ -114,6 +136,7 @@ impl Credentials {
             Some(Profile::JwtHs256(p)) => p.mint(ctx, now_ms),
             Some(Profile::Static(p)) => Ok(p.mint()),
             Some(Profile::Http(p)) => p.mint(ctx),
+            Some(Profile::AwsSigV4(p)) => p.mint(ctx, now_ms),
         }
     }
 }
