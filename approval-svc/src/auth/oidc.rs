@@ -120,6 +120,24 @@ impl Oidc {
     /// Verifies `token`; returns the reviewer it names (aliases from configuration are
     /// joined by the caller).
     pub async fn verify(&self, token: &str) -> Result<Reviewer, AuthError> {
+        let audience = self.config.audience.clone();
+        self.verify_for(token, &audience).await.map(|(reviewer, _)| reviewer)
+    }
+
+    /// Verifies an ID token issued to `client_id` (the web console's sign-in): the same
+    /// keys, issuer, algorithms and identity claims as a bearer token, but the audience
+    /// is the console's client. Answers the reviewer and every claim (`nonce`,
+    /// `auth_time`, ...), which the caller checks against its sign-in.
+    pub async fn verify_id_token(&self, token: &str, client_id: &str) -> Result<(Reviewer, Value), AuthError> {
+        self.verify_for(token, client_id).await
+    }
+
+    /// The configuration this verifier checks against.
+    pub fn config(&self) -> &OidcConfig {
+        &self.config
+    }
+
+    async fn verify_for(&self, token: &str, audience: &str) -> Result<(Reviewer, Value), AuthError> {
         let header = decode_header(token).map_err(|_| AuthError::Invalid)?;
         if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
             return Err(AuthError::Invalid);
@@ -128,7 +146,7 @@ impl Oidc {
         let key = self.key_for(&kid).await?;
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[&self.config.issuer]);
-        validation.set_audience(&[&self.config.audience]);
+        validation.set_audience(&[audience]);
         // `set_issuer` / `set_audience` only check `iss` / `aud` when the token carries
         // them: without requiring both, a token from the IdP's keys with no `iss` or no
         // `aud` (e.g. issued for another client) was accepted as a reviewer token.
@@ -154,7 +172,7 @@ impl Oidc {
                 aliases.push(sub.to_string());
             }
         }
-        Ok(Reviewer { id, groups, aliases })
+        Ok((Reviewer { id, groups, aliases }, claims))
     }
 
     fn lock(&self) -> MutexGuard<'_, Cache> {

@@ -123,8 +123,13 @@ impl ReviewerDirectory {
         found
     }
 
+    /// The OIDC verifier, when `[oidc]` is configured (the web console signs in with it).
+    pub fn oidc(&self) -> Option<&Oidc> {
+        self.oidc.as_ref()
+    }
+
     /// An OIDC identity joined with the configured reviewer of the same id or alias.
-    fn merge(&self, mut identity: Reviewer) -> Reviewer {
+    pub fn merge(&self, mut identity: Reviewer) -> Reviewer {
         // Join on *every* name the token carries (the id claim and `sub`), not the id
         // claim alone: a human whose id claim differs from the configured id (another
         // mailbox, a UPN) but whose `sub` / object id is a configured alias was treated

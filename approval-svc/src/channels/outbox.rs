@@ -1,6 +1,7 @@
 //! Delivers queued notifications to every channel. The store queues them in the same
 //! transaction as the change they announce (`store/outbox.rs`); this worker posts each
-//! approval once per target, then keeps the posted copies up to date, retrying failures
+//! approval once per reviewers' target, then keeps the posted copies up to date, tells
+//! the agent's owner once when it closes (an owner target), retrying failures
 //! with exponential backoff. A failing channel never blocks or loses an approval: the
 //! approval is decided in the store, whatever happens here, and a notification that
 //! cannot be delivered ends as `notification.failed` in the audit trail, in metrics and in
@@ -9,8 +10,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{ApprovalView, DeliveryError, Notifier};
+use super::{ApprovalView, Audience, DeliveryError, Notifier};
 use crate::approvals::Approvals;
+use crate::approvals::Decisions;
 use crate::metrics::Metrics;
 use crate::store::{NotificationOutcome, OutboxItem, Store};
 use crate::time::now_ms;
@@ -98,18 +100,24 @@ fn deliver_one(
     let mut failing: Vec<&'static str> = Vec::new();
     let mut retryable = false;
     for notifier in notifiers {
-        for target in notifier.targets() {
-            let result = match store.delivered(&item.approval_id, &target)? {
-                Some(posted) => notifier
-                    .update(&target, &posted, &view)
-                    .map(|()| store.record_delivery(&item.approval_id, &target, None, now_ms)),
+        for target in notifier.targets(&view) {
+            let key = target.key.as_str();
+            let result = match (target.audience, store.delivered(&item.approval_id, key)?) {
+                (Audience::Reviewers, Some(posted)) => notifier
+                    .update(key, &posted, &view)
+                    .map(|()| store.record_delivery(&item.approval_id, key, None, now_ms)),
                 // A target without a copy gets one while reviewers can still act
                 // (a conversation learnt after the approval was created, or a post that
                 // failed before); a closed approval is not announced afresh.
-                None if view.is_open() || item.event == "requested" => notifier
-                    .post(&target, &view)
-                    .map(|message| store.record_delivery(&item.approval_id, &target, Some(message), now_ms)),
-                None => continue,
+                (Audience::Reviewers, None) if view.is_open() || item.event == "requested" => notifier
+                    .post(key, &view)
+                    .map(|message| store.record_delivery(&item.approval_id, key, Some(message), now_ms)),
+                // The owner hears once, when it is closed: what happens later (a redeem,
+                // an unused approval lapsing) changes nothing they must act on.
+                (Audience::Owner, None) if !view.is_open() => notifier
+                    .post(key, &view)
+                    .map(|message| store.record_delivery(&item.approval_id, key, Some(message), now_ms)),
+                _ => continue,
             };
             match result {
                 Ok(stored) => {
@@ -118,13 +126,13 @@ fn deliver_one(
                 }
                 Err(e) => {
                     retryable |= matches!(e, DeliveryError::Retryable(_));
-                    tracing::warn!(approval_id = %item.approval_id, %target, error = %e, attempt = item.attempts + 1,
+                    tracing::warn!(approval_id = %item.approval_id, target = %key, error = %e, attempt = item.attempts + 1,
                         "notification delivery failed");
                     report.attempts.push((notifier.channel(), "failed"));
                     if !failing.contains(&notifier.channel()) {
                         failing.push(notifier.channel());
                     }
-                    errors.push(format!("{target}: {e}"));
+                    errors.push(format!("{key}: {e}"));
                 }
             }
         }

@@ -168,7 +168,13 @@ fn web_api(s: &mut State, method: &str, body: &Value, authorized: bool) -> (u16,
         "chat.postMessage" => {
             s.next_ts += 1;
             let ts = format!("1700000000.{:06}", s.next_ts);
-            (200, json!({"ok": true, "channel": body["channel"], "ts": ts, "message": {"text": body["text"]}}))
+            // A user id as the channel posts in the app's DM with that user; Slack
+            // answers the DM's own channel id (`D…`).
+            let channel = match body["channel"].as_str() {
+                Some(u) if u.starts_with('U') || u.starts_with('W') => json!(format!("D{}", &u[1..])),
+                _ => body["channel"].clone(),
+            };
+            (200, json!({"ok": true, "channel": channel, "ts": ts, "message": {"text": body["text"]}}))
         }
         "chat.update" => (200, json!({"ok": true, "channel": body["channel"], "ts": body["ts"]})),
         "users.info" => {

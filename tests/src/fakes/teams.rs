@@ -5,8 +5,9 @@
 //!   claims, key id and algorithm (RS256, HS256, `none`).
 //! - [`FakeEntra`]: the Entra token endpoint (client credentials), counting grants.
 //! - [`FakeConnector`]: the Bot Connector — records posted and updated activities, serves
-//!   member profiles, and can be told to fail the next posts/updates (403
-//!   `BotNotInConversationRoster`, 500, ...).
+//!   member profiles, creates 1:1 conversations (`POST /v3/conversations`, as in the Bot
+//!   Framework's proactive messaging: the bot, one member, the tenant), and can be told
+//!   to fail the next posts/updates (403 `BotNotInConversationRoster`, 500, ...).
 //!
 //! Plus the activities Teams sends ([`invoke`], [`submit`], [`conversation_update`]) and
 //! [`TeamsFakes`], all three together with the `[teams]` section that points the service
@@ -347,7 +348,7 @@ impl FakeEntra {
 /// What the fake connector saw.
 #[derive(Debug, Clone)]
 pub struct ConnectorCall {
-    /// `POST`, `PUT`, `GET`.
+    /// `POST`, `PUT`, `GET`; `CREATE` for `POST /v3/conversations`.
     pub method: String,
     /// The conversation id (decoded).
     pub conversation_id: String,
@@ -382,9 +383,21 @@ pub enum ConnectorFailure {
     Status(u16),
 }
 
+/// A 1:1 conversation the fake connector created.
+#[derive(Debug, Clone)]
+pub struct CreatedConversation {
+    /// The member named in the request (an Entra object id).
+    pub member: String,
+    /// The conversation id answered.
+    pub conversation_id: String,
+    /// The request body as sent.
+    pub request: Value,
+}
+
 #[derive(Default)]
 struct ConnectorState {
     calls: Vec<ConnectorCall>,
+    created: Vec<CreatedConversation>,
     members: HashMap<String, Value>,
     failures: HashMap<String, VecDeque<ConnectorFailure>>,
     next_id: u64,
@@ -420,7 +433,8 @@ impl FakeConnector {
         lock(&self.state).members.insert(member_id.to_string(), profile);
     }
 
-    /// The next `times` calls with `method` (`POST`, `PUT`, `GET`) fail with `failure`.
+    /// The next `times` calls with `method` (`POST`, `PUT`, `GET`, `CREATE`) fail with
+    /// `failure`.
     pub fn fail_next(&self, method: &str, times: usize, failure: ConnectorFailure) {
         let mut s = lock(&self.state);
         s.failures.entry(method.to_string()).or_default().extend(std::iter::repeat_n(failure, times));
@@ -429,6 +443,11 @@ impl FakeConnector {
     /// Every call, in order.
     pub fn calls(&self) -> Vec<ConnectorCall> {
         lock(&self.state).calls.clone()
+    }
+
+    /// Every 1:1 conversation created, in order.
+    pub fn created(&self) -> Vec<CreatedConversation> {
+        lock(&self.state).created.clone()
     }
 
     /// Posts and updates whose card mentions `needle` (an approval id).
@@ -453,10 +472,70 @@ impl FakeConnector {
     }
 }
 
+/// The id the fake gives the 1:1 conversation with `member` (stable, as Teams' are).
+pub fn personal_conversation_id(member: &str) -> String {
+    format!("a:1personal-{member}")
+}
+
+/// `POST /v3/conversations`: a 1:1 conversation is created when the body names the bot
+/// (`28:<app id>`), exactly one member, `isGroup` false and our tenant (`tenantId` or
+/// `channelData.tenant.id`); otherwise 400 `BadArgument`, as the service answers a
+/// malformed request.
+fn create_conversation(state: &Mutex<ConnectorState>, req: &Received) -> Reply {
+    let authorization = req.header("authorization").map(str::to_string);
+    let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let mut s = lock(state);
+    let failure = s.failures.get_mut("CREATE").and_then(VecDeque::pop_front);
+    let authorized = authorization.as_deref().is_some_and(|a| a.starts_with("Bearer fake-bot-token-"));
+    let members = body.get("members").and_then(Value::as_array).cloned().unwrap_or_default();
+    let member = members.first().and_then(|m| m.get("id")).and_then(Value::as_str).unwrap_or_default().to_string();
+    let tenant = body
+        .get("tenantId")
+        .or_else(|| body.pointer("/channelData/tenant/id"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let well_formed = body.pointer("/bot/id").and_then(Value::as_str) == Some(format!("28:{APP_ID}").as_str())
+        && members.len() == 1
+        && !member.is_empty()
+        && body.get("isGroup").and_then(Value::as_bool) != Some(true)
+        && tenant == TENANT;
+    let (status, answer) = match (failure, authorized, well_formed) {
+        (Some(ConnectorFailure::NotInRoster), ..) => (
+            403,
+            json!({"error": {"code": "BotNotInConversationRoster",
+                              "message": "The bot is not part of the conversation roster."}}),
+        ),
+        (Some(ConnectorFailure::Status(code)), ..) => (code, json!({"error": {"code": "ServiceError"}})),
+        (None, false, _) => (401, json!({"message": "Authorization has been denied for this request."})),
+        (None, true, false) => (400, json!({"error": {"code": "BadArgument"}})),
+        (None, true, true) => {
+            let conversation_id = personal_conversation_id(&member);
+            s.created.push(CreatedConversation {
+                member: member.clone(),
+                conversation_id: conversation_id.clone(),
+                request: body.clone(),
+            });
+            (201, json!({"id": conversation_id}))
+        }
+    };
+    s.calls.push(ConnectorCall {
+        method: "CREATE".into(),
+        conversation_id: String::new(),
+        item_id: Some(member),
+        authorization,
+        body,
+        status,
+    });
+    Reply::json(status, &answer)
+}
+
 fn connector_answer(state: &Mutex<ConnectorState>, req: &Received) -> Reply {
     let path = req.path.split('?').next().unwrap_or_default();
     let segments: Vec<String> = path.trim_start_matches('/').split('/').map(percent_decode).collect();
     let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
+    if req.method == "POST" && parts.as_slice() == ["v3", "conversations"] {
+        return create_conversation(state, req);
+    }
     let (conversation_id, kind, item) = match parts.as_slice() {
         ["v3", "conversations", c, kind] => (c.to_string(), kind.to_string(), None),
         ["v3", "conversations", c, kind, item] => (c.to_string(), kind.to_string(), Some(item.to_string())),
@@ -586,6 +665,18 @@ pub fn conversation_update(service_url: &str, conversation_id: &str, tenant: &st
     })
 }
 
+/// `user` installed the app personally: a `conversationUpdate` in their 1:1 chat.
+pub fn personal_install(service_url: &str, conversation_id: &str, user: &TeamsUser) -> Value {
+    json!({
+        "type": "conversationUpdate", "id": next_activity_id(), "channelId": "msteams", "serviceUrl": service_url,
+        "from": from_of(user),
+        "recipient": {"id": format!("28:{APP_ID}")},
+        "membersAdded": [{"id": format!("28:{APP_ID}")}],
+        "conversation": {"id": conversation_id, "conversationType": "personal", "tenantId": user.tenant},
+        "channelData": {"tenant": {"id": user.tenant}},
+    })
+}
+
 /// The three fakes, started together.
 pub struct TeamsFakes {
     /// Token issuer and keys.
@@ -609,8 +700,15 @@ impl TeamsFakes {
     /// The `[teams]` section pointing the service at the fakes, posting to
     /// [`CHANNEL_CONVERSATION`].
     pub fn toml(&self) -> String {
+        self.toml_with("")
+    }
+
+    /// [`TeamsFakes::toml`] with more `[teams]` keys (`extra`, one per line), 1:1 chats
+    /// created at the fake connector.
+    pub fn toml_with(&self, extra: &str) -> String {
         format!(
             "[teams]\napp_id = {app}\nsecret_env = {env}\ntenant_id = {tenant}\n\
+             direct_service_url = {svc}\n{extra}\n\
              openid_metadata_url = {meta}\ntoken_url = {token}\nallowed_service_url_hosts = [\"127.0.0.1\"]\n\
              conversations = [{{ service_url = {svc}, conversation_id = {conv} }}]\n\n",
             app = q(APP_ID),

@@ -23,11 +23,11 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 const TOKEN: &str = "xoxb-e2e-bot-token";
-const SIGNING_SECRET: &str = "e2e-slack-signing-secret-0123456789";
-const APP: &str = "A0E2EAPP";
-const TEAM: &str = "T0E2ETEAM";
-const CHANNEL: &str = "C0APPROVALS";
-const GROUP: &str = "data-owners";
+pub(crate) const SIGNING_SECRET: &str = "e2e-slack-signing-secret-0123456789";
+pub(crate) const APP: &str = "A0E2EAPP";
+pub(crate) const TEAM: &str = "T0E2ETEAM";
+pub(crate) const CHANNEL: &str = "C0APPROVALS";
+pub(crate) const GROUP: &str = "data-owners";
 const BOB: &str = "bob@slack.e2e.example";
 const CAROL: &str = "carol@slack.e2e.example";
 const ALICE: &str = "alice@slack.e2e.example";
@@ -105,6 +105,11 @@ fn slack() {
 /// Creates a pending approval for an agent owned by `owner`, as the filter would; answers
 /// its id. `tag` makes the action (and so the approval) distinct.
 pub fn create_approval(svc: &AirlockService, tag: &str, owner: &str) -> String {
+    create_approval_at_risk(svc, tag, owner, "high")
+}
+
+/// [`create_approval`] with the policy's `risk`.
+pub fn create_approval_at_risk(svc: &AirlockService, tag: &str, owner: &str, risk: &str) -> String {
     let path = "/v1/gateway/approvals";
     let digest = hex::encode(Sha256::digest(format!("e2e-channels-{tag}-{}", unix_now()).as_bytes()));
     let body = json!({
@@ -113,7 +118,7 @@ pub fn create_approval(svc: &AirlockService, tag: &str, owner: &str) -> String {
         "digest": digest,
         "hold_ms": 0,
         "policy": {"revision": "e2e", "rule": "pii-export", "reason": format!("exports need a data owner ({tag})"),
-                   "risk": "high", "approvers": {"groups": [GROUP], "quorum": 1}, "expires_in": "15m",
+                   "risk": risk, "approvers": {"groups": [GROUP], "quorum": 1}, "expires_in": "15m",
                    "credential": "export-token", "reuse": "once"},
         "request": {"id": format!("req_{tag}"), "method": "POST", "scheme": "https", "host": "api.e2e.test",
                     "port": 443, "path": "/v1/exports?format=csv", "query": {"format": ["csv"]},
@@ -164,7 +169,7 @@ fn form_encode(text: &str) -> String {
 }
 
 /// A `block_actions` payload as Slack sends it.
-fn click_payload(
+pub(crate) fn click_payload(
     user: &str,
     action: &str,
     approval_id: &str,
@@ -186,11 +191,11 @@ fn click_payload(
     })
 }
 
-fn form_body(payload: &Value) -> Vec<u8> {
+pub(crate) fn form_body(payload: &Value) -> Vec<u8> {
     format!("payload={}", form_encode(&payload.to_string())).into_bytes()
 }
 
-fn v0_signature(timestamp: &str, body: &[u8]) -> String {
+pub(crate) fn v0_signature(timestamp: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(SIGNING_SECRET.as_bytes()).unwrap();
     mac.update(format!("v0:{timestamp}:").as_bytes());
     mac.update(body);
@@ -198,7 +203,7 @@ fn v0_signature(timestamp: &str, body: &[u8]) -> String {
 }
 
 /// POSTs `body` to `/slack/interactivity` with the given timestamp and signature.
-fn send_click(svc: &AirlockService, body: &[u8], timestamp: &str, signature: &str) -> Response {
+pub(crate) fn send_click(svc: &AirlockService, body: &[u8], timestamp: &str, signature: &str) -> Response {
     Request::new("POST", "/slack/interactivity")
         .header("host", &format!("127.0.0.1:{}", svc.port()))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -218,7 +223,7 @@ fn click(fx: &Fixture, user: &str, action: &str, id: &str, action_ts: &str, resp
     (resp, body)
 }
 
-fn outcome(resp: &Response) -> Option<&str> {
+pub(crate) fn outcome(resp: &Response) -> Option<&str> {
     resp.header("x-airlock-slack-outcome")
 }
 

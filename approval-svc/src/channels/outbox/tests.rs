@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 
 use super::*;
+use crate::approvals::Decisions;
+use crate::channels::Target;
 use crate::lifecycle::{Reuse, Reviewer, Status, Vote};
 use crate::store::{AgentRef, CreateOutcome, NewApproval, ReviewNote, SqliteStore};
 
@@ -45,8 +47,11 @@ impl Notifier for Recorder {
     fn channel(&self) -> &'static str {
         "test"
     }
-    fn targets(&self) -> Vec<String> {
-        self.targets.clone()
+    fn targets(&self, view: &ApprovalView) -> Vec<Target> {
+        let mut targets: Vec<Target> = self.targets.iter().map(Target::reviewers).collect();
+        // The owner's target exists for approvals that name an owner.
+        targets.extend(view.owner.as_ref().map(|o| Target::owner(format!("owner:{o}"))));
+        targets
     }
     fn post(&self, target: &str, view: &ApprovalView) -> Result<Value, DeliveryError> {
         self.check(target)?;
@@ -66,7 +71,16 @@ fn store(dir: &tempfile::TempDir) -> SqliteStore {
 }
 
 fn create(store: &SqliteStore, id: &str, quorum: u32) {
-    let agent = AgentRef { id: "spiffe://corp/agent/bot".into(), source: "header".into(), ..Default::default() };
+    create_owned(store, id, quorum, None);
+}
+
+fn create_owned(store: &SqliteStore, id: &str, quorum: u32, owner: Option<&str>) {
+    let agent = AgentRef {
+        id: "spiffe://corp/agent/bot".into(),
+        source: "header".into(),
+        owner: owner.map(str::to_string),
+        ..Default::default()
+    };
     let new = NewApproval {
         id: id.into(),
         agent: agent.clone(),
@@ -177,6 +191,62 @@ fn queued_notifications_survive_a_restart_and_expiry_is_announced() {
     s.expire_due(NOW + 120_000).unwrap();
     pass(&s, &notifiers, NOW + 120_000);
     assert_eq!(chat.sent().last().unwrap(), &("update".into(), "t:a".into(), "expired".into()));
+}
+
+fn deny(store: &SqliteStore, id: &str, who: &str, comment: &str) -> Status {
+    let r = Reviewer { id: who.into(), groups: vec![], aliases: vec![] };
+    store.review(id, &r, Vote::Deny, ReviewNote::api(Some(comment.into())), NOW).unwrap().status
+}
+
+#[test]
+fn the_owner_is_told_once_when_it_closes_and_never_while_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir);
+    let chat = Recorder::with(&["t:a"]);
+    let notifiers: Vec<Arc<dyn Notifier>> = vec![chat.clone()];
+    create_owned(&s, "apr_6", 2, Some("alice@corp.example"));
+    pass(&s, &notifiers, NOW);
+    approve(&s, "apr_6", "bob");
+    pass(&s, &notifiers, NOW + 1);
+    let to_owner = |c: &Recorder| c.sent().into_iter().filter(|(_, t, _)| t.starts_with("owner:")).collect::<Vec<_>>();
+    assert!(to_owner(&chat).is_empty(), "nothing for the owner while it is open: {:?}", chat.sent());
+    assert_eq!(deny(&s, "apr_6", "carol", "not today"), Status::Denied);
+    pass(&s, &notifiers, NOW + 2);
+    assert_eq!(
+        to_owner(&chat),
+        vec![("post".to_string(), "owner:alice@corp.example".to_string(), "denied by carol".to_string())]
+    );
+    s.expire_due(NOW + 120_000).unwrap();
+    pass(&s, &notifiers, NOW + 120_000);
+    assert_eq!(to_owner(&chat).len(), 1, "told once, never updated");
+
+    // Expiry is an outcome too.
+    create_owned(&s, "apr_7", 1, Some("alice@corp.example"));
+    pass(&s, &notifiers, NOW);
+    s.expire_due(NOW + 120_000).unwrap();
+    pass(&s, &notifiers, NOW + 120_001);
+    assert!(chat.sent().contains(&("post".into(), "owner:alice@corp.example".into(), "expired".into())));
+}
+
+#[test]
+fn a_failing_owner_notice_is_retried_until_it_lands() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir);
+    let chat = Recorder::with(&[]);
+    let notifiers: Vec<Arc<dyn Notifier>> = vec![chat.clone()];
+    chat.fail("owner:alice@corp.example", Some(DeliveryError::Retryable("503".into())));
+    create_owned(&s, "apr_8", 1, Some("alice@corp.example"));
+    assert_eq!(deny(&s, "apr_8", "carol", "no"), Status::Denied);
+    pass(&s, &notifiers, NOW);
+    pass(&s, &notifiers, NOW + 1);
+    assert!(chat.sent().is_empty());
+    chat.fail("owner:alice@corp.example", None);
+    let mut at = NOW;
+    for attempt in 0..3 {
+        at += backoff(attempt).as_millis() as i64;
+        pass(&s, &notifiers, at);
+    }
+    assert_eq!(chat.sent().len(), 1, "delivered after the retry: {:?}", chat.sent());
 }
 
 #[test]

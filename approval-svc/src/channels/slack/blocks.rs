@@ -8,6 +8,7 @@
 
 use serde_json::{json, Value};
 
+use crate::channels::notice::OwnerNotice;
 use crate::channels::view::ReviewLine;
 use crate::channels::ApprovalView;
 use crate::lifecycle::Vote;
@@ -16,6 +17,9 @@ use crate::lifecycle::Vote;
 pub const APPROVE_ACTION: &str = "approve";
 /// `action_id` of the Deny button.
 pub const DENY_ACTION: &str = "deny";
+/// `action_id` of the link button of an approval that needs step-up. Slack still sends
+/// an interaction for a URL button; it decides nothing.
+pub const CONSOLE_ACTION: &str = "open_console";
 /// Characters of the pretty-printed body shown (a section holds at most 3000).
 const BODY_CHARS: usize = 2500;
 /// Longest header text Slack accepts.
@@ -58,8 +62,9 @@ pub fn fallback_text(view: &ApprovalView) -> String {
     format!("{what}: {} — {}", escape(&view.title()), view.status_line())
 }
 
-/// The message blocks for `view`.
-pub fn message(view: &ApprovalView) -> Vec<Value> {
+/// The message blocks for `view`. With `console_link` (an approval that needs step-up),
+/// an open message offers no decision, only a button opening the console page.
+pub fn message(view: &ApprovalView, console_link: Option<&str>) -> Vec<Value> {
     let heading = if view.is_open() { "Approval needed" } else { "Approval closed" };
     let mut blocks = vec![
         json!({"type": "header", "text": {"type": "plain_text", "text": cut(&format!("{heading}: {}", view.title()), HEADER_CHARS)}}),
@@ -87,7 +92,14 @@ pub fn message(view: &ApprovalView) -> Vec<Value> {
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn",
             "text": format!("*Body* (redacted by policy)\n```{}```", code(&body))}}));
     }
-    if view.is_open() {
+    if let (true, Some(url)) = (view.is_open(), console_link) {
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn",
+            "text": "*This approval needs a fresh sign-in:* review and decide it in the Airlock console."}}));
+        blocks.push(json!({"type": "actions", "block_id": format!("airlock:{}", view.id), "elements": [
+            {"type": "button", "action_id": CONSOLE_ACTION, "url": url, "value": view.id,
+             "text": {"type": "plain_text", "text": "Review in the console"}},
+        ]}));
+    } else if view.is_open() {
         blocks.push(json!({"type": "actions", "block_id": format!("airlock:{}", view.id), "elements": [
             {"type": "button", "action_id": APPROVE_ACTION, "style": "primary", "value": view.id,
              "text": {"type": "plain_text", "text": "Approve"}},
@@ -101,6 +113,17 @@ pub fn message(view: &ApprovalView) -> Vec<Value> {
         {"type": "mrkdwn", "text": format!("`{}` · {}", code(&view.id), escape(&view.status_line()))}
     ]}));
     blocks
+}
+
+/// The owner's notice: plain sections, every outside word escaped.
+pub fn notice(notice: &OwnerNotice) -> Vec<Value> {
+    let mut lines = notice.lines().into_iter().map(|l| escape(&l));
+    let headline = lines.next().unwrap_or_default();
+    let rest: Vec<String> = lines.collect();
+    vec![
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": cut(&format!("*{headline}*"), FIELD_CHARS)}}),
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": cut(&rest.join("\n"), FIELD_CHARS)}}),
+    ]
 }
 
 fn or_unset(text: &str) -> &str {
@@ -188,7 +211,7 @@ mod tests {
 
     #[test]
     fn an_open_approval_shows_the_action_and_both_buttons() {
-        let blocks = message(&view());
+        let blocks = message(&view(), None);
         let text = text_of(&blocks);
         for needle in [
             "exports need a data owner",
@@ -218,13 +241,13 @@ mod tests {
     fn request_text_cannot_mention_link_or_break_out_of_code() {
         // Only mrkdwn is parsed for links and mentions (the header is plain_text).
         let mut mrkdwn = Vec::new();
-        collect_mrkdwn(&Value::Array(message(&view())), &mut mrkdwn);
+        collect_mrkdwn(&Value::Array(message(&view(), None)), &mut mrkdwn);
         let text = mrkdwn.join("\n");
         assert!(!text.contains("<!channel>"), "{text}");
         assert!(!text.contains("<https://evil"), "{text}");
         assert!(text.contains("&lt;!channel&gt;"), "{text}");
         // The body's own backticks cannot end the code block.
-        let body = message(&view())
+        let body = message(&view(), None)
             .into_iter()
             .find(|b| b["text"]["text"].as_str().is_some_and(|t| t.starts_with("*Body*")))
             .unwrap();
@@ -243,7 +266,7 @@ mod tests {
             channel: "slack".into(),
             time_ms: 1_700_000_000_000,
         }];
-        let blocks = message(&v);
+        let blocks = message(&v, None);
         assert!(blocks.iter().all(|b| b["type"] != "actions"));
         let text = text_of(&blocks);
         assert!(text.contains("*Approved* at <!date^1700000000^"), "{text}");
@@ -255,10 +278,39 @@ mod tests {
     fn long_bodies_are_cut_within_slack_limits() {
         let mut v = view();
         v.body = json!({"blob": "x".repeat(10_000)});
-        for b in message(&v) {
+        for b in message(&v, None) {
             if let Some(t) = b["text"]["text"].as_str() {
                 assert!(t.chars().count() <= 3000, "{} chars", t.chars().count());
             }
         }
+    }
+
+    #[test]
+    fn a_step_up_message_only_links_to_the_console() {
+        let blocks = message(&view(), Some("https://airlock.corp.example/console/approvals/apr_1"));
+        let actions: Vec<&Value> = blocks.iter().filter(|b| b["type"] == "actions").collect();
+        assert_eq!(actions.len(), 1);
+        let elements = actions[0]["elements"].as_array().unwrap();
+        assert_eq!(elements.len(), 1);
+        assert_eq!(elements[0]["action_id"], CONSOLE_ACTION);
+        assert_eq!(elements[0]["url"], "https://airlock.corp.example/console/approvals/apr_1");
+        assert!(!text_of(&blocks).contains(&format!("\"action_id\":\"{APPROVE_ACTION}\"")));
+    }
+
+    #[test]
+    fn the_owner_notice_is_escaped_and_carries_the_comment() {
+        let mut v = view();
+        v.status = Status::Denied;
+        v.reviews = vec![ReviewLine {
+            reviewer: "carol@corp.example".into(),
+            vote: Vote::Deny,
+            comment: Some("no <!channel> exports".into()),
+            channel: "slack".into(),
+            time_ms: 1_700_000_000_000,
+        }];
+        let text = text_of(&notice(&OwnerNotice::of(&v).unwrap()));
+        assert!(text.contains("denied by carol@corp.example"), "{text}");
+        assert!(text.contains("no &lt;!channel&gt; exports"), "{text}");
+        assert!(!text.contains("<!channel>"), "{text}");
     }
 }

@@ -39,6 +39,18 @@ pub struct SlackConfig {
     /// Channel ids (`C…`) every approval is posted to.
     #[serde(default)]
     pub channels: Vec<String>,
+    /// Agent owners told in a direct message from the app when their agent's approval is
+    /// approved, denied or expires: the owner as the gateway records it (`agent.owner`)
+    /// → Slack user id (`U…`).
+    #[serde(default)]
+    pub owners: std::collections::BTreeMap<String, String>,
+    /// Risks (`policy.risk`) whose approvals are decided only in the web console, after
+    /// a fresh sign-in: their messages link there, and clicks deciding them are refused.
+    #[serde(default)]
+    pub step_up_risks: Vec<String>,
+    /// Base URL of the web console; needed with `step_up_risks`.
+    #[serde(default)]
+    pub console_url: Option<String>,
     /// Timeout of each Web API call, e.g. `5s`.
     #[serde(default = "default_timeout", with = "humantime_serde_compat")]
     pub timeout: std::time::Duration,
@@ -85,6 +97,10 @@ impl SlackConfig {
                 anyhow::bail!("slack: {url:?} is not an http(s) URL");
             }
         }
+        if let Some((owner, _)) = self.owners.iter().find(|(o, u)| o.trim().is_empty() || u.trim().is_empty()) {
+            anyhow::bail!("slack.owners: owner {owner:?} has an empty name or user id");
+        }
+        self.step_up()?;
         let bot_token = crate::secrets::read_secret_text(
             "slack.bot_token",
             self.bot_token_env.as_deref(),
@@ -96,6 +112,20 @@ impl SlackConfig {
             self.signing_secret_file.as_deref(),
         )?;
         Ok(SlackSecrets { bot_token: bot_token.trim().to_string(), signing_secret: signing_secret.trim().to_string() })
+    }
+
+    /// The step-up rule of this channel.
+    pub fn step_up(&self) -> anyhow::Result<crate::channels::step_up::StepUp> {
+        crate::channels::step_up::StepUp::new("slack", &self.step_up_risks, self.console_url.as_deref())
+    }
+
+    /// The Slack user id the owner of an approval is told at, if configured.
+    pub fn owner_user(&self, owner: &str) -> Option<&str> {
+        let owner = crate::lifecycle::normalize_identity(owner);
+        self.owners
+            .iter()
+            .find(|(name, _)| crate::lifecycle::normalize_identity(name) == owner)
+            .map(|(_, user)| user.trim())
     }
 
     /// `api_base_url` joined with a method name (`chat.postMessage`).
@@ -119,5 +149,13 @@ mod tests {
         assert_eq!(c.method_url("chat.update"), "https://slack.com/api/chat.update");
         assert_eq!(c.timeout, std::time::Duration::from_secs(5));
         assert!(toml::from_str::<SlackConfig>("app_id = \"A\"\nteam_id = \"T\"\nnope = 1\n").is_err());
+        let owners: SlackConfig =
+            toml::from_str("app_id = \"A\"\nteam_id = \"T\"\nowners = { \"Alice@corp.example\" = \"U0ALICE\" }\n")
+                .unwrap();
+        assert_eq!(owners.owner_user(" alice@CORP.example"), Some("U0ALICE"));
+        assert_eq!(owners.owner_user("bob@corp.example"), None);
+        let no_console: SlackConfig =
+            toml::from_str("app_id = \"A\"\nteam_id = \"T\"\nstep_up_risks = [\"critical\"]\n").unwrap();
+        assert!(no_console.secrets().err().unwrap().to_string().contains("console_url"));
     }
 }

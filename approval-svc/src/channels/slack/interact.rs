@@ -24,6 +24,7 @@ use super::blocks::{APPROVE_ACTION, DENY_ACTION};
 use super::signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use super::Slack;
 use crate::approvals::attempts::Attempt;
+use crate::approvals::Decisions;
 use crate::approvals::{Refusal, ReviewRequest};
 use crate::channels::Callbacks;
 use crate::lifecycle::{Reviewer, Vote};
@@ -237,6 +238,15 @@ async fn handle(
         "body_sha256": body_sha256,
         "verified": "slack-v0-signature",
     });
+    match step_up_check(state, slack, approval_id, &reviewer, vote, &evidence).await {
+        StepUpCheck::Proceed => {}
+        StepUpCheck::Refused(text) => return (Outcome::Refused, Some(text)),
+        StepUpCheck::Unreadable => {
+            // Nothing was recorded: Slack's retry must be tried again, not deduplicated.
+            slack.seen.forget(&click);
+            return (Outcome::Refused, Some("Not recorded: the approval could not be read; try again.".into()));
+        }
+    }
     let review = ReviewRequest {
         approval_id: approval_id.to_string(),
         vote,
@@ -266,6 +276,44 @@ async fn handle(
             (Outcome::Refused, Some(format!("Not recorded: {refusal}.")))
         }
     }
+}
+
+/// Whether a click may go on to the review.
+enum StepUpCheck {
+    Proceed,
+    /// The approval needs step-up: told to the clicker.
+    Refused(String),
+    /// The approval could not be read; nothing was recorded.
+    Unreadable,
+}
+
+/// An approval whose risk needs step-up is not decided in Slack, whoever clicks: the
+/// attempt is recorded as refused and the clicker is sent to the console.
+async fn step_up_check(
+    state: &Arc<Callbacks>,
+    slack: &Arc<Slack>,
+    approval_id: &str,
+    reviewer: &Reviewer,
+    vote: Vote,
+    evidence: &Value,
+) -> StepUpCheck {
+    let id = approval_id.to_string();
+    let approval = match state.approvals.blocking(false, move |s| s.get(&id, crate::time::now_ms())).await {
+        Ok(Ok(Some(a))) => a,
+        // Unknown ids are refused by the review itself, with its own words.
+        Ok(Ok(None)) => return StepUpCheck::Proceed,
+        _ => return StepUpCheck::Unreadable,
+    };
+    let view = crate::channels::ApprovalView::of(&approval);
+    if !slack.step_up_required(&view.risk) {
+        return StepUpCheck::Proceed;
+    }
+    let attempt = Attempt::review(reviewer, approval_id, "slack", vote, "step-up-required", evidence.clone());
+    state.approvals.record_refused(attempt).await;
+    tracing::info!(approval_id, reviewer = %reviewer.id, risk = %view.risk,
+        "slack: decision refused, the approval needs step-up in the console");
+    let link = slack.console_link(&view);
+    StepUpCheck::Refused(format!("Not recorded: {}", crate::channels::step_up::refusal_text(link.as_deref())))
 }
 
 fn vote_of(action_id: &str) -> Option<Vote> {

@@ -13,6 +13,7 @@
 
 use serde_json::{json, Value};
 
+use crate::channels::notice::OwnerNotice;
 use crate::channels::ApprovalView;
 use crate::lifecycle::{Status, Vote};
 use crate::time::rfc3339;
@@ -28,8 +29,9 @@ pub const COMMENT_INPUT: &str = "comment";
 /// Longest body excerpt on a card: Teams caps a message at about 28 KB.
 const BODY_CHARS: usize = 4000;
 
-/// The card for `view`.
-pub fn render(view: &ApprovalView) -> Value {
+/// The card for `view`. With `console_link` (an approval that needs step-up), an open
+/// card offers no decision, only a button opening the console page.
+pub fn render(view: &ApprovalView, console_link: Option<&str>) -> Value {
     let mut body = vec![
         json!({"type": "TextBlock", "text": format!("Approval needed: {}", view.title()), "weight": "Bolder",
                "size": "Medium", "wrap": true}),
@@ -61,7 +63,13 @@ pub fn render(view: &ApprovalView) -> Value {
         "version": "1.5",
         "body": body,
     });
-    if view.is_open() {
+    if let (true, Some(url), Some(obj)) = (view.is_open(), console_link, card.as_object_mut()) {
+        if let Some(Value::Array(items)) = obj.get_mut("body") {
+            items.push(json!({"type": "TextBlock", "wrap": true, "weight": "Bolder",
+                              "text": "This approval needs a fresh sign-in: review and decide it in the Airlock console."}));
+        }
+        obj.insert("actions".into(), json!([{"type": "Action.OpenUrl", "title": "Review in the console", "url": url}]));
+    } else if view.is_open() {
         if let Some(obj) = card.as_object_mut() {
             if let Some(Value::Array(items)) = obj.get_mut("body") {
                 items.push(json!({"type": "Input.Text", "id": COMMENT_INPUT, "placeholder": "Comment (optional)",
@@ -80,11 +88,46 @@ pub fn render(view: &ApprovalView) -> Value {
 }
 
 /// The message activity that carries the card (post and update).
-pub fn activity(view: &ApprovalView) -> Value {
+pub fn activity(view: &ApprovalView, console_link: Option<&str>) -> Value {
     json!({
         "type": "message",
         "summary": format!("Approval needed: {}", view.title()),
-        "attachments": [{"contentType": CARD_CONTENT_TYPE, "content": render(view)}],
+        "attachments": [{"contentType": CARD_CONTENT_TYPE, "content": render(view, console_link)}],
+    })
+}
+
+/// The owner's notice as a message activity: a card without inputs or actions.
+pub fn notice_activity(notice: &OwnerNotice) -> Value {
+    let mut facts = vec![
+        json!({"title": "Action", "value": notice.action}),
+        json!({"title": "Agent", "value": notice.agent}),
+        json!({"title": "Outcome", "value": notice.outcome}),
+    ];
+    if !notice.reason.is_empty() {
+        facts.push(json!({"title": "Policy reason", "value": notice.reason}));
+    }
+    if let Some(at) = &notice.decided_at {
+        facts.push(json!({"title": "Decided at", "value": at}));
+    }
+    facts.push(json!({"title": "Approval id", "value": notice.approval_id}));
+    let mut body = vec![
+        json!({"type": "TextBlock", "text": notice.headline(), "weight": "Bolder", "size": "Medium", "wrap": true}),
+        json!({"type": "FactSet", "facts": facts}),
+    ];
+    for comment in &notice.comments {
+        // A TextRun: the reviewer's words render no markdown.
+        body.push(json!({"type": "RichTextBlock", "inlines": [{"type": "TextRun", "text": format!("Comment from {comment}")}]}));
+    }
+    let card = json!({
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": "1.5",
+        "body": body,
+    });
+    json!({
+        "type": "message",
+        "summary": notice.headline(),
+        "attachments": [{"contentType": CARD_CONTENT_TYPE, "content": card}],
     })
 }
 
@@ -178,7 +221,7 @@ mod tests {
 
     #[test]
     fn open_card_shows_the_action_and_offers_approve_and_deny() {
-        let card = render(&view(Status::Pending));
+        let card = render(&view(Status::Pending), None);
         assert_eq!(card["version"], "1.5");
         assert!(card.get("refresh").is_none());
         let t = texts(&card);
@@ -218,22 +261,57 @@ mod tests {
             channel: "teams".into(),
             time_ms: 1_700_000_000_000,
         }];
-        let card = render(&v);
+        let card = render(&v, None);
         assert!(card.get("actions").is_none());
         let t = texts(&card);
         assert!(!t.contains("Input.Text"));
         assert!(t.contains("approved by bob@corp.example at 2023-11-14T22:13:20Z"), "{t}");
         assert!(t.contains("via teams"));
         for status in [Status::Denied, Status::Expired] {
-            assert!(render(&view(status)).get("actions").is_none(), "{status:?}");
+            assert!(render(&view(status), None).get("actions").is_none(), "{status:?}");
         }
     }
 
     #[test]
     fn activity_wraps_the_card_as_an_attachment() {
-        let a = activity(&view(Status::Pending));
+        let a = activity(&view(Status::Pending), None);
         assert_eq!(a["type"], "message");
         assert_eq!(a["attachments"][0]["contentType"], CARD_CONTENT_TYPE);
         assert_eq!(a["attachments"][0]["content"]["type"], "AdaptiveCard");
+    }
+
+    #[test]
+    fn a_step_up_card_links_to_the_console_and_cannot_decide() {
+        let card = render(&view(Status::Pending), Some("https://airlock.corp.example/console/approvals/apr_1"));
+        let actions = card["actions"].as_array().unwrap();
+        assert_eq!(actions.len(), 1);
+        assert_eq!(actions[0]["type"], "Action.OpenUrl");
+        assert_eq!(actions[0]["url"], "https://airlock.corp.example/console/approvals/apr_1");
+        let t = texts(&card);
+        assert!(!t.contains("Action.Execute") && !t.contains("Action.Submit") && !t.contains("Input.Text"), "{t}");
+        assert!(t.contains("fresh sign-in"));
+        let mut closed = view(Status::Denied);
+        closed.decided_ms = Some(1);
+        assert!(render(&closed, Some("https://x.example/c")).get("actions").is_none());
+    }
+
+    #[test]
+    fn the_owner_notice_says_outcome_reviewer_comment_and_reason() {
+        let mut v = view(Status::Denied);
+        v.decided_ms = Some(1_700_000_000_000);
+        v.reviews = vec![ReviewLine {
+            reviewer: "carol@corp.example".into(),
+            vote: Vote::Deny,
+            comment: Some("not without a ticket".into()),
+            channel: "teams".into(),
+            time_ms: 1_700_000_000_000,
+        }];
+        let a = notice_activity(&OwnerNotice::of(&v).unwrap());
+        let t = a.to_string();
+        for needle in ["denied by carol@corp.example", "not without a ticket", "bulk export of customer data", "apr_1"]
+        {
+            assert!(t.contains(needle), "{needle}: {t}");
+        }
+        assert!(a["attachments"][0]["content"].get("actions").is_none());
     }
 }

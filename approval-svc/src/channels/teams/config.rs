@@ -1,6 +1,7 @@
 //! `[teams]` in airlock.toml: the bot's identity, its secret, and every URL it talks to
 //! (configurable so tests can point them at local fakes). See `docs/channels/teams.md`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,6 +16,9 @@ pub const DEFAULT_ISSUER: &str = "https://api.botframework.com";
 pub const DEFAULT_SCOPE: &str = "https://api.botframework.com/.default";
 /// The public cloud's Bot Connector host.
 pub const DEFAULT_SERVICE_HOST: &str = "smba.trafficmanager.net";
+/// Where the public cloud's Bot Connector creates 1:1 chats with users who never wrote
+/// to the bot (Microsoft's proactive-messaging docs; government clouds differ).
+pub const DEFAULT_DIRECT_SERVICE_URL: &str = "https://smba.trafficmanager.net/teams/";
 /// Largest clock skew accepted on `nbf`/`exp` (the Bot Framework's own allowance).
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
 
@@ -53,6 +57,27 @@ pub struct TeamsConfig {
     /// Conversations every approval is posted to, besides those learnt from installs.
     #[serde(default)]
     pub conversations: Vec<ConversationConfig>,
+    /// Reviewers told of each approval in a 1:1 chat with the bot, by approver group:
+    /// Entra object ids. An approval goes to the members of the groups its policy
+    /// names (all listed reviewers when it names none), except its owner. This only
+    /// says who is messaged; whether a click counts is still decided by `[[reviewers]]`.
+    #[serde(default)]
+    pub reviewers: BTreeMap<String, Vec<String>>,
+    /// Agent owners told in a 1:1 chat when their agent's approval is approved, denied
+    /// or expires: the owner as the gateway records it (`agent.owner`) → Entra object id.
+    #[serde(default)]
+    pub owners: BTreeMap<String, String>,
+    /// Bot Connector URL at which 1:1 chats are created.
+    #[serde(default = "default_direct_service_url")]
+    pub direct_service_url: String,
+    /// Risks (`policy.risk`) whose approvals are decided only in the web console, after
+    /// a fresh sign-in: their cards link there, and clicks deciding them are refused.
+    #[serde(default)]
+    pub step_up_risks: Vec<String>,
+    /// Base URL of the web console (`https://airlock.corp.example/console`); needed with
+    /// `step_up_risks`.
+    #[serde(default)]
+    pub console_url: Option<String>,
     /// Clock skew accepted on inbound tokens' `nbf`/`exp` (at most 5 minutes).
     #[serde(default = "default_skew", with = "humantime_serde_compat")]
     pub clock_skew: Duration,
@@ -79,6 +104,9 @@ fn default_issuer() -> String {
 }
 fn default_scope() -> String {
     DEFAULT_SCOPE.to_string()
+}
+fn default_direct_service_url() -> String {
+    DEFAULT_DIRECT_SERVICE_URL.to_string()
 }
 fn default_hosts() -> Vec<String> {
     vec![DEFAULT_SERVICE_HOST.to_string()]
@@ -133,7 +161,25 @@ impl TeamsConfig {
             self.service_url_allowed(&c.service_url)
                 .map_err(|e| anyhow::anyhow!("teams: conversation {}: {e}", c.conversation_id))?;
         }
+        for (group, ids) in &self.reviewers {
+            if group.trim().is_empty() || ids.iter().any(|id| id.trim().is_empty()) {
+                anyhow::bail!("teams.reviewers: group {group:?} has an empty name or object id");
+            }
+        }
+        if let Some((owner, _)) = self.owners.iter().find(|(o, id)| o.trim().is_empty() || id.trim().is_empty()) {
+            anyhow::bail!("teams.owners: owner {owner:?} has an empty name or object id");
+        }
+        if !self.reviewers.is_empty() || !self.owners.is_empty() {
+            self.service_url_allowed(&self.direct_service_url)
+                .map_err(|e| anyhow::anyhow!("teams.direct_service_url: {e}"))?;
+        }
+        self.step_up()?;
         Ok(())
+    }
+
+    /// The step-up rule of this channel.
+    pub fn step_up(&self) -> anyhow::Result<crate::channels::step_up::StepUp> {
+        crate::channels::step_up::StepUp::new("teams", &self.step_up_risks, self.console_url.as_deref())
     }
 
     /// Whether the bot may talk to `service_url`: an allow-listed host over HTTPS, or plain
@@ -206,6 +252,37 @@ mod tests {
         );
         assert!(skewed.validate().is_err());
         assert!(toml::from_str::<TeamsConfig>("app_id = \"a\"\ntenant_id = \"t\"\nbogus = 1").is_err());
+    }
+
+    #[test]
+    fn direct_messages_need_an_allowed_service_url_and_real_ids() {
+        let ok = parse(
+            r#"app_id = "app"
+            tenant_id = "t1"
+            reviewers = { "data-owners" = ["oid-bob", "oid-carol"] }
+            owners = { "alice@corp.example" = "oid-alice" }"#,
+        );
+        ok.validate().unwrap();
+        assert_eq!(ok.direct_service_url, DEFAULT_DIRECT_SERVICE_URL);
+        let elsewhere = parse(
+            r#"app_id = "app"
+            tenant_id = "t1"
+            direct_service_url = "https://evil.example/teams/"
+            reviewers = { "data-owners" = ["oid-bob"] }"#,
+        );
+        assert!(elsewhere.validate().unwrap_err().to_string().contains("direct_service_url"));
+        let empty = parse(
+            r#"app_id = "app"
+            tenant_id = "t1"
+            reviewers = { "data-owners" = [" "] }"#,
+        );
+        assert!(empty.validate().is_err());
+        let no_console = parse(
+            r#"app_id = "app"
+            tenant_id = "t1"
+            step_up_risks = ["critical"]"#,
+        );
+        assert!(no_console.validate().unwrap_err().to_string().contains("console_url"));
     }
 
     #[test]

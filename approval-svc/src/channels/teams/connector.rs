@@ -144,6 +144,41 @@ impl Connector {
         self.send("PUT", &url, Some(&activity)).map(|_| ())
     }
 
+    /// Creates (or, if it exists, finds) the bot's 1:1 chat with the user whose Entra
+    /// object id is `member_id`: `POST {serviceUrl}v3/conversations` with the bot, the
+    /// member and the tenant (Bot Framework proactive messaging). Answers the
+    /// conversation id. The app must be installed for the user, else 403.
+    pub fn create_personal_conversation(
+        &self,
+        service_url: &str,
+        member_id: &str,
+        tenant_id: &str,
+    ) -> Result<String, DeliveryError> {
+        let url = format!("{}v3/conversations", base(service_url));
+        let body = serde_json::json!({
+            "isGroup": false,
+            "bot": {"id": format!("28:{}", self.app_id)},
+            "members": [{"id": member_id}],
+            "tenantId": tenant_id,
+            "channelData": {"tenant": {"id": tenant_id}},
+        });
+        // A 403 here means the app is not installed for the user (or is blocked for
+        // them): retrying within the outbox's minutes rarely helps, and a retrying
+        // notification holds back the updates of the approval's other copies.
+        let answer = self.send("POST", &url, Some(&body)).map_err(|e| match e {
+            DeliveryError::Retryable(m) if answered_forbidden(&m) => DeliveryError::Permanent(format!(
+                "{m} (is the app installed for user {member_id}? Pre-install it with an app setup policy)"
+            )),
+            other => other,
+        })?;
+        answer
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|id| !id.trim().is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| DeliveryError::Retryable("connector created no conversation id".into()))
+    }
+
     /// The profile of `member_id` in a conversation.
     pub fn member(
         &self,
@@ -203,6 +238,11 @@ fn classify(status: u16, body: &str, what: &str) -> DeliveryError {
     }
 }
 
+/// Whether a message of [`classify`] reports a 403.
+fn answered_forbidden(message: &str) -> bool {
+    message.contains(" answered 403 ")
+}
+
 fn retryable(status: u16) -> bool {
     status == 401 || status == 408 || status == 429 || status >= 500
 }
@@ -245,6 +285,8 @@ mod tests {
         assert!(matches!(classify(503, "", "x"), DeliveryError::Retryable(_)));
         assert!(matches!(classify(400, "", "x"), DeliveryError::Permanent(_)));
         assert!(matches!(classify(404, "", "x"), DeliveryError::Permanent(_)));
+        assert!(answered_forbidden(&classify(403, roster, "POST x").to_string()));
+        assert!(!answered_forbidden(&classify(503, "", "POST x").to_string()));
     }
 
     #[test]

@@ -25,6 +25,7 @@ use super::identity::{self, IdentityRefusal};
 use super::token::{TokenError, VerifiedToken};
 use super::{Teams, CHANNEL};
 use crate::approvals::attempts::Attempt;
+use crate::approvals::Decisions;
 use crate::approvals::{Refusal, ReviewRequest};
 use crate::channels::{ApprovalView, Callbacks, DeliveryError};
 use crate::lifecycle::Vote;
@@ -34,6 +35,8 @@ use crate::time::now_ms;
 const MAX_BODY: usize = 256 * 1024;
 /// Longest a verified sender may take to deliver the body.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The refused-attempt reason of a chat decision on an approval that needs step-up.
+const STEP_UP_REQUIRED: &str = "step-up-required";
 /// Invoke answer type of a message shown to the clicker.
 const MESSAGE_TYPE: &str = "application/vnd.microsoft.activity.message";
 
@@ -171,7 +174,7 @@ async fn invoke(state: &Arc<Callbacks>, v: &Verified) -> Response {
         return message_answer("This card action is not one the approval service knows.");
     };
     match handle_click(state, v, &click).await {
-        Outcome::Card(view) => card_answer(&view),
+        Outcome::Card(view) => card_answer(&v.teams, &view),
         Outcome::Refused(text) => message_answer(&text),
     }
 }
@@ -257,6 +260,9 @@ async fn decide_click(
             return Ok(Outcome::Refused(refusal.to_string()));
         }
     };
+    if let Some(refused) = step_up_refusal(state, v, click, &reviewer, vote).await? {
+        return Ok(refused);
+    }
     let evidence = json!({
         "activity_id": activity_id,
         "body_sha256": v.body_sha256,
@@ -288,6 +294,36 @@ async fn decide_click(
     }
 }
 
+/// An approval whose risk needs step-up is not decided in chat, whoever clicks: the
+/// refusal is recorded as a refused attempt and the clicker is sent to the console.
+/// `Err(true)`: the approval could not be read (nothing was recorded; retry).
+async fn step_up_refusal(
+    state: &Arc<Callbacks>,
+    v: &Verified,
+    click: &Click,
+    reviewer: &crate::lifecycle::Reviewer,
+    vote: Vote,
+) -> Result<Option<Outcome>, bool> {
+    let id = click.approval_id.clone();
+    let approval = match state.approvals.blocking(false, move |s| s.get(&id, now_ms())).await {
+        Ok(Ok(Some(a))) => a,
+        // Unknown ids are refused by the review itself, with its own words.
+        Ok(Ok(None)) => return Ok(None),
+        _ => return Err(true),
+    };
+    let view = ApprovalView::of(&approval);
+    if !v.teams.step_up_required(&view.risk) {
+        return Ok(None);
+    }
+    let evidence = json!({"activity_id": v.text("/id"), "body_sha256": v.body_sha256, "risk": view.risk,
+                          "aad_object_id": v.text("/from/aadObjectId"), "action": click.via});
+    let attempt = Attempt::review(reviewer, &click.approval_id, CHANNEL, vote, STEP_UP_REQUIRED, evidence);
+    state.approvals.record_refused(attempt).await;
+    tracing::info!(approval_id = %click.approval_id, reviewer = %reviewer.id, risk = %view.risk,
+        "teams: decision refused, the approval needs step-up in the console");
+    Ok(Some(Outcome::Refused(crate::channels::step_up::refusal_text(v.teams.console_link(&view).as_deref()))))
+}
+
 fn refusal_text(refusal: &Refusal) -> String {
     let text = refusal.to_string();
     let mut chars = text.chars();
@@ -307,9 +343,9 @@ async fn current(state: &Arc<Callbacks>, approval_id: &str) -> Outcome {
     }
 }
 
-fn card_answer(view: &ApprovalView) -> Response {
-    (StatusCode::OK, Json(json!({"statusCode": 200, "type": CARD_CONTENT_TYPE, "value": card::render(view)})))
-        .into_response()
+fn card_answer(teams: &Teams, view: &ApprovalView) -> Response {
+    let card = card::render(view, teams.console_link(view).as_deref());
+    (StatusCode::OK, Json(json!({"statusCode": 200, "type": CARD_CONTENT_TYPE, "value": card}))).into_response()
 }
 
 fn message_answer(text: &str) -> Response {
@@ -327,15 +363,28 @@ async fn remember_conversation(state: &Arc<Callbacks>, v: &Verified) -> Response
     if v.text("/action").starts_with("remove") {
         return StatusCode::OK.into_response();
     }
-    let reference = json!({
+    let conversation_type = v.text("/conversation/conversationType").to_string();
+    let mut reference = json!({
         "service_url": v.service_url,
         "conversation_id": conversation_id,
         "tenant_id": v.tenant,
-        "conversation_type": v.text("/conversation/conversationType"),
+        "conversation_type": conversation_type,
         "learnt_from": v.text("/type"),
     });
-    let id = conversation_id.clone();
-    match state.approvals.blocking(false, move |s| s.save_conversation(CHANNEL, &id, reference, now_ms())).await {
+    // A personal install is one user's chat with the bot: it receives only what is meant
+    // for that user (their 1:1 cards and notices), not every approval, or anyone in the
+    // tenant could install the app and read every request.
+    let (channel, id) = if conversation_type == "personal" {
+        let object_id = super::direct::object_key(v.text("/from/aadObjectId"));
+        if object_id.is_empty() {
+            return StatusCode::OK.into_response();
+        }
+        reference["aad_object_id"] = json!(object_id);
+        (super::direct::PERSONAL, object_id)
+    } else {
+        (CHANNEL, conversation_id.clone())
+    };
+    match state.approvals.blocking(false, move |s| s.save_conversation(channel, &id, reference, now_ms())).await {
         Ok(Ok(())) => {
             tracing::info!(conversation_id, "teams: conversation remembered");
             StatusCode::OK.into_response()

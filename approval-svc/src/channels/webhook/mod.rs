@@ -12,11 +12,14 @@ use serde_json::{json, Value};
 
 pub use config::WebhookConfig;
 
-use crate::channels::{ApprovalView, DeliveryError, Notifier};
+use crate::channels::notice::OwnerNotice;
+use crate::channels::{ApprovalView, DeliveryError, Notifier, Target};
 use crate::time::now_ms;
 
 /// Prefix of this channel's target keys.
 const TARGET_PREFIX: &str = "webhook:";
+/// Prefix of the owner-notice target keys (`webhook-owner:<name>`).
+const OWNER_PREFIX: &str = "webhook-owner:";
 
 /// One configured webhook.
 pub struct Webhook {
@@ -43,14 +46,25 @@ impl Webhook {
         format!("{TARGET_PREFIX}{}", self.config.name)
     }
 
+    fn owner_target(&self) -> String {
+        format!("{OWNER_PREFIX}{}", self.config.name)
+    }
+
     /// Signs and POSTs `event` for `view`; answers the delivery id.
     fn send(&self, target: &str, event: &str, view: &ApprovalView) -> Result<String, DeliveryError> {
-        if target != self.target() {
-            return Err(DeliveryError::Permanent(format!("{target} is not webhook {}", self.config.name)));
-        }
         let now = now_ms();
         let delivery = payload::delivery_id(&self.config.name, event, view);
-        let body = payload::event(event, &delivery, view, self.config.api_url.as_deref(), now).to_string();
+        let api_url = self.config.api_url.as_deref();
+        let body = if target == self.owner_target() && event == config::DECIDED {
+            let notice = OwnerNotice::of(view)
+                .ok_or_else(|| DeliveryError::Permanent(format!("{target}: approval {} is still open", view.id)))?;
+            payload::decided(&delivery, view, &notice, api_url, now)
+        } else if target == self.target() && event != config::DECIDED {
+            payload::event(event, &delivery, view, api_url, now)
+        } else {
+            return Err(DeliveryError::Permanent(format!("{target} is not webhook {}", self.config.name)));
+        };
+        let body = body.to_string();
         let timestamp = now / 1000;
         let signature = signature::sign(&self.secret, timestamp, body.as_bytes());
         let answer = self
@@ -81,11 +95,19 @@ impl Notifier for Webhook {
         "webhook"
     }
 
-    fn targets(&self) -> Vec<String> {
-        vec![self.target()]
+    fn targets(&self, view: &ApprovalView) -> Vec<Target> {
+        let mut targets = vec![Target::reviewers(self.target())];
+        if view.owner.as_deref().is_some_and(|o| self.config.tells_owner(o)) {
+            targets.push(Target::owner(self.owner_target()));
+        }
+        targets
     }
 
     fn post(&self, target: &str, view: &ApprovalView) -> Result<Value, DeliveryError> {
+        if target == self.owner_target() {
+            let delivery = self.send(target, config::DECIDED, view)?;
+            return Ok(json!({"delivery": delivery}));
+        }
         if !self.config.wants(config::REQUESTED) {
             // Nothing to send; what `update` gets back says so.
             return Ok(json!({"skipped": config::REQUESTED}));

@@ -5,8 +5,24 @@
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::channels::notice::OwnerNotice;
 use crate::channels::ApprovalView;
 use crate::time::rfc3339;
+
+/// The `approval.decided` body: the event, plus what the owner is told.
+pub fn decided(delivery: &str, view: &ApprovalView, notice: &OwnerNotice, api_url: Option<&str>, now_ms: i64) -> Value {
+    let mut body = event(super::config::DECIDED, delivery, view, api_url, now_ms);
+    body["owner"] = json!(view.owner);
+    body["notice"] = json!({
+        "outcome": notice.outcome,
+        "headline": notice.headline(),
+        "decided_by": notice.decided_by,
+        "comments": notice.comments,
+        "reason": notice.reason,
+        "decided_at": notice.decided_at,
+    });
+    body
+}
 
 /// The event body.
 pub fn event(event: &str, delivery: &str, view: &ApprovalView, api_url: Option<&str>, now_ms: i64) -> Value {
