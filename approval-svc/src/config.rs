@@ -60,6 +60,9 @@ pub struct Config {
     /// What a client may hold open (`docs/approval-service.md`, "Slow clients").
     #[serde(default)]
     pub http: HttpConfig,
+    /// The reviewers' web console (`docs/console.md`).
+    #[serde(default)]
+    pub console: Option<crate::console::ConsoleConfig>,
 }
 
 /// `[http]`.
@@ -131,15 +134,36 @@ fn default_max_connections() -> usize {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// Time between WAL checkpoints, which run off the writer thread
+    /// SQLite only: time between WAL checkpoints, which run off the writer thread
     /// (`AIRLOCK_STORE_CHECKPOINT_INTERVAL`).
     #[serde(default = "default_checkpoint_interval", with = "crate::time::duration_text")]
     pub checkpoint_interval: Duration,
+    /// PostgreSQL, for several replicas: `postgres://user@host:port/db`
+    /// (`AIRLOCK_STORE_URL`). Keep passwords out of this file: put a URL that carries
+    /// one in `url_file`. Unset: the embedded SQLite file `database`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A file holding the PostgreSQL URL (it may carry the password), e.g. a mounted
+    /// Kubernetes Secret. Takes precedence over `url`.
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { checkpoint_interval: default_checkpoint_interval() }
+        StoreConfig { checkpoint_interval: default_checkpoint_interval(), url: None, url_file: None }
+    }
+}
+
+impl StoreConfig {
+    /// The PostgreSQL URL, if the service runs on PostgreSQL.
+    pub fn postgres_url(&self) -> anyhow::Result<Option<String>> {
+        if let Some(path) = &self.url_file {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("store.url_file {}: {e}", path.display()))?;
+            return Ok(Some(text.trim().to_string()));
+        }
+        Ok(self.url.clone())
     }
 }
 
@@ -350,6 +374,9 @@ impl Config {
         if let Some(v) = env("AIRLOCK_HTTP_CLIENT_CA_FILE") {
             self.http.client_ca_file = Some(PathBuf::from(v));
         }
+        if let Some(v) = env("AIRLOCK_STORE_URL") {
+            self.store.url = Some(v);
+        }
         if let Some(v) = env("AIRLOCK_STORE_CHECKPOINT_INTERVAL") {
             self.store.checkpoint_interval = duration("AIRLOCK_STORE_CHECKPOINT_INTERVAL", v)?;
         }
@@ -388,6 +415,13 @@ impl Config {
         if self.http.client_ca_file.is_some() && self.http.tls_cert_file.is_none() {
             anyhow::bail!("http.client_ca_file: client certificates need TLS; set tls_cert_file and tls_key_file too");
         }
+        if let Some(url) = &self.store.url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                anyhow::bail!(
+                    "store.url: {url:?} is not a postgres:// URL (unset it to use the SQLite file `database`)"
+                );
+            }
+        }
         if self.store.checkpoint_interval.is_zero() {
             anyhow::bail!("store.checkpoint_interval: must be longer than zero");
         }
@@ -408,6 +442,9 @@ impl Config {
         }
         for (name, c) in &self.credentials {
             c.validate(name)?;
+        }
+        if let Some(console) = &self.console {
+            console.validate(self.oidc.is_some())?;
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod credentials;
 pub mod lifecycle;
 pub mod listener;

@@ -5,7 +5,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::approvals::Refusal;
+use crate::approvals::{CancelRefusal, Refusal};
 use crate::store::{ReviewError, StoreError};
 
 /// Every refusal or failure the API answers with.
@@ -20,6 +20,9 @@ pub enum ApiError {
     /// The reviewer is in none of the approver groups.
     #[error("not an approver")]
     NotAnApprover,
+    /// Only the agent's owner may cancel.
+    #[error("not the owner")]
+    NotTheOwner,
     /// The approval is no longer pending.
     #[error("already {0}")]
     AlreadyDecided(String),
@@ -66,6 +69,12 @@ impl ApiError {
                 "not-an-approver",
                 "Not an approver",
                 "You are in none of the approver groups this policy names.".into(),
+            ),
+            ApiError::NotTheOwner => (
+                StatusCode::FORBIDDEN,
+                "not-the-owner",
+                "Not the owner",
+                "Only the agent's owner may cancel its approvals.".into(),
             ),
             ApiError::AlreadyDecided(s) => {
                 (StatusCode::CONFLICT, "already-decided", "Already decided", format!("The approval is already {s}."))
@@ -173,6 +182,19 @@ impl From<Refusal> for ApiError {
             Refusal::Expired => ApiError::Expired,
             Refusal::DuplicateVote => ApiError::DuplicateVote,
             Refusal::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<CancelRefusal> for ApiError {
+    fn from(r: CancelRefusal) -> Self {
+        match r {
+            CancelRefusal::NotFound => ApiError::NotFound,
+            CancelRefusal::NotAllowed => ApiError::NotTheOwner,
+            CancelRefusal::NoReason => ApiError::BadRequest("body: a cancel needs a non-empty `reason`".into()),
+            CancelRefusal::AlreadyDecided(s) => ApiError::AlreadyDecided(s.to_string()),
+            CancelRefusal::Expired => ApiError::Expired,
+            CancelRefusal::Store(e) => e.into(),
         }
     }
 }

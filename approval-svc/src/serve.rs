@@ -9,12 +9,13 @@ use crate::approvals::Approvals;
 use crate::auth::gateway::GatewayKeys;
 use crate::auth::oidc::Oidc;
 use crate::auth::reviewer::ReviewerDirectory;
+use crate::channels::step_up::StepUp;
 use crate::config::Config;
 use crate::credentials::Credentials;
 use crate::lifecycle::ExpiryLimits;
 use crate::listener::HttpLimits;
 use crate::secrets::read_key;
-use crate::store::{SqliteStore, Store};
+use crate::store::{PostgresStore, SqliteStore, Store};
 use crate::tls::Tls;
 
 /// How often the background task expires due approvals.
@@ -40,19 +41,15 @@ pub fn build_state(config: &Config) -> anyhow::Result<AppState> {
     if audit_key.is_none() {
         tracing::warn!("audit.checkpoint_key_env is not set: the audit chain is hashed but not sealed");
     }
-    let store = SqliteStore::open_with(
-        &config.database,
-        audit_key,
-        config.audit.checkpoint_every,
-        config.store.checkpoint_interval,
-    )
-    .map_err(|e| anyhow::anyhow!("database {}: {e}", config.database.display()))?
-    .with_pending_limit(config.approvals.max_pending_per_agent)
-    .with_denied_retry_window(config.approvals.denied_retry_window);
+    let store = open_store(config, audit_key)?;
     let oidc = config.oidc.clone().map(Oidc::new);
-    let store: Arc<dyn Store> = Arc::new(store);
-    let channels =
-        crate::channels::Channels::load(config.teams.as_ref(), config.slack.as_ref(), &config.webhooks, store.clone())?;
+    let channels = crate::channels::Channels::load_with_step_up(
+        config.teams.as_ref(),
+        config.slack.as_ref(),
+        &config.webhooks,
+        store.clone(),
+        &console_step_up(config.console.as_ref())?,
+    )?;
     Ok(Arc::new(State {
         approvals: Arc::new(Approvals::new(store)),
         gateway_keys: GatewayKeys::new(keys),
@@ -71,6 +68,59 @@ pub fn build_state(config: &Config) -> anyhow::Result<AppState> {
     }))
 }
 
+/// The console's step-up rule as the chat channels apply it: approvals of its
+/// `step_up_risks` are decided only in the console, so Teams and Slack link there
+/// instead of deciding (none while the console is off).
+fn console_step_up(console: Option<&crate::console::ConsoleConfig>) -> anyhow::Result<StepUp> {
+    match console {
+        Some(c) if c.enabled => StepUp::new("console", &c.step_up_risks, Some(&format!("{}/console", c.base_url()))),
+        _ => Ok(StepUp::default()),
+    }
+}
+
+/// The web console, when `[console]` turns it on (reading its client secret).
+pub fn build_console(config: &Config, state: &AppState) -> anyhow::Result<Option<Arc<crate::console::Console>>> {
+    let Some(c) = &config.console else {
+        return Ok(None);
+    };
+    let secret = match (&c.client_secret_env, &c.client_secret_file) {
+        (None, None) => None,
+        (env, file) => {
+            Some(crate::secrets::read_secret_text("console.client_secret", env.as_deref(), file.as_deref())?)
+        }
+    };
+    let audit = crate::console::AuditSource {
+        database: config.database.clone(),
+        key: checkpoint_key(config)?,
+        every: i64::from(config.audit.checkpoint_every),
+    };
+    crate::console::Console::new(c, state.approvals.clone(), state.reviewers.clone(), secret, audit)
+}
+
+/// The configured store: PostgreSQL when `[store] url` is set, else the SQLite file.
+fn open_store(config: &Config, audit_key: Option<Vec<u8>>) -> anyhow::Result<Arc<dyn Store>> {
+    let approvals = &config.approvals;
+    if let Some(url) = config.store.postgres_url()? {
+        let store = PostgresStore::open(&url, audit_key, config.audit.checkpoint_every)
+            .map_err(|e| anyhow::anyhow!("store.url: {e}"))?
+            .with_pending_limit(approvals.max_pending_per_agent)
+            .with_denied_retry_window(approvals.denied_retry_window);
+        tracing::info!("store: PostgreSQL");
+        return Ok(Arc::new(store));
+    }
+    let store = SqliteStore::open_with(
+        &config.database,
+        audit_key,
+        config.audit.checkpoint_every,
+        config.store.checkpoint_interval,
+    )
+    .map_err(|e| anyhow::anyhow!("database {}: {e}", config.database.display()))?
+    .with_pending_limit(approvals.max_pending_per_agent)
+    .with_denied_retry_window(approvals.denied_retry_window);
+    tracing::info!(database = %config.database.display(), "store: SQLite");
+    Ok(Arc::new(store))
+}
+
 /// Runs the expiry sweep ([`Approvals::expire_due`]) every `every`.
 pub fn spawn_expiry(state: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -87,7 +137,14 @@ pub fn spawn_expiry(state: AppState, every: Duration) -> tokio::task::JoinHandle
 
 /// Runs the service until SIGINT/SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let state = build_state(&config)?;
+    // Opening the store blocks (PostgreSQL's client runs its own runtime): off the
+    // async workers, like every other store call.
+    let state = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || build_state(&config))
+            .await
+            .map_err(|e| anyhow::anyhow!("opening the store: {e}"))??
+    };
     let tls = config.http.tls_files().map(Tls::load).transpose()?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
@@ -108,16 +165,31 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         body_read_timeout: config.http.body_read_timeout,
         max_connections: config.http.max_connections,
     };
-    crate::listener::serve_with(listener, app(state.clone()), limits, tls, shutdown_signal()).await?;
+    let mut router = app(state.clone());
+    if let Some(console) = build_console(&config, &state)? {
+        tracing::info!(url = %format!("{}/console/", console.config.base_url()), "web console on");
+        router = router.merge(crate::console::router(console));
+    }
+    crate::listener::serve_with(listener, router, limits, tls, shutdown_signal()).await?;
+    // The background tasks' clones of the state are dropped (awaited) while `state` still
+    // holds the store, so that its last reference goes in the blocking task below: a
+    // PostgreSQL client blocks on its own runtime when dropped, which panics on a tokio
+    // worker (SIGTERM then ended in an abort, found by tests/deploy/serve-postgres.py).
     expiry.abort();
+    let _ = expiry.await;
     if let Some(reload) = reload {
         reload.abort();
     }
     if let Some(outbox) = outbox {
         outbox.abort();
+        let _ = outbox.await;
     }
-    let store = state.approvals.store.clone();
-    tokio::task::spawn_blocking(move || store.checkpoint()).await??;
+    tokio::task::spawn_blocking(move || {
+        let sealed = state.approvals.store.checkpoint();
+        drop(state);
+        sealed
+    })
+    .await??;
     tracing::info!("audit chain sealed; stopped");
     Ok(())
 }
@@ -142,4 +214,23 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_consoles_step_up_risks_leave_chat_for_the_console() {
+        let on: crate::console::ConsoleConfig =
+            toml::from_str("public_url = \"https://airlock.corp.example/\"\nclient_id = \"airlock\"\n").unwrap();
+        let rule = console_step_up(Some(&on)).unwrap();
+        assert!(rule.required("critical"), "the console's default step-up risk");
+        assert_eq!(rule.link("apr_1").unwrap(), crate::console::approval_url(&on, "apr_1"));
+        let off: crate::console::ConsoleConfig =
+            toml::from_str("enabled = false\npublic_url = \"https://a.example\"\nclient_id = \"c\"\n").unwrap();
+        assert!(!console_step_up(Some(&off)).unwrap().required("critical"));
+        assert!(!console_step_up(None).unwrap().required("critical"));
+    }
 }

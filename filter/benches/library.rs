@@ -99,7 +99,7 @@ fn library(c: &mut Criterion) {
     // in any module, so every rule body is tried.
     let (_, input) = examples.iter().find(|(n, _)| n == "default-deny").unwrap();
     let mut group = c.benchmark_group("library_native_module_default_deny");
-    for m in ["hosts", "exports", "iam", "network", "secrets", "deploy", "databases", "mcp"] {
+    for m in ["hosts", "exports", "iam", "network", "secrets", "deploy", "databases", "mcp", "aws"] {
         let entry = format!("data.airlock.rules.{m}.decision");
         let mut policy = activate(&bytes, &cfg(&entry)).unwrap().active.policy;
         group.bench_function(m, |b| b.iter(|| policy.evaluate(black_box(input.clone()))));

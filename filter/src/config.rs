@@ -160,16 +160,28 @@ struct RawApprovalService {
 #[serde(deny_unknown_fields)]
 struct RawSigning {
     key_id: String,
-    key_base64: String,
+    #[serde(default)]
+    key_base64: Option<String>,
+    #[serde(default)]
+    key_env: Option<String>,
     #[serde(default)]
     previous: Option<RawKey>,
 }
 
+/// One HMAC key (as `RawSigning` holds the current one): its id and exactly one source
+/// for its bytes. `key_env` names an
+/// environment variable of the Wasm VM: the module cannot read files (WASI gives it no
+/// file access), but Envoy passes its own variables listed in
+/// `vm_config.environment_variables.host_env_keys` (Istio: `vmConfig.env`), so the key
+/// need not sit in the Envoy configuration.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawKey {
     key_id: String,
-    key_base64: String,
+    #[serde(default)]
+    key_base64: Option<String>,
+    #[serde(default)]
+    key_env: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -432,13 +444,19 @@ pub struct DecisionLogConfig {
 }
 
 impl Config {
-    /// Parse and validate plugin configuration bytes.
+    /// Parse and validate plugin configuration bytes; `key_env` keys are read from the
+    /// VM's environment (WASI `environ_get`, which Envoy fills from `vm_config`).
     pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
+        Config::parse_with_env(bytes, &|name| std::env::var(name).ok())
+    }
+
+    /// Parse and validate, looking `key_env` variables up with `env`.
+    pub fn parse_with_env(bytes: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let raw: RawConfig = serde_json::from_slice(bytes).map_err(|e| ConfigError(e.to_string()))?;
         Ok(Config {
-            policy: policy(raw.policy)?,
+            policy: policy(raw.policy, env)?,
             identity: identity(raw.identity)?,
-            service: service(raw.approval_service)?,
+            service: service(raw.approval_service, env)?,
             jsonrpc_answers: raw.request.jsonrpc_answers,
             request: request(raw.request)?,
             decision_log: decision_log(raw.decision_log)?,
@@ -447,7 +465,7 @@ impl Config {
     }
 }
 
-fn policy(raw: RawPolicy) -> Result<PolicyConfig, ConfigError> {
+fn policy(raw: RawPolicy, env: &dyn Fn(&str) -> Option<String>) -> Result<PolicyConfig, ConfigError> {
     if !raw.entrypoint.starts_with("data.") {
         return invalid(format!("policy.entrypoint `{}` must be a rule path starting with `data.`", raw.entrypoint));
     }
@@ -472,7 +490,7 @@ fn policy(raw: RawPolicy) -> Result<PolicyConfig, ConfigError> {
             if raw.data.is_some() || raw.revision.is_some() {
                 return invalid("policy.data and policy.revision come from the bundle; remove them");
             }
-            (BTreeMap::new(), Some(crate::bundle::config::parse(b, raw.bundle_keys)?))
+            (BTreeMap::new(), Some(crate::bundle::config::parse(b, raw.bundle_keys, env)?))
         }
     };
     if let Some(data) = &raw.data {
@@ -541,16 +559,18 @@ fn identity(raw: RawIdentity) -> Result<IdentityConfig, ConfigError> {
     Ok(IdentityConfig { source, agents: raw.agents })
 }
 
-fn service(raw: RawApprovalService) -> Result<ServiceConfig, ConfigError> {
+fn service(raw: RawApprovalService, env: &dyn Fn(&str) -> Option<String>) -> Result<ServiceConfig, ConfigError> {
     if raw.cluster.is_empty() {
         return invalid("approval_service.cluster must name an Envoy cluster");
     }
     if raw.timeout_ms == 0 {
         return invalid("approval_service.timeout_ms must be greater than 0");
     }
-    let current = key("approval_service.signing", &raw.signing.key_id, &raw.signing.key_base64)?;
-    let previous = match raw.signing.previous {
-        Some(p) => Some(key("approval_service.signing.previous", &p.key_id, &p.key_base64)?),
+    let s = raw.signing;
+    let current = RawKey { key_id: s.key_id, key_base64: s.key_base64, key_env: s.key_env };
+    let current = key("approval_service.signing", &current, env)?;
+    let previous = match s.previous {
+        Some(p) => Some(key("approval_service.signing.previous", &p, env)?),
         None => None,
     };
     if previous.as_ref().is_some_and(|p| p.id == current.id) {
@@ -566,20 +586,54 @@ fn service(raw: RawApprovalService) -> Result<ServiceConfig, ConfigError> {
     })
 }
 
-fn key(field: &str, id: &str, b64: &str) -> Result<SigningKey, ConfigError> {
+fn key(field: &str, raw: &RawKey, env: &dyn Fn(&str) -> Option<String>) -> Result<SigningKey, ConfigError> {
+    let id = &raw.key_id;
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
         return invalid(format!("{field}.key_id must be non-empty [A-Za-z0-9._-]"));
     }
+    let secret = key_bytes(field, raw.key_base64.as_deref(), raw.key_env.as_deref(), env)?;
+    Ok(SigningKey { id: id.to_string(), secret })
+}
+
+/// A key's bytes from exactly one of `key_base64` (inline) or `key_env` (a variable of the
+/// VM's environment), base64 of at least 32 bytes. Errors name the field or the variable,
+/// never the value.
+pub(crate) fn key_bytes(
+    field: &str,
+    key_base64: Option<&str>,
+    key_env: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<u8>, ConfigError> {
+    let (source, b64) = match (key_base64, key_env) {
+        (Some(b64), None) => (format!("{field}.key_base64"), b64.to_string()),
+        (None, Some(var)) => {
+            if var.is_empty() {
+                return invalid(format!("{field}.key_env must name an environment variable"));
+            }
+            let source = format!("{field}.key_env: environment variable `{var}`");
+            match env(var) {
+                Some(v) if !v.trim().is_empty() => (source, v),
+                Some(_) => return invalid(format!("{source} is empty")),
+                None => {
+                    return invalid(format!(
+                        "{source} is not set in the Wasm VM (Envoy passes only the variables listed in \
+                         vm_config.environment_variables.host_env_keys)"
+                    ))
+                }
+            }
+        }
+        (Some(_), Some(_)) => return invalid(format!("{field}: give key_base64 or key_env, not both")),
+        (None, None) => {
+            return invalid(format!("{field}: give key_base64 (inline) or key_env (a VM environment variable)"))
+        }
+    };
     let secret = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
-        .map_err(|e| ConfigError(format!("{field}.key_base64 is not valid base64: {e}")))?;
+        .map_err(|e| ConfigError(format!("{source} is not valid base64: {e}")))?;
     if secret.len() < MIN_KEY_BYTES {
-        return invalid(format!(
-            "{field}.key_base64 decodes to {} bytes; at least {MIN_KEY_BYTES} are required",
-            secret.len()
-        ));
+        return invalid(format!("{source} decodes to {} bytes; at least {MIN_KEY_BYTES} are required", secret.len()));
     }
-    Ok(SigningKey { id: id.to_string(), secret })
+    Ok(secret)
 }
 
 fn request(raw: RawRequest) -> Result<RequestConfig, ConfigError> {
@@ -733,6 +787,74 @@ mod tests {
     fn bad_json_is_reported_with_position() {
         let e = Config::parse(b"{\"policy\": ").unwrap_err();
         assert!(e.to_string().contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn signing_key_can_come_from_the_vm_environment() {
+        let mut v = minimal();
+        v["approval_service"]["signing"] = serde_json::json!({
+            "key_id": "k2", "key_env": "AIRLOCK_GATEWAY_KEY",
+            "previous": {"key_id": "k1", "key_env": "AIRLOCK_GATEWAY_KEY_OLD"}
+        });
+        let env = |name: &str| match name {
+            "AIRLOCK_GATEWAY_KEY" => Some(format!("{KEY}\n")),
+            "AIRLOCK_GATEWAY_KEY_OLD" => Some(KEY.to_string()),
+            _ => None,
+        };
+        let c = Config::parse_with_env(v.to_string().as_bytes(), &env).unwrap();
+        assert_eq!(c.service.signing.current.id, "k2");
+        assert_eq!(c.service.signing.current.secret, b"0123456789abcdef0123456789abcdef");
+        assert_eq!(c.service.signing.previous.unwrap().id, "k1");
+    }
+
+    #[test]
+    fn a_missing_empty_or_short_environment_key_is_refused_by_name() {
+        let mut v = minimal();
+        v["approval_service"]["signing"] = serde_json::json!({"key_id": "k1", "key_env": "GW_KEY"});
+        let bytes = v.to_string();
+        let parse_env = |value: Option<&str>| {
+            let value = value.map(str::to_string);
+            Config::parse_with_env(bytes.as_bytes(), &move |_: &str| value.clone()).unwrap_err().to_string()
+        };
+        let unset = parse_env(None);
+        assert!(unset.contains("`GW_KEY`") && unset.contains("host_env_keys"), "{unset}");
+        assert!(parse_env(Some(" \n")).contains("`GW_KEY` is empty"));
+        let short = parse_env(Some("c2hvcnQ="));
+        assert!(short.contains("`GW_KEY` decodes to 5 bytes"), "{short}");
+        assert!(!short.contains("c2hvcnQ"), "the key's value is never echoed: {short}");
+        assert!(parse_env(Some("not base64!")).contains("not valid base64"));
+    }
+
+    #[test]
+    fn bundle_keys_can_come_from_the_vm_environment_too() {
+        let mut v = minimal();
+        v["policy"] = serde_json::json!({
+            "bundle": {"cluster": "bundles", "path": "/v1/bundles/a.tar.gz"},
+            "bundle_keys": [{"key_id": "b1", "key_env": "BUNDLE_KEY"}]
+        });
+        let bytes = v.to_string();
+        let with = |value: Option<&str>| {
+            let value = value.map(str::to_string);
+            Config::parse_with_env(bytes.as_bytes(), &move |n: &str| {
+                (n == "BUNDLE_KEY").then(|| value.clone()).flatten()
+            })
+        };
+        let c = with(Some(KEY)).unwrap();
+        assert!(c.policy.bundle.is_some());
+        let e = with(None).unwrap_err().to_string();
+        assert!(e.contains("policy.bundle_keys `b1`.key_env") && e.contains("`BUNDLE_KEY` is not set"), "{e}");
+        assert!(with(Some("c2hvcnQ=")).unwrap_err().to_string().contains("at least 32"));
+    }
+
+    #[test]
+    fn a_signing_key_has_exactly_one_source() {
+        let mut v = minimal();
+        v["approval_service"]["signing"]["key_env"] = "GW_KEY".into();
+        assert!(parse(v.clone()).unwrap_err().to_string().contains("not both"));
+        v["approval_service"]["signing"] = serde_json::json!({"key_id": "k1"});
+        assert!(parse(v.clone()).unwrap_err().to_string().contains("give key_base64"));
+        v["approval_service"]["signing"] = serde_json::json!({"key_id": "k1", "key_file": "/etc/k"});
+        assert!(parse(v).unwrap_err().to_string().contains("unknown field `key_file`"));
     }
 
     #[test]

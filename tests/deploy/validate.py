@@ -76,12 +76,32 @@ def render(kdir):
         targets = [o for o in objs if o["kind"] == t["kind"] and o["metadata"]["name"] == t["name"]]
         if len(targets) != 1:
             raise SystemExit(f"{kdir}: patch target {t} matches {len(targets)} objects")
+        if isinstance(ops, dict) and ops.get("$patch") == "delete":  # a strategic-merge delete of the object
+            objs.remove(targets[0])
+            continue
         for op in ops:
-            parent, key = json_pointer(targets[0], op["path"])
-            if op["op"] not in ("replace", "add") or (op["op"] == "replace" and key not in parent):
-                raise SystemExit(f"{kdir}: patch op {op} not applicable")
-            parent[key] = op["value"]
+            apply_op(kdir, targets[0], op)
     return objs
+
+
+def apply_op(kdir, target, op):
+    """One JSON 6902 operation: add, replace, remove, test (what the overlays use)."""
+    parent, key = json_pointer(target, op["path"])
+    if isinstance(parent, list):
+        index = len(parent) if key == "-" else int(key)
+        present = index < len(parent)
+    else:
+        index, present = key, key in parent
+    if op["op"] == "add" and isinstance(parent, list):
+        parent.insert(index, op["value"])
+    elif op["op"] == "add" or (op["op"] == "replace" and present):
+        parent[index] = op["value"]
+    elif op["op"] == "remove" and present:
+        del parent[index]
+    elif op["op"] == "test" and present and parent[index] == op["value"]:
+        pass
+    else:
+        raise SystemExit(f"{kdir}: patch op {op} not applicable")
 
 
 def key(o):
@@ -124,7 +144,19 @@ def main(deploy):
                 f"{rel}: kubectl kustomize renders the same objects{'' if theirs is not None else ': ' + out.stderr.strip()}",
             )
 
-    every = {key(o): o for objs in rendered.values() for o in objs}
+    # Overlays re-render the base's objects under the same names: the base and istio are
+    # checked together below; each overlay's objects on their own (check_postgres).
+    every = {key(o): o for rel, objs in rendered.items() if not rel.startswith("overlays") for o in objs}
+    for rel, objs in rendered.items():
+        if rel.startswith("overlays"):
+            for o in objs:
+                if o != every.get(key(o)):
+                    errors = validate_core(o)
+                    check(not errors, f"{rel}: {'/'.join(key(o))}: Kubernetes {' and '.join(K8S_VERSIONS)} schemas, strict" + (f": {errors}" if errors else ""))
+    if "overlays/postgres" in rendered:
+        check_postgres(rendered["overlays/postgres"])
+    else:
+        check(False, "overlays/postgres exists")
     istio = [o for o in every.values() if ".istio.io/" in o["apiVersion"]]
     core = [o for o in every.values() if o not in istio]
     # The WasmPlugin alternative (envoy/, not in a kustomization) gets the same schema check.
@@ -238,6 +270,52 @@ def main(deploy):
     bad["spec"]["action"] = "PERMIT"
     code, _ = validate_istio([bad])
     check(code != 0, "an AuthorizationPolicy with an unknown action is refused")
+
+
+def check_postgres(objs):
+    """The several-replicas shape (deploy/kubernetes/overlays/postgres, docs/high-availability.md)."""
+    print("  overlays/postgres:")
+    get = lambda kind, name: next((o for o in objs if o["kind"] == kind and o["metadata"]["name"] == name), None)
+    dep, pdb, netpol, cm = (get(k, n) for k, n in (("Deployment", "airlock-approval"), ("PodDisruptionBudget", "airlock-approval"), ("NetworkPolicy", "airlock-approval"), ("ConfigMap", "airlock-config")))
+    if not check(all([dep, pdb, netpol, cm]), "postgres: Deployment, PDB, NetworkPolicy, ConfigMap present"):
+        return
+    conf = tomllib.loads(cm["data"]["airlock.toml"])
+    pod = dep["spec"]["template"]
+    (c,) = pod["spec"]["containers"]
+    replicas = dep["spec"]["replicas"]
+    check(replicas >= 2, f"postgres: several replicas ({replicas})")
+    strategy = dep["spec"]["strategy"]
+    check(strategy["type"] == "RollingUpdate" and strategy["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}, "postgres: RollingUpdate, maxUnavailable 0, maxSurge 1")
+    check(not [o for o in objs if o["kind"] == "PersistentVolumeClaim"], "postgres: no PersistentVolumeClaim rendered")
+    check(all("persistentVolumeClaim" not in v for v in pod["spec"]["volumes"]), "postgres: no PVC volume in the pod")
+    check("database" not in conf and "url" not in conf.get("store", {}), "postgres: no SQLite `database`, no inline store.url")
+    check(all(e["name"] != "AIRLOCK_STORE_URL" for e in c.get("env", [])), "postgres: no AIRLOCK_STORE_URL in env")
+    url_file = conf.get("store", {}).get("url_file", "")
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    mount = next((m for p, m in mounts.items() if url_file.startswith(p + "/")), None)
+    secret = volumes[mount["name"]].get("secret") if mount else None
+    name = url_file[len(mount["mountPath"]) + 1:] if mount else ""
+    check(
+        bool(url_file) and secret is not None and mount.get("readOnly") is True and any(i["path"] == name for i in secret.get("items", [{"path": name}])),
+        f"postgres: store.url_file {url_file or '(unset)'} is a file of a read-only Secret mount",
+    )
+    minimum = pdb["spec"].get("minAvailable")
+    check(isinstance(minimum, int) and replicas // 2 + 1 <= minimum < replicas, f"postgres: PDB minAvailable {minimum} keeps a majority of {replicas} serving and lets a drain proceed")
+    labels = pod["metadata"]["labels"]
+    spread = [t for t in pod["spec"].get("topologySpreadConstraints", []) if t["topologyKey"] == "kubernetes.io/hostname"]
+    check(
+        len(spread) == 1 and spread[0]["whenUnsatisfiable"] == "DoNotSchedule" and all(labels.get(k) == v for k, v in spread[0]["labelSelector"]["matchLabels"].items()),
+        "postgres: replicas spread over nodes (topologySpreadConstraints on kubernetes.io/hostname, selecting the pods)",
+    )
+    check(c["readinessProbe"]["httpGet"]["path"] == "/readyz" and c["readinessProbe"]["timeoutSeconds"] > 3, "postgres: readiness /readyz (reaches the database), timeout above the pool's 3 s")
+    check(
+        any(p.get("port") == 5432 and p.get("protocol", "TCP") == "TCP" for r in netpol["spec"]["egress"] for p in r.get("ports", [])),
+        "postgres: NetworkPolicy lets the pods reach PostgreSQL (5432/TCP)",
+    )
+    bad = copy.deepcopy(dep)
+    bad["spec"]["template"]["spec"]["topologySpreadConstraints"][0]["whenUnsatisfiabel"] = "DoNotSchedule"
+    check(bool(validate_core(bad)), "postgres: a Deployment with a misspelt spread field is refused")
 
 
 if __name__ == "__main__":

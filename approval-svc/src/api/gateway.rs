@@ -18,6 +18,7 @@ use axum::{Extension, Json, Router};
 use serde_json::{json, Value};
 
 use super::{ApiError, AppState, RETRY_AFTER_SECS};
+use crate::approvals::Decisions;
 use crate::approvals::{NotRedeemed, Redeem};
 use crate::auth::gateway::{KEY_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::credentials::MintContext;
@@ -150,10 +151,15 @@ async fn create_or_find(State(state): State<AppState>, bytes: Bytes) -> Result<R
     let reuse = crate::lifecycle::reuse(body.policy.reuse.as_deref(), state.limits).map_err(ApiError::PolicyRefused)?;
     let deadline = expires_at(now, body.policy.expires_in.as_deref(), state.limits).map_err(ApiError::BadRequest)?;
     if let Some(name) = &body.policy.credential {
-        if !state.credentials.has(name) {
-            return Err(ApiError::BadRequest(format!(
-                "policy names credential profile {name:?}, which is not configured"
-            )));
+        let request = serde_json::from_value(body.request.clone()).ok();
+        match state.credentials.check(name, request.as_ref()) {
+            Ok(()) => {}
+            Err(None) => {
+                return Err(ApiError::BadRequest(format!(
+                    "policy names credential profile {name:?}, which is not configured"
+                )))
+            }
+            Err(Some(why)) => return Err(ApiError::PolicyRefused(why)),
         }
     }
     let (groups, asked_quorum) = body
@@ -301,6 +307,7 @@ async fn redeem(
             host: a.host(),
             digest: a.digest.clone(),
             approvers: a.approvers(),
+            request: a.create.get("request").cloned().and_then(|r| serde_json::from_value(r).ok()),
         };
         let minted = credentials.mint(a.credential.as_deref(), &ctx, now_ms()).map_err(|e| e.to_string())?;
         let audit = minted.audit.clone();

@@ -124,6 +124,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/approvals/{id}"),
     ("post", "/v1/approvals/{id}/approve"),
     ("post", "/v1/approvals/{id}/deny"),
+    ("post", "/v1/approvals/{id}/cancel"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -154,5 +155,6 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::channels::teams::router().with_state(callbacks.clone()))
         .merge(crate::channels::slack::router().with_state(callbacks))
         .fallback(|| async { ApiError::NotFound })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), ops::count_request))
         .with_state(state)
 }

@@ -1,4 +1,4 @@
-//! The reviewer API: list, show, approve, deny. Authenticated by `Authorization: Bearer`
+//! The reviewer API: list, show, approve, deny, cancel. Authenticated by `Authorization: Bearer`
 //! (API key or OIDC token).
 
 use axum::body::Bytes;
@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{views, ApiError, AppState};
+use crate::approvals::Decisions;
 use crate::approvals::ReviewRequest;
 use crate::auth::reviewer::AuthError;
 use crate::lifecycle::{Reviewer, Status, Vote};
@@ -22,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/approvals/{id}", get(show))
         .route("/v1/approvals/{id}/approve", post(approve))
         .route("/v1/approvals/{id}/deny", post(deny))
+        .route("/v1/approvals/{id}/cancel", post(cancel))
 }
 
 /// The authenticated reviewer of a request.
@@ -130,6 +132,24 @@ async fn review(
     };
     let decided = state.approvals.review(request).await?;
     Ok(Json(views::detail(&decided)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelBody {
+    reason: String,
+}
+
+/// The agent's owner calls off a pending approval, saying why.
+async fn cancel(
+    State(state): State<AppState>,
+    Authenticated(who): Authenticated,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let body: CancelBody = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
+    let cancelled = state.approvals.cancel(id, who, body.reason).await?;
+    Ok(Json(views::detail(&cancelled)))
 }
 
 /// An approve/deny body read as [`review`] reads it, for the fuzz targets (`fuzz/`); not

@@ -1,4 +1,4 @@
-//! `airlock approvals list | show | approve | deny`: an HTTP client of the reviewer API.
+//! `airlock approvals list | show | approve | deny | cancel`: an HTTP client of the reviewer API.
 
 use std::path::PathBuf;
 
@@ -34,7 +34,8 @@ enum Command {
     /// List approvals, newest first.
     List {
         /// Only this status (pending, approved, denied, expired, cancelled, redeemed).
-        #[arg(long, env = "AIRLOCK_STATUS")]
+        /// A filter of this one listing, so deliberately not read from the environment.
+        #[arg(long)]
         status: Option<String>,
     },
     /// Show one approval in full.
@@ -42,14 +43,21 @@ enum Command {
     /// Vote to approve.
     Approve {
         id: String,
-        #[arg(long, env = "AIRLOCK_COMMENT")]
+        #[arg(long)]
         comment: Option<String>,
     },
     /// Deny (a comment is required).
     Deny {
         id: String,
-        #[arg(long, env = "AIRLOCK_COMMENT")]
+        #[arg(long)]
         comment: String,
+    },
+    /// Call off a pending approval (the agent's owner only; a reason is required and
+    /// recorded in the audit trail).
+    Cancel {
+        id: String,
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -80,6 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             (format!("{base}/v1/approvals/{id}/approve"), Some(json!({"comment": comment})))
         }
         Command::Deny { id, comment } => (format!("{base}/v1/approvals/{id}/deny"), Some(json!({"comment": comment}))),
+        Command::Cancel { id, reason } => (format!("{base}/v1/approvals/{id}/cancel"), Some(json!({"reason": reason}))),
     };
     let answer = match body {
         None => agent.get(&url).header("authorization", &auth).call(),
@@ -94,7 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let kind = value.get("type").and_then(Value::as_str).unwrap_or("");
         anyhow::bail!("{status} {kind}: {detail}");
     }
-    println!("{}", serde_json::to_string_pretty(&value)?);
+    crate::outln!("{}", serde_json::to_string_pretty(&value)?);
     Ok(())
 }
 

@@ -123,7 +123,7 @@ fn build(dir: &Path, output: &Path, revision: Option<&str>) -> ExitCode {
     };
     match write(output, &bytes) {
         Ok(()) => {
-            println!("wrote {} ({} bytes, unsigned)", output.display(), bytes.len());
+            crate::outln!("wrote {} ({} bytes, unsigned)", output.display(), bytes.len());
             ExitCode::SUCCESS
         }
         Err(e) => usage(e),
@@ -142,7 +142,7 @@ fn sign(bundle: &Path, key_id: &str, key: &KeySource, output: Option<&Path>) -> 
     let out = output.unwrap_or(bundle);
     match write(out, &signed) {
         Ok(()) => {
-            println!("signed {} with key `{key_id}` ({} bytes)", out.display(), signed.len());
+            crate::outln!("signed {} with key `{key_id}` ({} bytes)", out.display(), signed.len());
             ExitCode::SUCCESS
         }
         Err(e) => usage(e),
@@ -170,7 +170,7 @@ fn verify(bundle: &Path, key_id: &str, key: &KeySource, entrypoint: &str) -> Exi
     let started = std::time::Instant::now();
     match airlock_filter::bundle::activate(&bytes, &policy) {
         Ok(a) => {
-            println!(
+            crate::outln!(
                 "ok: revision `{}`, {} modules, {} files signed with key `{}`; compiled `{entrypoint}` in {} ms",
                 a.active.revision,
                 a.modules,

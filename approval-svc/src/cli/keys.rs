@@ -26,7 +26,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::Generate => {
             let mut key = [0u8; 32];
             getrandom::getrandom(&mut key).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-            println!("{}", base64::engine::general_purpose::STANDARD.encode(key));
+            crate::outln!("{}", base64::engine::general_purpose::STANDARD.encode(key));
         }
         Command::HashApiKey => {
             let mut key = String::new();
@@ -34,7 +34,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             if key.trim().is_empty() {
                 anyhow::bail!("no API key on stdin");
             }
-            println!("{}", hash_api_key(&key));
+            crate::outln!("{}", hash_api_key(&key));
         }
     }
     Ok(())

@@ -110,20 +110,20 @@ fn test(dirs: &[PathBuf], quiet: bool) -> ExitCode {
             Outcome::Pass => {
                 passed += 1;
                 if !quiet {
-                    println!("PASS {}:{} {}", r.file, r.line, r.name);
+                    crate::outln!("PASS {}:{} {}", r.file, r.line, r.name);
                 }
             }
             Outcome::Fail => {
                 failed += 1;
-                println!("FAIL {}:{} {} (undefined or false)", r.file, r.line, r.name);
+                crate::outln!("FAIL {}:{} {} (undefined or false)", r.file, r.line, r.name);
             }
             Outcome::Error(e) => {
                 failed += 1;
-                println!("ERROR {}:{} {}: {}", r.file, r.line, r.name, e.trim_end());
+                crate::outln!("ERROR {}:{} {}: {}", r.file, r.line, r.name, e.trim_end());
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
+    crate::outln!("{passed} passed, {failed} failed");
     if results.is_empty() {
         eprintln!("airlock: no test_* rules found");
     }
@@ -146,10 +146,10 @@ fn check(paths: &[PathBuf], entrypoint: Option<&str>) -> ExitCode {
         eprintln!("airlock: {} error(s)", report.problems.len());
         return ExitCode::from(2);
     }
-    println!("ok: {} modules, {} rules", report.modules, report.rules);
+    crate::outln!("ok: {} modules, {} rules", report.modules, report.rules);
     match &report.entrypoint {
-        Some(e) => println!("entrypoint {e}: defined, compiles to RVM bytecode"),
-        None => println!("no entrypoint checked (no `package airlock`; give --entrypoint)"),
+        Some(e) => crate::outln!("entrypoint {e}: defined, compiles to RVM bytecode"),
+        None => crate::outln!("no entrypoint checked (no `package airlock`; give --entrypoint)"),
     }
     ExitCode::SUCCESS
 }
@@ -182,9 +182,12 @@ fn eval_lines(dirs: &[PathBuf], inputs: &PathBuf, entrypoint: &str, max_instruct
                 Err(e) => serde_json::json!({"value": null, "error": e}),
             },
         };
-        if writeln!(out, "{answer}").is_err() {
-            return ExitCode::from(2);
+        if let Err(e) = writeln!(out, "{answer}") {
+            super::output::finish(&e);
         }
+    }
+    if let Err(e) = out.flush() {
+        super::output::finish(&e);
     }
     ExitCode::SUCCESS
 }
@@ -225,24 +228,24 @@ fn eval(dirs: &[PathBuf], input: &PathBuf, entrypoint: &str, max_instructions: u
             let not_applicable: Vec<_> =
                 ev.contributions.iter().filter(|c| c.value.is_none()).map(|c| c.rule.clone()).collect();
             let out = serde_json::json!({"entrypoint": entrypoint, "decision": ev.decision, "fired": fired, "not_applicable": not_applicable});
-            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            crate::outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         }
         Format::Text => {
             let decision = ev.decision.as_ref().map(|d| serde_json::to_string_pretty(d).unwrap_or_default());
-            println!("{entrypoint} (RVM, as the filter evaluates it):");
-            println!("{}", decision.as_deref().unwrap_or("undefined — the filter denies (airlock.policy-error)"));
+            crate::outln!("{entrypoint} (RVM, as the filter evaluates it):");
+            crate::outln!("{}", decision.as_deref().unwrap_or("undefined — the filter denies (airlock.policy-error)"));
             let fired: Vec<_> = ev.contributions.iter().filter(|c| c.value.is_some()).collect();
             if !ev.contributions.is_empty() {
-                println!();
-                println!("rules that fired ({} of {}):", fired.len(), ev.contributions.len());
+                crate::outln!();
+                crate::outln!("rules that fired ({} of {}):", fired.len(), ev.contributions.len());
                 for c in &fired {
                     let v = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
-                    println!("  {} ({}:{}) = {v}", c.rule, c.file, c.line);
+                    crate::outln!("  {} ({}:{}) = {v}", c.rule, c.file, c.line);
                 }
                 let idle: Vec<_> =
                     ev.contributions.iter().filter(|c| c.value.is_none()).map(|c| c.rule.as_str()).collect();
                 if !idle.is_empty() {
-                    println!("did not apply: {}", idle.join(", "));
+                    crate::outln!("did not apply: {}", idle.join(", "));
                 }
             }
         }

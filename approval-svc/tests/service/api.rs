@@ -317,3 +317,46 @@ async fn ops_endpoints_and_every_route_is_documented() {
     );
     assert_eq!(reviewer(&s.router, "GET", "/nope", None, None).await.status, 404);
 }
+
+#[tokio::test]
+async fn the_owner_cancels_a_pending_approval_saying_why_and_nobody_else_can() {
+    let s = service();
+    let id = gateway(&s.router, "/v1/gateway/approvals", &create_body(&digest("cancel"), 0, None, 1)).await.json()
+        ["approval_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cancel = format!("/v1/approvals/{id}/cancel");
+    let problem = |a: &Answer| (a.status, a.json()["type"].as_str().unwrap_or_default().to_string());
+    let why = Some(json!({"reason": "asked by mistake"}));
+    assert_eq!(reviewer(&s.router, "POST", &cancel, None, why.clone()).await.status, 401);
+    // An approver who is not the owner, and someone the agent acts for.
+    for key in ["bob-key", "carol-key"] {
+        let a = reviewer(&s.router, "POST", &cancel, Some(key), why.clone()).await;
+        assert_eq!(problem(&a), (403, "urn:airlock:problem:not-the-owner".into()), "{key}");
+    }
+    for bad in [None, Some(json!({"reason": "  "})), Some(json!({"reason": "x", "extra": 1})), Some(json!({}))] {
+        let a = reviewer(&s.router, "POST", &cancel, Some("alice-key"), bad.clone()).await;
+        assert_eq!(problem(&a), (400, "urn:airlock:problem:bad-request".into()), "{bad:?}");
+    }
+    let a = reviewer(&s.router, "POST", "/v1/approvals/apr_nope/cancel", Some("alice-key"), why.clone()).await;
+    assert_eq!(a.status, 404);
+    assert!(audit_events(&s.db, "approval.cancelled").is_empty(), "a refused cancel records nothing");
+
+    let a = reviewer(&s.router, "POST", &cancel, Some("alice-key"), why.clone()).await;
+    assert_eq!((a.status, a.json()["status"].clone()), (200, json!("cancelled")));
+    let events = audit_events(&s.db, "approval.cancelled");
+    assert_eq!(events.len(), 1);
+    let event: Value = serde_json::from_str(&events[0]).unwrap();
+    assert_eq!(
+        (event["by"].clone(), event["reason"].clone()),
+        (json!("alice@corp.example"), json!("asked by mistake"))
+    );
+    // First decision wins: neither a second cancel nor a vote moves it again.
+    let a = reviewer(&s.router, "POST", &cancel, Some("alice-key"), why).await;
+    assert_eq!(problem(&a), (409, "urn:airlock:problem:already-decided".into()));
+    let a = reviewer(&s.router, "POST", &format!("/v1/approvals/{id}/approve"), Some("bob-key"), None).await;
+    assert_eq!(problem(&a), (409, "urn:airlock:problem:already-decided".into()));
+    let report = verify_database(&s.db, Some(&AUDIT_KEY)).unwrap();
+    assert!(report.ok(), "{report:?}");
+}

@@ -121,7 +121,7 @@ fn eval_prints_the_decision_and_the_rules_that_fired() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("\"rule\": \"mcp-tool-approval\""), "{stdout}");
-    assert!(stdout.contains("rules that fired (1 of 8)"), "{stdout}");
+    assert!(stdout.contains("rules that fired (1 of 9)"), "{stdout}");
     assert!(stdout.contains("data.airlock.rules.mcp.decision (policies/library/mcp/mcp.rego:"), "{stdout}");
 }
 

@@ -10,6 +10,7 @@ mod bundle_cli;
 mod bundle_serving;
 mod cli;
 mod cli_policy;
+mod console;
 mod denied_retry;
 mod http_minter;
 mod listener;

@@ -7,8 +7,6 @@ use base64::Engine as _;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-/// Same floor as the approval-service keys: HS256 with a short secret is guessable.
-const MIN_KEY_BYTES: usize = 32;
 /// Polling more often than this only adds load; ETags make each poll cheap anyway.
 const MIN_POLL_MS: u64 = 1_000;
 
@@ -35,7 +33,11 @@ pub struct RawBundle {
 #[serde(deny_unknown_fields)]
 pub struct RawBundleKey {
     key_id: String,
-    key_base64: String,
+    /// Exactly one of the two, as for the approval service's keys.
+    #[serde(default)]
+    key_base64: Option<String>,
+    #[serde(default)]
+    key_env: Option<String>,
 }
 
 fn default_poll_ms() -> u64 {
@@ -82,7 +84,11 @@ fn invalid<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
     Err(ConfigError(msg.into()))
 }
 
-pub fn parse(raw: RawBundle, keys: Vec<RawBundleKey>) -> Result<BundleConfig, ConfigError> {
+pub fn parse(
+    raw: RawBundle,
+    keys: Vec<RawBundleKey>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<BundleConfig, ConfigError> {
     let inline = match raw.base64 {
         Some(b64) => Some(
             base64::engine::general_purpose::STANDARD
@@ -125,7 +131,7 @@ pub fn parse(raw: RawBundle, keys: Vec<RawBundleKey>) -> Result<BundleConfig, Co
     }
     let mut map = BTreeMap::new();
     for k in keys {
-        let secret = key(&k)?;
+        let secret = key(&k, env)?;
         if map.insert(k.key_id.clone(), secret).is_some() {
             return invalid(format!("policy.bundle_keys: key_id `{}` appears twice", k.key_id));
         }
@@ -133,19 +139,10 @@ pub fn parse(raw: RawBundle, keys: Vec<RawBundleKey>) -> Result<BundleConfig, Co
     Ok(BundleConfig { inline, poll, keys: Keys(map) })
 }
 
-fn key(k: &RawBundleKey) -> Result<Vec<u8>, ConfigError> {
+fn key(k: &RawBundleKey, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<u8>, ConfigError> {
     if k.key_id.is_empty() {
         return invalid("policy.bundle_keys: key_id must not be empty");
     }
-    let secret = base64::engine::general_purpose::STANDARD
-        .decode(k.key_base64.trim())
-        .map_err(|e| ConfigError(format!("policy.bundle_keys `{}`: key_base64 is not valid base64: {e}", k.key_id)))?;
-    if secret.len() < MIN_KEY_BYTES {
-        return invalid(format!(
-            "policy.bundle_keys `{}`: key decodes to {} bytes; at least {MIN_KEY_BYTES} are required",
-            k.key_id,
-            secret.len()
-        ));
-    }
-    Ok(secret)
+    let field = format!("policy.bundle_keys `{}`", k.key_id);
+    crate::config::key_bytes(&field, k.key_base64.as_deref(), k.key_env.as_deref(), env)
 }

@@ -64,6 +64,17 @@ impl Timeline {
         };
         self.say("gateway", &detail);
     }
+
+    /// Says whether `r` was answered on `expected` or opened a new approval, and `why` a
+    /// new one was needed: the gateway's answer alone reads the same either way.
+    fn which_approval(&self, r: &Response, expected: &str, why: &str) {
+        let id = r.json().ok().and_then(|v| v["approval_id"].as_str().map(str::to_string));
+        match id.as_deref() {
+            Some(id) if id == expected => self.say("service", &format!("still approval {id}")),
+            Some(id) => self.say("service", &format!("opened a NEW approval {id}, not {expected}: {why}")),
+            None => {}
+        }
+    }
 }
 
 fn demo_plugin() -> anyhow::Result<serde_json::Value> {
@@ -393,10 +404,16 @@ fn main() -> anyhow::Result<()> {
     let status = teams.updated_status(&approval_id, "approved by")?;
     tl.say("teams", &format!("the posted card was updated in place: \"{status}\", buttons removed"));
 
-    tl.say("agent", "retries with a different body (a bigger export) on the same approval");
+    tl.say("agent", &format!("sends a different body (a bigger export), hoping {approval_id} covers it"));
     let mut bigger = export.clone();
     bigger["table"] = json!("customers_full_history");
-    tl.answer(&gw.send(&agent_call("POST", "api.example.com", "/v1/exports", Some(bigger)))?);
+    let resp = gw.send(&agent_call("POST", "api.example.com", "/v1/exports", Some(bigger)))?;
+    tl.answer(&resp);
+    tl.which_approval(
+        &resp,
+        &approval_id,
+        "the body is part of the action digest, so what was approved does not cover a different export",
+    );
 
     tl.say("agent", "retries the identical request");
     tl.answer(&gw.send(&agent_call("POST", "api.example.com", "/v1/exports", Some(export.clone())))?);
@@ -413,7 +430,13 @@ fn main() -> anyhow::Result<()> {
     }
 
     tl.say("agent", "replays the same request once more");
-    tl.answer(&gw.send(&agent_call("POST", "api.example.com", "/v1/exports", Some(export)))?);
+    let resp = gw.send(&agent_call("POST", "api.example.com", "/v1/exports", Some(export)))?;
+    tl.answer(&resp);
+    tl.which_approval(
+        &resp,
+        &approval_id,
+        "the policy says reuse \"once\" and the retry above spent it, so the same action needs a human again",
+    );
 
     // The second action is decided in Teams.
     println!();

@@ -13,17 +13,24 @@
 //! - [`tls`]: a throw-away test CA and server certificates.
 //! - [`client`]: a raw HTTP/1.1 client that sends exactly the bytes a test writes, and an
 //!   h2c client (`H2Request`) for HTTP/2 framing such as request trailers.
+//! - [`moto`]: AWS (S3, STS, IAM) played by moto in server mode, and a recording TCP tee.
 //! - [`ports`]: free 127.0.0.1 ports.
 //! - [`cases`]: run a file's scenarios against one shared gateway, report every failure.
+//! - [`browser`]: headless Chromium through W3C WebDriver (chromedriver).
+//! - [`oidc_provider`]: npm `oidc-provider` as a real OpenID Connect provider.
 
+pub mod browser;
 pub mod cases;
 pub mod client;
 pub mod envoy;
 pub mod fake_service;
 pub mod gateway;
 pub mod mcp;
+pub mod moto;
+pub mod oidc_provider;
 pub mod plugin;
 pub mod ports;
+pub mod postgres;
 pub mod server;
 pub mod service;
 pub mod signing;

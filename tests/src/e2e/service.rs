@@ -135,6 +135,8 @@ pub struct ServiceOptions {
     pub extra_env: Vec<(String, String)>,
     /// Serve HTTPS (`[http] tls_*`, `client_ca_file`) instead of plain HTTP.
     pub tls: Option<ServiceTls>,
+    /// `[store] url`: run on this PostgreSQL instead of the SQLite file.
+    pub store_url: Option<String>,
 }
 
 /// The service's TLS files, and how the harness itself connects (readiness, [`AirlockService::send`]).
@@ -166,6 +168,7 @@ impl Default for ServiceOptions {
             extra_toml: String::new(),
             extra_env: Vec::new(),
             tls: None,
+            store_url: None,
         }
     }
 }
@@ -228,6 +231,7 @@ pub struct AirlockService {
     extra_env: Vec<(String, String)>,
     reviewers: Vec<Reviewer>,
     tls: Option<ServiceTls>,
+    store_url: Option<String>,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -275,6 +279,7 @@ impl AirlockService {
             extra_env: opts.extra_env.clone(),
             reviewers: opts.reviewers.clone(),
             tls: opts.tls.clone(),
+            store_url: opts.store_url.clone(),
             _temp: temp,
         };
         svc.spawn_and_wait()?;
@@ -526,8 +531,13 @@ impl AirlockService {
 
     /// `airlock audit verify --database <db>`.
     pub fn audit_verify(&self) -> anyhow::Result<CliOutput> {
-        let db = self.database.display().to_string();
-        self.cli(&["audit", "verify", "--database", &db], None)
+        match &self.store_url {
+            Some(url) => self.cli(&["audit", "verify", "--store-url", url], None),
+            None => {
+                let db = self.database.display().to_string();
+                self.cli(&["audit", "verify", "--database", &db], None)
+            }
+        }
     }
 
     /// `airlock audit export --database <db> --out <fresh dir>`; every JSON object on
@@ -675,6 +685,9 @@ fn config_toml(opts: &ServiceOptions, port: u16, database: &Path, previous_key: 
     t.push_str("# Written by tests/src/e2e/service.rs\n");
     t.push_str(&format!("listen = {}\n", q(&format!("127.0.0.1:{port}"))));
     t.push_str(&format!("database = {}\n\n", q(&database.display().to_string())));
+    if let Some(url) = &opts.store_url {
+        t.push_str(&format!("[store]\nurl = {}\n\n", q(url)));
+    }
     t.push_str("[gateway]\nkeys = [\n");
     t.push_str(&format!("  {{ id = {}, secret_env = {} }},\n", q(KEY_ID), q(GATEWAY_KEY_ENV)));
     t.push_str(&format!(
@@ -718,7 +731,8 @@ fn config_toml(opts: &ServiceOptions, port: u16, database: &Path, previous_key: 
         }
         t.push('\n');
     }
-    t.push_str(&opts.extra_toml);
+    // `${PORT}`: the service's own port (a console's public URL names it).
+    t.push_str(&opts.extra_toml.replace("${PORT}", &port.to_string()));
     t
 }
 

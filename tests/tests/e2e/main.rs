@@ -8,17 +8,23 @@
 mod e2e_support;
 
 mod adversarial;
+mod aws_sigv4;
 mod bundle_swap;
+mod console;
 mod egress_tls;
 mod envoy_configs;
 mod flow;
 mod jwt_identity;
 mod mcp_sdk;
+mod owners_told;
+mod replicas;
 mod service_flow;
 mod service_races;
 mod service_tls;
 mod slack;
 mod teams;
+mod teams_dm;
 mod teams_envoy;
+mod teams_package;
 mod vm_panic;
 mod webhook;
