@@ -11,6 +11,7 @@
 
 pub mod assets;
 pub mod audit_trail;
+pub mod cancel;
 pub mod config;
 pub mod diff;
 pub mod eligibility;
@@ -99,6 +100,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/console/events", get(events::stream))
         .route("/console/approvals/{id}", get(review::page))
         .route("/console/approvals/{id}/decide", post(review::decide))
+        .route("/console/approvals/{id}/cancel", post(cancel::cancel))
         .route("/console/history", get(history::page))
         .route("/console/history/evidence.tar", get(history::evidence))
         .route("/console/login", get(login::start))

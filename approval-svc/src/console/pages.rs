@@ -258,6 +258,8 @@ pub struct ApprovalPage {
     pub step_up_url: Option<String>,
     /// Show approve/deny.
     pub can_decide: bool,
+    /// Show the owner's cancel form (pending, and this is the agent's owner).
+    pub can_cancel: bool,
     /// The diff, when there is an earlier approved action.
     pub diff: Option<DiffView>,
     /// Where the reviewer notifications stand (posted copies, failing channels), as JSON.

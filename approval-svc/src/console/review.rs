@@ -17,9 +17,10 @@ use super::session::Session;
 use super::web::{form, refuse_post, see_other, session, to_login};
 use super::{diff, Console};
 use crate::approvals::attempts::Attempt;
+use crate::approvals::cancel::may_cancel;
 use crate::approvals::Decisions;
 use crate::approvals::{Refusal, ReviewRequest};
-use crate::lifecycle::Vote;
+use crate::lifecycle::{Status, Vote};
 use crate::store::Approval;
 use crate::time::{now_ms, now_secs, rfc3339};
 
@@ -28,7 +29,14 @@ const DIFF_WINDOW: u32 = 1000;
 /// Longest comment kept with a vote.
 const MAX_COMMENT: usize = 2000;
 
-fn message(session: &Session, status: StatusCode, title: &str, text: &str, link: Option<(String, String)>) -> Response {
+/// A page that says one thing (a refusal, an error), with a link back.
+pub(super) fn message(
+    session: &Session,
+    status: StatusCode,
+    title: &str,
+    text: &str,
+    link: Option<(String, String)>,
+) -> Response {
     let page = MessagePage {
         who: session.reviewer.id.clone(),
         csrf: session.csrf.clone(),
@@ -135,6 +143,7 @@ pub async fn page(
         explanation: stand.explanation(),
         step_up_url: matches!(stand, Standing::StepUp { .. }).then(|| step_up_url(&a.id)),
         can_decide: stand == Standing::MayDecide,
+        can_cancel: a.status == Status::Pending && may_cancel(&session.reviewer, &a.parties()),
         diff: diff::previous_approved(&recent, &a).map(|prev| diff::view(prev, &a)),
         notifications: serde_json::to_string_pretty(&notifications).unwrap_or_default(),
         audit,

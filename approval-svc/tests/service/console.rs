@@ -276,3 +276,92 @@ async fn an_unreachable_idp_fails_closed_and_signed_out_pages_stay_shut() {
     .await;
     assert_eq!(forged.status, 303, "an unknown session token is no session");
 }
+
+/// Signs in through the stand-in IdP as the token `edit` makes; answers the session cookie.
+async fn signed_in(router: &Router, idp: &Idp, edit: impl FnOnce(&mut Value)) -> String {
+    let started = start(router, "").await;
+    let nonce = started.nonce.clone();
+    let token = id_token(
+        idp,
+        |c| {
+            c["nonce"] = json!(nonce);
+            edit(c);
+        },
+        "oidc-test-key.pem",
+    );
+    answer_token(idp, 200, json!({ "id_token": token }));
+    let a = callback(router, &format!("code=c&state={}", started.state), Some(&started.cookie)).await;
+    format!("airlock_console={}", session_cookie(&a).expect("a session cookie"))
+}
+
+async fn get_page(router: &Router, path: &str, cookie: &str) -> (u16, String) {
+    let a = send(router, Request::get(path).header("cookie", cookie).body(Body::empty()).unwrap()).await;
+    (a.status, String::from_utf8_lossy(&a.body).into_owned())
+}
+
+/// The session's form token, as the page's hidden field carries it.
+fn csrf_of(html: &str) -> String {
+    let rest = html.split_once("name=\"csrf\" value=\"").expect("a csrf field").1;
+    rest.split('"').next().unwrap().to_string()
+}
+
+async fn post_form(router: &Router, path: &str, cookie: &str, fields: &[(&str, &str)]) -> Answer {
+    let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+    let req = Request::post(path)
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(body))
+        .unwrap();
+    send(router, req).await
+}
+
+#[tokio::test]
+async fn the_owner_cancels_from_the_approval_page_and_nobody_else_can() {
+    let s = service();
+    let idp = idp();
+    let router = console_for(&s, &idp.base);
+    let id = gateway(&s.router, "/v1/gateway/approvals", &create_body(&digest("console-cancel"), 0, None, 1))
+        .await
+        .json()["approval_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let page = format!("/console/approvals/{id}");
+    let cancel = format!("{page}/cancel");
+
+    // Bob may approve but does not own the agent: no cancel form, and a forged POST is refused.
+    let bob = signed_in(&router, &idp, |_| {}).await;
+    let (status, html) = get_page(&router, &page, &bob).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"decide\"") && !html.contains("id=\"cancel\""), "{html}");
+    let a = post_form(&router, &cancel, &bob, &[("csrf", &csrf_of(&html)), ("reason", "not mine")]).await;
+    assert_eq!(a.status, 403, "{}", String::from_utf8_lossy(&a.body));
+
+    // Alice owns it: she sees the form; without the token or without a reason nothing moves.
+    let alice = signed_in(&router, &idp, |c| {
+        c["sub"] = json!("oid-alice");
+        c["email"] = json!("alice@corp.example");
+    })
+    .await;
+    let (_, html) = get_page(&router, &page, &alice).await;
+    assert!(html.contains("id=\"cancel\""), "{html}");
+    let csrf = csrf_of(&html);
+    assert_eq!(post_form(&router, &cancel, &alice, &[("reason", "asked by mistake")]).await.status, 403);
+    assert_eq!(post_form(&router, &cancel, &alice, &[("csrf", &csrf), ("reason", "  ")]).await.status, 400);
+    assert!(audit_events(&s.db, "approval.cancelled").is_empty(), "a refused cancel records nothing");
+
+    let a = post_form(&router, &cancel, &alice, &[("csrf", &csrf), ("reason", "asked by mistake")]).await;
+    assert_eq!((a.status, a.headers["location"].to_str().unwrap()), (303, page.as_str()));
+    let events = audit_events(&s.db, "approval.cancelled");
+    assert_eq!(events.len(), 1);
+    let event: Value = serde_json::from_str(&events[0]).unwrap();
+    assert_eq!(
+        (event["by"].clone(), event["reason"].clone()),
+        (json!("alice@corp.example"), json!("asked by mistake"))
+    );
+    let (_, html) = get_page(&router, &page, &alice).await;
+    assert!(html.contains("cancelled") && !html.contains("id=\"cancel\""), "{html}");
+    // First decision wins.
+    let a = post_form(&router, &cancel, &alice, &[("csrf", &csrf), ("reason", "again")]).await;
+    assert_eq!(a.status, 409);
+}
