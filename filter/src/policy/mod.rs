@@ -303,4 +303,17 @@ decision := {"effect": "allow", "n": count([x | some x in numbers.range(1, 10000
             ],
         );
     }
+    // regorus patch 0009: in an `every` body, `data.hosts[h]` with `h` the quantifier's
+    // value is a lookup of that value, not a loop over `data.hosts`.
+    #[test]
+    fn every_looks_up_the_current_value() {
+        check(
+            "every h in input.request.body.hosts { data.hosts[h] }",
+            &[
+                (r#"{"request": {"body": {"hosts": ["api.example.com"]}}}"#, "allow"),
+                (r#"{"request": {"body": {"hosts": ["api.example.com", "evil.example.com"]}}}"#, "deny"),
+                (r#"{"request": {"body": {"hosts": ["evil.example.com"]}}}"#, "deny"),
+            ],
+        );
+    }
 }
