@@ -4,6 +4,7 @@
 #
 #   scripts/opa-diff.sh [--count N] [--seed S] [--policy DIR] [more tests/opa/diff.py options]
 #
+# Then the rule-by-rule semantics programs of tests/opa/semantics/ (tests/opa/semantics.py).
 # Defaults: --count 3000 --seed 1 --policy policies/library (the bounded CI run). A longer
 # run is the same command with a larger count and other seeds, e.g.
 #   scripts/opa-diff.sh --count 200000 --seed 7 --report target/opa/report.jsonl
@@ -40,7 +41,7 @@ while [ $# -gt 0 ]; do
     --count) count="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
     --policy) policy="$2"; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) extra+=("$1"); shift ;;
   esac
 done
@@ -70,6 +71,27 @@ if [ ! -x "$AIRLOCK_BIN" ]; then
   nice cargo build -q -p airlock-approval-svc
 fi
 
-# 3. Run.
-exec "$PYTHON" "$ROOT/tests/opa/diff.py" --opa-lib "$OPA_LIB" --airlock "$AIRLOCK_BIN" \
-  --policy "$policy" --count "$count" --seed "$seed" "${extra[@]}"
+# 3. Run: the policy library's decisions (tests/opa/diff.py), then the rule-by-rule
+#    semantics programs (tests/opa/semantics.py, tests/opa/semantics/*/). The last line
+#    sums both: `opa-diff: N passed, M failed`; the exit status is 1 when M > 0.
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+set +e
+"$PYTHON" "$ROOT/tests/opa/diff.py" --opa-lib "$OPA_LIB" --airlock "$AIRLOCK_BIN" \
+  --policy "$policy" --count "$count" --seed "$seed" "${extra[@]}" | tee "$tmp/diff.out"
+diff_rc=${PIPESTATUS[0]}
+echo
+"$PYTHON" "$ROOT/tests/opa/semantics.py" --opa-lib "$OPA_LIB" --airlock "$AIRLOCK_BIN" | tee "$tmp/semantics.out"
+sem_rc=${PIPESTATUS[0]}
+set -e
+counts() { sed -n "s/^$1: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p" "$2" | tail -n 1; }
+read -r dp df <<<"$(counts opa-diff "$tmp/diff.out")"
+read -r sp sf <<<"$(counts opa-semantics "$tmp/semantics.out")"
+if [ -z "${dp:-}" ] || [ -z "${sp:-}" ]; then
+  say "a run ended without its summary line (diff exit $diff_rc, semantics exit $sem_rc)"
+  exit 1
+fi
+echo
+echo "library: $dp passed, $df failed; semantics: $sp passed, $sf failed"
+echo "opa-diff: $((dp + sp)) passed, $((df + sf)) failed"
+[ "$diff_rc" -eq 0 ] && [ "$sem_rc" -eq 0 ] && [ $((df + sf)) -eq 0 ]

@@ -100,8 +100,8 @@ def _parse_line(line):
         return ("error", f"airlock output line is not {{value, error}}: {line[:200]!r}")
     if obj["error"] is not None:
         return ("error", str(obj["error"]))
-    if obj["value"] is None:
-        return ("undefined", None)
+    if obj["value"] is None and not obj.get("defined"):
+        return ("undefined", None)  # (a null value has "defined": true)
     return ("decision", obj["value"])
 
 

@@ -50,8 +50,9 @@ enum Command {
         #[arg(long, required_unless_present = "inputs", conflicts_with = "inputs")]
         input: Option<PathBuf>,
         /// Many inputs, one JSON document per line: prints one line per input,
-        /// `{"value": <decision or null when undefined>, "error": <null or text>}` — how
-        /// the differential test against OPA drives the filter's engine.
+        /// `{"value": <decision or null when undefined>, "defined": <bool>, "error": <null
+        /// or text>}` (`defined` tells a null value from undefined) — how the differential
+        /// tests against OPA drive the filter's engine.
         #[arg(long)]
         inputs: Option<PathBuf>,
         #[arg(long, default_value = "data.airlock.decision")]
@@ -178,7 +179,7 @@ fn eval_lines(dirs: &[PathBuf], inputs: &PathBuf, entrypoint: &str, max_instruct
                 serde_json::json!({"value": null, "error": format!("input is not valid JSON for the engine: {e}")})
             }
             Ok(input) => match evaluator.evaluate(input) {
-                Ok(v) => serde_json::json!({"value": v, "error": null}),
+                Ok(v) => serde_json::json!({"value": v, "defined": v.is_some(), "error": null}),
                 Err(e) => serde_json::json!({"value": null, "error": e}),
             },
         };

@@ -169,4 +169,151 @@ decision := {"effect": "allow", "n": count([x | some x in numbers.range(1, 10000
         let mut p = Policy::compile(&cfg).unwrap();
         assert!(p.evaluate(Value::new_object()).is_err());
     }
+    /// `allow`, `deny` (the default decision) or `error` for a policy that allows when
+    /// `body` holds: how a negation in a rule body decides in the filter's engine.
+    fn allows_when(body: &str, input: &str) -> &'static str {
+        let rego = format!(
+            "package airlock\n\
+             default decision := {{\"effect\": \"deny\"}}\n\
+             known_host if data.hosts[input.request.host]\n\
+             decision := {{\"effect\": \"allow\"}} if {{\n{body}\n}}"
+        );
+        let mut p = Policy::compile(&policy_config(&rego)).unwrap();
+        match p.evaluate(Value::from_json_str(input).unwrap()) {
+            Ok(v) if v["effect"] == Value::from("allow") => "allow",
+            Ok(v) if v["effect"] == Value::from("deny") => "deny",
+            Ok(v) => panic!("{body}: unexpected decision {v}"),
+            Err(_) => "error",
+        }
+    }
+
+    fn check(body: &str, cases: &[(&str, &str)]) {
+        let got: Vec<_> = cases.iter().map(|(input, _)| allows_when(body, input)).collect();
+        let want: Vec<_> = cases.iter().map(|(_, want)| *want).collect();
+        assert_eq!(got, want, "{body} on {:?}", cases.iter().map(|c| c.0).collect::<Vec<_>>());
+    }
+
+    // As OPA (regorus patch 0008): the operands of a negated call or operator, and the
+    // dynamic indexes of a negated ref, are evaluated before the negation; an undefined
+    // one fails the body rather than making the negation true.
+    #[test]
+    fn negated_call_with_an_undefined_operand_does_not_hold() {
+        check(
+            r#"not contains(input.request.body.q, "DROP")"#,
+            &[
+                (r#"{}"#, "deny"), // regorus 0.14.1 without the patch: allow
+                (r#"{"request": {"body": {}}}"#, "deny"),
+                (r#"{"request": {"body": {"q": "select 1"}}}"#, "allow"),
+                (r#"{"request": {"body": {"q": "DROP TABLE t"}}}"#, "deny"),
+                (r#"{"request": {"body": {"q": 5}}}"#, "error"),
+            ],
+        );
+    }
+
+    #[test]
+    fn negated_nested_calls_and_comparisons_bind_their_operands() {
+        check(
+            r#"not startswith(lower(input.request.path), "/admin")"#,
+            &[
+                (r#"{}"#, "deny"),
+                (r#"{"request": {"path": "/ADMIN/x"}}"#, "deny"),
+                (r#"{"request": {"path": "/v1"}}"#, "allow"),
+            ],
+        );
+        check(
+            "not input.request.body.n > 10",
+            &[
+                (r#"{}"#, "deny"),
+                (r#"{"request": {"body": {"n": 3}}}"#, "allow"),
+                (r#"{"request": {"body": {"n": 30}}}"#, "deny"),
+            ],
+        );
+        check(
+            r#"not input.request.method in {"GET", "HEAD"}"#,
+            &[
+                (r#"{}"#, "deny"),
+                (r#"{"request": {"method": "POST"}}"#, "allow"),
+                (r#"{"request": {"method": "GET"}}"#, "deny"),
+            ],
+        );
+    }
+
+    #[test]
+    fn negated_ref_with_an_undefined_dynamic_index_does_not_hold() {
+        check(
+            "not data.hosts[input.request.host]",
+            &[
+                (r#"{}"#, "deny"), // regorus 0.14.1 without the patch: allow
+                (r#"{"request": {"host": "evil.example.com"}}"#, "allow"),
+                (r#"{"request": {"host": "api.example.com"}}"#, "deny"),
+            ],
+        );
+        check(
+            "not data.hosts[lower(input.request.host)]",
+            &[
+                (r#"{}"#, "deny"),
+                (r#"{"request": {"host": "API.example.com"}}"#, "deny"),
+                (r#"{"request": {"host": "x"}}"#, "allow"),
+            ],
+        );
+    }
+
+    // What stays inside the negation, in OPA as here: a ref, the operands of `==` and
+    // `equal`, and a helper rule (the library's advice for "not a known host").
+    #[test]
+    fn negated_refs_equalities_and_helper_rules_hold_when_undefined() {
+        check(
+            "not input.request.body.admin",
+            &[(r#"{}"#, "allow"), (r#"{"request": {"body": {"admin": true}}}"#, "deny")],
+        );
+        check(
+            r#"not input.request.method == "GET""#,
+            &[
+                (r#"{}"#, "allow"),
+                (r#"{"request": {"method": "GET"}}"#, "deny"),
+                (r#"{"request": {"method": "PUT"}}"#, "allow"),
+            ],
+        );
+        check(
+            r#"not equal(input.request.method, "GET")"#,
+            &[
+                (r#"{}"#, "allow"),
+                (r#"{"request": {"method": "GET"}}"#, "deny"),
+                (r#"{"request": {"method": "PUT"}}"#, "allow"),
+            ],
+        );
+        check(
+            "not known_host",
+            &[
+                (r#"{}"#, "allow"),
+                (r#"{"request": {"host": "evil.example.com"}}"#, "allow"),
+                (r#"{"request": {"host": "api.example.com"}}"#, "deny"),
+            ],
+        );
+    }
+
+    #[test]
+    fn equal_is_equality() {
+        check(
+            r#"equal(input.request.method, "GET")"#,
+            &[
+                (r#"{}"#, "deny"),
+                (r#"{"request": {"method": "GET"}}"#, "allow"),
+                (r#"{"request": {"method": "PUT"}}"#, "deny"),
+            ],
+        );
+    }
+    // regorus patch 0009: in an `every` body, `data.hosts[h]` with `h` the quantifier's
+    // value is a lookup of that value, not a loop over `data.hosts`.
+    #[test]
+    fn every_looks_up_the_current_value() {
+        check(
+            "every h in input.request.body.hosts { data.hosts[h] }",
+            &[
+                (r#"{"request": {"body": {"hosts": ["api.example.com"]}}}"#, "allow"),
+                (r#"{"request": {"body": {"hosts": ["api.example.com", "evil.example.com"]}}}"#, "deny"),
+                (r#"{"request": {"body": {"hosts": ["evil.example.com"]}}}"#, "deny"),
+            ],
+        );
+    }
 }

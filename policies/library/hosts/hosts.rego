@@ -15,9 +15,9 @@ package airlock.rules.hosts
 
 import rego.v1
 
-# `not known_host`, not `not data.hosts[input.request.host]`: with no host, OPA hoists
-# the reference out of the negation and the rule is undefined, while regorus negates the
-# undefined reference and denies. Through a helper rule both deny.
+# `not known_host`, not `not data.hosts[input.request.host]`: with no host, OPA (and
+# the filter's engine, patches/regorus-0.14.1/0008) evaluates the index before the
+# negation and the rule is undefined. Through a helper rule, no host is not known: deny.
 known_host if data.hosts[input.request.host]
 
 decision := {
