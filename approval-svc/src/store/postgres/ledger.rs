@@ -2,8 +2,10 @@
 //! read (`FOR UPDATE`, an advisory lock per agent for creates); the audit chain head is
 //! one row every batch locks first (`writer.rs`), so replicas append to one chain.
 
+use std::collections::HashMap;
+
 use postgres::error::SqlState;
-use postgres::{Row, Transaction};
+use postgres::{Row, Statement, Transaction};
 use serde_json::Value;
 
 use super::super::ledger::{Ledger, ReviewRow, RowRefusal, StatusChange};
@@ -41,10 +43,16 @@ pub(super) enum Retry {
     Batch,
 }
 
+/// Statements prepared on the writer's connection, by SQL text: each statement then
+/// costs one round trip instead of two (parse, then execute). Kept for the life of the
+/// connection (prepared statements are not undone by a rollback).
+pub(super) type Statements = HashMap<String, Statement>;
+
 /// One job's rows, inside its batch's transaction and its own savepoint.
 pub(super) struct PgLedger<'t, 'c> {
     pub(super) tx: &'t mut Transaction<'c>,
     pub(super) sealing: &'t Sealing,
+    statements: &'t mut Statements,
     head: Head,
     /// Set when a statement failed in a way worth running the job again.
     pub(super) retry: Retry,
@@ -52,8 +60,27 @@ pub(super) struct PgLedger<'t, 'c> {
 
 impl<'t, 'c> PgLedger<'t, 'c> {
     /// The ledger of a job that starts at `head` (locked by the batch).
-    pub(super) fn with_head(tx: &'t mut Transaction<'c>, sealing: &'t Sealing, head: Head) -> PgLedger<'t, 'c> {
-        PgLedger { tx, sealing, head, retry: Retry::No }
+    pub(super) fn with_head(
+        tx: &'t mut Transaction<'c>,
+        sealing: &'t Sealing,
+        statements: &'t mut Statements,
+        head: Head,
+    ) -> PgLedger<'t, 'c> {
+        PgLedger { tx, sealing, statements, head, retry: Retry::No }
+    }
+
+    /// `sql`, prepared once per connection.
+    fn statement(&mut self, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        match self.tx.prepare(sql) {
+            Ok(statement) => {
+                self.statements.insert(sql.to_string(), statement.clone());
+                Ok(statement)
+            }
+            Err(e) => Err(self.fail(e)),
+        }
     }
 
     /// The head after the job's appends.
@@ -73,7 +100,8 @@ impl<'t, 'c> PgLedger<'t, 'c> {
     }
 
     fn query(&mut self, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
-        match self.tx.query(sql, params) {
+        let statement = self.statement(sql)?;
+        match self.tx.query(&statement, params) {
             Ok(rows) => Ok(rows),
             Err(e) => Err(self.fail(e)),
         }
@@ -84,7 +112,8 @@ impl<'t, 'c> PgLedger<'t, 'c> {
         sql: &str,
         params: &[&(dyn postgres::types::ToSql + Sync)],
     ) -> Result<Option<Row>, StoreError> {
-        match self.tx.query_opt(sql, params) {
+        let statement = self.statement(sql)?;
+        match self.tx.query_opt(&statement, params) {
             Ok(row) => Ok(row),
             Err(e) => Err(self.fail(e)),
         }
@@ -95,7 +124,8 @@ impl<'t, 'c> PgLedger<'t, 'c> {
         sql: &str,
         params: &[&(dyn postgres::types::ToSql + Sync)],
     ) -> Result<u64, StoreError> {
-        match self.tx.execute(sql, params) {
+        let statement = self.statement(sql)?;
+        match self.tx.execute(&statement, params) {
             Ok(n) => Ok(n),
             Err(e) => Err(self.fail(e)),
         }
@@ -231,17 +261,19 @@ impl Ledger for PgLedger<'_, '_> {
         let mut identities: Vec<&String> = row.identities.iter().collect();
         identities.sort();
         identities.dedup();
+        let insert_identity =
+            self.statement("INSERT INTO review_identities (approval_id, reviewer, identity) VALUES ($1, $2, $3)")?;
+        let insert_review = self.statement(
+            "INSERT INTO reviews (approval_id, reviewer, vote, comment, channel, time_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )?;
         let inserted = (|| -> Result<(), postgres::Error> {
             let mut sp = self.tx.savepoint("review")?;
             for identity in identities {
-                sp.execute(
-                    "INSERT INTO review_identities (approval_id, reviewer, identity) VALUES ($1, $2, $3)",
-                    &[&row.approval_id, &row.reviewer, identity],
-                )?;
+                sp.execute(&insert_identity, &[&row.approval_id, &row.reviewer, identity])?;
             }
             sp.execute(
-                "INSERT INTO reviews (approval_id, reviewer, vote, comment, channel, time_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &insert_review,
                 &[&row.approval_id, &row.reviewer, &row.vote.as_str(), &row.comment, &row.channel, &row.time_ms],
             )?;
             sp.commit()

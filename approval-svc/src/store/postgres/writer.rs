@@ -1,7 +1,9 @@
 //! Group commit for PostgreSQL: each store instance (each replica) has one writer thread
 //! with its own connection. Jobs arrive on a channel; the writer takes the jobs waiting
-//! (at most [`MAX_BATCH`], never waiting for more), runs them in one transaction, each in
-//! its own savepoint, commits once and only then answers every job of the batch. One
+//! (at most [`MAX_BATCH`], never waiting for more; once it holds the chain head, also
+//! those that came meanwhile), runs them in one transaction, each in its own savepoint,
+//! commits once and only then answers every job of the batch. Statements are prepared
+//! once per connection. One
 //! lock of the chain head and one commit (one WAL flush) cover the whole batch instead of
 //! one job — what `store/writer.rs` does for SQLite.
 //!
@@ -30,7 +32,7 @@ use postgres::{Client, Config, NoTls, Transaction};
 
 use super::super::writer::Sealing;
 use super::super::{Durability, Output, StoreError};
-use super::ledger::{Head, PgLedger, Retry};
+use super::ledger::{Head, PgLedger, Retry, Statements};
 use super::{db_error, is_conflict, ATTEMPTS};
 
 /// Most jobs committed together. Bounded so that a batch waiting for another replica's
@@ -93,23 +95,36 @@ impl Writer {
     }
 }
 
-fn run(config: Config, mut client: Option<Client>, rx: &Receiver<Queued>, sealing: &Sealing, commits: &Commits) {
+/// The writer's connection and what is prepared on it.
+struct Connection {
+    client: Option<Client>,
+    statements: Statements,
+}
+
+fn run(config: Config, client: Option<Client>, rx: &Receiver<Queued>, sealing: &Sealing, commits: &Commits) {
+    let mut conn = Connection { client, statements: Statements::new() };
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
+        take_waiting(rx, &mut batch);
+        commit_batch(&config, &mut conn, rx, batch, sealing, commits);
+    }
+}
+
+/// Adds the jobs waiting to `batch`, up to [`MAX_BATCH`]; never waits for more.
+fn take_waiting(rx: &Receiver<Queued>, batch: &mut Vec<Queued>) {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
         }
-        commit_batch(&config, &mut client, batch, sealing, commits);
     }
 }
 
 /// How one try at a batch ended.
 enum Try {
-    /// Committed: each job's answer, in batch order.
-    Committed(Vec<Result<Output, StoreError>>),
+    /// Committed: each job's answer, in batch order; whether with `synchronous_commit`
+    /// off.
+    Committed(Vec<Result<Output, StoreError>>, bool),
     /// Aborted by a conflict: run the (remaining) jobs again.
     Again,
     /// Failed as a whole: every job is answered with this.
@@ -120,7 +135,8 @@ enum Try {
 
 fn commit_batch(
     config: &Config,
-    client: &mut Option<Client>,
+    conn: &mut Connection,
+    rx: &Receiver<Queued>,
     mut batch: Vec<Queued>,
     sealing: &Sealing,
     commits: &Commits,
@@ -132,14 +148,15 @@ fn commit_batch(
         if batch.is_empty() {
             return;
         }
-        if client.as_ref().is_none_or(Client::is_closed) {
+        if conn.client.as_ref().is_none_or(Client::is_closed) {
+            conn.statements.clear();
             match config.connect(NoTls) {
                 Ok(c) => {
-                    *client = Some(c);
+                    conn.client = Some(c);
                     reconnected = true;
                 }
                 Err(e) => {
-                    *client = None;
+                    conn.client = None;
                     let err = db_error(e);
                     tracing::error!(error = %err, "store writer cannot reach the database");
                     batch.into_iter().for_each(|q| q.answer(Err(err.clone())));
@@ -147,10 +164,8 @@ fn commit_batch(
                 }
             }
         }
-        let Some(conn) = client.as_mut() else { return };
-        let deferred = batch.iter().all(|q| q.durability == Durability::Deferred);
-        match try_batch(conn, &mut batch, deferred, sealing) {
-            Try::Committed(results) => {
+        match try_batch(conn, rx, &mut batch, sealing) {
+            Try::Committed(results, deferred) => {
                 let counter = if deferred { &commits.deferred } else { &commits.durable };
                 counter.fetch_add(1, Ordering::Relaxed);
                 commits.jobs.fetch_add(results.len() as u64, Ordering::Relaxed);
@@ -161,10 +176,12 @@ fn commit_batch(
             }
             Try::Again => continue,
             Try::NotBegun(_) if !reconnected => {
-                *client = None;
+                conn.client = None;
                 continue;
             }
             Try::NotBegun(err) | Try::Failed(err) => {
+                // Whatever failed, start the next batch from a clean slate.
+                conn.statements.clear();
                 tracing::error!(error = %err, jobs = batch.len(), "store commit failed; batch rolled back");
                 batch.into_iter().for_each(|q| q.answer(Err(err.clone())));
                 return;
@@ -191,19 +208,14 @@ fn charge_all(batch: &mut Vec<Queued>, err: &StoreError) {
 
 /// One transaction over `batch`. Jobs answered or dropped on the way (out of attempts)
 /// are removed from `batch`; on [`Try::Committed`] the results match `batch` one to one.
-fn try_batch(conn: &mut Client, batch: &mut Vec<Queued>, deferred: bool, sealing: &Sealing) -> Try {
-    let mut tx = match conn.transaction() {
+fn try_batch(conn: &mut Connection, rx: &Receiver<Queued>, batch: &mut Vec<Queued>, sealing: &Sealing) -> Try {
+    let Connection { client: Some(client), statements } = conn else {
+        return Try::NotBegun(StoreError::Closed);
+    };
+    let mut tx = match client.transaction() {
         Ok(tx) => tx,
         Err(e) => return Try::NotBegun(db_error(e)),
     };
-    if deferred {
-        // Committed (visible to every replica, and kept by PostgreSQL whatever happens
-        // to this process) before the answer; on disk within wal_writer_delay. Only the
-        // gateway's decision log takes this path.
-        if let Err(e) = tx.batch_execute("SET LOCAL synchronous_commit = off") {
-            return Try::Failed(db_error(e));
-        }
-    }
     // The head first, for every batch: the lock order that keeps replicas apart.
     let start = match tx.query_one("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE", &[]) {
         Ok(row) => Head { seq: row.get(0), hash: row.get(1) },
@@ -214,11 +226,24 @@ fn try_batch(conn: &mut Client, batch: &mut Vec<Queued>, deferred: bool, sealing
         }
         Err(e) => return Try::Failed(db_error(e)),
     };
+    // Jobs that arrived while another replica held the head join this batch: the
+    // lock is ours now, so they cost no extra wait (and no extra commit).
+    take_waiting(rx, batch);
+    // Read at commit, so it may be set now that the batch is complete.
+    let deferred = batch.iter().all(|q| q.durability == Durability::Deferred);
+    if deferred {
+        // Committed (visible to every replica, and kept by PostgreSQL whatever happens
+        // to this process) before the answer; on disk within wal_writer_delay. Only the
+        // gateway's decision log takes this path.
+        if let Err(e) = tx.batch_execute("SET LOCAL synchronous_commit = off") {
+            return Try::Failed(db_error(e));
+        }
+    }
     let mut head = start.clone();
     let mut results = Vec::with_capacity(batch.len());
     let mut i = 0;
     while i < batch.len() {
-        match run_one(&mut tx, &mut batch[i], &mut head, sealing) {
+        match run_one(&mut tx, statements, &mut batch[i], &mut head, sealing) {
             Ok(result) => {
                 results.push(result);
                 i += 1;
@@ -236,7 +261,7 @@ fn try_batch(conn: &mut Client, batch: &mut Vec<Queued>, deferred: bool, sealing
         }
     }
     match tx.commit() {
-        Ok(()) => Try::Committed(results),
+        Ok(()) => Try::Committed(results, deferred),
         Err(e) if is_conflict(&e) => {
             charge_all(batch, &db_error(e));
             Try::Again
@@ -257,13 +282,14 @@ enum Abort {
 /// savepoint is rolled back) or why the whole batch must stop.
 fn run_one(
     tx: &mut Transaction<'_>,
+    statements: &mut Statements,
     q: &mut Queued,
     head: &mut Head,
     sealing: &Sealing,
 ) -> Result<Result<Output, StoreError>, Abort> {
     loop {
         tx.batch_execute("SAVEPOINT job").map_err(|e| Abort::Broken(db_error(e)))?;
-        let mut ledger = PgLedger::with_head(tx, sealing, head.clone());
+        let mut ledger = PgLedger::with_head(tx, sealing, statements, head.clone());
         let out = catch_unwind(AssertUnwindSafe(|| (q.job)(&mut ledger)))
             .unwrap_or_else(|_| Err(StoreError::Database("a store job panicked".into())));
         let (retry, moved) = (ledger.retry, ledger.into_head());
