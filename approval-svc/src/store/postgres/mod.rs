@@ -41,6 +41,9 @@ const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
 /// Runs of one job ending in a conflict before the conflict is its answer.
 const ATTEMPTS: u32 = 8;
 
+/// `application_name` of each store instance's writer connection.
+const WRITER_APPLICATION_NAME: &str = "airlock-store-writer";
+
 /// How long a replica holds the notifications it took before another may take them.
 const OUTBOX_LEASE_MS: i64 = 60_000;
 
@@ -88,6 +91,8 @@ impl PostgresStore {
         if writer_config.get_connect_timeout().is_none() {
             writer_config.connect_timeout(Duration::from_secs(3));
         }
+        // Tells the writer's session apart in pg_stat_activity.
+        writer_config.application_name(WRITER_APPLICATION_NAME);
         let sealing = Sealing { key: checkpoint_key.map(Arc::new), every: i64::from(checkpoint_every) };
         Ok(PostgresStore {
             pool,

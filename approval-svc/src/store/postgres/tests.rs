@@ -179,3 +179,26 @@ fn two_instances_appending_at_once_keep_one_chain() {
     assert_eq!(count(&url, "SELECT count(*) FROM approvals"), (callers * each / 5) as i64);
     assert_chain_intact(&url);
 }
+
+/// The writer's connection dies between batches (the database restarted, a failover, an
+/// administrator): the next job is run on a new connection, without a restart and
+/// without failing.
+#[test]
+fn the_writer_reconnects_when_its_connection_is_gone() {
+    let url = fresh_database().unwrap_or_else(|e| panic!("{e}"));
+    let store = open(&url);
+    store.append_event("test", json!({"n": 1})).unwrap();
+    let killed = count(
+        &url,
+        &format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = '{}'",
+            super::WRITER_APPLICATION_NAME
+        ),
+    );
+    assert_eq!(killed, 1, "one writer connection");
+    std::thread::sleep(Duration::from_millis(100));
+    store.append_event("test", json!({"n": 2})).unwrap();
+    assert_eq!(count(&url, "SELECT count(*) FROM audit_records WHERE kind = 'test'"), 2);
+    assert_chain_intact(&url);
+}
