@@ -91,7 +91,7 @@ fn one_failing_job_does_not_fail_its_batch() {
         std::thread::spawn(move || {
             run(&*store, Durability::Durable, move |l| {
                 let _ = started.send(());
-                std::thread::sleep(Duration::from_millis(500));
+                std::thread::sleep(Duration::from_millis(1_000));
                 l.append("test", &json!({"blocker": true})).map(|_| ())
             })
         })
@@ -123,7 +123,7 @@ fn one_failing_job_does_not_fail_its_batch() {
         })
         .collect();
     // Let every job reach the queue before the writer is free.
-    std::thread::sleep(Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(500));
     blocker.join().unwrap().unwrap();
     let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     for (i, r) in results.iter().enumerate() {
@@ -201,4 +201,61 @@ fn the_writer_reconnects_when_its_connection_is_gone() {
     store.append_event("test", json!({"n": 2})).unwrap();
     assert_eq!(count(&url, "SELECT count(*) FROM audit_records WHERE kind = 'test'"), 2);
     assert_chain_intact(&url);
+}
+
+/// `synchronous_commit` inside a job: what its batch commits with.
+fn sync_commit(store: &PostgresStore, durability: Durability) -> String {
+    let job = Box::new(|l: &mut super::ledger::PgLedger<'_, '_>| {
+        let row = l.tx.query_one("SHOW synchronous_commit", &[]).map_err(super::db_error)?;
+        Ok(Box::new(row.get::<_, String>(0)) as crate::store::Output)
+    });
+    *store.writer.submit(durability, job).unwrap().downcast::<String>().unwrap()
+}
+
+/// Runs jobs of `durabilities` as one batch (queued behind a job that holds the writer)
+/// and answers the `synchronous_commit` each saw.
+fn one_batch(store: &Arc<PostgresStore>, durabilities: &[Durability]) -> Vec<String> {
+    let (started, is_started) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    let gate = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            run(&*store, Durability::Durable, move |_| {
+                let _ = started.send(());
+                let _ = released.recv_timeout(Duration::from_secs(30));
+                Ok(())
+            })
+        })
+    };
+    is_started.recv_timeout(Duration::from_secs(30)).unwrap();
+    let before = store.commits();
+    let jobs: Vec<_> = durabilities
+        .iter()
+        .map(|d| {
+            let (store, d) = (store.clone(), *d);
+            std::thread::spawn(move || sync_commit(&store, d))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    release.send(()).unwrap();
+    gate.join().unwrap().unwrap();
+    let seen: Vec<String> = jobs.into_iter().map(|j| j.join().unwrap()).collect();
+    let after = store.commits();
+    assert_eq!((after.0 - before.0) + (after.1 - before.1), 2, "the gate's batch, then one for the jobs");
+    seen
+}
+
+/// Durable unless every job of the batch is deferred, as with SQLite.
+#[test]
+fn a_batch_commits_without_waiting_for_the_disk_only_when_every_job_is_deferred() {
+    let url = fresh_database().unwrap_or_else(|e| panic!("{e}"));
+    let store = open(&url);
+    assert_eq!(sync_commit(&store, Durability::Durable), "on");
+    assert_eq!(sync_commit(&store, Durability::Deferred), "off");
+    let (deferred, durable) = (Durability::Deferred, Durability::Durable);
+    assert_eq!(one_batch(&store, &[deferred, deferred, deferred]), ["off", "off", "off"]);
+    assert_eq!(one_batch(&store, &[deferred, durable, deferred]), ["on", "on", "on"], "one durable job: all durable");
+    assert_eq!(one_batch(&store, &[deferred]), ["off"], "and the next deferred batch is off again");
+    // Durable: one alone, three gates, the mixed batch; deferred: one alone, two batches.
+    assert_eq!(store.commits(), (5, 3));
 }
