@@ -1,9 +1,11 @@
 //! The PostgreSQL rows of one transaction. Reads that a decision rests on lock what they
 //! read (`FOR UPDATE`, an advisory lock per agent for creates); the audit chain head is
-//! one row every appending transaction locks, so replicas append to one chain.
+//! one row every batch locks first (`writer.rs`), so replicas append to one chain.
+
+use std::collections::HashMap;
 
 use postgres::error::SqlState;
-use postgres::{Row, Transaction};
+use postgres::{Row, Statement, Transaction};
 use serde_json::Value;
 
 use super::super::ledger::{Ledger, ReviewRow, RowRefusal, StatusChange};
@@ -20,41 +22,86 @@ const SEPARATION_OF_DUTIES: &str = "AL001";
 /// The SQLSTATE the review guard raises for a review of a decided approval.
 const NOT_PENDING: &str = "AL002";
 
-/// The chain head as this transaction sees it (locked once read).
-struct Head {
-    seq: i64,
-    hash: String,
-    /// Appended since it was read: written back before commit.
-    moved: bool,
+/// The chain head: locked by the batch before any job runs (`writer.rs`), carried from
+/// job to job in memory, written back once before the commit.
+#[derive(Clone, Debug)]
+pub(super) struct Head {
+    pub(super) seq: i64,
+    pub(super) hash: String,
 }
 
-/// One transaction's rows.
+/// Whether a failed job is worth running again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Retry {
+    /// No: the failure is the job's answer.
+    No,
+    /// A lost insert race (unique violation): the other insert is committed, so the job
+    /// runs again in the same transaction and sees it.
+    Job,
+    /// A serialisation failure or deadlock: the database aborted the transaction to
+    /// resolve a conflict; the batch runs again in a new one.
+    Batch,
+}
+
+/// Statements prepared on the writer's connection, by SQL text: each statement then
+/// costs one round trip instead of two (parse, then execute). Kept for the life of the
+/// connection (prepared statements are not undone by a rollback).
+pub(super) type Statements = HashMap<String, Statement>;
+
+/// One job's rows, inside its batch's transaction and its own savepoint.
 pub(super) struct PgLedger<'t, 'c> {
     pub(super) tx: &'t mut Transaction<'c>,
     pub(super) sealing: &'t Sealing,
-    head: Option<Head>,
-    /// Set when a statement failed in a way worth running the job again (a
-    /// serialisation failure or deadlock the database resolved by aborting us).
-    pub(super) retry: bool,
+    statements: &'t mut Statements,
+    head: Head,
+    /// Set when a statement failed in a way worth running the job again.
+    pub(super) retry: Retry,
 }
 
 impl<'t, 'c> PgLedger<'t, 'c> {
-    pub(super) fn new(tx: &'t mut Transaction<'c>, sealing: &'t Sealing) -> PgLedger<'t, 'c> {
-        PgLedger { tx, sealing, head: None, retry: false }
+    /// The ledger of a job that starts at `head` (locked by the batch).
+    pub(super) fn with_head(
+        tx: &'t mut Transaction<'c>,
+        sealing: &'t Sealing,
+        statements: &'t mut Statements,
+        head: Head,
+    ) -> PgLedger<'t, 'c> {
+        PgLedger { tx, sealing, statements, head, retry: Retry::No }
+    }
+
+    /// `sql`, prepared once per connection.
+    fn statement(&mut self, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        match self.tx.prepare(sql) {
+            Ok(statement) => {
+                self.statements.insert(sql.to_string(), statement.clone());
+                Ok(statement)
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// The head after the job's appends.
+    pub(super) fn into_head(self) -> Head {
+        self.head
     }
 
     fn fail(&mut self, e: postgres::Error) -> StoreError {
-        if matches!(e.code(), Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE
-            || *c == SqlState::T_R_DEADLOCK_DETECTED
-            || *c == SqlState::UNIQUE_VIOLATION)
-        {
-            self.retry = true;
+        match e.code() {
+            Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED => {
+                self.retry = Retry::Batch;
+            }
+            Some(c) if *c == SqlState::UNIQUE_VIOLATION && self.retry == Retry::No => self.retry = Retry::Job,
+            _ => {}
         }
         db_error(e)
     }
 
     fn query(&mut self, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
-        match self.tx.query(sql, params) {
+        let statement = self.statement(sql)?;
+        match self.tx.query(&statement, params) {
             Ok(rows) => Ok(rows),
             Err(e) => Err(self.fail(e)),
         }
@@ -65,7 +112,8 @@ impl<'t, 'c> PgLedger<'t, 'c> {
         sql: &str,
         params: &[&(dyn postgres::types::ToSql + Sync)],
     ) -> Result<Option<Row>, StoreError> {
-        match self.tx.query_opt(sql, params) {
+        let statement = self.statement(sql)?;
+        match self.tx.query_opt(&statement, params) {
             Ok(row) => Ok(row),
             Err(e) => Err(self.fail(e)),
         }
@@ -76,28 +124,11 @@ impl<'t, 'c> PgLedger<'t, 'c> {
         sql: &str,
         params: &[&(dyn postgres::types::ToSql + Sync)],
     ) -> Result<u64, StoreError> {
-        match self.tx.execute(sql, params) {
+        let statement = self.statement(sql)?;
+        match self.tx.execute(&statement, params) {
             Ok(n) => Ok(n),
             Err(e) => Err(self.fail(e)),
         }
-    }
-
-    fn head(&mut self) -> Result<&mut Head, StoreError> {
-        if self.head.is_none() {
-            let row = self
-                .query_opt("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE", &[])?
-                .ok_or_else(|| StoreError::Corrupt("audit_head row missing".into()))?;
-            self.head = Some(Head { seq: row.get(0), hash: row.get(1), moved: false });
-        }
-        self.head.as_mut().ok_or(StoreError::Closed)
-    }
-
-    /// Writes the chain head back if this transaction appended (before commit).
-    pub(super) fn finish(&mut self) -> Result<(), StoreError> {
-        let Some(Head { seq, hash, moved: true }) = &self.head else { return Ok(()) };
-        let (seq, hash) = (*seq, hash.clone());
-        self.execute("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", &[&seq, &hash])?;
-        Ok(())
     }
 }
 
@@ -230,17 +261,19 @@ impl Ledger for PgLedger<'_, '_> {
         let mut identities: Vec<&String> = row.identities.iter().collect();
         identities.sort();
         identities.dedup();
+        let insert_identity =
+            self.statement("INSERT INTO review_identities (approval_id, reviewer, identity) VALUES ($1, $2, $3)")?;
+        let insert_review = self.statement(
+            "INSERT INTO reviews (approval_id, reviewer, vote, comment, channel, time_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )?;
         let inserted = (|| -> Result<(), postgres::Error> {
             let mut sp = self.tx.savepoint("review")?;
             for identity in identities {
-                sp.execute(
-                    "INSERT INTO review_identities (approval_id, reviewer, identity) VALUES ($1, $2, $3)",
-                    &[&row.approval_id, &row.reviewer, identity],
-                )?;
+                sp.execute(&insert_identity, &[&row.approval_id, &row.reviewer, identity])?;
             }
             sp.execute(
-                "INSERT INTO reviews (approval_id, reviewer, vote, comment, channel, time_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &insert_review,
                 &[&row.approval_id, &row.reviewer, &row.vote.as_str(), &row.comment, &row.channel, &row.time_ms],
             )?;
             sp.commit()
@@ -318,11 +351,8 @@ impl Ledger for PgLedger<'_, '_> {
     }
 
     fn append(&mut self, kind: &str, event: &Value) -> Result<i64, StoreError> {
-        let (prev_seq, prev_hash) = {
-            let head = self.head()?;
-            (head.seq, head.hash.clone())
-        };
-        let seq = prev_seq + 1;
+        let prev_hash = self.head.hash.clone();
+        let seq = self.head.seq + 1;
         let time = rfc3339_ms(now_ms());
         let text = event.to_string();
         let hash = record_hash(seq, &time, kind, &text, &prev_hash);
@@ -330,7 +360,7 @@ impl Ledger for PgLedger<'_, '_> {
             "INSERT INTO audit_records (seq, time, kind, event, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6)",
             &[&seq, &time, &kind, &text, &prev_hash, &hash],
         )?;
-        self.head = Some(Head { seq, hash, moved: true });
+        self.head = Head { seq, hash };
         if self.sealing.every > 0 && seq % self.sealing.every == 0 {
             self.seal()?;
         }
@@ -339,10 +369,7 @@ impl Ledger for PgLedger<'_, '_> {
 
     fn seal(&mut self) -> Result<(), StoreError> {
         let Some(key) = self.sealing.key.clone() else { return Ok(()) };
-        let (seq, hash) = {
-            let head = self.head()?;
-            (head.seq, head.hash.clone())
-        };
+        let Head { seq, hash } = self.head.clone();
         if seq == 0 {
             return Ok(());
         }

@@ -5,11 +5,16 @@
 //! chain head for the audit trail, leased outbox rows, and the replay guards in tables.
 //! A transaction the database aborts to resolve a conflict (serialisation failure,
 //! deadlock, a lost insert race) is run again, a bounded number of times.
+//!
+//! Writes go through one writer thread per store instance (`writer.rs`): the jobs
+//! waiting are committed together, one transaction and one WAL flush per batch, each
+//! job in its own savepoint (group commit). Reads use the connection pool.
 
 mod ledger;
 mod outbox;
+mod writer;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +29,8 @@ use super::{
     DEFAULT_DENIED_RETRY_WINDOW,
 };
 use crate::lifecycle::Status;
-use ledger::{approval_from_row, review_from_row, PgLedger, REVIEW_COLUMNS};
+use ledger::{approval_from_row, review_from_row, REVIEW_COLUMNS};
+use writer::Writer;
 
 const APPROVAL_COLUMNS: &str = "id, status, agent, digest, created_ms, expires_ms, decided_ms, usable_until_ms, \
      redeem_count, quorum, reuse, credential, create_json";
@@ -32,8 +38,11 @@ const APPROVAL_COLUMNS: &str = "id, status, agent, digest, created_ms, expires_m
 /// Schema versions, in order; version N is `MIGRATIONS[N - 1]`.
 const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
 
-/// Runs of one job before a conflict is reported as a failure.
+/// Runs of one job ending in a conflict before the conflict is its answer.
 const ATTEMPTS: u32 = 8;
+
+/// `application_name` of each store instance's writer connection.
+const WRITER_APPLICATION_NAME: &str = "airlock-store-writer";
 
 /// How long a replica holds the notifications it took before another may take them.
 const OUTBOX_LEASE_MS: i64 = 60_000;
@@ -44,10 +53,8 @@ type Manager = PostgresConnectionManager<NoTls>;
 /// the async workers (`Approvals::blocking`, `spawn_blocking`), as with SQLite.
 pub struct PostgresStore {
     pool: Pool<Manager>,
-    sealing: Sealing,
+    writer: Writer,
     limits: CreateLimits,
-    durable: AtomicU64,
-    deferred: AtomicU64,
 }
 
 pub(crate) fn db_error(e: postgres::Error) -> StoreError {
@@ -76,19 +83,24 @@ impl PostgresStore {
             .max_size(16)
             // A database that is down answers "unavailable" within seconds, not minutes.
             .connection_timeout(Duration::from_secs(3))
-            .build(PostgresConnectionManager::new(config, NoTls))
+            .build(PostgresConnectionManager::new(config.clone(), NoTls))
             .map_err(pool_error)?;
         let mut client = pool.get().map_err(pool_error)?;
         migrate(&mut client)?;
+        let mut writer_config = config;
+        if writer_config.get_connect_timeout().is_none() {
+            writer_config.connect_timeout(Duration::from_secs(3));
+        }
+        // Tells the writer's session apart in pg_stat_activity.
+        writer_config.application_name(WRITER_APPLICATION_NAME);
+        let sealing = Sealing { key: checkpoint_key.map(Arc::new), every: i64::from(checkpoint_every) };
         Ok(PostgresStore {
             pool,
-            sealing: Sealing { key: checkpoint_key.map(Arc::new), every: i64::from(checkpoint_every) },
+            writer: Writer::start(writer_config, sealing)?,
             limits: CreateLimits {
                 pending: u32::MAX,
                 denied_retry_window_ms: crate::time::duration_ms(DEFAULT_DENIED_RETRY_WINDOW),
             },
-            durable: AtomicU64::new(0),
-            deferred: AtomicU64::new(0),
         })
     }
 
@@ -102,6 +114,14 @@ impl PostgresStore {
     pub fn with_denied_retry_window(mut self, window: Duration) -> PostgresStore {
         self.limits.denied_retry_window_ms = crate::time::duration_ms(window);
         self
+    }
+
+    /// Batches this instance committed, and the jobs in them (how well group commit
+    /// works: jobs per batch).
+    pub fn batches(&self) -> (u64, u64) {
+        let c = &self.writer.commits;
+        let batches = c.durable.load(Ordering::Relaxed) + c.deferred.load(Ordering::Relaxed);
+        (batches, c.jobs.load(Ordering::Relaxed))
     }
 
     fn client(&self) -> Result<PooledConnection<Manager>, StoreError> {
@@ -140,35 +160,8 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
 
 impl Store for PostgresStore {
     fn transact(&self, durability: Durability, mut job: Job) -> Result<Output, StoreError> {
-        let mut client = self.client()?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut tx = client.transaction().map_err(db_error)?;
-            if durability == Durability::Deferred {
-                // Committed (visible to every replica, and kept by PostgreSQL whatever
-                // happens to this process) before the answer; on disk within
-                // wal_writer_delay. Only the gateway's decision log takes this path.
-                tx.batch_execute("SET LOCAL synchronous_commit = off").map_err(db_error)?;
-            }
-            let mut ledger = PgLedger::new(&mut tx, &self.sealing);
-            let out = job(&mut ledger).and_then(|out| ledger.finish().map(|()| out));
-            let retry = ledger.retry;
-            match out {
-                Ok(out) => match tx.commit() {
-                    Ok(()) => {
-                        let counter = if durability == Durability::Durable { &self.durable } else { &self.deferred };
-                        counter.fetch_add(1, Ordering::Relaxed);
-                        return Ok(out);
-                    }
-                    Err(e) if is_conflict(&e) && attempt < ATTEMPTS => continue,
-                    Err(e) => return Err(db_error(e)),
-                },
-                // Dropping the transaction rolls it back.
-                Err(_) if retry && attempt < ATTEMPTS => continue,
-                Err(e) => return Err(e),
-            }
-        }
+        // Answered once the batch it joined is committed (`writer.rs`).
+        self.writer.submit(durability, Box::new(move |l: &mut ledger::PgLedger<'_, '_>| job(l)))
     }
 
     fn create_limits(&self) -> CreateLimits {
@@ -241,12 +234,12 @@ impl Store for PostgresStore {
     }
 
     fn finish_notification(&self, item: &OutboxItem, outcome: NotificationOutcome) -> Result<(), StoreError> {
-        let mut client = self.client()?;
-        let mut tx = client.transaction().map_err(db_error)?;
-        let mut ledger = PgLedger::new(&mut tx, &self.sealing);
-        outbox::finish(&mut ledger, item, &outcome)?;
-        ledger.finish()?;
-        tx.commit().map_err(db_error)
+        // Through the writer: a given-up notification appends to the chain.
+        let item = item.clone();
+        let job = Box::new(move |l: &mut ledger::PgLedger<'_, '_>| {
+            outbox::finish(l, &item, &outcome).map(|()| Box::new(()) as Output)
+        });
+        self.writer.submit(Durability::Durable, job).map(drop)
     }
 
     fn delivered(&self, approval_id: &str, target: &str) -> Result<Option<Value>, StoreError> {
@@ -284,7 +277,8 @@ impl Store for PostgresStore {
     }
 
     fn commits(&self) -> (u64, u64) {
-        (self.durable.load(Ordering::Relaxed), self.deferred.load(Ordering::Relaxed))
+        let commits = &self.writer.commits;
+        (commits.durable.load(Ordering::Relaxed), commits.deferred.load(Ordering::Relaxed))
     }
 }
 
@@ -300,6 +294,9 @@ fn reviews(client: &mut Client, id: &str) -> Result<Vec<super::ReviewRecord>, St
 
 #[doc(hidden)]
 pub mod testing;
+
+#[cfg(test)]
+mod tests;
 
 /// `airlock audit export --store-url`: the same evidence bundle as from a SQLite file
 /// (`crate::audit::export`), read from one read-only transaction and streamed, then
