@@ -131,7 +131,8 @@ impl Backend {
     }
 }
 
-fn new(id: &str, digest_byte: &str, quorum: u32, reuse: Reuse) -> NewApproval {
+/// A new approval of the test agent (owner alice, acting for carol), group `ops`.
+pub(super) fn new(id: &str, digest_byte: &str, quorum: u32, reuse: Reuse) -> NewApproval {
     let agent = AgentRef {
         id: "spiffe://corp/agent/bot".into(),
         source: "header".into(),
@@ -152,7 +153,8 @@ fn new(id: &str, digest_byte: &str, quorum: u32, reuse: Reuse) -> NewApproval {
     }
 }
 
-fn reviewer(id: &str, aliases: &[&str]) -> Reviewer {
+/// A reviewer in group `ops`.
+pub(super) fn reviewer(id: &str, aliases: &[&str]) -> Reviewer {
     Reviewer { id: id.into(), groups: vec!["ops".into()], aliases: aliases.iter().map(|s| s.to_string()).collect() }
 }
 

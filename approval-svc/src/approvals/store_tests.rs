@@ -1,5 +1,5 @@
-//! SQLite-only tests of the transitions over the store on a real file: audit-chain verification against tampering
-//! of the file, durability classes of the group-commit writer and WAL checkpoints off
+//! SQLite-only tests of the transitions over the store on a real file: audit-chain
+//! verification against tampering of the file, durability classes of the group-commit writer and WAL checkpoints off
 //! the writer. The lifecycle rules every backend must keep are in `conformance.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::conformance::{new, reviewer};
 use super::Decisions;
 use crate::audit::verify::verify_database;
-use crate::lifecycle::{Reuse, Reviewer, Status, Vote};
+use crate::lifecycle::{Reuse, Status, Vote};
 use crate::store::writer::Tx;
 use crate::store::*;
 
@@ -20,31 +21,6 @@ const NOW: i64 = 1_800_000_000_000;
 fn open(dir: &tempfile::TempDir) -> (Arc<SqliteStore>, std::path::PathBuf) {
     let path = dir.path().join("airlock.db");
     (Arc::new(SqliteStore::open(&path, Some(KEY.to_vec()), 10).unwrap()), path)
-}
-
-fn new(id: &str, digest_byte: &str, quorum: u32, reuse: Reuse) -> NewApproval {
-    let agent = AgentRef {
-        id: "spiffe://corp/agent/bot".into(),
-        source: "header".into(),
-        owner: Some("alice@corp.example".into()),
-        acts_for: vec!["carol@corp.example".into()],
-    };
-    NewApproval {
-        id: id.into(),
-        agent: agent.clone(),
-        digest: digest_byte.repeat(64),
-        quorum,
-        reuse,
-        credential: None,
-        expires_at_ms: NOW + 60_000,
-        create: json!({"decision_id": "dec_1", "agent": agent, "digest": digest_byte.repeat(64),
-                       "policy": {"approvers": {"groups": ["ops"], "quorum": quorum}},
-                       "request": {"host": "api.example.com"}}),
-    }
-}
-
-fn reviewer(id: &str, aliases: &[&str]) -> Reviewer {
-    Reviewer { id: id.into(), groups: vec!["ops".into()], aliases: aliases.iter().map(|s| s.to_string()).collect() }
 }
 
 fn created(store: &SqliteStore, n: NewApproval) -> Approval {

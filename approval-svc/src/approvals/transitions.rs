@@ -23,6 +23,20 @@ fn reload(l: &mut dyn Ledger, id: &str) -> Result<Approval, StoreError> {
     l.load(id)?.ok_or_else(|| StoreError::Corrupt(format!("approval {id} vanished")))
 }
 
+/// Approval `id` if a decision can still move it: it exists, is pending, and is not past
+/// its deadline (one that is gets expired here, in the same transaction). Otherwise why not.
+fn load_pending(l: &mut dyn Ledger, id: &str, now_ms: i64) -> Result<Result<Approval, ReviewError>, StoreError> {
+    let Some(a) = l.load(id)? else { return Ok(Err(ReviewError::NotFound)) };
+    if let Some(next) = expire_if_due(l, &a, now_ms)? {
+        return Ok(Err(if next == Status::Expired { ReviewError::Expired } else { ReviewError::AlreadyDecided(next) }));
+    }
+    Ok(match a.status {
+        Status::Pending => Ok(a),
+        Status::Expired => Err(ReviewError::Expired),
+        other => Err(ReviewError::AlreadyDecided(other)),
+    })
+}
+
 /// Moves `a` to its due status if its time is up.
 pub fn expire_if_due(l: &mut dyn Ledger, a: &Approval, now_ms: i64) -> Result<Option<Status>, StoreError> {
     let Some(next) = due_transition(a.status, a.expires_ms, a.usable_until_ms, a.redeem_count, now_ms) else {
@@ -177,15 +191,10 @@ pub fn review(
     now_ms: i64,
 ) -> Result<Result<Approval, ReviewError>, StoreError> {
     let ReviewNote { comment, channel, evidence } = note;
-    let Some(a) = l.load(id)? else { return Ok(Err(ReviewError::NotFound)) };
-    if let Some(next) = expire_if_due(l, &a, now_ms)? {
-        return Ok(Err(if next == Status::Expired { ReviewError::Expired } else { ReviewError::AlreadyDecided(next) }));
-    }
-    match a.status {
-        Status::Pending => {}
-        Status::Expired => return Ok(Err(ReviewError::Expired)),
-        other => return Ok(Err(ReviewError::AlreadyDecided(other))),
-    }
+    let a = match load_pending(l, id, now_ms)? {
+        Ok(a) => a,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
     let reviewer_id = lifecycle::normalize_identity(&reviewer.id);
     if a.reviews.iter().any(|r| r.reviewer == reviewer_id) {
         return Ok(Err(ReviewError::DuplicateVote));
@@ -334,15 +343,10 @@ pub fn cancel(
     reason: &str,
     now_ms: i64,
 ) -> Result<Result<Approval, ReviewError>, StoreError> {
-    let Some(a) = l.load(id)? else { return Ok(Err(ReviewError::NotFound)) };
-    if let Some(next) = expire_if_due(l, &a, now_ms)? {
-        return Ok(Err(if next == Status::Expired { ReviewError::Expired } else { ReviewError::AlreadyDecided(next) }));
-    }
-    match a.status {
-        Status::Pending => {}
-        Status::Expired => return Ok(Err(ReviewError::Expired)),
-        other => return Ok(Err(ReviewError::AlreadyDecided(other))),
-    }
+    let a = match load_pending(l, id, now_ms)? {
+        Ok(a) => a,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
     let change = StatusChange {
         id,
         from: Status::Pending,

@@ -18,10 +18,18 @@
 //! the service posts for a pending export, a second export approved by a verified Teams
 //! click (the agent's owner clicking is refused first), every copy of the card updated,
 //! and the agent's retry succeeding with the minted credential.
+//!
+//! The reviewers' web console is on too (`[oidc]` + `[console]`), signing in at a real
+//! OpenID Connect provider on 127.0.0.1 (npm `oidc-provider`, `tests/oidc/`): headless
+//! Chromium signs bob in and finds the pending export in his inbox (a screenshot lands
+//! in `target/airlock-demo/`); with `--stay` the evaluator can sign in as well.
 
+use airlock_tests::e2e::browser::{Browser, Chromedriver};
 use airlock_tests::e2e::client::{Request, Response};
 use airlock_tests::e2e::gateway::{filter_module, test_vars, Gateway};
+use airlock_tests::e2e::oidc_provider::{OidcProvider, OidcUser};
 use airlock_tests::e2e::plugin::{plugin_config, PluginOptions, IDENTITY_HEADER};
+use airlock_tests::e2e::ports::free_port;
 use airlock_tests::e2e::service::{self, AirlockService, Reviewer, ServiceOptions};
 use airlock_tests::e2e::upstream::RecordingUpstream;
 use airlock_tests::fakes::teams::{self as teams, TeamsFakes, TeamsUser, TokenSpec, CHANNEL_CONVERSATION};
@@ -74,6 +82,70 @@ impl Timeline {
             Some(id) => self.say("service", &format!("opened a NEW approval {id}, not {expected}: {why}")),
             None => {}
         }
+    }
+}
+
+/// The web console's OIDC client (registered at the local provider).
+const CONSOLE_CLIENT: &str = "airlock-console";
+const CONSOLE_SECRET: &str = "demo-console-client-secret-0123456789";
+const CONSOLE_SECRET_ENV: &str = "AIRLOCK_DEMO_CONSOLE_SECRET";
+/// How long the headless browser waits for a page.
+const PAGE_WAIT: Duration = Duration::from_secs(20);
+
+/// The reviewers' web console: a real OpenID Connect provider on 127.0.0.1 (npm
+/// `oidc-provider`, installed by scripts/setup.sh) that the service's `[oidc]` and
+/// `[console]` point at.
+struct ConsoleSide {
+    port: u16,
+    idp: Option<OidcProvider>,
+}
+
+impl ConsoleSide {
+    fn new() -> anyhow::Result<ConsoleSide> {
+        Ok(ConsoleSide { port: free_port()?, idp: None })
+    }
+
+    fn issuer(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The service's `[oidc]` and `[console]` (its own port is `${PORT}`).
+    fn toml(&self) -> String {
+        let issuer = self.issuer();
+        format!(
+            "[oidc]\nissuer = \"{issuer}\"\naudience = \"airlock-api\"\njwks_url = \"{issuer}/jwks\"\n\n\
+             [console]\npublic_url = \"http://127.0.0.1:${{PORT}}\"\nclient_id = \"{CONSOLE_CLIENT}\"\n\
+             client_secret_env = \"{CONSOLE_SECRET_ENV}\"\nscopes = [\"openid\", \"email\", \"groups\"]\n"
+        )
+    }
+
+    /// Starts the provider once the service's callback URL is known.
+    fn start(&mut self, service: &AirlockService) -> anyhow::Result<()> {
+        let users = [
+            OidcUser { login: "bob".into(), email: REVIEWER.into(), groups: vec!["data-owners".into()] },
+            OidcUser { login: "alice".into(), email: OWNER.into(), groups: vec!["data-owners".into()] },
+        ];
+        let redirect = format!("{}/console/callback", service.url());
+        self.idp = Some(OidcProvider::start(self.port, CONSOLE_CLIENT, CONSOLE_SECRET, &redirect, &users)?);
+        Ok(())
+    }
+
+    /// Bob signs in with headless Chromium and finds approval `id` in his inbox; answers
+    /// the row's text and where the screenshot went.
+    fn show_inbox(&self, service: &AirlockService, id: &str) -> anyhow::Result<(String, std::path::PathBuf)> {
+        let driver = Chromedriver::start()?;
+        let browser: Browser = driver.browser(1280, 800)?;
+        browser.goto(&format!("{}/console/", service.url()))?;
+        browser.wait_for("input[name=login]", PAGE_WAIT).context("the provider's login page")?;
+        browser.fill("input[name=login]", "bob")?;
+        browser.fill("input[name=password]", "any password: development interactions")?;
+        browser.click("button[type=submit]")?;
+        let row = format!("#row-{id}");
+        browser.wait_for(&row, PAGE_WAIT).context("the approval in bob's inbox")?;
+        let text = browser.text(&format!("{row} .action"))?;
+        let shot = service.state_dir().join("console-inbox.png");
+        browser.screenshot(&shot)?;
+        Ok((text.lines().next().unwrap_or_default().to_string(), shot))
     }
 }
 
@@ -258,6 +330,9 @@ fn main() -> anyhow::Result<()> {
 
     let upstream = RecordingUpstream::http("sample-upstream")?;
     let teams = TeamsSide::start()?;
+    let mut console = ConsoleSide::new()?;
+    let mut extra_env = teams.fakes.env();
+    extra_env.push((CONSOLE_SECRET_ENV.into(), CONSOLE_SECRET.into()));
     let state = airlock_tests::wasm::workspace_root().join("target").join("airlock-demo");
     let mut service = AirlockService::start(
         "demo",
@@ -268,13 +343,15 @@ fn main() -> anyhow::Result<()> {
             ],
             credentials: vec!["export-api".into()],
             state_dir: Some(state),
-            // `[teams]` pointing at the local stand-ins, and the bot's (fake) client secret.
-            extra_toml: teams.fakes.toml(),
-            extra_env: teams.fakes.env(),
+            // `[teams]` pointing at the local stand-ins, and the bot's (fake) client secret;
+            // `[oidc]` and `[console]` pointing at the local OpenID Connect provider.
+            extra_toml: format!("{}\n{}", teams.fakes.toml(), console.toml()),
+            extra_env,
             ..ServiceOptions::default()
         },
     )?;
     let reviewer_key = service.reviewer(REVIEWER)?.api_key.clone();
+    console.start(&service)?;
     let wasm = filter_module()?;
     let mut vars = test_vars(&wasm, &demo_plugin()?);
     vars.insert("AIRLOCK_UPSTREAM_PORT".into(), upstream.port().to_string());
@@ -308,6 +385,15 @@ fn main() -> anyhow::Result<()> {
             teams.fakes.botframework.metadata_url(),
             teams.fakes.entra.token_url(),
             teams.fakes.connector.service_url()
+        ),
+    );
+    tl.say(
+        "setup",
+        &format!(
+            "reviewers' web console {}/console/ signs in at a real OpenID Connect provider on {} \
+             (npm oidc-provider; users bob and alice, any password)",
+            service.url(),
+            console.issuer()
         ),
     );
     println!();
@@ -366,6 +452,19 @@ fn main() -> anyhow::Result<()> {
     tl.say("teams", &format!("the service posted an Adaptive Card for {approval_id} to {CHANNEL_CONVERSATION}:"));
     for line in card_summary(&card) {
         println!("           | {line}");
+    }
+
+    match console.show_inbox(&service, &approval_id) {
+        Ok((row, shot)) => tl.say(
+            "console",
+            &format!(
+                "bob signs in (headless Chromium, OIDC code flow with PKCE) and finds it in his inbox: \
+                 \"{row}\"\n           at {}/console/approvals/{approval_id} (screenshot {})",
+                service.url(),
+                shot.display()
+            ),
+        ),
+        Err(e) => tl.say("console", &format!("could not show the console in a headless browser: {e:#}")),
     }
 
     tl.say("agent", "retries the identical request before anyone decided");
@@ -585,6 +684,7 @@ fn main() -> anyhow::Result<()> {
 
     if stay {
         println!("\nStill running (Ctrl-C to stop). Try:\n  curl -s -H 'host: api.example.com' -H '{IDENTITY_HEADER}: {AGENT}' http://{}/v1/reports", gw.addr);
+        println!("  the reviewers' console: {}/console/ (sign in as bob or alice, any password)", service.url());
         loop {
             std::thread::sleep(Duration::from_secs(3600));
         }

@@ -378,6 +378,34 @@ impl AirlockService {
         }
     }
 
+    /// Asks for an approval as the filter does (`POST /v1/gateway/approvals`, signed with
+    /// the harness's gateway key); answers the service's reply, checking nothing.
+    pub fn gateway_create(&self, body: &Value) -> anyhow::Result<Response> {
+        let path = "/v1/gateway/approvals";
+        let bytes = body.to_string().into_bytes();
+        let ts = crate::e2e::signing::now_secs().to_string();
+        let sig = crate::e2e::signing::sign(KEY, &crate::e2e::signing::request_string(&ts, "POST", path, &bytes))?;
+        let req = Request::new("POST", path)
+            .header("host", &format!("127.0.0.1:{}", self.port))
+            .header("content-type", "application/json")
+            .header(crate::e2e::signing::KEY_ID_HEADER, KEY_ID)
+            .header(crate::e2e::signing::TIMESTAMP_HEADER, &ts)
+            .header(crate::e2e::signing::SIGNATURE_HEADER, &sig)
+            .body(bytes)
+            .timeout(Duration::from_secs(15));
+        self.send(&req)
+    }
+
+    /// [`AirlockService::gateway_create`] that must answer 200; answers the approval's id.
+    pub fn create_pending(&self, body: &Value) -> anyhow::Result<String> {
+        let resp = self.gateway_create(body)?;
+        if resp.status != 200 {
+            bail!("create answered {}: {}", resp.status, resp.text());
+        }
+        let doc = resp.json()?;
+        doc["approval_id"].as_str().map(str::to_string).ok_or_else(|| anyhow!("no approval_id in {doc}"))
+    }
+
     /// Its port on 127.0.0.1 (the same across restarts).
     pub fn port(&self) -> u16 {
         self.port

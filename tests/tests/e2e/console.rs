@@ -24,10 +24,8 @@ use airlock_tests::e2e::browser::{Browser, Chromedriver};
 use airlock_tests::e2e::cases::{self, Case};
 use airlock_tests::e2e::client::{Request, Response};
 use airlock_tests::e2e::oidc_provider::{OidcProvider, OidcUser};
-use airlock_tests::e2e::plugin::{KEY, KEY_ID};
 use airlock_tests::e2e::ports::free_port;
 use airlock_tests::e2e::service::{self, AirlockService, Reviewer, ServiceOptions};
-use airlock_tests::e2e::signing;
 use airlock_tests::fakes::teams::{TeamsFakes, CHANNEL_CONVERSATION};
 use airlock_tests::wasm::workspace_root;
 use serde_json::{json, Value};
@@ -170,19 +168,7 @@ fn create(fx: &Fixture, rule: &str, risk: &str, owner: &str, rows: u64) -> Strin
         "request": {"method": "POST", "host": "api.e2e.test", "path": "/v1/exports?format=csv",
                     "query": {"format": ["csv"]}, "body": {"rows": rows, "table": "customers", "ssn": "[REDACTED]"}},
     });
-    let bytes = body.to_string().into_bytes();
-    let path = "/v1/gateway/approvals";
-    let ts = signing::now_secs().to_string();
-    let sig = signing::sign(KEY, &signing::request_string(&ts, "POST", path, &bytes)).unwrap();
-    let resp = Request::new("POST", path)
-        .header("host", &format!("127.0.0.1:{}", fx.svc.port()))
-        .header("content-type", "application/json")
-        .header(signing::KEY_ID_HEADER, KEY_ID)
-        .header(signing::TIMESTAMP_HEADER, &ts)
-        .header(signing::SIGNATURE_HEADER, &sig)
-        .body(bytes)
-        .send(fx.svc.addr())
-        .unwrap();
+    let resp = fx.svc.gateway_create(&body).unwrap();
     assert_eq!(resp.status, 200, "create: {}", resp.text());
     resp.json().unwrap()["approval_id"].as_str().unwrap().to_string()
 }

@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 
 use airlock_tests::e2e::cases::{self, Case};
 use airlock_tests::e2e::client::{Request, Response};
-use airlock_tests::e2e::plugin::{KEY, KEY_ID};
 use airlock_tests::e2e::service::{self, status_of, unix_now, AirlockService, Reviewer, ServiceOptions};
-use airlock_tests::e2e::signing;
 use airlock_tests::fakes::slack::{FakeSlack, SlackCall, SlackFailure};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
@@ -110,7 +108,6 @@ pub fn create_approval(svc: &AirlockService, tag: &str, owner: &str) -> String {
 
 /// [`create_approval`] with the policy's `risk`.
 pub fn create_approval_at_risk(svc: &AirlockService, tag: &str, owner: &str, risk: &str) -> String {
-    let path = "/v1/gateway/approvals";
     let digest = hex::encode(Sha256::digest(format!("e2e-channels-{tag}-{}", unix_now()).as_bytes()));
     let body = json!({
         "decision_id": format!("dec_{tag}"),
@@ -125,20 +122,8 @@ pub fn create_approval_at_risk(svc: &AirlockService, tag: &str, owner: &str, ris
                     "headers": {"content-type": "application/json"},
                     "body": {"customer": {"name": tag, "ssn": "[REDACTED]"}}, "body_size": 64,
                     "body_sha256": digest},
-    })
-    .to_string();
-    let ts = unix_now().to_string();
-    let sig = signing::sign(KEY, &signing::request_string(&ts, "POST", path, body.as_bytes())).unwrap();
-    let resp = Request::new("POST", path)
-        .header("host", &format!("127.0.0.1:{}", svc.port()))
-        .header("content-type", "application/json")
-        .header(signing::KEY_ID_HEADER, KEY_ID)
-        .header(signing::TIMESTAMP_HEADER, &ts)
-        .header(signing::SIGNATURE_HEADER, &sig)
-        .body(body.into_bytes())
-        .timeout(Duration::from_secs(15))
-        .send(svc.addr())
-        .unwrap();
+    });
+    let resp = svc.gateway_create(&body).unwrap();
     assert_eq!(resp.status, 200, "create: {}", resp.text());
     let doc = resp.json().unwrap();
     assert_eq!(doc["status"], "pending", "{doc}");

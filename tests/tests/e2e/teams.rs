@@ -17,9 +17,7 @@ use std::time::{Duration, Instant};
 
 use airlock_tests::e2e::cases::{self, Case};
 use airlock_tests::e2e::client::{Request, Response};
-use airlock_tests::e2e::plugin::{KEY, KEY_ID};
 use airlock_tests::e2e::service::{self, AirlockService, Reviewer, ServiceOptions};
-use airlock_tests::e2e::signing;
 use airlock_tests::fakes::teams::{
     self as fakes, ConnectorFailure, Signing, TeamsFakes, TeamsUser, TestKey, TokenSpec, CHANNEL_CONVERSATION,
     FOREIGN_TENANT, TENANT,
@@ -123,19 +121,7 @@ fn create(fx: &Fixture, tag: &str, owner: &str, quorum: u32, expires_in: &str) -
         "request": {"method": "POST", "host": "api.e2e.test", "path": "/v1/exports?format=csv",
                     "query": {"format": ["csv"]}, "body": {"rows": 10, "ssn": "[REDACTED]"}},
     });
-    let bytes = body.to_string().into_bytes();
-    let path = "/v1/gateway/approvals";
-    let ts = signing::now_secs().to_string();
-    let sig = signing::sign(KEY, &signing::request_string(&ts, "POST", path, &bytes)).unwrap();
-    let resp = Request::new("POST", path)
-        .header("host", &format!("127.0.0.1:{}", fx.svc.port()))
-        .header("content-type", "application/json")
-        .header(signing::KEY_ID_HEADER, KEY_ID)
-        .header(signing::TIMESTAMP_HEADER, &ts)
-        .header(signing::SIGNATURE_HEADER, &sig)
-        .body(bytes)
-        .send(fx.svc.addr())
-        .unwrap();
+    let resp = fx.svc.gateway_create(&body).unwrap();
     assert_eq!(resp.status, 200, "create: {}", resp.text());
     let answer = resp.json().unwrap();
     assert_eq!(answer["status"], "pending", "{answer}");

@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 
 use airlock_tests::e2e::cases::{self, Case};
 use airlock_tests::e2e::client::Request;
-use airlock_tests::e2e::plugin::{KEY, KEY_ID};
 use airlock_tests::e2e::service::{self, AirlockService, Reviewer, ServiceOptions};
-use airlock_tests::e2e::signing;
 use airlock_tests::fakes::teams::{
     self as fakes, personal_conversation_id, ConnectorCall, TeamsFakes, TeamsUser, TokenSpec, APP_ID,
     CHANNEL_CONVERSATION, TENANT,
@@ -131,19 +129,7 @@ fn create(fx: &Fixture, tag: &str, groups: &[&str], risk: &str, expires_in: &str
         "request": {"method": "POST", "host": "api.e2e.test", "path": "/v1/exports",
                     "body": {"rows": 10}},
     });
-    let bytes = body.to_string().into_bytes();
-    let path = "/v1/gateway/approvals";
-    let ts = signing::now_secs().to_string();
-    let sig = signing::sign(KEY, &signing::request_string(&ts, "POST", path, &bytes)).unwrap();
-    let resp = Request::new("POST", path)
-        .header("host", &format!("127.0.0.1:{}", fx.svc.port()))
-        .header("content-type", "application/json")
-        .header(signing::KEY_ID_HEADER, KEY_ID)
-        .header(signing::TIMESTAMP_HEADER, &ts)
-        .header(signing::SIGNATURE_HEADER, &sig)
-        .body(bytes)
-        .send(fx.svc.addr())
-        .unwrap();
+    let resp = fx.svc.gateway_create(&body).unwrap();
     assert_eq!(resp.status, 200, "create: {}", resp.text());
     resp.json().unwrap()["approval_id"].as_str().unwrap().to_string()
 }

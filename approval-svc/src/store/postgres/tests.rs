@@ -11,7 +11,6 @@ use serde_json::json;
 
 use super::testing::fresh_database;
 use super::{verify_audit, PostgresStore};
-use crate::approvals::Decisions;
 use crate::lifecycle::Reuse;
 use crate::store::{run, AgentRef, Durability, NewApproval, Store, StoreError};
 
@@ -161,7 +160,12 @@ fn two_instances_appending_at_once_keep_one_chain() {
                         })
                         .unwrap();
                     } else if i % 2 == 0 {
-                        store.append_decisions(&format!("v1=b{c}-{i}"), vec![json!({"c": c, "i": i})], 0, 1).unwrap();
+                        // A gateway decision-log batch: deferred, with its replay guard.
+                        run(&*store, Durability::Deferred, move |l| {
+                            assert!(l.remember_batch(&format!("v1=b{c}-{i}"), 1, 0)?);
+                            l.append("decision", &json!({"c": c, "i": i})).map(|_| ())
+                        })
+                        .unwrap();
                     } else {
                         store.append_event("test", json!({"c": c, "i": i})).unwrap();
                     }
