@@ -56,6 +56,7 @@ fn cfg(entrypoint: &str) -> PolicyConfig {
         revision: String::new(),
         mode: Default::default(),
         max_instructions: 100_000,
+        rule_index: true,
     }
 }
 
