@@ -192,7 +192,7 @@ pub fn evaluate(
     let data = loaded.engine.get_data();
     let (mut vm, program) =
         airlock_filter::policy::vm::build(&mut loaded.engine, &names, data.clone(), max_instructions)?;
-    let mut index = rule_index(&loaded.engine, &program, &data);
+    let mut index = rule_index(&mut loaded.engine, &program, &data);
     index.prepare(&mut vm, &input);
     vm.set_input(input.clone());
     let decision = to_json(vm.execute_entry_point_by_name(entrypoint).map_err(|e| format!("evaluation failed: {e}"))?)?;
@@ -208,12 +208,13 @@ pub fn evaluate(
 
 /// The filter's rule index over `program` (`airlock_filter::policy::index`), as the
 /// gateway builds it, so `policy eval` (and the OPA differential run through it) decides
-/// with the same skipped rules; none when it cannot be built, as in the filter.
-fn rule_index(engine: &Engine, program: &regorus::rvm::program::Program, data: &Value) -> RuleIndex {
-    serde_json::to_value(data)
-        .map_err(|e| e.to_string())
-        .and_then(|data| RuleIndex::build(engine, program, &data))
-        .unwrap_or_else(|_| RuleIndex::off())
+/// with the same skipped rules.
+fn rule_index(engine: &mut Engine, program: &regorus::rvm::program::Program, data: &Value) -> RuleIndex {
+    match serde_json::to_value(data) {
+        Ok(data) => RuleIndex::build(engine, program, &data),
+        // Data the index cannot read: every rule is evaluated.
+        Err(_) => RuleIndex::off(),
+    }
 }
 
 /// The filter's engine for one entrypoint, to evaluate many inputs (`policy eval --inputs`).
@@ -227,7 +228,7 @@ impl Evaluator {
         let data = loaded.engine.get_data();
         let (vm, program) =
             airlock_filter::policy::vm::build(&mut loaded.engine, &[entrypoint], data.clone(), max_instructions)?;
-        let index = rule_index(&loaded.engine, &program, &data);
+        let index = rule_index(&mut loaded.engine, &program, &data);
         Ok(Evaluator { vm, index })
     }
 

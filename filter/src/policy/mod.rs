@@ -54,9 +54,8 @@ impl Policy {
         let data = Value::from(data_json.clone());
         engine.add_data(data.clone()).map_err(|e| format!("policy data rejected: {e}"))?;
         let (vm, program) = vm::build(&mut engine, &[cfg.entrypoint.as_str()], data, cfg.max_instructions)?;
-        // An index that cannot be built is no index: every rule is evaluated, as before.
         let index = match cfg.rule_index {
-            true => RuleIndex::build(&engine, &program, &data_json).unwrap_or_else(|_| RuleIndex::off()),
+            true => RuleIndex::build(&mut engine, &program, &data_json),
             false => RuleIndex::off(),
         };
         // Decided from the exact program that will run (its builtin table) and the

@@ -19,6 +19,9 @@
 //! The RVM compiler refuses `with`, so no rule is ever evaluated against another input.
 
 use super::ast::{self, Step};
+use regorus::unstable::{
+    AssignOp, BoolOp, Expr, Literal, LiteralStmt, Module as Ast, Query, Ref, Rule, RuleBody, RuleHead,
+};
 use serde_json::Value as Json;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -105,15 +108,13 @@ enum Kind {
 struct RuleDefs<'a> {
     kind: Kind,
     /// (module index, head, bodies)
-    specs: Vec<(usize, &'a Json, &'a [Json])>,
+    specs: Vec<(usize, &'a RuleHead, &'a [RuleBody])>,
     has_default: bool,
 }
 
 struct Module {
     package: Vec<String>,
     aliases: HashSet<String>,
-    /// An import binds a name we cannot see: resolve no name but `input` and `data`.
-    opaque_names: bool,
 }
 
 struct Analyser<'a> {
@@ -128,10 +129,8 @@ struct Analyser<'a> {
     in_progress: HashSet<String>,
 }
 
-/// Analyse `ast_json` (`Engine::get_ast_as_json`) against the policy's `data`.
-pub fn analyse(ast_json: &str, data: &Json) -> Result<Analysis, String> {
-    let doc: Json = serde_json::from_str(ast_json).map_err(|e| format!("policy AST is not JSON: {e}"))?;
-    let list = doc.as_array().ok_or("policy AST is not a list of modules")?;
+/// Analyse the parsed `modules` against the policy's `data`.
+pub fn analyse(modules: &[Ref<Ast>], data: &Json) -> Analysis {
     let mut a = Analyser {
         modules: Vec::new(),
         rules: HashMap::new(),
@@ -143,15 +142,21 @@ pub fn analyse(ast_json: &str, data: &Json) -> Result<Analysis, String> {
         memo: HashMap::new(),
         in_progress: HashSet::new(),
     };
-    for m in list {
-        a.add_module(&m["ast"]);
+    for m in modules {
+        a.add_module(m);
     }
     a.mark_opaque();
-    // The rules other packages (or the entrypoint's own) refer to by full path: the
-    // points where a library composes its modules.
+    // The rules referred to by full path: the points where a library composes its
+    // modules.
     let mut referenced = BTreeSet::new();
-    for m in list {
-        collect_data_refs(&m["ast"], &mut referenced);
+    for m in modules {
+        for rule in &m.policy {
+            visit_rule(rule, &mut |e| {
+                if let Some((base @ "data", steps)) = ast::reference(e) {
+                    referenced.insert(ast::static_prefix(base, &steps));
+                }
+            });
+        }
     }
     let mut rules = Vec::new();
     for path in referenced {
@@ -163,92 +168,169 @@ pub fn analyse(ast_json: &str, data: &Json) -> Result<Analysis, String> {
             rules.push((path, cond));
         }
     }
-    Ok(Analysis { fields: a.fields, atoms: a.atoms, rules })
+    Analysis { fields: a.fields, atoms: a.atoms, rules }
 }
 
-/// Every `data.a.b.c` reference (its longest all-field prefix) anywhere in `v`.
-fn collect_data_refs(v: &Json, out: &mut BTreeSet<String>) {
-    if let Some((base, steps)) = ast::reference(v) {
-        if base == "data" {
-            let mut path = String::from("data");
-            for s in steps {
-                match s {
-                    Step::Field(f) => {
-                        path.push('.');
-                        path.push_str(f);
-                        out.insert(path.clone());
+/// Call `f` on every expression of a rule, nested ones included.
+fn visit_rule(rule: &Rule, f: &mut dyn FnMut(&Expr)) {
+    match rule {
+        Rule::Spec { head, bodies, .. } => {
+            match head {
+                RuleHead::Compr { refr, assign, .. } => {
+                    visit(refr, f);
+                    if let Some(a) = assign {
+                        visit(&a.value, f);
                     }
-                    Step::Index(_) => break,
                 }
+                RuleHead::Set { refr, key, .. } => {
+                    visit(refr, f);
+                    if let Some(k) = key {
+                        visit(k, f);
+                    }
+                }
+                RuleHead::Func { refr, args, assign, .. } => {
+                    visit(refr, f);
+                    args.iter().for_each(|a| visit(a, f));
+                    if let Some(a) = assign {
+                        visit(&a.value, f);
+                    }
+                }
+            }
+            for b in bodies {
+                if let Some(a) = &b.assign {
+                    visit(&a.value, f);
+                }
+                visit_query(&b.query, f);
+            }
+        }
+        Rule::Default { refr, args, value, .. } => {
+            visit(refr, f);
+            args.iter().for_each(|a| visit(a, f));
+            visit(value, f);
+        }
+    }
+}
+
+fn visit_query(q: &Query, f: &mut dyn FnMut(&Expr)) {
+    for stmt in &q.stmts {
+        for w in &stmt.with_mods {
+            visit(&w.refr, f);
+            visit(&w.r#as, f);
+        }
+        match &stmt.literal {
+            Literal::SomeVars { .. } => {}
+            Literal::SomeIn { key, value, collection, .. } => {
+                if let Some(k) = key {
+                    visit(k, f);
+                }
+                visit(value, f);
+                visit(collection, f);
+            }
+            Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => visit(expr, f),
+            Literal::Every { domain, query, .. } => {
+                visit(domain, f);
+                visit_query(query, f);
             }
         }
     }
-    match v {
-        Json::Object(o) => o.values().for_each(|c| collect_data_refs(c, out)),
-        Json::Array(a) => a.iter().for_each(|c| collect_data_refs(c, out)),
+}
+
+fn visit(e: &Expr, f: &mut dyn FnMut(&Expr)) {
+    f(e);
+    match e {
+        Expr::Array { items, .. } | Expr::Set { items, .. } => items.iter().for_each(|i| visit(i, f)),
+        Expr::Object { fields, .. } => fields.iter().for_each(|(_, k, v)| {
+            visit(k, f);
+            visit(v, f);
+        }),
+        Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
+            visit(term, f);
+            visit_query(query, f);
+        }
+        Expr::ObjectCompr { key, value, query, .. } => {
+            visit(key, f);
+            visit(value, f);
+            visit_query(query, f);
+        }
+        Expr::Call { fcn, params, .. } => {
+            visit(fcn, f);
+            params.iter().for_each(|p| visit(p, f));
+        }
+        Expr::UnaryExpr { expr, .. } => visit(expr, f),
+        // A reference is reported whole (above); its base needs no second visit, but its
+        // indexes are expressions of their own.
+        Expr::RefDot { refr, .. } => visit_ref_indexes(refr, f),
+        Expr::RefBrack { refr, index, .. } => {
+            visit_ref_indexes(refr, f);
+            visit(index, f);
+        }
+        Expr::BinExpr { lhs, rhs, .. }
+        | Expr::BoolExpr { lhs, rhs, .. }
+        | Expr::ArithExpr { lhs, rhs, .. }
+        | Expr::AssignExpr { lhs, rhs, .. } => {
+            visit(lhs, f);
+            visit(rhs, f);
+        }
+        Expr::Membership { key, value, collection, .. } => {
+            if let Some(k) = key {
+                visit(k, f);
+            }
+            visit(value, f);
+            visit(collection, f);
+        }
         _ => {}
     }
 }
 
+fn visit_ref_indexes(e: &Expr, f: &mut dyn FnMut(&Expr)) {
+    match e {
+        Expr::RefDot { refr, .. } => visit_ref_indexes(refr, f),
+        Expr::RefBrack { refr, index, .. } => {
+            visit_ref_indexes(refr, f);
+            visit(index, f);
+        }
+        Expr::Var { .. } => {}
+        other => visit(other, f),
+    }
+}
+
 impl<'a> Analyser<'a> {
-    fn add_module(&mut self, m: &'a Json) {
-        let package = ast::dotted(&m["package"]["refr"]).unwrap_or_default();
+    fn add_module(&mut self, m: &'a Ast) {
+        let package: Vec<String> = ast::dotted(&m.package.refr).unwrap_or_default();
         let mut aliases = HashSet::new();
-        let mut opaque_names = false;
-        for imp in m["imports"].as_array().into_iter().flatten() {
-            let path = ast::dotted(&imp["refr"]).unwrap_or_default();
+        for imp in &m.imports {
+            let path = ast::dotted(&imp.refr).unwrap_or_default();
             if path.first().is_some_and(|p| p == "rego" || p == "future") {
                 continue;
             }
-            // `import data.x.y` binds `y`, which may shadow a rule name: never resolved.
-            // `import ... as z` binds a name the AST does not carry (a span only): then no
-            // name of this module is resolved at all.
-            if !imp["as"].is_null() {
-                opaque_names = true;
-            }
-            if let Some(last) = path.last() {
-                aliases.insert(last.clone());
-            }
+            // An import binds a name (its last segment, or its `as`) that may shadow a rule
+            // name: such names are never resolved.
+            match &imp.r#as {
+                Some(alias) => aliases.insert(alias.text().to_string()),
+                None => path.last().is_some_and(|last| aliases.insert(last.clone())),
+            };
         }
         let idx = self.modules.len();
-        self.modules.push(Module { package: package.clone(), aliases, opaque_names });
-        for rule in m["rules"].as_array().into_iter().flatten() {
-            let Some((variant, r)) = ast::node(rule) else { continue };
-            let (refr, kind, head, bodies): (&Json, Kind, Option<&Json>, &[Json]) = match variant {
-                "Default" => (&r["refr"], Kind::Complete, None, &[]),
-                "Spec" => {
-                    let Some((hk, h)) = ast::node(&r["head"]) else { continue };
-                    let kind = match hk {
-                        "Compr" => Kind::Complete,
-                        "Set" => Kind::PartialSet,
-                        _ => Kind::Other,
-                    };
-                    (&h["refr"], kind, Some(&r["head"]), r["bodies"].as_array().map(Vec::as_slice).unwrap_or(&[]))
-                }
-                _ => continue,
-            };
-            let mut segs = vec!["data".to_string()];
-            segs.extend(package.iter().cloned());
-            let (kind, path) = match ast::dotted(refr) {
-                Some(head_segs) => {
-                    segs.extend(head_segs);
-                    (kind, segs.join("."))
-                }
-                // `p[x] := ...`: a partial object; indexed by its all-field prefix.
-                None => match ast::reference(refr) {
-                    Some((base, steps)) => {
-                        segs.push(base.to_string());
-                        for s in steps {
-                            match s {
-                                Step::Field(f) => segs.push(f.to_string()),
-                                Step::Index(_) => break,
-                            }
-                        }
-                        (Kind::Other, segs.join("."))
-                    }
-                    None => continue,
+        self.modules.push(Module { package: package.clone(), aliases });
+        for rule in &m.policy {
+            let (refr, kind, head, bodies): (&Expr, Kind, Option<&'a RuleHead>, &'a [RuleBody]) = match rule.as_ref() {
+                Rule::Default { refr, .. } => (refr, Kind::Complete, None, &[]),
+                Rule::Spec { head, bodies, .. } => match head {
+                    RuleHead::Compr { refr, .. } => (refr, Kind::Complete, Some(head), bodies),
+                    RuleHead::Set { refr, .. } => (refr, Kind::PartialSet, Some(head), bodies),
+                    RuleHead::Func { refr, .. } => (refr, Kind::Other, Some(head), bodies),
                 },
             };
+            let Some((base, steps)) = ast::reference(refr) else { continue };
+            let mut path = String::from("data");
+            for p in &package {
+                path.push('.');
+                path.push_str(p);
+            }
+            path.push('.');
+            path.push_str(&ast::static_prefix(base, &steps));
+            // `p[x] := ...`: a partial object, known by its all-field prefix.
+            let kind = if steps.iter().any(|s| matches!(s, Step::Index(_))) { Kind::Other } else { kind };
             let entry = self.rules.entry(path).or_insert(RuleDefs { kind, specs: Vec::new(), has_default: false });
             if entry.kind != kind {
                 entry.kind = Kind::Other;
@@ -321,14 +403,15 @@ impl<'a> Analyser<'a> {
         for (module, head, bodies) in specs {
             if bodies.is_empty() {
                 // `p := data.x[input.f]`: defined when its value is.
-                let value = ast::node(head).map(|(_, h)| &h["assign"]["value"]);
-                let cond = match value.and_then(ast::node) {
-                    Some(("Var" | "RefDot" | "RefBrack", _)) => {
-                        match self.ref_literal(module, value.unwrap_or(&Json::Null), &Scope::default(), false) {
-                            Lit::Safe(c) | Lit::Last(c) => c,
-                            Lit::Stop => Cond::Always,
-                        }
-                    }
+                let value = match head {
+                    RuleHead::Compr { assign: Some(a), .. } => Some(&a.value),
+                    _ => None,
+                };
+                let cond = match value {
+                    Some(v) if ast::is_reference(v) => match self.ref_literal(module, v, &Scope::default(), false) {
+                        Lit::Safe(c) | Lit::Last(c) => c,
+                        Lit::Stop => Cond::Always,
+                    },
                     _ => Cond::Always,
                 };
                 if cond == Cond::Always {
@@ -347,14 +430,11 @@ impl<'a> Analyser<'a> {
         Cond::any(alternatives)
     }
 
-    fn body_cond(&mut self, module: usize, body: &Json) -> Cond {
+    fn body_cond(&mut self, module: usize, body: &RuleBody) -> Cond {
         let mut locals = Scope::default();
         let mut parts = Vec::new();
-        for stmt in body["query"]["stmts"].as_array().into_iter().flatten() {
-            if stmt["with_mods"].as_array().is_some_and(|w| !w.is_empty()) {
-                break;
-            }
-            match self.literal(module, &stmt["literal"], &mut locals) {
+        for stmt in &body.query.stmts {
+            match self.literal(module, stmt, &mut locals) {
                 Lit::Safe(c) => parts.push(c),
                 Lit::Last(c) => {
                     parts.push(c);
@@ -366,29 +446,45 @@ impl<'a> Analyser<'a> {
         Cond::all(parts)
     }
 
-    fn literal(&mut self, module: usize, lit: &Json, locals: &mut Scope<'a>) -> Lit {
-        let Some((kind, l)) = ast::node(lit) else { return Lit::Stop };
-        match kind {
-            // `some x` declares locals the AST does not name (spans only): stop, so no
-            // later literal can mistake one of them for a rule.
-            "Expr" => self.expr_literal(module, &l["expr"], locals),
-            "SomeIn" => self.some_in(module, l, locals),
-            _ => Lit::Stop,
+    fn literal(&mut self, module: usize, stmt: &LiteralStmt, locals: &mut Scope<'a>) -> Lit {
+        if !stmt.with_mods.is_empty() {
+            return Lit::Stop;
+        }
+        match &stmt.literal {
+            Literal::Expr { expr, .. } => self.expr_literal(module, expr, locals),
+            Literal::SomeIn { key, value, collection, .. } => {
+                self.some_in(module, key.as_deref(), value, collection, locals)
+            }
+            // `some x, y`: declares locals, evaluates nothing.
+            Literal::SomeVars { vars, .. } => {
+                for v in vars {
+                    locals.insert(v.text().to_string());
+                }
+                Lit::Safe(Cond::Always)
+            }
+            Literal::NotExpr { .. } | Literal::Every { .. } => Lit::Stop,
         }
     }
 
     /// `some x in data.c` (or `some k, x in data.c`): iterating a data document never
     /// raises; `x` is remembered with the elements it ranges over, for `input.f == x.g`.
-    fn some_in(&mut self, module: usize, l: &Json, locals: &mut Scope<'a>) -> Lit {
-        let Some(value) = ast::var(&l["value"]) else { return Lit::Stop };
-        let key = match &l["key"] {
-            Json::Null => None,
-            k => match ast::var(k) {
+    fn some_in(
+        &mut self,
+        module: usize,
+        key: Option<&Expr>,
+        value: &Expr,
+        collection: &Expr,
+        locals: &mut Scope<'a>,
+    ) -> Lit {
+        let Some(value) = ast::var(value) else { return Lit::Stop };
+        let key = match key {
+            None => None,
+            Some(k) => match ast::var(k) {
                 Some(k) => Some(k),
                 None => return Lit::Stop,
             },
         };
-        let Some(doc) = self.pure_data_doc(module, &l["collection"], locals) else { return Lit::Stop };
+        let Some(doc) = self.pure_data_doc(module, collection, locals) else { return Lit::Stop };
         let elements: Vec<&'a Json> = match doc {
             Some(Json::Object(o)) => o.values().collect(),
             Some(Json::Array(a)) => a.iter().collect(),
@@ -404,28 +500,29 @@ impl<'a> Analyser<'a> {
 
     /// The document a static `data.a.b` reference names (`Some(None)`: nothing there), if it
     /// is plain data: no rule at, under or above it.
-    fn pure_data_doc(&self, module: usize, e: &Json, locals: &Scope<'a>) -> Option<Option<&'a Json>> {
+    fn pure_data_doc(&self, module: usize, e: &Expr, locals: &Scope<'a>) -> Option<Option<&'a Json>> {
         let (base, steps) = ast::reference(e)?;
         if !matches!(self.resolve(module, base, locals), Base::Data) {
             return None;
         }
-        let mut path = String::from("data");
-        for s in &steps {
-            let Step::Field(f) = s else { return None };
-            path.push('.');
-            path.push_str(f);
-            if self.rules.contains_key(&path) {
-                return None;
-            }
+        if steps.iter().any(|s| matches!(s, Step::Index(_))) {
+            return None;
         }
-        if self.under_some_rule_prefix(&path) {
+        let path = ast::static_prefix("data", &steps);
+        if self.names_rule(&path) {
             return None;
         }
         Some(data_at(self.data, &path))
     }
 
+    /// Whether a rule lives at `path`, above it or under it (so `data.<path>` is not plain
+    /// data).
+    fn names_rule(&self, path: &str) -> bool {
+        self.rules.contains_key(path) || self.under_some_rule_prefix(path)
+    }
+
     /// `x.g.h` where `x` ranges over a data collection: the string values `g.h` takes.
-    fn iterated_values(&self, e: &Json, locals: &Scope<'a>) -> Option<BTreeSet<String>> {
+    fn iterated_values(&self, e: &Expr, locals: &Scope<'a>) -> Option<BTreeSet<String>> {
         let (base, steps) = ast::reference(e)?;
         let elements = locals.iterated.get(base)?;
         let mut out = BTreeSet::new();
@@ -435,41 +532,42 @@ impl<'a> Analyser<'a> {
                 let Step::Field(f) = s else { return None };
                 cur = cur.and_then(|c| c.as_object()).and_then(|o| o.get(*f));
             }
-            if let Some(Json::String(v)) = cur {
-                out.insert(v.clone());
+            match cur {
+                Some(Json::String(v)) => {
+                    out.insert(v.clone());
+                }
+                // Undefined never equals anything; any other value could equal a field
+                // that is not a string, which the atom's string set cannot express.
+                None => {}
+                Some(_) => return None,
             }
         }
         Some(out)
     }
 
-    fn expr_literal(&mut self, module: usize, e: &Json, locals: &mut Scope<'a>) -> Lit {
-        let Some((kind, f)) = ast::node(e) else { return Lit::Stop };
-        match kind {
-            "Bool" if f["value"] == Json::Bool(true) => Lit::Safe(Cond::Always),
-            "Var" | "RefDot" | "RefBrack" => self.ref_literal(module, e, locals, true),
-            "BoolExpr" => {
-                let (lhs, rhs) = (&f["lhs"], &f["rhs"]);
-                if f["op"] == "Eq" {
+    fn expr_literal(&mut self, module: usize, e: &Expr, locals: &mut Scope<'a>) -> Lit {
+        match e {
+            Expr::Bool { value, .. } if *value == regorus::Value::Bool(true) => Lit::Safe(Cond::Always),
+            Expr::Var { .. } | Expr::RefDot { .. } | Expr::RefBrack { .. } => self.ref_literal(module, e, locals, true),
+            Expr::BoolExpr { op, lhs, rhs, .. } => {
+                if *op == BoolOp::Eq {
                     for (a, b) in [(lhs, rhs), (rhs, lhs)] {
-                        if let (Some(field), Some(s)) = (self.input_field(module, a, locals), ast::string(b)) {
+                        let Some(field) = self.input_field(module, a, locals) else { continue };
+                        if let Some(s) = ast::string(b) {
                             return Lit::Safe(self.atom(field, Test::OneOf(BTreeSet::from([s.to_string()]))));
                         }
-                        if let (Some(field), Some(set)) =
-                            (self.input_field(module, a, locals), self.iterated_values(b, locals))
-                        {
+                        if let Some(set) = self.iterated_values(b, locals) {
                             return Lit::Safe(self.atom(field, Test::OneOf(set)));
                         }
                     }
                 }
-                if f["op"] == "Gt" && number_is_zero(rhs) {
+                if *op == BoolOp::Gt && number_is_zero(rhs) {
                     // `count(s) > 0` of a partial set: some body of `s` holds.
-                    if let Some(("Call", call)) = ast::node(lhs) {
-                        if ast::var(&call["fcn"]) == Some("count") {
-                            if let Some([arg]) = call["params"].as_array().map(Vec::as_slice) {
-                                if let Some(path) = self.rule_path(module, arg, locals) {
-                                    if self.rules.get(&path).is_some_and(|d| d.kind == Kind::PartialSet) {
-                                        return Lit::Last(self.rule_cond(&path));
-                                    }
+                    if let Expr::Call { fcn, params, .. } = lhs.as_ref() {
+                        if let (Some("count"), [arg]) = (ast::var(fcn), params.as_slice()) {
+                            if let Some(path) = self.rule_path(module, arg, locals) {
+                                if self.rules.get(&path).is_some_and(|d| d.kind == Kind::PartialSet) {
+                                    return Lit::Last(self.rule_cond(&path));
                                 }
                             }
                         }
@@ -481,32 +579,32 @@ impl<'a> Analyser<'a> {
                 }
                 Lit::Stop
             }
-            "Membership" if f["key"].is_null() => {
-                let Some(field) = self.input_field(module, &f["value"], locals) else { return Lit::Stop };
-                match string_items(&f["collection"]) {
+            Expr::Membership { key: None, value, collection, .. } => {
+                let Some(field) = self.input_field(module, value, locals) else { return Lit::Stop };
+                match string_items(collection) {
                     Some(set) => Lit::Safe(self.atom(field, Test::OneOf(set))),
                     None => Lit::Stop,
                 }
             }
-            "Call" => {
-                let name = ast::var(&f["fcn"]);
-                let Some([arg, lit]) = f["params"].as_array().map(Vec::as_slice) else { return Lit::Stop };
+            Expr::Call { fcn, params, .. } => {
+                let [arg, lit] = params.as_slice() else { return Lit::Stop };
                 let (Some(field), Some(s)) = (self.input_field(module, arg, locals), ast::string(lit)) else {
                     return Lit::Stop;
                 };
-                match name {
+                match ast::var(fcn) {
                     Some("startswith") => Lit::Last(self.atom(field, Test::Prefix(s.to_string()))),
                     Some("endswith") => Lit::Last(self.atom(field, Test::Suffix(s.to_string()))),
                     _ => Lit::Stop,
                 }
             }
-            "AssignExpr" if f["op"] == "ColEq" => {
-                let Some(name) = ast::var(&f["lhs"]) else { return Lit::Stop };
-                let rhs = &f["rhs"];
-                let lit = match ast::node(rhs) {
-                    Some(("String" | "RawString" | "Number" | "Bool" | "Null", _)) => Lit::Safe(Cond::Always),
-                    Some(("Var" | "RefDot" | "RefBrack", _)) => self.ref_literal(module, rhs, locals, false),
-                    _ => Lit::Stop,
+            Expr::AssignExpr { op: AssignOp::ColEq, lhs, rhs, .. } => {
+                let Some(name) = ast::var(lhs) else { return Lit::Stop };
+                let lit = if ast::scalar(rhs) {
+                    Lit::Safe(Cond::Always)
+                } else if ast::is_reference(rhs) {
+                    self.ref_literal(module, rhs, locals, false)
+                } else {
+                    Lit::Stop
                 };
                 locals.insert(name.to_string());
                 lit
@@ -517,7 +615,7 @@ impl<'a> Analyser<'a> {
 
     /// A reference as a literal (`truthy`: it must not be `false`) or as the right-hand
     /// side of `:=` (only defined).
-    fn ref_literal(&mut self, module: usize, e: &Json, locals: &Scope<'a>, truthy: bool) -> Lit {
+    fn ref_literal(&mut self, module: usize, e: &Expr, locals: &Scope<'a>, truthy: bool) -> Lit {
         let Some((base, steps)) = ast::reference(e) else { return Lit::Stop };
         match self.resolve(module, base, locals) {
             Base::Input => {
@@ -580,8 +678,8 @@ impl<'a> Analyser<'a> {
         }
     }
 
-    /// A lookup into a known document (data, or a constant rule's value) by `steps`, all
-    /// pure. The first request-field index gives the atom.
+    /// A lookup into a known document (data, or a constant rule's value) by `steps`. The
+    /// first request-field index gives the atom.
     fn document_lookup(
         &mut self,
         module: usize,
@@ -592,7 +690,7 @@ impl<'a> Analyser<'a> {
     ) -> Lit {
         if !steps.iter().all(|s| self.pure_step(module, s, locals)) {
             // `data.c[rule[1]]`: undefined, without raising, when `rule` is.
-            let impure: Vec<&Json> = steps
+            let impure: Vec<&Expr> = steps
                 .iter()
                 .filter_map(|s| match s {
                     Step::Index(e) if !self.pure(module, e, locals) => Some(*e),
@@ -651,12 +749,14 @@ impl<'a> Analyser<'a> {
         if !bodies.is_empty() {
             return None;
         }
-        let (_, h) = ast::node(head)?;
-        literal_json(&h["assign"]["value"])
+        match head {
+            RuleHead::Compr { assign: Some(a), .. } => literal_json(&a.value),
+            _ => None,
+        }
     }
 
     /// A static path under `input` (`input.request.host`), if `e` is one.
-    fn input_field(&self, module: usize, e: &Json, locals: &Scope<'a>) -> Option<Vec<String>> {
+    fn input_field(&self, module: usize, e: &Expr, locals: &Scope<'a>) -> Option<Vec<String>> {
         let (base, steps) = ast::reference(e)?;
         if !matches!(self.resolve(module, base, locals), Base::Input) || steps.is_empty() {
             return None;
@@ -672,33 +772,30 @@ impl<'a> Analyser<'a> {
 
     /// An expression whose evaluation can never raise: literals, and references into
     /// `input` or plain `data` whose indexes are pure.
-    fn pure(&self, module: usize, e: &Json, locals: &Scope<'a>) -> bool {
-        match ast::node(e) {
-            Some(("String" | "RawString" | "Number" | "Bool" | "Null", _)) => true,
-            Some(("Var" | "RefDot" | "RefBrack", _)) => {
-                let Some((base, steps)) = ast::reference(e) else { return false };
-                let base_ok = match self.resolve(module, base, locals) {
-                    Base::Input => true,
-                    Base::Data => {
-                        let mut path = String::from("data");
-                        let mut ok = true;
-                        for s in &steps {
-                            let Step::Field(f) = s else { break };
-                            path.push('.');
-                            path.push_str(f);
-                            if self.rules.contains_key(&path) {
-                                ok = false;
-                                break;
-                            }
-                        }
-                        ok && !self.under_some_rule_prefix(&path)
+    fn pure(&self, module: usize, e: &Expr, locals: &Scope<'a>) -> bool {
+        if ast::scalar(e) {
+            return true;
+        }
+        let Some((base, steps)) = ast::reference(e) else { return false };
+        let base_ok = match self.resolve(module, base, locals) {
+            Base::Input => true,
+            Base::Data => {
+                let mut path = String::from("data");
+                let mut ok = true;
+                for s in &steps {
+                    let Step::Field(f) = s else { break };
+                    path.push('.');
+                    path.push_str(f);
+                    if self.rules.contains_key(&path) {
+                        ok = false;
+                        break;
                     }
-                    _ => false,
-                };
-                base_ok && steps.iter().all(|s| self.pure_step(module, s, locals))
+                }
+                ok && !self.under_some_rule_prefix(&path)
             }
             _ => false,
-        }
+        };
+        base_ok && steps.iter().all(|s| self.pure_step(module, s, locals))
     }
 
     fn pure_step(&self, module: usize, s: &Step, locals: &Scope<'a>) -> bool {
@@ -709,17 +806,12 @@ impl<'a> Analyser<'a> {
     }
 
     /// The rule a variable or `data.` path names, if any.
-    fn rule_path(&self, module: usize, e: &Json, locals: &Scope<'a>) -> Option<String> {
+    fn rule_path(&self, module: usize, e: &Expr, locals: &Scope<'a>) -> Option<String> {
         let (base, steps) = ast::reference(e)?;
         match self.resolve(module, base, locals) {
             Base::Rule(p) if steps.is_empty() => Some(p),
-            Base::Data => {
-                let mut path = String::from("data");
-                for s in &steps {
-                    let Step::Field(f) = s else { return None };
-                    path.push('.');
-                    path.push_str(f);
-                }
+            Base::Data if steps.iter().all(|s| matches!(s, Step::Field(_))) => {
+                let path = ast::static_prefix("data", &steps);
                 self.rules.contains_key(&path).then_some(path)
             }
             _ => None,
@@ -742,7 +834,7 @@ impl<'a> Analyser<'a> {
             _ => {}
         }
         let Some(m) = self.modules.get(module) else { return Base::Unknown };
-        if m.opaque_names || m.aliases.contains(name) {
+        if m.aliases.contains(name) {
             return Base::Unknown;
         }
         let mut path = String::from("data");
@@ -785,37 +877,37 @@ enum Base {
     Unknown,
 }
 
-fn number_is_zero(e: &Json) -> bool {
-    matches!(ast::node(e), Some(("Number", f)) if f["value"].as_f64() == Some(0.0))
+fn number_is_zero(e: &Expr) -> bool {
+    matches!(e, Expr::Number { value, .. } if *value == regorus::Value::from(0_u64))
 }
 
 /// `{"a", "b"}` or `["a", "b"]` of string literals only.
-fn string_items(e: &Json) -> Option<BTreeSet<String>> {
-    let (kind, f) = ast::node(e)?;
-    if kind != "Set" && kind != "Array" {
-        return None;
-    }
-    f["items"].as_array()?.iter().map(|i| ast::string(i).map(str::to_string)).collect()
+fn string_items(e: &Expr) -> Option<BTreeSet<String>> {
+    let (Expr::Set { items, .. } | Expr::Array { items, .. }) = e else { return None };
+    items.iter().map(|i| ast::string(i).map(str::to_string)).collect()
 }
 
 /// An object of string keys to scalar literals, or a set of strings (as an object of
 /// `true`): the constant rules the index can look up.
-fn literal_json(e: &Json) -> Option<Json> {
-    let (kind, f) = ast::node(e)?;
-    match kind {
-        "Object" => {
+fn literal_json(e: &Expr) -> Option<Json> {
+    match e {
+        Expr::Object { fields, .. } => {
             let mut out = serde_json::Map::new();
-            for field in f["fields"].as_array()? {
-                let key = ast::string(field.get(1)?)?;
-                let value = match ast::node(field.get(2)?)? {
-                    ("String" | "RawString" | "Number" | "Bool" | "Null", v) => v["value"].clone(),
+            for (_, k, v) in fields {
+                let key = ast::string(k)?;
+                let value = match v.as_ref() {
+                    Expr::String { value, .. }
+                    | Expr::RawString { value, .. }
+                    | Expr::Number { value, .. }
+                    | Expr::Bool { value, .. }
+                    | Expr::Null { value, .. } => serde_json::to_value(value).ok()?,
                     _ => return None,
                 };
                 out.insert(key.to_string(), value);
             }
             Some(Json::Object(out))
         }
-        "Set" => {
+        Expr::Set { .. } => {
             let items = string_items(e)?;
             Some(Json::Object(items.into_iter().map(|k| (k, Json::Bool(true))).collect()))
         }

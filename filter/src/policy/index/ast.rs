@@ -1,31 +1,38 @@
-//! Reading regorus's module AST, as `Engine::get_ast_as_json` serialises it: every node is
-//! a one-key object naming its variant (`{"RefDot": {...}}`). Only what the index needs.
+//! Reading regorus's module AST (`regorus::unstable`): only what the index needs.
 
-use serde_json::Value as Json;
+use regorus::unstable::Expr;
 
-/// The variant name and fields of an AST node.
-pub fn node(v: &Json) -> Option<(&str, &Json)> {
-    let obj = v.as_object()?;
-    if obj.len() != 1 {
-        return None;
-    }
-    obj.iter().next().map(|(k, v)| (k.as_str(), v))
+fn text(v: &regorus::Value) -> Option<&str> {
+    v.as_string().ok().map(|s| &**s)
 }
 
-/// The name of a `Var` node.
-pub fn var(e: &Json) -> Option<&str> {
-    match node(e)? {
-        ("Var", f) => f["value"].as_str(),
+/// The name of a variable.
+pub fn var(e: &Expr) -> Option<&str> {
+    match e {
+        Expr::Var { value, .. } => text(value),
         _ => None,
     }
 }
 
-/// The value of a `String` or `RawString` literal.
-pub fn string(e: &Json) -> Option<&str> {
-    match node(e)? {
-        ("String" | "RawString", f) => f["value"].as_str(),
+/// The value of a string literal.
+pub fn string(e: &Expr) -> Option<&str> {
+    match e {
+        Expr::String { value, .. } | Expr::RawString { value, .. } => text(value),
         _ => None,
     }
+}
+
+/// A literal whose evaluation does nothing: a string, number, boolean or null.
+pub fn scalar(e: &Expr) -> bool {
+    matches!(
+        e,
+        Expr::String { .. } | Expr::RawString { .. } | Expr::Number { .. } | Expr::Bool { .. } | Expr::Null { .. }
+    )
+}
+
+/// A reference: a variable, `.field` or `[index]` of one.
+pub fn is_reference(e: &Expr) -> bool {
+    matches!(e, Expr::Var { .. } | Expr::RefDot { .. } | Expr::RefBrack { .. })
 }
 
 /// One step of a reference after its base variable.
@@ -34,40 +41,39 @@ pub enum Step<'a> {
     /// `.name` or `["name"]`.
     Field(&'a str),
     /// `[expr]` with anything but a string literal inside.
-    Index(&'a Json),
+    Index(&'a Expr),
 }
 
 /// `a.b["c"][x]` as (`a`, [Field b, Field c, Index x]); `None` when the expression is not a
 /// reference rooted at a variable (a call's result, a literal, a comprehension).
-pub fn reference(e: &Json) -> Option<(&str, Vec<Step<'_>>)> {
+pub fn reference(e: &Expr) -> Option<(&str, Vec<Step<'_>>)> {
     let mut steps = Vec::new();
     let mut cur = e;
     loop {
-        match node(cur)? {
-            ("Var", f) => {
+        match cur {
+            Expr::Var { value, .. } => {
                 steps.reverse();
-                return Some((f["value"].as_str()?, steps));
+                return Some((text(value)?, steps));
             }
-            ("RefDot", f) => {
-                steps.push(Step::Field(f["field"].get(1)?.as_str()?));
-                cur = &f["refr"];
+            Expr::RefDot { refr, field, .. } => {
+                steps.push(Step::Field(text(&field.1)?));
+                cur = refr;
             }
-            ("RefBrack", f) => {
-                let index = &f["index"];
+            Expr::RefBrack { refr, index, .. } => {
                 steps.push(match string(index) {
                     Some(s) => Step::Field(s),
                     None => Step::Index(index),
                 });
-                cur = &f["refr"];
+                cur = refr;
             }
             _ => return None,
         }
     }
 }
 
-/// A reference made only of fields (`data.airlock.rules`, a package or rule head) as its
-/// dotted segments, base included.
-pub fn dotted(e: &Json) -> Option<Vec<String>> {
+/// A reference made only of fields (a package, a rule head, `data.a.b`) as its dotted
+/// segments, base included.
+pub fn dotted(e: &Expr) -> Option<Vec<String>> {
     let (base, steps) = reference(e)?;
     let mut out = vec![base.to_string()];
     for s in steps {
@@ -77,4 +83,20 @@ pub fn dotted(e: &Json) -> Option<Vec<String>> {
         }
     }
     Some(out)
+}
+
+/// The longest all-field prefix of a reference to `base`, as a dotted path
+/// (`data.a.b` of `data.a.b[x].c`).
+pub fn static_prefix(base: &str, steps: &[Step]) -> String {
+    let mut path = String::from(base);
+    for s in steps {
+        match s {
+            Step::Field(f) => {
+                path.push('.');
+                path.push_str(f);
+            }
+            Step::Index(_) => break,
+        }
+    }
+    path
 }

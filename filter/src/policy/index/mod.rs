@@ -56,9 +56,8 @@ impl RuleIndex {
     }
 
     /// Build the index of the modules loaded in `engine`, compiled into `program`.
-    pub fn build(engine: &regorus::Engine, program: &Program, data: &serde_json::Value) -> Result<RuleIndex, String> {
-        let ast = engine.get_ast_as_json().map_err(|e| format!("policy AST unavailable: {e}"))?;
-        let analysis = analysis::analyse(&ast, data)?;
+    pub fn build(engine: &mut regorus::Engine, program: &Program, data: &serde_json::Value) -> RuleIndex {
+        let analysis = analysis::analyse(engine.get_modules(), data);
         let mut fields: Vec<Field> = analysis
             .fields
             .iter()
@@ -70,7 +69,9 @@ impl RuleIndex {
             })
             .collect();
         for (id, (field, test)) in analysis.atoms.iter().enumerate() {
-            let id = u32::try_from(id).map_err(|_| "policy index: too many atoms".to_string())?;
+            // Beyond u32::MAX atoms (never in practice) the rest stay false: holds() of a
+            // missing atom is true, so nothing more is skipped.
+            let Ok(id) = u32::try_from(id) else { break };
             let Some(f) = fields.get_mut(*field) else { continue };
             match test {
                 Test::OneOf(values) => {
@@ -90,7 +91,7 @@ impl RuleIndex {
                 rules.push((i, cond));
             }
         }
-        Ok(RuleIndex { fields, rules, atoms: vec![false; analysis.atoms.len()], undefined: Vec::new() })
+        RuleIndex { fields, rules, atoms: vec![false; analysis.atoms.len()], undefined: Vec::new() }
     }
 
     /// How many rules the index can skip (for logs and tests).

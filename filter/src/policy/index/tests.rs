@@ -22,6 +22,7 @@ fn compile(rego: &str, index: bool) -> Policy {
     cfg.data = Some(serde_json::json!({
         "hosts": {"api.example.com": true, "off.example.com": false},
         "routes": {"api.example.com": {"/v1/exports": "export-api"}},
+        "endpoints": [{"host": "api.example.com", "path": "/mcp"}, {"host": 7}],
     }));
     Policy::compile(&cfg).unwrap()
 }
@@ -188,4 +189,48 @@ fn membership_and_equality_guards() {
     assert_eq!(both(&p, GET_API), (false, r#"{"effect":"allow"}"#.into()));
     assert!(both(&p, POST_API).0);
     assert!(both(&p, GET_OTHER).0);
+}
+
+#[test]
+fn some_in_data_then_equality_is_a_guard() {
+    let p = policy(
+        r#"endpoints := [{"host": "api.example.com", "path": "/mcp"}]
+decision := {"effect": "allow"} if {
+  some e in endpoints
+  input.request.host == e.host
+}"#,
+    );
+    // `endpoints` is a rule here, not data: nothing to index.
+    assert!(!both(&p, GET_OTHER).0);
+    let p = format!(
+        "{}----\npackage airlock.rules.m\nimport rego.v1\n{}",
+        composed(""),
+        r#"decision := {"effect": "allow"} if {
+  some e in data.endpoints
+  input.request.host == e.host
+}"#
+    );
+    assert_eq!(both(&p, POST_API), (false, r#"{"effect":"allow"}"#.into()));
+    // A non-string `host` in the data (7) could equal a non-string field: not indexed.
+    assert_eq!(both(&p, r#"{"request": {"host": 7}}"#), (false, r#"{"effect":"allow"}"#.into()));
+    assert!(!both(&p, GET_OTHER).0);
+}
+
+#[test]
+fn imported_names_and_locals_are_never_taken_for_rules() {
+    // `known` is an import alias of data.hosts, `writes` a local: neither resolves to a
+    // rule, so the scan stops and nothing is skipped that full evaluation would not.
+    let p = format!(
+        "{}----\npackage airlock.rules.m\nimport rego.v1\nimport data.hosts as known\n{}",
+        composed(""),
+        r#"writes := {"POST": true}
+decision := {"effect": "allow"} if known[input.request.host]
+other := {"effect": "allow"} if {
+  writes := {"GET": true}
+  writes[input.request.method]
+}"#
+    );
+    for input in [GET_API, GET_OTHER, POST_API] {
+        assert!(!both(&p, input).0, "{input}");
+    }
 }
