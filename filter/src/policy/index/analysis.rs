@@ -89,6 +89,8 @@ pub struct Analysis {
     pub fields: Vec<Vec<String>>,
     pub atoms: Vec<(usize, Test)>,
     pub rules: Vec<(String, Cond)>,
+    /// Referenced rules that are evaluated for every request (condition `Always`).
+    pub always: Vec<String>,
 }
 
 /// What one literal contributes (see the module comment).
@@ -158,17 +160,17 @@ pub fn analyse(modules: &[Ref<Ast>], data: &Json) -> Analysis {
             });
         }
     }
-    let mut rules = Vec::new();
+    let (mut rules, mut always) = (Vec::new(), Vec::new());
     for path in referenced {
         if !a.rules.contains_key(&path) {
             continue;
         }
-        let cond = a.rule_cond(&path);
-        if cond != Cond::Always {
-            rules.push((path, cond));
+        match a.rule_cond(&path) {
+            Cond::Always => always.push(path),
+            cond => rules.push((path, cond)),
         }
     }
-    Analysis { fields: a.fields, atoms: a.atoms, rules }
+    Analysis { fields: a.fields, atoms: a.atoms, rules, always }
 }
 
 /// Call `f` on every expression of a rule, nested ones included.

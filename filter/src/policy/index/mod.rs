@@ -26,6 +26,17 @@ use regorus::rvm::RegoVM;
 use regorus::Value;
 use std::collections::HashMap;
 
+/// The composed rules of a policy (those named by their full `data.` path and compiled
+/// into the program), by whether the index can skip them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Skipped for a request when their guards fail.
+    pub indexed: Vec<String>,
+    /// Evaluated for every request: a body starts with something the index cannot read
+    /// (a negation, a call, a loop over the input), or the rule has a default.
+    pub always: Vec<String>,
+}
+
 /// One request field the index reads, with what its tests need.
 #[derive(Debug)]
 struct Field {
@@ -45,6 +56,8 @@ pub struct RuleIndex {
     fields: Vec<Field>,
     /// (rule index in the program, its condition)
     rules: Vec<(u16, Cond)>,
+    /// What a policy author is told (`airlock policy check`).
+    summary: Summary,
     atoms: Vec<bool>,
     undefined: Vec<u16>,
 }
@@ -83,15 +96,25 @@ impl RuleIndex {
                 other => f.tests.push((id, other.clone())),
             }
         }
+        let position = |path: &str| program.rule_infos.iter().position(|r| r.name == path && r.function_info.is_none());
         let mut rules = Vec::new();
+        let mut summary = Summary::default();
         for (path, cond) in analysis.rules {
             // Only rules the program runs as rules; an index the VM does not know is skipped.
-            let found = program.rule_infos.iter().position(|r| r.name == path && r.function_info.is_none());
-            if let Some(i) = found.and_then(|i| u16::try_from(i).ok()) {
+            if let Some(i) = position(&path).and_then(|i| u16::try_from(i).ok()) {
                 rules.push((i, cond));
+                summary.indexed.push(path);
             }
         }
-        RuleIndex { fields, rules, atoms: vec![false; analysis.atoms.len()], undefined: Vec::new() }
+        // The entrypoint is evaluated by definition; it is not a composed rule.
+        let entry = |p: &String| program.entry_points.contains_key(p.as_str());
+        summary.always = analysis.always.into_iter().filter(|p| position(p).is_some() && !entry(p)).collect();
+        RuleIndex { fields, rules, summary, atoms: vec![false; analysis.atoms.len()], undefined: Vec::new() }
+    }
+
+    /// Which composed rules the index can skip and which it always evaluates.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
     }
 
     /// How many rules the index can skip (for logs and tests).
