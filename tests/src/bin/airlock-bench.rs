@@ -1,28 +1,42 @@
-//! The hot-path benchmark of issue #6: real Envoy (one worker) with listeners side by side
-//! — no filter, an empty proxy-wasm filter (the floor), and the Airlock filter with the
-//! example policy library (`policies/library`, 18 modules, data mounted by directory) —
-//! in front of the same upstreams (Envoy `direct_response`, and nginx from Debian). The
+//! The hot-path benchmark of issues #6 and #12: real Envoy (one worker) with listeners side
+//! by side — no filter, an empty proxy-wasm filter (the floor), and the Airlock filter
+//! with the example policy library (`policies/library`, data mounted by directory) — in
+//! front of the same upstreams (Envoy `direct_response`, and nginx from Debian). The
 //! library is loaded the way a gateway loads it: built and signed as a bundle with the
 //! `airlock` CLI (`airlock bundle build` + `airlock bundle sign`, the binary that also
 //! runs the approval service) and passed inline (`policy.bundle.base64` +
-//! `policy.bundle_keys`). A second Airlock listener on `direct_response`, "airlock, every
-//! request evaluated", has the same configuration with `decision_cache.max_entries: 0`, so
-//! every run shows the cache-hit allow path and the evaluate-every-request path of the
-//! same module side by side.
+//! `policy.bundle_keys`). More listeners on `direct_response`:
+//! - "airlock, every request evaluated": the same configuration with
+//!   `decision_cache.max_entries: 0`, so every run shows the cache-hit allow path and the
+//!   evaluate-every-request path of the same module side by side;
+//! - "airlock 9× library, every request evaluated": the same, with a library generated
+//!   from `policies/library` at 9× its size (`airlock_tests::bench::library9`: 8 more
+//!   teams' copies of every rule module, with their own hosts and data), checked at
+//!   startup to compile and to decide the benchmark's requests as the library does;
+//! - "ext_authz → nginx": no Wasm, Envoy's ext_authz HTTP filter asking a trivial local
+//!   authorizer (nginx `return 200`) on every request — the floor of any sidecar design.
 //!
 //! Prints throughput (wrk, closed loop, A/B alternated), the Envoy CPU spent per request,
-//! open-loop latency percentiles at a fixed rate (HDR histograms, measured from each
-//! request's intended send time), Envoy's ready time and the CPU it spent until ready
-//! (a separate Envoy with one Airlock listener, `--concurrency 1` but NOT pinned: V8
-//! compiles the module on background threads, as in a deployment that gives Envoy the
-//! machine's cores), the module size, and the approve-required → pending latency against
-//! the REAL approval service (each answer checked: 403 `approval-pending`).
+//! the same for the approve route with a 1 KB and a 64 KB JSON body (the same pending
+//! request repeated, so the filter finds the existing approval through the service; the
+//! floor is the empty filter with the same POST), open-loop latency percentiles at a fixed
+//! rate (HDR histograms, measured from each request's intended send time), Envoy's ready
+//! time and the CPU it spent until ready (a separate Envoy with one Airlock listener,
+//! `--concurrency 1` but NOT pinned: V8 compiles the module on background threads, as in
+//! a deployment that gives Envoy the machine's cores), Envoy's resident memory per
+//! listener configuration (separate Envoys with only the floor, only the library or only
+//! the 9× library listener, at one and two workers), the module size, the
+//! approve-required → pending latency against the REAL approval service (each answer
+//! checked: 403 `approval-pending`; at a fixed rate, 100 sequential requests, and 50
+//! concurrent agents), and at the end one table of issue 12's targets, each with its
+//! measured value, its distance to the target, and met / not met.
 //!
 //! The allowed request: `GET api.example.com/v1/reports?page=2` by
 //! `spiffe://corp/agent/report-bot` (the library's `hosts` module: `known-host-read`).
 //! The approve-required request: `POST api.example.com/v1/exports` with a JSON body whose
-//! `destination.uri` is external and new each time (the `exports` module: `data-export`,
-//! approvers `data-owners`, credential `export-api`).
+//! `destination.uri` is external (the `exports` module: `data-export`, approvers
+//! `data-owners`, credential `export-api`) — new each time for the pending latency, the
+//! same each time for the approve-route CPU runs.
 //!
 //! Run it with `bash scripts/bench-envoy.sh` (installs wrk, nginx and Envoy, builds the
 //! module and the service, then runs this in release). Method and results:
@@ -37,93 +51,40 @@
 //! Everything listens on 127.0.0.1; every loop is bounded in count and time. This is a
 //! benchmark, not a test: nothing here asserts a timing.
 
-use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::os::unix::process::CommandExt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use airlock_tests::e2e::client::{send_raw, Request};
+use airlock_tests::bench::envoy::{
+    cluster_yaml, downstream_connections, envoy_yaml, filter_yaml, listener_addr, listener_yaml, start_envoy, Filter,
+    FilterSetup, Upstream, AUTHZ_CLUSTER, FLOOR_BODY_WAT, FLOOR_WAT,
+};
+use airlock_tests::bench::library9::{self, Library9};
+use airlock_tests::bench::load::{
+    back_to_back, concurrent_agents, open_loop, post_script, wrk, OpenRun, WrkLoad, ALLOW_LOAD,
+};
+use airlock_tests::bench::policy::{build_signed_bundle, bundle_base64, library_plugin, without_cache};
+use airlock_tests::bench::proc::{cpu_time, cpus, loadavg, rss_mib, start_nginx};
+use airlock_tests::bench::targets::{self, Target};
+use airlock_tests::bench::{us, AGENT, ALLOW_PATH, ENVOY_CPU, EXPORT_PATH, HOST, LOAD_CPU, PENDING};
+use airlock_tests::e2e::client::send_raw;
 use airlock_tests::e2e::envoy::envoy_binary;
 use airlock_tests::e2e::gateway::filter_module;
-use airlock_tests::e2e::plugin::{plugin_config, PluginOptions, APPROVAL_CLUSTER, IDENTITY_HEADER};
-use airlock_tests::e2e::ports::free_port;
-use airlock_tests::e2e::service::{run_bounded, AirlockService, Reviewer, ServiceOptions};
+use airlock_tests::e2e::plugin::{APPROVAL_CLUSTER, IDENTITY_HEADER};
+use airlock_tests::e2e::service::{AirlockService, Reviewer, ServiceOptions};
 use airlock_tests::wasm::workspace_root;
 use anyhow::{anyhow, bail, Context};
-use hdrhistogram::Histogram;
-use serde_json::json;
 
-const AGENT: &str = "spiffe://corp/agent/report-bot";
-const HOST: &str = "api.example.com";
-const ALLOW_PATH: &str = "/v1/reports?page=2";
-/// The approve-required path (library `exports` module, `data-export`).
-const EXPORT_PATH: &str = "/v1/exports";
-/// The key the bench signs the library bundle with (`policy.bundle_keys`).
-const BUNDLE_KEY_ID: &str = "bench-bundles";
-const BUNDLE_KEY: &[u8; 32] = b"airlock-bench-bundle-key-32bytes";
-/// CPU the harness keeps for Envoy; wrk, nginx and the generator get the other one.
-const ENVOY_CPU: &str = "0";
-const LOAD_CPU: &str = "1";
-
-/// An empty proxy-wasm filter: every callback answers at once, `on_request_headers`
-/// returns Continue. What Envoy charges for having a Wasm filter at all.
-const FLOOR_WAT: &str = r#"
-(module
-  (memory (export "memory") 64)
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 65536))
-  (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
-  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
-  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_log") (param i32))
-  (func (export "proxy_on_delete") (param i32)))
-"#;
-
-#[derive(Clone, Copy, PartialEq)]
-enum Filter {
-    None,
-    Floor,
-    Airlock,
-    /// The same module and config with `decision_cache.max_entries: 0` (its own VM),
-    /// direct_response only: every request evaluates the policy.
-    Eval,
-    /// The same filter and config from another module file (`AIRLOCK_BENCH_ALT_WASM`,
-    /// e.g. a `wasm-opt` build), direct_response only: compares builds in one run.
-    Alt,
-}
-
-impl Filter {
-    fn label(self) -> &'static str {
-        match self {
-            Filter::None => "no filter",
-            Filter::Floor => "empty wasm (floor)",
-            Filter::Airlock => "airlock (library)",
-            Filter::Eval => "airlock, every request evaluated",
-            Filter::Alt => "airlock, alt module",
-        }
-    }
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Upstream {
-    Direct,
-    Nginx,
-}
-
-impl Upstream {
-    fn label(self) -> &'static str {
-        match self {
-            Upstream::Direct => "direct_response",
-            Upstream::Nginx => "nginx",
-        }
-    }
-}
+/// Agents of the concurrent pending run: distinct ids, so the service's per-agent limits
+/// and the filter's per-agent state never couple them.
+const CONCURRENT_AGENTS: u64 = 50;
+/// Requests each of them sends, one after another (each a new approval).
+const PER_AGENT: u64 = 10;
+/// Requests of the sequential pending run (one agent, one connection, each a new approval).
+const SEQUENTIAL: u64 = 100;
+/// Approve-route bodies: 1 KB and 64 KB of JSON.
+const BODY_SIZES: [usize; 2] = [1024, 64 * 1024];
 
 struct Listener {
     name: String,
@@ -158,474 +119,266 @@ fn opts() -> anyhow::Result<Opts> {
     Ok(o)
 }
 
-// ---------- processes ----------
-
-/// A child in its own process group, stopped (group SIGTERM, then SIGKILL) on drop.
-struct Proc {
-    child: Child,
+/// The agents of the concurrent pending run.
+fn concurrent_agent_ids() -> Vec<String> {
+    (0..CONCURRENT_AGENTS).map(|a| format!("spiffe://corp/agent/bench-{a:02}")).collect()
 }
 
-impl Proc {
-    fn spawn(cmd: &mut Command, log: &Path) -> anyhow::Result<Proc> {
-        let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let err = out.try_clone()?;
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting {cmd:?}"))?;
-        Ok(Proc { child })
+// ---------- the policies ----------
+
+/// The 9× library generated into the run's directory, checked, built and signed; returns
+/// the bundle as base64 and a line saying what was checked. Fails loudly when it does not
+/// compile or does not decide the benchmark's requests as the library does.
+fn library9_bundle(airlock: &Path, library: &Path, dir: &Path) -> anyhow::Result<(String, String)> {
+    let Library9 { dir: lib9, rule_modules } = library9::generate(library, &dir.join("library9"))?;
+    let compiled = library9::compiles(airlock, &lib9).context("the generated 9× library does not compile")?;
+    let bundle = build_signed_bundle(airlock, &lib9, dir, "library9")?;
+    let inputs = library9::check_inputs(AGENT, HOST, ALLOW_PATH, EXPORT_PATH);
+    let original = library9::decide(airlock, library, &inputs, dir)?;
+    let generated = library9::decide(airlock, &bundle, &inputs, dir)?;
+    // The allowed GET and the export POST: exactly as the library decides them.
+    if generated[..2] != original[..2] {
+        bail!("the 9× library decides differently from policies/library: {generated:?} vs {original:?}");
     }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
+    // Team 3's export API: only the copies know it (the library denies the unknown host),
+    // so the copies are live rules, not dead code.
+    let approve_export = ("approve".to_string(), "data-export".to_string());
+    if generated[2] != approve_export || original[2].0 != "deny" {
+        bail!("team 3's copy of the export route: 9× library {:?}, library {:?}", generated[2], original[2]);
     }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).stderr(Stdio::null()).status();
-        for _ in 0..150 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
-        let _ = self.child.wait();
-    }
-}
-
-/// CPUs online (not this process's affinity, which the harness narrows).
-fn cpus() -> i64 {
-    // SAFETY: sysconf has no preconditions.
-    i64::from(unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) } as i32)
-}
-
-/// `taskset -c <cpus> program`, when taskset exists and the machine has 2+ CPUs.
-fn pinned(cpus_list: &str, program: &Path) -> Command {
-    if cpus() >= 2 && Path::new("/usr/bin/taskset").exists() {
-        let mut c = Command::new("/usr/bin/taskset");
-        c.arg("-c").arg(cpus_list).arg(program);
-        c
-    } else {
-        Command::new(program)
-    }
-}
-
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if ok() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    bail!("{what}: not within {timeout:?}")
-}
-
-fn start_nginx(dir: &Path) -> anyhow::Result<(Proc, u16)> {
-    let port = free_port()?;
-    let d = dir.display();
-    let conf = format!(
-        "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\n\
-         events {{ worker_connections 1024; }}\n\
-         http {{\n  access_log off;\n  keepalive_requests 1000000;\n\
-           client_body_temp_path {d}/nginx-body; proxy_temp_path {d}/nginx-proxy;\n\
-           fastcgi_temp_path {d}/nginx-fastcgi; uwsgi_temp_path {d}/nginx-uwsgi; scgi_temp_path {d}/nginx-scgi;\n\
-           server {{ listen 127.0.0.1:{port}; location / {{ default_type text/plain; return 200 \"ok\\n\"; }} }}\n}}\n"
+    let size = std::fs::metadata(&bundle)?.len();
+    let line = format!(
+        "9× library: {rule_modules} rule modules generated in {} ({compiled}); bundle {:.0} KB; \
+         GET → {} {}, POST /v1/exports → {} {} (as the library), team 3's POST → {} {} (library: {} {})",
+        lib9.display(),
+        size as f64 / 1e3,
+        generated[0].0,
+        generated[0].1,
+        generated[1].0,
+        generated[1].1,
+        generated[2].0,
+        generated[2].1,
+        original[2].0,
+        original[2].1,
     );
-    let path = dir.join("nginx.conf");
-    std::fs::write(&path, conf)?;
-    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .ok_or_else(|| anyhow!("no nginx; install it with: apt-get install nginx-light"))?;
-    let mut cmd = pinned(LOAD_CPU, &nginx);
-    cmd.arg("-p").arg(dir).arg("-e").arg(dir.join("nginx-error.log")).arg("-c").arg(&path);
-    let proc = Proc::spawn(&mut cmd, &dir.join("nginx.out"))?;
-    wait_until("nginx listening", Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok())?;
-    Ok((proc, port))
+    Ok((bundle_base64(&bundle)?, line))
 }
 
-/// The example policy library as a gateway gets it: `airlock bundle build` + `airlock
-/// bundle sign` (the service's binary), read back as base64 for `policy.bundle.base64`.
-fn library_bundle(airlock: &Path, dir: &Path) -> anyhow::Result<String> {
-    use base64::Engine as _;
-    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    let library = workspace_root().join("policies/library");
-    let key_file = dir.join("bundle.key");
-    std::fs::write(&key_file, b64(BUNDLE_KEY))?;
-    let bundle = dir.join("library.tar.gz");
-    let limit = Duration::from_secs(60);
-    let mut build = Command::new(airlock);
-    build.args(["bundle", "build"]).arg(&library).arg("-o").arg(&bundle).args(["--revision", "bench-library"]);
-    run_bounded(build, "airlock bundle build policies/library".into(), limit)?.ok()?;
-    let mut sign = Command::new(airlock);
-    sign.args(["bundle", "sign"]).arg(&bundle).args(["--key-id", BUNDLE_KEY_ID, "--key-file"]).arg(&key_file);
-    run_bounded(sign, "airlock bundle sign library.tar.gz".into(), limit)?.ok()?;
-    Ok(b64(&std::fs::read(&bundle)?))
-}
+// ---------- closed loop ----------
 
-/// The Airlock listeners' configuration: the signed library bundle inline, identity from
-/// `x-airlock-agent`, the decision log batched to the service every second.
-fn library_plugin(bundle_base64: &str) -> serde_json::Value {
-    use base64::Engine as _;
-    let key = base64::engine::general_purpose::STANDARD.encode(BUNDLE_KEY);
-    let mut cfg = plugin_config(&PluginOptions::default());
-    cfg["policy"] = json!({
-        "bundle": {"base64": bundle_base64},
-        "bundle_keys": [{"key_id": BUNDLE_KEY_ID, "key_base64": key}],
-        "mode": "enforce",
-    });
-    cfg["identity"]["agents"] = json!({AGENT: {"owner": "alice@corp.example", "acts_for": []}});
-    cfg["request"]["input_headers"] = json!(["content-type", "user-agent"]);
-    cfg["decision_log"] = json!({"flush_ms": 1000, "max_queue": 4096, "max_batch": 256});
-    cfg
-}
-
-/// `cfg` with the decision cache off: every request evaluates the policy.
-fn without_cache(mut cfg: serde_json::Value) -> serde_json::Value {
-    cfg["decision_cache"] = json!({"max_entries": 0});
-    cfg
-}
-
-/// One listener: the demo gateway's connection-manager settings, no access log, a Wasm
-/// filter or not, and a `direct_response` or nginx route.
-fn listener_yaml(name: &str, filter: Filter, upstream: Upstream, modules: [&Path; 3], plugin: &str) -> String {
-    let [floor, wasm, alt] = modules;
-    let route = match upstream {
-        Upstream::Direct => r#"direct_response: {status: 200, body: {inline_string: "ok\n"}}"#.to_string(),
-        Upstream::Nginx => "route: {cluster: nginx, timeout: 30s}".to_string(),
-    };
-    let wasm_filter = |vm: &str, code: &Path, config: &str| {
-        format!(
-            r#"
-          - name: envoy.filters.http.wasm
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: {vm}
-                root_id: {vm}
-                failure_policy: FAIL_RELOAD
-                allow_on_headers_stop_iteration: true
-                vm_config:
-                  vm_id: {vm}
-                  runtime: envoy.wasm.runtime.v8
-                  code: {{local: {{filename: "{}"}}}}
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: {config}"#,
-            code.display()
-        )
-    };
-    let filter = match filter {
-        Filter::None => String::new(),
-        Filter::Floor => wasm_filter("floor", floor, "\"\""),
-        Filter::Airlock => wasm_filter("airlock", wasm, plugin),
-        Filter::Eval => wasm_filter("airlock_eval", wasm, plugin),
-        Filter::Alt => wasm_filter("airlock_alt", alt, plugin),
-    };
-    format!(
-        r#"
-  - name: {name}
-    address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: {name}
-          codec_type: AUTO
-          use_remote_address: true
-          internal_address_config: {{cidr_ranges: [{{address_prefix: 127.0.0.1, prefix_len: 32}}]}}
-          request_timeout: 120s
-          normalize_path: true
-          merge_slashes: true
-          path_with_escaped_slashes_action: KEEP_UNCHANGED
-          strip_trailing_host_dot: true
-          common_http_protocol_options: {{headers_with_underscores_action: REJECT_REQUEST}}
-          route_config:
-            name: {name}
-            internal_only_headers: [x-airlock-agent]
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              request_headers_to_remove: [x-airlock-agent, x-airlock-approval]
-              routes:
-              - match: {{prefix: "/"}}
-                {route}
-          http_filters:{filter}
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-"#
-    )
-}
-
-fn cluster_yaml(name: &str, port: u16) -> String {
-    format!(
-        r#"
-  - name: {name}
-    type: STATIC
-    connect_timeout: 2s
-    load_assignment:
-      cluster_name: {name}
-      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}}}]}}]
-"#
-    )
-}
-
-struct Envoy {
-    proc: Proc,
-    admin: SocketAddr,
-    /// Process start → `/ready` LIVE.
-    ready_after: Duration,
-    /// User + system CPU of the Envoy process (all threads) until it was seen ready;
-    /// includes the PyPI wrapper's Python start, which `exec`s Envoy in the same process.
-    ready_cpu: Duration,
-}
-
-/// Starts Envoy (`--concurrency 1`) on the CPUs `cpus_list` (taskset syntax) and waits
-/// until `/ready` answers LIVE.
-fn start_envoy(dir: &Path, config: &str, cpus_list: &str) -> anyhow::Result<Envoy> {
-    let path = dir.join("envoy.yaml");
-    std::fs::write(&path, config)?;
-    let admin_path = dir.join("envoy.admin");
-    let mut cmd = pinned(cpus_list, &envoy_binary()?);
-    cmd.arg("-c")
-        .arg(&path)
-        .args(["--concurrency", "1", "--use-dynamic-base-id", "-l", "warning"])
-        .arg("--admin-address-path")
-        .arg(&admin_path);
-    let started = Instant::now();
-    let mut proc = Proc::spawn(&mut cmd, &dir.join("envoy.log"))?;
-    let mut admin = None;
-    let ready = wait_until("Envoy /ready LIVE", Duration::from_secs(60), || {
-        if matches!(proc.child.try_wait(), Ok(Some(_))) {
-            return true;
-        }
-        if admin.is_none() {
-            admin = std::fs::read_to_string(&admin_path).ok().and_then(|t| t.trim().parse::<SocketAddr>().ok());
-        }
-        admin.is_some_and(|a| {
-            Request::get("/ready")
-                .timeout(Duration::from_secs(2))
-                .send(a)
-                .is_ok_and(|r| r.status == 200 && r.text().trim() == "LIVE")
-        })
-    });
-    let ready_after = started.elapsed();
-    let ready_cpu = cpu_time(proc.pid());
-    if ready.is_err() || matches!(proc.child.try_wait(), Ok(Some(_))) {
-        let log = std::fs::read_to_string(dir.join("envoy.log")).unwrap_or_default();
-        bail!("Envoy did not become ready:\n{log}");
-    }
-    let admin = admin.ok_or_else(|| anyhow!("no admin address"))?;
-    Ok(Envoy { proc, admin, ready_after, ready_cpu: ready_cpu? })
-}
-
-fn listener_addr(admin: SocketAddr, name: &str) -> anyhow::Result<SocketAddr> {
-    let text = Request::get("/listeners?format=json").send(admin)?.text();
-    let doc: serde_json::Value = serde_json::from_str(&text)?;
-    for s in doc["listener_statuses"].as_array().into_iter().flatten() {
-        if s["name"] == name {
-            let port = s.pointer("/local_address/socket_address/port_value").and_then(|p| p.as_u64());
-            return Ok(SocketAddr::from(([127, 0, 0, 1], u16::try_from(port.unwrap_or(0))?)));
-        }
-    }
-    bail!("no listener {name}")
-}
-
-/// User + system CPU of a process so far (`/proc/<pid>/stat`, all threads).
-fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or_else(|| anyhow!("odd stat"))?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11).ok_or_else(|| anyhow!("no utime"))?.parse::<u64>()?
-        + f.get(12).ok_or_else(|| anyhow!("no stime"))?.parse::<u64>()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap_or(100).max(1);
-    Ok(Duration::from_nanos(ticks * 1_000_000_000 / hz))
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-// ---------- closed loop: wrk ----------
-
-struct WrkRun {
+#[derive(Clone, Default)]
+struct Totals {
     requests: u64,
     seconds: f64,
+    cpu: Duration,
     bad: u64,
+    per_round: Vec<f64>,
 }
 
-fn wrk(addr: SocketAddr, seconds: u64) -> anyhow::Result<WrkRun> {
-    let mut cmd = pinned(LOAD_CPU, Path::new("/usr/bin/wrk"));
-    let out = cmd
-        .args(["-t1", "-c8", &format!("-d{seconds}s")])
-        .args(["-H", &format!("Host: {HOST}"), "-H", &format!("{IDENTITY_HEADER}: {AGENT}")])
-        .args(["-H", "user-agent: airlock-bench/1"])
-        .arg(format!("http://{addr}{ALLOW_PATH}"))
-        .stdin(Stdio::null())
-        .output()
-        .context("running wrk (apt-get install wrk)")?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() {
-        bail!("wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+impl Totals {
+    fn add(&mut self, run: &airlock_tests::bench::load::WrkRun, cpu: Duration) {
+        self.requests += run.requests;
+        self.seconds += run.seconds;
+        self.cpu += cpu;
+        self.bad += run.bad;
+        self.per_round.push(run.requests as f64 / run.seconds.max(1e-9));
     }
-    let mut run = WrkRun { requests: 0, seconds: 0.0, bad: 0 };
-    for line in text.lines().map(str::trim) {
-        if let Some((n, rest)) = line.split_once(" requests in ") {
-            run.requests = n.trim().parse()?;
-            let secs = rest.split(',').next().unwrap_or("").trim();
-            run.seconds = match secs.strip_suffix("ms") {
-                Some(ms) => ms.parse::<f64>()? / 1000.0,
-                None => secs.trim_end_matches('s').parse::<f64>()?,
-            };
-        } else if let Some(n) = line.strip_prefix("Non-2xx or 3xx responses:") {
-            run.bad += n.trim().parse::<u64>()?;
-        } else if let Some(errs) = line.strip_prefix("Socket errors:") {
-            for part in errs.split(',') {
-                run.bad += part.split_whitespace().last().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
-            }
+
+    /// Envoy CPU µs per request.
+    fn cpu_per_req(&self) -> f64 {
+        self.cpu.as_nanos() as f64 / self.requests.max(1) as f64 / 1000.0
+    }
+
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.seconds.max(1e-9)
+    }
+
+    fn flag(&self) -> String {
+        if self.bad > 0 {
+            format!("  ({} unexpected answers/errors!)", self.bad)
+        } else {
+            String::new()
         }
     }
-    if run.requests == 0 {
-        bail!("could not read wrk's output:\n{text}");
-    }
-    Ok(run)
 }
 
-// ---------- open loop: fixed rate, HDR histogram ----------
-
-struct OpenRun {
-    hist: Histogram<u64>,
-    errors: u64,
-}
-
-/// `rate` requests/s for `seconds` over `conns` keep-alive connections; each connection
-/// sends on a fixed schedule and the latency of a request counts from when it was *meant*
-/// to be sent, so a stall shows up in every request it delays (no coordinated omission).
-/// An answer counts as an error unless its status is `expect` and, with `body_has`, its
-/// body contains that text.
-fn open_loop(
-    addr: SocketAddr,
-    rate: u64,
+/// wrk on each of `targets` (address, load) for `rounds` rounds, the order rotated each
+/// round; Envoy's CPU during each run is charged to that target.
+fn closed_loop(
+    pid: u32,
+    targets: &[(SocketAddr, &WrkLoad)],
     seconds: u64,
-    conns: u64,
-    request: &(dyn Fn(u64) -> Vec<u8> + Sync),
-    expect: u16,
-    body_has: Option<&str>,
-) -> anyhow::Result<OpenRun> {
-    let period = Duration::from_nanos(1_000_000_000 * conns / rate);
-    let per_conn = rate * seconds / conns;
-    let start = Instant::now() + Duration::from_millis(20);
-    let results: Vec<anyhow::Result<OpenRun>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..conns)
-            .map(|c| {
-                s.spawn(move || -> anyhow::Result<OpenRun> {
-                    let mut run = OpenRun { hist: Histogram::new_with_bounds(1_000, 60_000_000_000, 3)?, errors: 0 };
-                    let offset = Duration::from_nanos(1_000_000_000 * c / rate);
-                    let mut conn: Option<TcpStream> = None;
-                    let mut buf = vec![0u8; 64 * 1024];
-                    for i in 0..per_conn {
-                        let intended = start + offset + period * u32::try_from(i)?;
-                        let now = Instant::now();
-                        if intended > now {
-                            std::thread::sleep(intended - now);
-                        }
-                        let ok = exchange(&mut conn, addr, &request(c * per_conn + i), &mut buf, expect, body_has);
-                        let took = u64::try_from(intended.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                        run.hist.saturating_record(took.max(1_000));
-                        if !ok {
-                            run.errors += 1;
-                            conn = None;
-                        }
-                    }
-                    Ok(run)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("generator thread panicked")))).collect()
-    });
-    let mut total = OpenRun { hist: Histogram::new_with_bounds(1_000, 60_000_000_000, 3)?, errors: 0 };
-    for r in results {
-        let r = r?;
-        total.hist.add(&r.hist)?;
-        total.errors += r.errors;
+    rounds: usize,
+) -> anyhow::Result<Vec<Totals>> {
+    let mut totals = vec![Totals::default(); targets.len()];
+    for round in 0..rounds {
+        for k in 0..targets.len() {
+            let i = (k + round) % targets.len();
+            let before = cpu_time(pid)?;
+            let run = wrk(targets[i].0, seconds, targets[i].1)?;
+            totals[i].add(&run, cpu_time(pid)? - before);
+        }
     }
-    Ok(total)
+    Ok(totals)
 }
 
-/// One request/response on a kept-alive connection (opened if needed); true if the
-/// answer had status `expect` (and, with `body_has`, a body containing it).
-fn exchange(
-    conn: &mut Option<TcpStream>,
-    addr: SocketAddr,
-    req: &[u8],
-    buf: &mut [u8],
-    expect: u16,
-    body_has: Option<&str>,
-) -> bool {
-    if conn.is_none() {
-        let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
-            return false;
-        };
-        let _ = s.set_nodelay(true);
-        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-        *conn = Some(s);
-    }
-    let Some(s) = conn.as_mut() else { return false };
-    if s.write_all(req).is_err() {
-        return false;
-    }
-    let mut len = 0;
-    loop {
-        let Ok(n) = s.read(&mut buf[len..]) else {
-            return false;
-        };
-        if n == 0 {
-            return false;
+// ---------- approve route with a body ----------
+
+/// An approve-required export body of exactly `size` bytes: the library's `exports` shape
+/// (an external destination) with a column list, as an export job names what it takes.
+fn export_body(size: usize, tag: &str) -> anyhow::Result<String> {
+    let head = format!("{{\"format\":\"csv\",\"destination\":{{\"uri\":\"s3://partner-bench-{tag}\"}},\"columns\":[");
+    let mut body = head.clone();
+    let mut n = 0;
+    let tail_room = "],\"note\":\"\"}".len() + 16;
+    while body.len() + tail_room < size {
+        if n > 0 {
+            body.push(',');
         }
-        len += n;
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut resp = httparse::Response::new(&mut headers);
-        match resp.parse(&buf[..len]) {
-            Ok(httparse::Status::Complete(head)) => {
-                let body = resp
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                    .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok())
-                    .unwrap_or(0);
-                if len >= head + body {
-                    let body_ok = body_has.is_none_or(|needle| {
-                        needle.is_empty()
-                            || buf[head..head + body].windows(needle.len()).any(|w| w == needle.as_bytes())
-                    });
-                    return resp.code == Some(expect) && body_ok;
-                }
+        body.push_str(&format!("\"col_{n:05}\""));
+        n += 1;
+    }
+    body.push_str("],\"note\":\"");
+    let pad = size.checked_sub(body.len() + 2).ok_or_else(|| anyhow!("body of {size} bytes too small"))?;
+    body.push_str(&"n".repeat(pad));
+    body.push_str("\"}");
+    if body.len() != size || serde_json::from_str::<serde_json::Value>(&body).is_err() {
+        bail!("export body of {size} bytes came out {} bytes or not JSON", body.len());
+    }
+    Ok(body)
+}
+
+fn post_request(path: &str, agent: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nhost: {HOST}\r\n{IDENTITY_HEADER}: {agent}\r\nuser-agent: airlock-bench/1\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Per body size: the floor listener's and the Airlock listener's CPU per request for
+/// the same POST repeated. The first Airlock request creates the approval; every later
+/// one finds it through the service (403 approval-pending, checked per answer).
+struct BodyRun {
+    size: usize,
+    floor: Totals,
+    airlock: Totals,
+    /// Requests per accepted connection (floor, airlock): a connection closed after each
+    /// answer would put connection setup into the CPU per request.
+    per_connection: [f64; 2],
+}
+
+/// The two listeners a body run compares, by name (their stat prefix) and address.
+struct BodyListeners<'a> {
+    admin: SocketAddr,
+    floor: (&'a str, SocketAddr),
+    airlock: (&'a str, SocketAddr),
+}
+
+fn body_runs(pid: u32, on: &BodyListeners, dir: &Path, o: &Opts, stamp: u128) -> anyhow::Result<Vec<BodyRun>> {
+    let (floor, airlock) = (on.floor.1, on.airlock.1);
+    let mut out = Vec::new();
+    for size in BODY_SIZES {
+        let body = export_body(size, &format!("{stamp}-repeat-{size}"))?;
+        let first = send_raw(airlock, &post_request(EXPORT_PATH, AGENT, &body), Duration::from_secs(10))?;
+        if first.status != 403 || first.problem_type().as_deref() != Some(PENDING) {
+            bail!("the {size}-byte approve-route POST is not pending: {} {}", first.status, first.text());
+        }
+        let on_floor = send_raw(floor, &post_request(EXPORT_PATH, AGENT, &body), Duration::from_secs(10))?;
+        if on_floor.status != 200 {
+            bail!("the floor listener answers the {size}-byte POST with {}", on_floor.status);
+        }
+        let body_file = dir.join(format!("body-{size}.json"));
+        std::fs::write(&body_file, &body)?;
+        let floor_script = dir.join(format!("post-floor-{size}.lua"));
+        std::fs::write(&floor_script, post_script(&body_file, 200, None))?;
+        let airlock_script = dir.join(format!("post-airlock-{size}.lua"));
+        std::fs::write(&airlock_script, post_script(&body_file, 403, Some(PENDING)))?;
+        let floor_load = WrkLoad { path: EXPORT_PATH, script: Some(&floor_script) };
+        let airlock_load = WrkLoad { path: EXPORT_PATH, script: Some(&airlock_script) };
+        let connections = || -> anyhow::Result<[u64; 2]> {
+            Ok([downstream_connections(on.admin, on.floor.0)?, downstream_connections(on.admin, on.airlock.0)?])
+        };
+        let before = connections()?;
+        let t = closed_loop(pid, &[(floor, &floor_load), (airlock, &airlock_load)], o.seconds, o.rounds)?;
+        let after = connections()?;
+        let per_conn = |i: usize| t[i].requests as f64 / (after[i] - before[i]).max(1) as f64;
+        out.push(BodyRun {
+            size,
+            floor: t[0].clone(),
+            airlock: t[1].clone(),
+            per_connection: [per_conn(0), per_conn(1)],
+        });
+    }
+    Ok(out)
+}
+
+// ---------- memory ----------
+
+struct Memory {
+    label: &'static str,
+    filter: Filter,
+    /// VmRSS MiB at 1 and 2 workers.
+    rss: [f64; 2],
+    ready: [Duration; 2],
+}
+
+/// Envoy's resident memory with only one listener of `filter`, at one and at two workers
+/// (separate Envoys on all CPUs, as deployed): started, warmed up with 1,000 allowed GETs
+/// over 8 connections, then read after a short settle.
+fn memory_runs(dir: &Path, setup: &FilterSetup, approval_port: u16, all_cpus: &str) -> anyhow::Result<Vec<Memory>> {
+    let allow = allow_request();
+    let mut out = Vec::new();
+    for (label, filter) in [
+        ("empty wasm (floor)", Filter::Floor),
+        ("airlock (library)", Filter::Airlock),
+        ("airlock 9× library", Filter::Eval9),
+    ] {
+        let mut m = Memory { label, filter, rss: [0.0; 2], ready: [Duration::ZERO; 2] };
+        for (w, workers) in [1u32, 2].into_iter().enumerate() {
+            let sub = dir.join(format!("memory-{}-{workers}", filter.slug()));
+            std::fs::create_dir_all(&sub)?;
+            let config = envoy_yaml(
+                &listener_yaml("memory", &filter_yaml(filter, setup), Upstream::Direct),
+                &cluster_yaml(APPROVAL_CLUSTER, approval_port),
+            );
+            let envoy = start_envoy(&sub, &config, all_cpus, workers)?;
+            let addr = listener_addr(envoy.admin, "memory")?;
+            let run = open_loop(addr, 1000, 1, 8, &|_| allow.clone(), 200, None)?;
+            if run.errors > 0 {
+                bail!("{label} at {workers} workers: {} errors in the warm-up", run.errors);
             }
-            Ok(httparse::Status::Partial) => {}
-            Err(_) => return false,
+            std::thread::sleep(Duration::from_millis(500));
+            m.rss[w] = rss_mib(envoy.proc.pid())?;
+            m.ready[w] = envoy.ready_after;
         }
-        if len == buf.len() {
-            return false;
-        }
+        out.push(m);
     }
+    Ok(out)
 }
 
-fn us(ns: u64) -> f64 {
-    ns as f64 / 1000.0
+fn allow_request() -> Vec<u8> {
+    format!("GET {ALLOW_PATH} HTTP/1.1\r\nhost: {HOST}\r\n{IDENTITY_HEADER}: {AGENT}\r\nuser-agent: airlock-bench/1\r\n\r\n")
+        .into_bytes()
+}
+
+// ---------- printing ----------
+
+fn print_latency(title: &str, run: &OpenRun) {
+    let h = &run.hist;
+    println!(
+        "{title}\nn {}  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms{}",
+        h.len(),
+        us(h.value_at_quantile(0.5)) / 1000.0,
+        us(h.value_at_quantile(0.99)) / 1000.0,
+        us(h.max()) / 1000.0,
+        if run.errors > 0 { format!("  ({} not 403 approval-pending!)", run.errors) } else { String::new() }
+    );
+}
+
+fn p99_ms(run: &OpenRun) -> Option<f64> {
+    (run.errors == 0 && !run.hist.is_empty()).then(|| us(run.hist.value_at_quantile(0.99)) / 1000.0)
 }
 
 // ---------- main ----------
@@ -649,6 +402,8 @@ fn main() -> anyhow::Result<()> {
     let wasm = filter_module()?;
     let floor = dir.path().join("floor.wasm");
     std::fs::write(&floor, wat::parse_str(FLOOR_WAT)?)?;
+    let floor_body = dir.path().join("floor-body.wasm");
+    std::fs::write(&floor_body, wat::parse_str(FLOOR_BODY_WAT)?)?;
     let module_size = std::fs::metadata(&wasm)?.len();
 
     let service = AirlockService::start(
@@ -656,84 +411,105 @@ fn main() -> anyhow::Result<()> {
         &ServiceOptions {
             reviewers: vec![Reviewer::new("bob@corp.example", &["data-owners"])],
             credentials: vec!["export-api".into()],
-            // The pending-latency run creates hundreds of approvals for one agent.
+            // The pending-latency runs create hundreds of approvals for one agent.
             max_pending_per_agent: Some(100_000),
             ..ServiceOptions::default()
         },
     )?;
-    let (_nginx, nginx_port) = start_nginx(dir.path())?;
+    let nginx = start_nginx(dir.path())?;
 
     let yaml = |cfg: &serde_json::Value| airlock_tests::e2e::template::yaml_string(&cfg.to_string());
-    let library = library_plugin(&library_bundle(service.binary(), dir.path())?);
+    let airlock_bin = service.binary();
+    let library_dir = workspace_root().join("policies/library");
+    let agents = concurrent_agent_ids();
+    let library_bundle = build_signed_bundle(airlock_bin, &library_dir, dir.path(), "library")?;
+    let library = library_plugin(&bundle_base64(&library_bundle)?, &agents);
     let plugin = yaml(&library);
     // Every request evaluated: the same configuration with the decision cache off.
     let plugin_eval = yaml(&without_cache(library.clone()));
+    let (bundle9, library9_line) = library9_bundle(airlock_bin, &library_dir, dir.path())?;
+    let plugin_eval9 = yaml(&without_cache(library_plugin(&bundle9, &agents)));
     // AIRLOCK_BENCH_ALT_NO_CACHE=1: the alt listener runs with the decision cache off too.
     let plugin_alt =
         if std::env::var_os("AIRLOCK_BENCH_ALT_NO_CACHE").is_some() { plugin_eval.clone() } else { plugin.clone() };
+    let alt = std::env::var_os("AIRLOCK_BENCH_ALT_WASM").map(PathBuf::from);
+    let setup = FilterSetup {
+        floor: &floor,
+        floor_body: &floor_body,
+        wasm: &wasm,
+        alt: alt.as_deref().unwrap_or(&wasm),
+        library: &plugin,
+        eval: &plugin_eval,
+        eval9: &plugin_eval9,
+        alt_config: &plugin_alt,
+    };
     let mut listeners_yaml = String::new();
     let mut specs = Vec::new();
-    let alt = std::env::var_os("AIRLOCK_BENCH_ALT_WASM").map(PathBuf::from);
     for upstream in [Upstream::Direct, Upstream::Nginx] {
-        for filter in [Filter::None, Filter::Floor, Filter::Airlock, Filter::Eval, Filter::Alt] {
+        for filter in [
+            Filter::None,
+            Filter::Floor,
+            Filter::FloorBody,
+            Filter::Airlock,
+            Filter::Eval,
+            Filter::Eval9,
+            Filter::ExtAuthz,
+            Filter::Alt,
+        ] {
             if filter == Filter::Alt && alt.is_none() {
                 continue;
             }
-            if matches!(filter, Filter::Eval | Filter::Alt) && upstream == Upstream::Nginx {
+            let direct_only =
+                matches!(filter, Filter::FloorBody | Filter::Eval | Filter::Eval9 | Filter::ExtAuthz | Filter::Alt);
+            if direct_only && upstream == Upstream::Nginx {
                 continue;
             }
-            let name = format!(
-                "{}_{}",
-                match upstream {
-                    Upstream::Direct => "direct",
-                    Upstream::Nginx => "nginx",
-                },
-                match filter {
-                    Filter::None => "none",
-                    Filter::Floor => "floor",
-                    Filter::Airlock => "airlock",
-                    Filter::Eval => "eval",
-                    Filter::Alt => "alt",
-                }
-            );
-            let alt_path = alt.as_deref().unwrap_or(&wasm);
-            let config = match filter {
-                Filter::Alt => &plugin_alt,
-                Filter::Eval => &plugin_eval,
-                _ => &plugin,
-            };
-            listeners_yaml.push_str(&listener_yaml(&name, filter, upstream, [&floor, &wasm, alt_path], config));
+            let name = format!("{}_{}", upstream.slug(), filter.slug());
+            listeners_yaml.push_str(&listener_yaml(&name, &filter_yaml(filter, &setup), upstream));
             specs.push((name, filter, upstream));
         }
     }
-    let config = format!(
-        "admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}}}\nstatic_resources:\n  listeners:{listeners_yaml}  clusters:{}{}",
-        cluster_yaml("nginx", nginx_port),
-        cluster_yaml(APPROVAL_CLUSTER, service.port())
+    let config = envoy_yaml(
+        &listeners_yaml,
+        &[
+            cluster_yaml("nginx", nginx.upstream),
+            cluster_yaml(APPROVAL_CLUSTER, service.port()),
+            cluster_yaml(AUTHZ_CLUSTER, nginx.authorizer),
+        ]
+        .concat(),
     );
     // Ready time with the filter alone (one listener), Envoy on every CPU as deployed
-    // (V8 compiles on background threads), then the pinned benchmark Envoy.
+    // (V8 compiles on background threads), then the memory Envoys, then the pinned
+    // benchmark Envoy: each measured while no other Envoy runs.
     let all_cpus = format!("0-{}", (cpus() - 1).max(0));
     let mut ready = Vec::new();
     for (label, module) in [("airlock", Some(wasm.as_path())), ("alt module", alt.as_deref())] {
         let Some(module) = module else { continue };
         let sub = dir.path().join(format!("ready-{}", ready.len()));
         std::fs::create_dir_all(&sub)?;
-        let one = format!(
-            "admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}}}\nstatic_resources:\n  listeners:{}  clusters:{}",
-            listener_yaml("ready", Filter::Airlock, Upstream::Direct, [&floor, module, module], &plugin),
-            cluster_yaml(APPROVAL_CLUSTER, service.port())
+        let one_setup = FilterSetup { wasm: module, ..setup };
+        let one = envoy_yaml(
+            &listener_yaml("ready", &filter_yaml(Filter::Airlock, &one_setup), Upstream::Direct),
+            &cluster_yaml(APPROVAL_CLUSTER, service.port()),
         );
-        let e = start_envoy(&sub, &one, &all_cpus)?;
+        let e = start_envoy(&sub, &one, &all_cpus, 1)?;
         ready.push((label, e.ready_after, e.ready_cpu));
     }
-    let envoy = start_envoy(dir.path(), &config, ENVOY_CPU)?;
+    let memory = memory_runs(dir.path(), &setup, service.port(), &all_cpus)?;
+    let envoy = start_envoy(dir.path(), &config, ENVOY_CPU, 1)?;
     let pid = envoy.proc.pid();
     let mut listeners = Vec::new();
+    let mut floor_body_listener = None;
     for (name, filter, upstream) in specs {
         let addr = listener_addr(envoy.admin, &name)?;
+        // The body floor serves the approve-route runs only (a GET passes it like the floor).
+        if filter == Filter::FloorBody {
+            floor_body_listener = Some((name, addr));
+            continue;
+        }
         listeners.push(Listener { name, filter, upstream, addr });
     }
+    let floor_body_listener = floor_body_listener.ok_or_else(|| anyhow!("no body-floor listener"))?;
 
     println!(
         "airlock-bench: Envoy {} (--concurrency 1, pinned to CPU {ENVOY_CPU}; load on CPU {LOAD_CPU})",
@@ -749,6 +525,7 @@ fn main() -> anyhow::Result<()> {
          \"{}\" = decision_cache.max_entries 0",
         Filter::Eval.label()
     );
+    println!("{library9_line}");
     for (label, took, cpu) in &ready {
         println!(
             "Envoy ready with the {label} (start → /ready LIVE, one listener, CPUs {all_cpus}, --concurrency 1): \
@@ -764,12 +541,9 @@ fn main() -> anyhow::Result<()> {
     );
 
     // Warm up every listener (V8 tiers up, connections open).
-    let allow_request = format!(
-        "GET {ALLOW_PATH} HTTP/1.1\r\nhost: {HOST}\r\n{IDENTITY_HEADER}: {AGENT}\r\nuser-agent: airlock-bench/1\r\n\r\n"
-    )
-    .into_bytes();
+    let allow = allow_request();
     for l in &listeners {
-        let run = open_loop(l.addr, 2000, 1, 4, &|_| allow_request.clone(), 200, None)?;
+        let run = open_loop(l.addr, 2000, 1, 4, &|_| allow.clone(), 200, None)?;
         if run.errors > 0 {
             bail!("listener {} does not answer 200 to the allowed GET ({} errors)", l.name, run.errors);
         }
@@ -777,46 +551,72 @@ fn main() -> anyhow::Result<()> {
 
     // Closed loop: wrk, listeners alternated, order rotated each round.
     println!("\n== closed loop: wrk -t1 -c8 -d{}s, {} rounds, allowed GET ==", o.seconds, o.rounds);
-    let mut totals: Vec<(u64, f64, Duration, u64, Vec<f64>)> =
-        vec![(0, 0.0, Duration::ZERO, 0, Vec::new()); listeners.len()];
-    for round in 0..o.rounds {
-        for k in 0..listeners.len() {
-            let i = (k + round) % listeners.len();
-            let before = cpu_time(pid)?;
-            let run = wrk(listeners[i].addr, o.seconds)?;
-            let cpu = cpu_time(pid)? - before;
-            let t = &mut totals[i];
-            t.0 += run.requests;
-            t.1 += run.seconds;
-            t.2 += cpu;
-            t.3 += run.bad;
-            t.4.push(run.requests as f64 / run.seconds);
-        }
-    }
-    let per_req = |i: usize| totals[i].2.as_nanos() as f64 / totals[i].0.max(1) as f64 / 1000.0;
-    let rps = |i: usize| totals[i].0 as f64 / totals[i].1.max(1e-9);
-    let find = |f: Filter, u: Upstream| listeners.iter().position(|l| l.filter == f && l.upstream == u).unwrap_or(0);
+    let gets: Vec<(SocketAddr, &WrkLoad)> = listeners.iter().map(|l| (l.addr, &ALLOW_LOAD)).collect();
+    let totals = closed_loop(pid, &gets, o.seconds, o.rounds)?;
+    let find = |f: Filter, u: Upstream| listeners.iter().position(|l| l.filter == f && l.upstream == u);
+    let at = |f: Filter, u: Upstream| find(f, u).map(|i| &totals[i]);
     println!(
-        "{:<16} {:<32} {:>9} {:>24} {:>8} {:>8} {:>11} {:>13} {:>11}",
+        "{:<16} {:<38} {:>9} {:>24} {:>8} {:>8} {:>11} {:>13} {:>11}",
         "upstream", "filter", "req/s", "per round", "vs none", "vs floor", "CPU µs/req", "added vs none", "above floor"
     );
     for (i, l) in listeners.iter().enumerate() {
-        let none = find(Filter::None, l.upstream);
-        let floor = find(Filter::Floor, l.upstream);
-        let rounds: Vec<String> = totals[i].4.iter().map(|r| format!("{r:.0}")).collect();
+        let t = &totals[i];
+        let none = at(Filter::None, l.upstream).ok_or_else(|| anyhow!("no no-filter listener"))?;
+        let fl = at(Filter::Floor, l.upstream).ok_or_else(|| anyhow!("no floor listener"))?;
+        let rounds: Vec<String> = t.per_round.iter().map(|r| format!("{r:.0}")).collect();
         println!(
-            "{:<16} {:<32} {:>9.0} {:>24} {:>7.2}× {:>7.2}× {:>11.1} {:>13.1} {:>11.1}{}",
+            "{:<16} {:<38} {:>9.0} {:>24} {:>7.2}× {:>7.2}× {:>11.1} {:>13.1} {:>11.1}{}",
             l.upstream.label(),
             l.filter.label(),
-            rps(i),
+            t.rps(),
             rounds.join("/"),
-            rps(i) / rps(none),
-            rps(i) / rps(floor),
-            per_req(i),
-            per_req(i) - per_req(none),
-            per_req(i) - per_req(floor),
-            if totals[i].3 > 0 { format!("  ({} non-2xx/errors!)", totals[i].3) } else { String::new() }
+            t.rps() / none.rps(),
+            t.rps() / fl.rps(),
+            t.cpu_per_req(),
+            t.cpu_per_req() - none.cpu_per_req(),
+            t.cpu_per_req() - fl.cpu_per_req(),
+            t.flag()
         );
+    }
+
+    // The approve route with a body: the same pending POST repeated, floor vs Airlock.
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
+    let direct = |f: Filter| {
+        find(f, Upstream::Direct).map(|i| listeners[i].addr).ok_or_else(|| anyhow!("no {} listener", f.label()))
+    };
+    println!(
+        "\n== approve route with a body: wrk -t1 -c8 -d{}s, {} rounds, the same POST {EXPORT_PATH} repeated \
+         (Airlock: 403 approval-pending, the existing approval found through the service; floor: the empty filter \
+         waiting for the body, 200) ==",
+        o.seconds, o.rounds
+    );
+    let airlock_name = format!("{}_{}", Upstream::Direct.slug(), Filter::Airlock.slug());
+    let on = BodyListeners {
+        admin: envoy.admin,
+        floor: (&floor_body_listener.0, floor_body_listener.1),
+        airlock: (&airlock_name, direct(Filter::Airlock)?),
+    };
+    let bodies = body_runs(pid, &on, dir.path(), &o, stamp)?;
+    println!(
+        "{:<8} {:<38} {:>9} {:>11} {:>11} {:>10}",
+        "body", "filter", "req/s", "CPU µs/req", "above floor", "req/conn"
+    );
+    for b in &bodies {
+        for (k, (label, t)) in [(Filter::FloorBody.label(), &b.floor), ("airlock (library), pending found", &b.airlock)]
+            .into_iter()
+            .enumerate()
+        {
+            println!(
+                "{:<8} {:<38} {:>9.0} {:>11.1} {:>11.1} {:>10.0}{}",
+                format!("{} KB", b.size / 1024),
+                label,
+                t.rps(),
+                t.cpu_per_req(),
+                t.cpu_per_req() - b.floor.cpu_per_req(),
+                b.per_connection[k],
+                t.flag()
+            );
+        }
     }
 
     // Open loop: fixed rate, HDR histograms merged over the rounds.
@@ -824,25 +624,25 @@ fn main() -> anyhow::Result<()> {
     println!("\n== open loop: {} req/s for {open_secs} s × {} rounds per listener, 4 keep-alive connections, latency from intended send time ==", o.rate, o.rounds);
     let mut hists: Vec<OpenRun> = Vec::new();
     for _ in &listeners {
-        hists.push(OpenRun { hist: Histogram::new_with_bounds(1_000, 60_000_000_000, 3)?, errors: 0 });
+        hists.push(OpenRun::empty()?);
     }
     for round in 0..o.rounds {
         for k in 0..listeners.len() {
             let i = (k + round) % listeners.len();
-            let run = open_loop(listeners[i].addr, o.rate, open_secs, 4, &|_| allow_request.clone(), 200, None)?;
+            let run = open_loop(listeners[i].addr, o.rate, open_secs, 4, &|_| allow.clone(), 200, None)?;
             hists[i].hist.add(&run.hist)?;
             hists[i].errors += run.errors;
         }
     }
     println!(
-        "{:<16} {:<32} {:>8} {:>9} {:>9} {:>9} {:>9} {:>15}",
+        "{:<16} {:<38} {:>8} {:>9} {:>9} {:>9} {:>9} {:>15}",
         "upstream", "filter", "n", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "added p99 µs"
     );
     for (i, l) in listeners.iter().enumerate() {
         let h = &hists[i].hist;
-        let none = &hists[find(Filter::None, l.upstream)].hist;
+        let none = &hists[find(Filter::None, l.upstream).unwrap_or(0)].hist;
         println!(
-            "{:<16} {:<32} {:>8} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>15.0}{}",
+            "{:<16} {:<38} {:>8} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>15.0}{}",
             l.upstream.label(),
             l.filter.label(),
             h.len(),
@@ -855,41 +655,154 @@ fn main() -> anyhow::Result<()> {
         );
     }
 
-    // Approve-required → pending, real approval service (hold 0), each request a new approval.
-    let pending_rate = 20;
-    let pending_secs = 5;
-    let airlock = &listeners[find(Filter::Airlock, Upstream::Direct)];
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
-    // An external destination (not in `data.exports.internal_destinations`), new each time.
-    let export = |n: u64| {
+    // Approve-required → pending, real approval service (hold 0), each request a new
+    // approval: an external destination (not in `data.exports.internal_destinations`)
+    // that no other request of the run uses.
+    let airlock = direct(Filter::Airlock)?;
+    let export = |run: &str, agent: &str, n: u64| {
         let body = format!(
-            "{{\"format\":\"csv\",\"destination\":{{\"uri\":\"s3://partner-bench-{stamp}-{n}\"}},\"rows\":{n}}}"
+            "{{\"format\":\"csv\",\"destination\":{{\"uri\":\"s3://partner-bench-{stamp}-{run}-{n}\"}},\"rows\":{n}}}"
         );
-        format!(
-            "POST {EXPORT_PATH} HTTP/1.1\r\nhost: {HOST}\r\n{IDENTITY_HEADER}: {AGENT}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .into_bytes()
+        post_request(EXPORT_PATH, agent, &body)
     };
-    const PENDING: &str = "urn:airlock:problem:approval-pending";
-    let first = send_raw(airlock.addr, &export(u64::from(u32::MAX)), Duration::from_secs(10))?;
+    let first = send_raw(airlock, &export("first", AGENT, 0), Duration::from_secs(10))?;
     if first.status != 403 || first.problem_type().as_deref() != Some(PENDING) {
         bail!("the approve-required POST is not pending: {} {}", first.status, first.text());
     }
-    let run = open_loop(airlock.addr, pending_rate, pending_secs, 1, &export, 403, Some(PENDING))?;
-    let h = &run.hist;
+    let (pending_rate, pending_secs) = (20, 5);
+    let paced = open_loop(airlock, pending_rate, pending_secs, 1, &|n| export("paced", AGENT, n), 403, Some(PENDING))?;
+    print_latency(
+        &format!(
+            "\n== approve-required POST → 403 approval-pending, real approval service (SQLite), {pending_rate} req/s for {pending_secs} s on one connection, each a new approval =="
+        ),
+        &paced,
+    );
+    let limit = Duration::from_secs(60);
+    let sequential = back_to_back(airlock, SEQUENTIAL, &|n| export("seq", AGENT, n), 403, Some(PENDING), limit)?;
+    print_latency(
+        &format!("== the same, {SEQUENTIAL} requests back to back (one agent, one connection), each a new approval =="),
+        &sequential,
+    );
+    let concurrent = concurrent_agents(
+        airlock,
+        CONCURRENT_AGENTS,
+        PER_AGENT,
+        &|a, n| export("conc", &agents[usize::try_from(a).unwrap_or(0)], n),
+        403,
+        Some(PENDING),
+        limit,
+    )?;
+    print_latency(
+        &format!(
+            "== the same, {CONCURRENT_AGENTS} concurrent agents (own ids and connections), {PER_AGENT} requests each back to back, each a new approval =="
+        ),
+        &concurrent,
+    );
+
+    // Memory, measured before the benchmark Envoy started (separate Envoys, one listener).
     println!(
-        "\n== approve-required POST → 403 approval-pending, real approval service (SQLite), {pending_rate} req/s for {pending_secs} s, each a new approval ==\n\
-         n {}  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms{}",
-        h.len(),
-        us(h.value_at_quantile(0.5)) / 1000.0,
-        us(h.value_at_quantile(0.99)) / 1000.0,
-        us(h.max()) / 1000.0,
-        if run.errors > 0 { format!("  ({} not 403 approval-pending!)", run.errors) } else { String::new() }
+        "\n== Envoy resident memory (VmRSS after ready + 1,000 allowed GETs), one listener per Envoy, all CPUs =="
+    );
+    println!(
+        "{:<22} {:>10} {:>10} {:>14} {:>17} {:>18} {:>13}",
+        "listener", "1 worker", "2 workers", "vs floor (1w)", "per extra worker", "… above the floor", "ready 1w/2w"
+    );
+    let floor_mem = memory.iter().find(|m| m.filter == Filter::Floor).ok_or_else(|| anyhow!("no floor memory"))?;
+    let extra = |m: &Memory| m.rss[1] - m.rss[0];
+    for m in &memory {
+        println!(
+            "{:<22} {:>6.1} MiB {:>6.1} MiB {:>10.1} MiB {:>13.1} MiB {:>14.1} MiB {:>6.2}/{:.2} s",
+            m.label,
+            m.rss[0],
+            m.rss[1],
+            m.rss[0] - floor_mem.rss[0],
+            extra(m),
+            extra(m) - extra(floor_mem),
+            m.ready[0].as_secs_f64(),
+            m.ready[1].as_secs_f64()
+        );
+    }
+
+    // Issue 12's targets.
+    let above_floor = |f: Filter, u: Upstream| -> Option<f64> {
+        let t = at(f, u)?;
+        let fl = at(Filter::Floor, u)?;
+        (t.bad == 0 && fl.bad == 0).then(|| t.cpu_per_req() - fl.cpu_per_req())
+    };
+    let eval = above_floor(Filter::Eval, Upstream::Direct);
+    let eval9 = above_floor(Filter::Eval9, Upstream::Direct);
+    let body_above = |size: usize| {
+        bodies
+            .iter()
+            .find(|b| b.size == size)
+            .filter(|b| b.floor.bad == 0 && b.airlock.bad == 0)
+            .map(|b| b.airlock.cpu_per_req() - b.floor.cpu_per_req())
+    };
+    let nginx_ratio = match (at(Filter::Airlock, Upstream::Nginx), at(Filter::None, Upstream::Nginx)) {
+        (Some(a), Some(n)) if a.bad == 0 && n.bad == 0 => Some(a.rps() / n.rps()),
+        _ => None,
+    };
+    let airlock_mem =
+        memory.iter().find(|m| m.filter == Filter::Airlock).ok_or_else(|| anyhow!("no airlock memory"))?;
+    let ext_authz = above_floor(Filter::ExtAuthz, Upstream::Direct);
+    let rows = vec![
+        Target::at_most("every request evaluated, library: Envoy CPU above the floor", 15.0, "µs", eval)
+            .note("direct_response, decision_cache.max_entries 0"),
+        Target::at_most(
+            "every request evaluated, 9× library: ratio to the library's figure",
+            1.3,
+            "×",
+            eval.zip(eval9).map(|(a, b)| b / a),
+        )
+        .note(format!("9× library {} µs above the floor", eval9.map_or("—".into(), |v| format!("{v:.1}")))),
+        Target::at_most("approve route, 1 KB body, pending found: CPU above the floor", 60.0, "µs", body_above(1024))
+            .note("floor = empty wasm waiting for the body, same POST"),
+        Target::at_most(
+            "approve route, 64 KB body, pending found: CPU above the floor",
+            200.0,
+            "µs",
+            body_above(65536),
+        )
+        .note("floor = empty wasm waiting for the body, same POST"),
+        Target::at_most(
+            "repeated allow (cache hit): CPU above the floor",
+            4.0,
+            "µs",
+            above_floor(Filter::Airlock, Upstream::Direct),
+        )
+        .note("direct_response"),
+        Target::at_least("repeated allow, nginx upstream: throughput vs no filter", 0.9, "×", nginx_ratio)
+            .note("wrk req/s, same run"),
+        Target::at_most("pending answer p99, 100 sequential requests", 2.0, "ms", p99_ms(&sequential))
+            .note("real service, SQLite, each a new approval"),
+        Target::at_most("pending answer p99, 50 concurrent agents", 2.0, "ms", p99_ms(&concurrent))
+            .note(format!("{} requests", CONCURRENT_AGENTS * PER_AGENT)),
+        Target::at_most(
+            "VM memory above the empty-filter floor, one worker",
+            40.0,
+            "MiB",
+            Some(airlock_mem.rss[0] - floor_mem.rss[0]),
+        )
+        .note(format!("VmRSS {:.1} vs {:.1} MiB", airlock_mem.rss[0], floor_mem.rss[0])),
+        Target::at_most(
+            "VM memory per extra worker, above the floor's",
+            2.0,
+            "MiB",
+            Some(extra(airlock_mem) - extra(floor_mem)),
+        )
+        .note(format!("2 − 1 workers: airlock {:.1}, floor {:.1} MiB", extra(airlock_mem), extra(floor_mem))),
+        Target::at_most("Envoy ready with the filter", 2.0, "s", ready.first().map(|r| r.1.as_secs_f64()))
+            .note("one listener, --concurrency 1, all CPUs"),
+    ];
+    targets::print(&rows);
+    println!(
+        "for reference: ext_authz → nginx (the floor of a sidecar design) {} µs of Envoy CPU above the floor",
+        ext_authz.map_or("—".into(), |v| format!("{v:.1}"))
     );
 
     println!("\nload average at end: {}; total {:.0} s", loadavg(), began.elapsed().as_secs_f64());
     drop(envoy);
     drop(service);
+    drop(nginx);
     Ok(())
 }

@@ -1,0 +1,338 @@
+//! The benchmark Envoy's listeners and how one Envoy is started and waited for.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail};
+
+use crate::bench::proc::{cpu_time, pinned, wait_until, Proc};
+use crate::e2e::client::Request;
+use crate::e2e::envoy::envoy_binary;
+
+/// The cluster of the ext_authz listener's authorization server.
+pub const AUTHZ_CLUSTER: &str = "authz";
+
+/// An empty proxy-wasm filter: every callback answers at once, `on_request_headers`
+/// returns Continue. What Envoy charges for having a Wasm filter at all. It exports no
+/// body callback, so with a POST body Envoy does not enter the VM per chunk: the floor of
+/// the approve-route rows is the cost of a Wasm filter that never looks at the body.
+pub const FLOOR_WAT: &str = r#"
+(module
+  (memory (export "memory") 64)
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 65536))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_log") (param i32))
+  (func (export "proxy_on_delete") (param i32)))
+"#;
+
+/// The floor of the approve-route rows: the empty filter that waits for the whole body
+/// before it lets the request go (headers: Continue only at end of stream, else
+/// StopIteration; body: StopIterationAndBuffer until end of stream), as Airlock does. The
+/// plain floor lets `direct_response` answer at the headers, before the body is read, and
+/// Envoy then closes the HTTP/1 connection (measured: one request per connection), so its
+/// CPU per request would include a connection setup that Airlock's rows do not pay.
+pub const FLOOR_BODY_WAT: &str = r#"
+(module
+  (memory (export "memory") 64)
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 65536))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (select (i32.const 0) (i32.const 1) (local.get 2)))
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+    (select (i32.const 0) (i32.const 1) (local.get 2)))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_log") (param i32))
+  (func (export "proxy_on_delete") (param i32)))
+"#;
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Filter {
+    None,
+    Floor,
+    /// [`FLOOR_BODY_WAT`], direct_response only, used by the approve-route body runs.
+    FloorBody,
+    Airlock,
+    /// The same module and config with `decision_cache.max_entries: 0` (its own VM),
+    /// direct_response only: every request evaluates the policy.
+    Eval,
+    /// Every request evaluated against the generated 9× library (`library9`), its own VM,
+    /// direct_response only: how the evaluation cost grows with the bundle.
+    Eval9,
+    /// Envoy's ext_authz HTTP filter asking nginx (`return 200`) on every request,
+    /// direct_response only: the floor of any sidecar/authorization-server design.
+    ExtAuthz,
+    /// The same filter and config from another module file (`AIRLOCK_BENCH_ALT_WASM`,
+    /// e.g. a `wasm-opt` build), direct_response only: compares builds in one run.
+    Alt,
+}
+
+impl Filter {
+    pub fn label(self) -> &'static str {
+        match self {
+            Filter::None => "no filter",
+            Filter::Floor => "empty wasm (floor)",
+            Filter::FloorBody => "empty wasm, waits for the body (floor)",
+            Filter::Airlock => "airlock (library)",
+            Filter::Eval => "airlock, every request evaluated",
+            Filter::Eval9 => "airlock 9× library, every req. eval.",
+            Filter::ExtAuthz => "ext_authz → nginx (no wasm)",
+            Filter::Alt => "airlock, alt module",
+        }
+    }
+
+    /// The listener name's part (also the Wasm VM id where there is one).
+    pub fn slug(self) -> &'static str {
+        match self {
+            Filter::None => "none",
+            Filter::Floor => "floor",
+            Filter::FloorBody => "floorbody",
+            Filter::Airlock => "airlock",
+            Filter::Eval => "eval",
+            Filter::Eval9 => "eval9",
+            Filter::ExtAuthz => "extauthz",
+            Filter::Alt => "alt",
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Upstream {
+    Direct,
+    Nginx,
+}
+
+impl Upstream {
+    pub fn label(self) -> &'static str {
+        match self {
+            Upstream::Direct => "direct_response",
+            Upstream::Nginx => "nginx",
+        }
+    }
+
+    pub fn slug(self) -> &'static str {
+        match self {
+            Upstream::Direct => "direct",
+            Upstream::Nginx => "nginx",
+        }
+    }
+}
+
+/// What the listeners' filters load: module files and (YAML-quoted) plugin configs.
+pub struct FilterSetup<'a> {
+    pub floor: &'a Path,
+    pub floor_body: &'a Path,
+    pub wasm: &'a Path,
+    pub alt: &'a Path,
+    /// The library, decision cache on.
+    pub library: &'a str,
+    /// The library, decision cache off.
+    pub eval: &'a str,
+    /// The 9× library, decision cache off.
+    pub eval9: &'a str,
+    /// The alt listener's config (`library` or `eval`, per `AIRLOCK_BENCH_ALT_NO_CACHE`).
+    pub alt_config: &'a str,
+}
+
+fn wasm_filter_yaml(vm: &str, code: &Path, config: &str) -> String {
+    format!(
+        r#"
+          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: {vm}
+                root_id: {vm}
+                failure_policy: FAIL_RELOAD
+                allow_on_headers_stop_iteration: true
+                vm_config:
+                  vm_id: {vm}
+                  runtime: envoy.wasm.runtime.v8
+                  code: {{local: {{filename: "{}"}}}}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: {config}"#,
+        code.display()
+    )
+}
+
+/// ext_authz over HTTP to the authorizer cluster, refusing when it cannot be asked (as
+/// Airlock's FAIL_RELOAD refuses), and forwarding the headers Airlock's policy input
+/// reads (the agent, content-type, user-agent) so both designs get the same facts.
+fn ext_authz_yaml() -> String {
+    format!(
+        r#"
+          - name: envoy.filters.http.ext_authz
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
+              transport_api_version: V3
+              failure_mode_allow: false
+              allowed_headers:
+                patterns: [{{exact: x-airlock-agent}}, {{exact: content-type}}, {{exact: user-agent}}]
+              http_service:
+                server_uri: {{uri: "http://127.0.0.1", cluster: {AUTHZ_CLUSTER}, timeout: 2s}}
+                path_prefix: /authz"#
+    )
+}
+
+/// The HTTP filters (before the router) of a listener with `filter`.
+pub fn filter_yaml(filter: Filter, s: &FilterSetup) -> String {
+    match filter {
+        Filter::None => String::new(),
+        Filter::Floor => wasm_filter_yaml("floor", s.floor, "\"\""),
+        Filter::FloorBody => wasm_filter_yaml("floor_body", s.floor_body, "\"\""),
+        Filter::Airlock => wasm_filter_yaml("airlock", s.wasm, s.library),
+        Filter::Eval => wasm_filter_yaml("airlock_eval", s.wasm, s.eval),
+        Filter::Eval9 => wasm_filter_yaml("airlock_eval9", s.wasm, s.eval9),
+        Filter::ExtAuthz => ext_authz_yaml(),
+        Filter::Alt => wasm_filter_yaml("airlock_alt", s.alt, s.alt_config),
+    }
+}
+
+/// One listener: the demo gateway's connection-manager settings, no access log, the
+/// given HTTP filters, and a `direct_response` or nginx route.
+pub fn listener_yaml(name: &str, filters: &str, upstream: Upstream) -> String {
+    let route = match upstream {
+        Upstream::Direct => r#"direct_response: {status: 200, body: {inline_string: "ok\n"}}"#.to_string(),
+        Upstream::Nginx => "route: {cluster: nginx, timeout: 30s}".to_string(),
+    };
+    format!(
+        r#"
+  - name: {name}
+    address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: {name}
+          codec_type: AUTO
+          use_remote_address: true
+          internal_address_config: {{cidr_ranges: [{{address_prefix: 127.0.0.1, prefix_len: 32}}]}}
+          request_timeout: 120s
+          normalize_path: true
+          merge_slashes: true
+          path_with_escaped_slashes_action: KEEP_UNCHANGED
+          strip_trailing_host_dot: true
+          common_http_protocol_options: {{headers_with_underscores_action: REJECT_REQUEST}}
+          route_config:
+            name: {name}
+            internal_only_headers: [x-airlock-agent]
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              request_headers_to_remove: [x-airlock-agent, x-airlock-approval]
+              routes:
+              - match: {{prefix: "/"}}
+                {route}
+          http_filters:{filters}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+"#
+    )
+}
+
+pub fn cluster_yaml(name: &str, port: u16) -> String {
+    format!(
+        r#"
+  - name: {name}
+    type: STATIC
+    connect_timeout: 2s
+    load_assignment:
+      cluster_name: {name}
+      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}}}]}}]
+"#
+    )
+}
+
+/// A whole Envoy configuration: an admin on a free port, the listeners, the clusters.
+pub fn envoy_yaml(listeners: &str, clusters: &str) -> String {
+    format!(
+        "admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}}}\nstatic_resources:\n  listeners:{listeners}  clusters:{clusters}"
+    )
+}
+
+pub struct Envoy {
+    pub proc: Proc,
+    pub admin: SocketAddr,
+    /// Process start → `/ready` LIVE.
+    pub ready_after: Duration,
+    /// User + system CPU of the Envoy process (all threads) until it was seen ready;
+    /// includes the PyPI wrapper's Python start, which `exec`s Envoy in the same process.
+    pub ready_cpu: Duration,
+}
+
+/// Starts Envoy with `workers` worker threads (`--concurrency`) on the CPUs `cpus_list`
+/// (taskset syntax) and waits until `/ready` answers LIVE.
+pub fn start_envoy(dir: &Path, config: &str, cpus_list: &str, workers: u32) -> anyhow::Result<Envoy> {
+    let path = dir.join("envoy.yaml");
+    std::fs::write(&path, config)?;
+    let admin_path = dir.join("envoy.admin");
+    let mut cmd = pinned(cpus_list, &envoy_binary()?);
+    cmd.arg("-c")
+        .arg(&path)
+        .args(["--concurrency", &workers.to_string(), "--use-dynamic-base-id", "-l", "warning"])
+        .arg("--admin-address-path")
+        .arg(&admin_path);
+    let started = Instant::now();
+    let mut proc = Proc::spawn(&mut cmd, &dir.join("envoy.log"))?;
+    let mut admin = None;
+    let ready = wait_until("Envoy /ready LIVE", Duration::from_secs(60), || {
+        if matches!(proc.child.try_wait(), Ok(Some(_))) {
+            return true;
+        }
+        if admin.is_none() {
+            admin = std::fs::read_to_string(&admin_path).ok().and_then(|t| t.trim().parse::<SocketAddr>().ok());
+        }
+        admin.is_some_and(|a| {
+            Request::get("/ready")
+                .timeout(Duration::from_secs(2))
+                .send(a)
+                .is_ok_and(|r| r.status == 200 && r.text().trim() == "LIVE")
+        })
+    });
+    let ready_after = started.elapsed();
+    let ready_cpu = cpu_time(proc.pid());
+    if ready.is_err() || matches!(proc.child.try_wait(), Ok(Some(_))) {
+        let log = std::fs::read_to_string(dir.join("envoy.log")).unwrap_or_default();
+        bail!("Envoy did not become ready:\n{log}");
+    }
+    let admin = admin.ok_or_else(|| anyhow!("no admin address"))?;
+    Ok(Envoy { proc, admin, ready_after, ready_cpu: ready_cpu? })
+}
+
+pub fn listener_addr(admin: SocketAddr, name: &str) -> anyhow::Result<SocketAddr> {
+    let text = Request::get("/listeners?format=json").send(admin)?.text();
+    let doc: serde_json::Value = serde_json::from_str(&text)?;
+    for s in doc["listener_statuses"].as_array().into_iter().flatten() {
+        if s["name"] == name {
+            let port = s.pointer("/local_address/socket_address/port_value").and_then(|p| p.as_u64());
+            return Ok(SocketAddr::from(([127, 0, 0, 1], u16::try_from(port.unwrap_or(0))?)));
+        }
+    }
+    bail!("no listener {name}")
+}
+
+/// Connections a listener has accepted so far (`http.<name>.downstream_cx_total`; the
+/// listeners' stat prefix is their name). A closed-loop run that reuses its connections
+/// adds wrk's 8; more means Envoy closed them (e.g. answering before a body was read) and
+/// the run's CPU includes connection setup.
+pub fn downstream_connections(admin: SocketAddr, listener: &str) -> anyhow::Result<u64> {
+    let name = format!("http.{listener}.downstream_cx_total");
+    let text = Request::get(&format!("/stats?filter=^{}$", name.replace('.', "\\."))).send(admin)?.text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| anyhow!("no {name} in Envoy's stats"))
+}
