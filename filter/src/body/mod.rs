@@ -12,6 +12,7 @@
 //! every number as written: it yields the canonical form of a call, which the action
 //! digest covers instead of the body bytes (`docs/digest.md`).
 
+use crate::cache::BodyView;
 use sha2::{Digest as _, Sha256};
 use std::borrow::Cow;
 use std::collections::btree_map::Entry;
@@ -72,9 +73,15 @@ pub struct RpcCall {
 /// strict tree is built as well only when the body may be JSON-RPC (a call, or an
 /// array holding one), whose canonical form keeps numbers as written.
 pub fn read_json(bytes: &[u8]) -> Result<JsonBody, BodyError> {
+    read_json_seen(bytes, &BodyView::All)
+}
+
+/// [`read_json`] for a policy that can read `view` of the body: members of the
+/// top-level object it cannot read are validated as strictly, never built.
+pub fn read_json_seen(bytes: &[u8], view: &BodyView) -> Result<JsonBody, BodyError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| BodyError(format!("it is not valid UTF-8 (at byte {})", e.valid_up_to())))?;
-    let value = parser::parse_with(text, &mut engine::EngineValue::default())?;
+    let value = parser::parse_with(text, &mut engine::EngineValue::new(view))?;
     let (call, batch) = if may_carry_calls(&value) {
         let tree = parse(text)?;
         (RpcCall::of(&tree), RpcCall::batch_of(&tree))
@@ -434,6 +441,35 @@ mod tests {
                 assert_eq!(serde_json::to_string(&one).unwrap(), serde_json::to_string(&two).unwrap(), "{body}");
             }
         }
+    }
+
+    #[test]
+    fn only_the_members_the_policy_reads_are_built_and_the_rest_is_as_strict() {
+        let view = BodyView::Members(vec!["destination".into()]);
+        let body = br#"{"destination": {"uri": "s3://x"}, "rows": [{"a": 1.5}], "jsonrpc": "1.0", "n": 2}"#;
+        let v = read_json_seen(body, &view).unwrap().value;
+        let json = serde_json::to_value(&v).unwrap();
+        // What the filter itself reads (`jsonrpc`, `method`, `params`) is always built.
+        assert_eq!(json, serde_json::json!({"destination": {"uri": "s3://x"}, "jsonrpc": "1.0"}));
+        assert_eq!(read_json_seen(body, &BodyView::All).unwrap().value, read_json(body).unwrap().value);
+        // Refused whatever the policy reads: the same bodies as when all is built.
+        for bad in [
+            r#"{"rows": [{"a": 1, "a": 2}]}"#,
+            r#"{"rows": 1, "rows": 2}"#,
+            r#"{"destination": 1, "rows": 2, "destination": 3}"#,
+            r#"{"rows": 2, "destination": 1, "rows": 3}"#,
+            r#"{"rows": [1000.0000000000001]}"#,
+            r#"{"rows": [1e400]}"#,
+            r#"{"rows": "\ud800"}"#,
+            r#"{"rows": [1,]}"#,
+        ] {
+            let seen = read_json_seen(bad.as_bytes(), &view).map(|_| ()).unwrap_err();
+            let all = read_json(bad.as_bytes()).map(|_| ()).unwrap_err();
+            assert_eq!(seen, all, "{bad}");
+        }
+        // A JSON-RPC call is recognised as before.
+        let call = br#"{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "t"}, "rows": [1]}"#;
+        assert_eq!(read_json_seen(call, &view).unwrap().call, read_json(call).unwrap().call);
     }
 
     #[test]

@@ -24,6 +24,17 @@ pub trait Build<'a> {
     fn string(&mut self, s: Cow<'a, str>) -> Self::Value;
     fn array(&mut self, items: Vec<Self::Value>) -> Self::Value;
     fn object(&mut self) -> Self::Object;
+    /// Whether the member `key` of an object at nesting `depth` is wanted; when not, its
+    /// value is only validated ([`Validate`]) and [`Build::skipped`] is called instead
+    /// of [`Build::member`].
+    fn wants(&self, _depth: usize, _key: &str) -> bool {
+        true
+    }
+    /// Notes a member whose value was not wanted; when `key` is already a member, gives
+    /// it back (the parser refuses the body).
+    fn skipped(&mut self, _object: &mut Self::Object, key: Cow<'a, str>) -> Result<(), String> {
+        Err(key.into_owned())
+    }
     /// Adds a member; when `key` is already a member, gives it back (the parser refuses
     /// the body).
     fn member(&mut self, object: &mut Self::Object, key: Cow<'a, str>, value: Self::Value) -> Result<(), String>;
@@ -132,8 +143,14 @@ impl<'a> Parser<'a> {
                         return Err(self.err("expected `:`"));
                     }
                     self.ws();
-                    let v = self.value(depth + 1, b)?;
-                    if let Err(key) = b.member(&mut members, key, v) {
+                    let added = if b.wants(depth, &key) {
+                        let v = self.value(depth + 1, b)?;
+                        b.member(&mut members, key, v)
+                    } else {
+                        self.value(depth + 1, &mut Validate)?;
+                        b.skipped(&mut members, key)
+                    };
+                    if let Err(key) = added {
                         // Parsers disagree on which duplicate wins: the policy could read one
                         // value and the upstream act on the other.
                         return Err(BodyError(format!("duplicate object key {key:?} at byte {at}")));
@@ -268,4 +285,40 @@ impl<'a> Parser<'a> {
             out.push_str(run);
         }
     }
+}
+
+/// Builds nothing: what the strict grammar refuses is still refused, duplicate keys
+/// and numbers the engine cannot hold exactly included (so a body is refused or
+/// accepted whatever parts of it the policy reads), without allocating the values.
+pub struct Validate;
+
+impl<'a> Build<'a> for Validate {
+    type Value = ();
+    type Object = std::collections::BTreeSet<Cow<'a, str>>;
+
+    fn null(&mut self) {}
+
+    fn bool(&mut self, _: bool) {}
+
+    fn number(&mut self, text: &'a str) -> Result<(), BodyError> {
+        super::engine::engine_number(text).map(|_| ())
+    }
+
+    fn string(&mut self, _: Cow<'a, str>) {}
+
+    fn array(&mut self, _: Vec<()>) {}
+
+    fn object(&mut self) -> Self::Object {
+        std::collections::BTreeSet::new()
+    }
+
+    fn member(&mut self, object: &mut Self::Object, key: Cow<'a, str>, _: ()) -> Result<(), String> {
+        if object.contains(&key) {
+            return Err(key.into_owned());
+        }
+        object.insert(key);
+        Ok(())
+    }
+
+    fn close(&mut self, _: Self::Object) {}
 }

@@ -6,7 +6,7 @@
 
 use crate::action::Action;
 use crate::body::{self, RpcCall};
-use crate::cache::{CachedAllow, Plan};
+use crate::cache::{BodyView, CachedAllow, Plan};
 use crate::callout::{self, Answer, ApprovalStatus, Call, CalloutError, Redeemed};
 use crate::decision::{self, Decision, Effect, POLICY_ERROR_RULE};
 use crate::decision_log::Record;
@@ -354,7 +354,10 @@ impl Flow {
             Some(n) => {
                 let sha = sha256_hex(&self.body);
                 let parsed = if n > 0 && action.is_json() {
-                    match body::read_json(&self.body) {
+                    // Only what the serving policy can read of it is built (all of it with
+                    // no policy: the request is refused anyway).
+                    let view = w.policy.as_ref().map_or(&BodyView::All, |p| p.policy.body_view());
+                    match body::read_json_seen(&self.body, view) {
                         Ok(b) => {
                             self.rpc = b.call;
                             match b.batch {
