@@ -467,6 +467,14 @@ mod tests {
             let all = read_json(bad.as_bytes()).map(|_| ()).unwrap_err();
             assert_eq!(seen, all, "{bad}");
         }
+        // Duplicates in big skipped objects too (past the short list of keys).
+        let keys: Vec<String> = (0..40).map(|i| format!(r#""k{i}": {i}"#)).collect();
+        for dup in [0, 10, 15, 16, 17, 39] {
+            let big = format!(r#"{{"rows": {{{}, "k{dup}": 1}}}}"#, keys.join(", "));
+            assert!(read_json_seen(big.as_bytes(), &view).is_err(), "k{dup}");
+        }
+        let big = format!(r#"{{"rows": {{{}}}}}"#, keys.join(", "));
+        assert!(read_json_seen(big.as_bytes(), &view).is_ok());
         // A JSON-RPC call is recognised as before.
         let call = br#"{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "t"}, "rows": [1]}"#;
         assert_eq!(read_json_seen(call, &view).unwrap().call, read_json(call).unwrap().call);

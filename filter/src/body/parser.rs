@@ -292,9 +292,20 @@ impl<'a> Parser<'a> {
 /// accepted whatever parts of it the policy reads), without allocating the values.
 pub struct Validate;
 
+/// The keys of an object being validated: a short list scanned in order while small
+/// (most objects have a handful of keys), a sorted set beyond, so a huge object costs
+/// O(n log n), not O(n²).
+#[derive(Default)]
+pub struct Keys<'a> {
+    few: Vec<Cow<'a, str>>,
+    many: std::collections::BTreeSet<Cow<'a, str>>,
+}
+
+const FEW_KEYS: usize = 16;
+
 impl<'a> Build<'a> for Validate {
     type Value = ();
-    type Object = std::collections::BTreeSet<Cow<'a, str>>;
+    type Object = Keys<'a>;
 
     fn null(&mut self) {}
 
@@ -309,14 +320,24 @@ impl<'a> Build<'a> for Validate {
     fn array(&mut self, _: Vec<()>) {}
 
     fn object(&mut self) -> Self::Object {
-        std::collections::BTreeSet::new()
+        Keys::default()
     }
 
     fn member(&mut self, object: &mut Self::Object, key: Cow<'a, str>, _: ()) -> Result<(), String> {
-        if object.contains(&key) {
+        if object.many.is_empty() && object.few.len() < FEW_KEYS {
+            if object.few.contains(&key) {
+                return Err(key.into_owned());
+            }
+            object.few.push(key);
+            return Ok(());
+        }
+        if object.many.is_empty() {
+            object.many.extend(object.few.drain(..));
+        }
+        if object.many.contains(&key) {
             return Err(key.into_owned());
         }
-        object.insert(key);
+        object.many.insert(key);
         Ok(())
     }
 
