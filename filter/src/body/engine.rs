@@ -60,9 +60,41 @@ fn small_integer(text: &str) -> Option<Value> {
     }
 }
 
+/// Exact powers of ten: every one up to 1e22 is a double.
+const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+
+/// A decimal token `-?D+.F+` (no exponent) of at most 15 digits in all: regorus reads
+/// it (serde_json's `f64_from_parts`, without `float_roundtrip`) as the digits, a
+/// double exactly, divided by 10^len(F), exactly a double: one correctly rounded
+/// division, computed here the same way. A decimal of at most 15 significant digits is
+/// recovered from its nearest double (DBL_DIG), and the engine prints a float back as
+/// the shortest decimal that reads as the same double — so the number is held exactly
+/// and needs no printing back to check. Anything else takes the general path.
+fn short_decimal(text: &str) -> Option<Value> {
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, text),
+    };
+    let (int, frac) = rest.split_once('.')?;
+    let digits = int.len() + frac.len();
+    // The grammar was checked by the parser; kept as strict here on its own.
+    if int.is_empty() || frac.is_empty() || digits > 15 || (int.len() > 1 && int.starts_with('0')) {
+        return None;
+    }
+    let mut significand: u64 = 0;
+    for b in int.bytes().chain(frac.bytes()) {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        significand = significand * 10 + u64::from(b - b'0');
+    }
+    let f = significand as f64 / *POW10.get(frac.len())?;
+    Some(Value::from(if negative { -f } else { f }))
+}
+
 /// The engine's value of a number token, or why the body is refused.
 pub fn engine_number(text: &str) -> Result<Value, BodyError> {
-    if let Some(v) = small_integer(text) {
+    if let Some(v) = small_integer(text).or_else(|| short_decimal(text)) {
         return Ok(v);
     }
     // regorus's own reader (not a second instance of serde_json's for `Value`, which
@@ -140,5 +172,78 @@ impl<'a> Build<'a> for EngineValue<'a, '_> {
 
     fn close(&mut self, object: Self::Object) -> Value {
         Value::from(object.map)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    /// The general path: regorus's reader, then the exactness check.
+    fn general(text: &str) -> Option<Value> {
+        let v = Value::from_json_str(text).ok()?;
+        crate::number::held_exactly(text, &v).then_some(v)
+    }
+
+    #[test]
+    fn the_short_paths_read_what_regorus_reads_and_only_exact_numbers() {
+        // A fixed pseudo-random walk over tokens of every shape the short paths take,
+        // and the ones at their edges (no dependency for randomness).
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut tokens: Vec<String> = [
+            "0.0",
+            "-0.0",
+            "0.5",
+            "-0.5",
+            "1.50",
+            "0.1",
+            "0.3",
+            "125.5",
+            "999999999999999.9",
+            "99999999999999.99",
+            "0.000000000000001",
+            "123456789012345",
+            "-123456789012345678",
+            "1234567890.12345",
+            "00.5",
+        ]
+        .map(String::from)
+        .to_vec();
+        for _ in 0..50_000 {
+            let int_len = 1 + next(9) as usize;
+            let frac_len = 1 + next(15) as usize;
+            let digit = |n: &mut dyn FnMut(u64) -> u64| char::from(b'0' + n(10) as u8);
+            let mut t = String::new();
+            if next(2) == 0 {
+                t.push('-');
+            }
+            let first = digit(&mut next);
+            t.push(if int_len > 1 && first == '0' { '7' } else { first });
+            for _ in 1..int_len {
+                t.push(digit(&mut next));
+            }
+            t.push('.');
+            for _ in 0..frac_len {
+                t.push(digit(&mut next));
+            }
+            tokens.push(t);
+        }
+        let mut short = 0;
+        for t in &tokens {
+            let fast = small_integer(t).or_else(|| short_decimal(t));
+            let Some(fast) = fast else { continue };
+            short += 1;
+            let slow = general(t).unwrap_or_else(|| panic!("{t}: taken as exact, but the engine does not hold it"));
+            assert_eq!(fast, slow, "{t}");
+            assert_eq!(serde_json::to_string(&fast).unwrap(), serde_json::to_string(&slow).unwrap(), "{t}");
+        }
+        assert!(short > 10_000, "{short}");
     }
 }
