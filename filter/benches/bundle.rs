@@ -45,6 +45,7 @@ fn cfg() -> PolicyConfig {
         revision: String::new(),
         mode: Default::default(),
         max_instructions: 100_000,
+        rule_index: true,
     }
 }
 

@@ -47,7 +47,7 @@ fn files(root: &Path, dir: &Path, out: &mut Vec<Entry>) {
     }
 }
 
-fn cfg(entrypoint: &str) -> PolicyConfig {
+fn cfg(entrypoint: &str, rule_index: bool) -> PolicyConfig {
     PolicyConfig {
         modules: Default::default(),
         data: None,
@@ -56,6 +56,7 @@ fn cfg(entrypoint: &str) -> PolicyConfig {
         revision: String::new(),
         mode: Default::default(),
         max_instructions: 100_000,
+        rule_index,
     }
 }
 
@@ -80,28 +81,33 @@ fn library(c: &mut Criterion) {
     let mut entries = Vec::new();
     files(&root, &root, &mut entries);
     let bytes = sign(&build(entries, Some("bench")).unwrap(), "b1", KEY, &Limits::default()).unwrap();
-    let mut policy = activate(&bytes, &cfg("data.airlock.decision")).unwrap().active.policy;
     let examples = examples();
 
-    let mut group = c.benchmark_group("library_native");
-    for (name, input) in examples.clone() {
-        // The decision goes next to the timing in the README table; an example that
-        // errors or is undefined would time the failure path, so refuse it.
-        let d = from_policy_output(policy.evaluate(input.clone()));
-        assert_ne!(d.rule_or_default(), POLICY_ERROR_RULE, "{name}: {d:?}");
-        println!("{name}: {:?} {}", d.effect, d.rule_or_default());
-        group.bench_function(&name, |b| b.iter(|| policy.evaluate(black_box(input.clone()))));
+    // With the rule index (the default) and without it (`policy.rule_index: false`, every
+    // module evaluated for every request), side by side.
+    for (group_name, rule_index) in [("library_native", true), ("library_native_no_index", false)] {
+        let mut policy = activate(&bytes, &cfg("data.airlock.decision", rule_index)).unwrap().active.policy;
+        let mut group = c.benchmark_group(group_name);
+        for (name, input) in examples.clone() {
+            // The decision goes next to the timing in the README table; an example that
+            // errors or is undefined would time the failure path, so refuse it.
+            let d = from_policy_output(policy.evaluate(input.clone()));
+            assert_ne!(d.rule_or_default(), POLICY_ERROR_RULE, "{name}: {d:?}");
+            println!("{name}: {:?} {} (skips {} rules)", d.effect, d.rule_or_default(), policy.skipped_rules(&input));
+            group.bench_function(&name, |b| b.iter(|| policy.evaluate(black_box(input.clone()))));
+        }
+        group.finish();
     }
-    group.finish();
 
-    // What each module costs on its own: `airlock.rego` evaluates all of them for every
-    // request, so their sum is the floor of every row above. The input decides nothing
-    // in any module, so every rule body is tried.
+    // What each module costs on its own when it is evaluated (index off: with it, a module
+    // whose guards fail for this input costs nothing). The input decides nothing in any
+    // module, so every rule body is tried; without the index, their sum is the floor of
+    // every row above.
     let (_, input) = examples.iter().find(|(n, _)| n == "default-deny").unwrap();
     let mut group = c.benchmark_group("library_native_module_default_deny");
     for m in ["hosts", "exports", "iam", "network", "secrets", "deploy", "databases", "mcp", "aws"] {
         let entry = format!("data.airlock.rules.{m}.decision");
-        let mut policy = activate(&bytes, &cfg(&entry)).unwrap().active.policy;
+        let mut policy = activate(&bytes, &cfg(&entry, false)).unwrap().active.policy;
         group.bench_function(m, |b| b.iter(|| policy.evaluate(black_box(input.clone()))));
     }
     group.finish();

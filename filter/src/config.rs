@@ -66,6 +66,10 @@ struct RawPolicy {
     mode: Mode,
     #[serde(default = "default_max_instructions")]
     max_instructions: usize,
+    /// Evaluate only the rules whose guards can hold for the request
+    /// (`crate::policy::index`); `false` evaluates every rule, for comparison.
+    #[serde(default = "default_rule_index")]
+    rule_index: bool,
 }
 
 /// Enforce decisions, or only record what would have happened (for tuning a policy).
@@ -247,6 +251,10 @@ fn default_entrypoint() -> String {
 fn default_revision() -> String {
     "inline".into()
 }
+fn default_rule_index() -> bool {
+    true
+}
+
 fn default_max_instructions() -> usize {
     100_000
 }
@@ -326,6 +334,8 @@ pub struct PolicyConfig {
     pub revision: String,
     pub mode: Mode,
     pub max_instructions: usize,
+    /// Skip the rules that cannot apply to a request (`crate::policy::index`).
+    pub rule_index: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -506,6 +516,7 @@ fn policy(raw: RawPolicy, env: &dyn Fn(&str) -> Option<String>) -> Result<Policy
         revision: raw.revision.unwrap_or_else(default_revision),
         mode: raw.mode,
         max_instructions: raw.max_instructions,
+        rule_index: raw.rule_index,
     })
 }
 
@@ -731,6 +742,16 @@ mod tests {
         assert_eq!(c.request.max_jsonrpc_batch, 16);
         assert!(c.request.is_credential_header("cookie"));
         assert_eq!(c.policy.mode, Mode::Enforce);
+        assert!(c.policy.rule_index);
+    }
+
+    #[test]
+    fn the_rule_index_can_be_turned_off() {
+        let mut v = minimal();
+        v["policy"]["rule_index"] = serde_json::json!(false);
+        assert!(!parse(v.clone()).unwrap().policy.rule_index);
+        v["policy"]["rule_index"] = serde_json::json!("no");
+        assert!(parse(v).unwrap_err().0.contains("boolean"));
     }
 
     #[test]

@@ -90,10 +90,15 @@ impl Headers {
     /// All values of header `name` joined with `,`; borrowed unless it is repeated.
     pub fn get(&self, name: &str) -> Option<Cow<'_, str>> {
         let mut out: Option<Cow<'_, str>> = None;
-        for (n, v) in self.iter() {
-            if n != name {
+        let (text, wanted) = (self.text.as_bytes(), name.as_bytes());
+        // Every request looks up a dozen names among all its headers: compare lengths,
+        // then bytes, and only slice the value of a match.
+        for s in &self.spans {
+            let (start, end) = (s[0] as usize, s[1] as usize);
+            if end - start != wanted.len() || text.get(start..end) != Some(wanted) {
                 continue;
             }
+            let v = self.slice(s[2], s[3]);
             out = Some(match out {
                 None => Cow::Borrowed(v),
                 Some(first) => {

@@ -21,6 +21,7 @@ fn demo() -> Policy {
         revision: "demo".into(),
         mode: Default::default(),
         max_instructions: 100_000,
+        rule_index: true,
     })
     .unwrap()
 }

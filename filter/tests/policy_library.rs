@@ -41,6 +41,11 @@ fn walk(dir: &Path, rel: &mut Vec<String>, modules: &mut BTreeMap<String, String
 }
 
 fn library() -> Policy {
+    library_with_index(true)
+}
+
+/// The library with the rule index on or off (`policy.rule_index`).
+fn library_with_index(rule_index: bool) -> Policy {
     let mut modules = BTreeMap::new();
     let mut data = json!({});
     walk(&library_dir(), &mut Vec::new(), &mut modules, &mut data);
@@ -53,6 +58,7 @@ fn library() -> Policy {
         revision: "library".into(),
         mode: Default::default(),
         max_instructions: 100_000,
+        rule_index,
     })
     .unwrap()
 }
@@ -457,4 +463,103 @@ fn the_body_the_policy_can_read_decides_as_the_whole_body() {
         }
     }
     assert!(checked >= 20, "{checked}");
+}
+
+/// Every string the library's data holds, key or value: the hosts, paths, methods, tool
+/// names and ids its rules look up, so generated requests reach every module.
+fn vocabulary(v: &Json, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        Json::Object(o) => {
+            for (k, v) in o {
+                out.insert(k.clone());
+                vocabulary(v, out);
+            }
+        }
+        Json::Array(a) => a.iter().for_each(|v| vocabulary(v, out)),
+        Json::String(s) => {
+            out.insert(s.clone());
+        }
+        _ => {}
+    }
+}
+
+/// The rule index never changes a decision: the library's example inputs, and requests
+/// generated from them by putting hosts, paths and methods from the library's data (and
+/// some it does not know) in their place, decide the same with the index on and off —
+/// same value, or an error in both. The index must also skip something on most of them,
+/// or this would prove nothing.
+#[test]
+fn the_rule_index_never_changes_a_library_decision() {
+    let mut on = library_with_index(true);
+    let mut off = library_with_index(false);
+    assert!(on.indexed_rules() >= 8, "the index covers only {} of the library's modules", on.indexed_rules());
+    assert_eq!(off.indexed_rules(), 0);
+
+    let mut modules = BTreeMap::new();
+    let mut data = json!({});
+    walk(&library_dir(), &mut Vec::new(), &mut modules, &mut data);
+    let mut words = std::collections::BTreeSet::new();
+    vocabulary(&data, &mut words);
+    let hosts: Vec<String> = words
+        .iter()
+        .filter(|w| w.contains('.') && !w.contains('/') && !w.contains(' '))
+        .cloned()
+        .chain(["unknown.example.com".to_string(), "".to_string()])
+        .collect();
+    let paths: Vec<String> =
+        words.iter().filter(|w| w.starts_with('/')).cloned().chain(["/".to_string(), "/v1/x".to_string()]).collect();
+    let methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "LIST"];
+    let mut examples = Vec::new();
+    let mut dir: Vec<_> =
+        std::fs::read_dir(library_dir().join("examples")).unwrap().map(|e| e.unwrap().path()).collect();
+    dir.sort();
+    for p in dir {
+        examples.push(serde_json::from_str::<Json>(&std::fs::read_to_string(p).unwrap()).unwrap());
+    }
+    assert!(hosts.len() > 10 && paths.len() > 5 && !examples.is_empty(), "{hosts:?} {paths:?}");
+
+    // A fixed linear congruential sequence: the same inputs on every run.
+    let mut seed: u64 = 12;
+    let mut pick = |n: usize| {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) as usize % n
+    };
+    let mut inputs = examples.clone();
+    for _ in 0..2500 {
+        let mut r = examples[pick(examples.len())].clone();
+        match pick(4) {
+            0 => r["request"]["host"] = json!(hosts[pick(hosts.len())]),
+            1 => r["request"]["path"] = json!(paths[pick(paths.len())]),
+            2 => r["request"]["method"] = json!(methods[pick(methods.len())]),
+            _ => {
+                r["request"]["host"] = json!(hosts[pick(hosts.len())]);
+                r["request"]["path"] = json!(paths[pick(paths.len())]);
+                r["request"]["method"] = json!(methods[pick(methods.len())]);
+            }
+        }
+        inputs.push(r);
+    }
+    let (mut skipped_some, mut decided) = (0, std::collections::BTreeMap::<String, usize>::new());
+    for input in &inputs {
+        let v = Value::from_json_str(&input.to_string()).unwrap();
+        let a = on.evaluate(v.clone());
+        let b = off.evaluate(v.clone());
+        match (&a, &b) {
+            (Ok(x), Ok(y)) => assert_eq!(x, y, "index on vs off for {input}"),
+            (Err(_), Err(_)) => {}
+            _ => panic!("index on {a:?} vs off {b:?} for {input}"),
+        }
+        if on.skipped_rules(&v) > 0 {
+            skipped_some += 1;
+        }
+        let d = from_policy_output(a);
+        *decided.entry(format!("{:?} {}", d.effect, d.rule_or_default())).or_default() += 1;
+    }
+    assert!(
+        skipped_some * 10 >= inputs.len() * 9,
+        "the index skipped rules on only {skipped_some} of {}",
+        inputs.len()
+    );
+    // The generated requests reach many rules, not only the default.
+    assert!(decided.len() >= 12, "{decided:?}");
 }

@@ -166,6 +166,7 @@ fn verify(bundle: &Path, key_id: &str, key: &KeySource, entrypoint: &str) -> Exi
         revision: String::new(),
         mode: Default::default(),
         max_instructions: 100_000,
+        rule_index: true,
     };
     let started = std::time::Instant::now();
     match airlock_filter::bundle::activate(&bytes, &policy) {

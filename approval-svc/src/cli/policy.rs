@@ -152,6 +152,18 @@ fn check(paths: &[PathBuf], entrypoint: Option<&str>) -> ExitCode {
         Some(e) => crate::outln!("entrypoint {e}: defined, compiles to RVM bytecode"),
         None => crate::outln!("no entrypoint checked (no `package airlock`; give --entrypoint)"),
     }
+    if let Some(index) = report.index.as_ref().filter(|i| !i.indexed.is_empty() || !i.always.is_empty()) {
+        // Policy authors see which composed rules cost every request (README of the
+        // library: "The rule index").
+        crate::outln!(
+            "rule index: {} of {} composed rules skipped when their leading guards fail",
+            index.indexed.len(),
+            index.indexed.len() + index.always.len()
+        );
+        for rule in &index.always {
+            crate::outln!("  evaluated for every request: {rule} (a body starts with what the index cannot read, or it has a default)");
+        }
+    }
     ExitCode::SUCCESS
 }
 

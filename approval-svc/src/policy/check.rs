@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use airlock_filter::policy::index::{RuleIndex, Summary};
 use regorus::unstable::{Parser, Rule, RuleHead};
 use regorus::Engine;
 
@@ -47,6 +48,8 @@ pub struct CheckReport {
     pub problems: Vec<Problem>,
     /// Accepted here, refused by the filter (YAML data).
     pub warnings: Vec<String>,
+    /// What the filter's rule index can skip (`airlock_filter::policy::index`).
+    pub index: Option<airlock_filter::policy::index::Summary>,
 }
 
 /// Check the directories or bundles in `paths`. `entrypoint`: the rule the filter
@@ -102,16 +105,19 @@ pub fn check(paths: &[PathBuf], entrypoint: Option<&str>) -> CheckReport {
         Some(e) => Some(e.to_string()),
         None => packages.contains("data.airlock").then(|| DEFAULT_ENTRYPOINT.to_string()),
     };
-    if let Err(p) = compile(items, entrypoint.as_deref()) {
-        report.problems.push(p);
-    } else {
-        report.entrypoint = entrypoint;
+    match compile(items, entrypoint.as_deref()) {
+        Err(p) => report.problems.push(p),
+        Ok(index) => {
+            report.entrypoint = entrypoint;
+            report.index = index;
+        }
     }
     report
 }
 
-/// The whole policy in one engine, as the filter loads it; then the entrypoint.
-fn compile(items: Vec<Item>, entrypoint: Option<&str>) -> Result<(), Problem> {
+/// The whole policy in one engine, as the filter loads it; then the entrypoint, and what
+/// the filter's rule index makes of it.
+fn compile(items: Vec<Item>, entrypoint: Option<&str>) -> Result<Option<Summary>, Problem> {
     let mut engine = Engine::new();
     for item in items {
         match item {
@@ -129,7 +135,7 @@ fn compile(items: Vec<Item>, entrypoint: Option<&str>) -> Result<(), Problem> {
     // Conflicting rules, unknown functions, unsafe variables: the analysis regorus runs
     // before any evaluation, over every module (tests included).
     engine.eval_query("true".to_string(), false).map_err(|e| locate("policy", &format!("{e:#}")))?;
-    let Some(entrypoint) = entrypoint else { return Ok(()) };
+    let Some(entrypoint) = entrypoint else { return Ok(None) };
     let at = format!("entrypoint `{entrypoint}`");
     let entry: regorus::Rc<str> = entrypoint.into();
     // First for its message: regorus names the line of a rule that does not compile.
@@ -143,9 +149,10 @@ fn compile(items: Vec<Item>, entrypoint: Option<&str>) -> Result<(), Problem> {
         }
     })?;
     let data = engine.get_data();
-    airlock_filter::policy::vm::build(&mut engine, &[entrypoint], data, 1)
+    let (_, program) = airlock_filter::policy::vm::build(&mut engine, &[entrypoint], data.clone(), 1)
         .map_err(|e| locate(&at, &format!("cannot be loaded into the filter's engine: {e}")))?;
-    Ok(())
+    let data = serde_json::to_value(&data).unwrap_or_default();
+    Ok(Some(RuleIndex::build(&mut engine, &program, &data).summary().clone()))
 }
 
 fn from_load_error(e: LoadError) -> Problem {

@@ -11,6 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
+use airlock_filter::policy::index::RuleIndex;
 use regorus::unstable::{Parser, Rule, RuleHead};
 use regorus::{Engine, Value};
 
@@ -189,11 +190,15 @@ pub fn evaluate(
     let mut names = vec![entrypoint];
     names.extend(parts.iter().map(|(r, _, _)| r.as_str()));
     let data = loaded.engine.get_data();
-    let (mut vm, _) = airlock_filter::policy::vm::build(&mut loaded.engine, &names, data, max_instructions)?;
+    let (mut vm, program) =
+        airlock_filter::policy::vm::build(&mut loaded.engine, &names, data.clone(), max_instructions)?;
+    let mut index = rule_index(&mut loaded.engine, &program, &data);
+    index.prepare(&mut vm, &input);
     vm.set_input(input.clone());
     let decision = to_json(vm.execute_entry_point_by_name(entrypoint).map_err(|e| format!("evaluation failed: {e}"))?)?;
     let mut contributions = Vec::new();
     for (rule, file, line) in parts {
+        index.prepare(&mut vm, &input);
         vm.set_input(input.clone());
         let value = vm.execute_entry_point_by_name(&rule).map_err(|e| format!("evaluating {rule}: {e}"))?;
         contributions.push(Contribution { rule, file, line, value: to_json(value)? });
@@ -201,20 +206,35 @@ pub fn evaluate(
     Ok(Evaluation { decision, contributions })
 }
 
+/// The filter's rule index over `program` (`airlock_filter::policy::index`), as the
+/// gateway builds it, so `policy eval` (and the OPA differential run through it) decides
+/// with the same skipped rules.
+fn rule_index(engine: &mut Engine, program: &regorus::rvm::program::Program, data: &Value) -> RuleIndex {
+    match serde_json::to_value(data) {
+        Ok(data) => RuleIndex::build(engine, program, &data),
+        // Data the index cannot read: every rule is evaluated.
+        Err(_) => RuleIndex::off(),
+    }
+}
+
 /// The filter's engine for one entrypoint, to evaluate many inputs (`policy eval --inputs`).
 pub struct Evaluator {
     vm: regorus::rvm::RegoVM,
+    index: RuleIndex,
 }
 
 impl Evaluator {
     pub fn new(loaded: &mut Loaded, entrypoint: &str, max_instructions: usize) -> Result<Evaluator, String> {
         let data = loaded.engine.get_data();
-        let (vm, _) = airlock_filter::policy::vm::build(&mut loaded.engine, &[entrypoint], data, max_instructions)?;
-        Ok(Evaluator { vm })
+        let (vm, program) =
+            airlock_filter::policy::vm::build(&mut loaded.engine, &[entrypoint], data.clone(), max_instructions)?;
+        let index = rule_index(&mut loaded.engine, &program, &data);
+        Ok(Evaluator { vm, index })
     }
 
     /// The entrypoint's value (`None`: undefined) or the evaluation error.
     pub fn evaluate(&mut self, input: Value) -> Result<Option<serde_json::Value>, String> {
+        self.index.prepare(&mut self.vm, &input);
         self.vm.set_input(input);
         to_json(self.vm.execute().map_err(|e| e.to_string())?)
     }

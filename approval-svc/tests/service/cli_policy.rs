@@ -154,6 +154,10 @@ fn check_library_compiles_its_entrypoint() {
     assert!(rules > modules * 2, "{stdout}");
     // The library declares `package airlock`, so the default entrypoint is checked.
     assert!(stdout.contains("entrypoint data.airlock.decision: defined, compiles to RVM bytecode"), "{stdout}");
+    // The filter's rule index: every module but the hosts allow-list (its first literal is
+    // a negation) is skipped for requests its guards rule out.
+    assert!(stdout.contains("rule index: 8 of 9 composed rules skipped when their leading guards fail"), "{stdout}");
+    assert!(stdout.contains("evaluated for every request: data.airlock.rules.hosts.decision"), "{stdout}");
 }
 
 #[test]

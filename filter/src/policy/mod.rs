@@ -10,13 +10,17 @@ use crate::config::PolicyConfig;
 use regorus::rvm::RegoVM;
 use regorus::Value;
 
+pub mod index;
 pub mod vm;
+
+use index::RuleIndex;
 
 /// A compiled policy, ready to evaluate. One per worker; not shared across threads.
 pub struct Policy {
     vm: RegoVM,
     entrypoint: String,
     cache: Plan,
+    index: RuleIndex,
     body_view: BodyView,
 }
 
@@ -47,15 +51,30 @@ impl Policy {
                 .add_policy(name.to_string(), source.to_string())
                 .map_err(|e| format!("policy module `{name}` does not compile: {e}"))?;
         }
-        let data = Value::from(data);
+        let data_json = data;
+        let data = Value::from(data_json.clone());
         engine.add_data(data.clone()).map_err(|e| format!("policy data rejected: {e}"))?;
         let (vm, program) = vm::build(&mut engine, &[cfg.entrypoint.as_str()], data, cfg.max_instructions)?;
+        let index = match cfg.rule_index {
+            true => RuleIndex::build(&mut engine, &program, &data_json),
+            false => RuleIndex::off(),
+        };
         // Decided from the exact program that will run (its builtin table) and the
         // modules' text (what of `input` they can read): see `crate::cache`.
         let builtins = program.builtin_info_table.iter().map(|b| b.name.as_str());
         let cache = cache::plan(&modules, builtins, program.has_host_await);
         let body_view = cache::body_view(&modules);
-        Ok(Policy { vm, entrypoint: cfg.entrypoint.clone(), cache, body_view })
+        Ok(Policy { vm, entrypoint: cfg.entrypoint.clone(), cache, index, body_view })
+    }
+
+    /// How many rules the index may skip for a request (0: every rule is evaluated).
+    pub fn indexed_rules(&self) -> usize {
+        self.index.len()
+    }
+
+    /// How many rules the index skips for `input` (tests and diagnostics).
+    pub fn skipped_rules(&mut self, input: &Value) -> usize {
+        self.index.undefined_for(input).len()
     }
 
     /// Whether and how this policy's decisions may be cached.
@@ -71,6 +90,7 @@ impl Policy {
     /// Evaluate the entrypoint for one input. `Ok(Value::Undefined)` means no rule
     /// produced a value; callers treat that as deny.
     pub fn evaluate(&mut self, input: Value) -> Result<Value, String> {
+        self.index.prepare(&mut self.vm, &input);
         self.vm.set_input(input);
         self.vm.execute().map_err(|e| e.to_string())
     }
@@ -129,6 +149,7 @@ mod tests {
             revision: "test".into(),
             mode: Mode::Enforce,
             max_instructions: 10_000,
+            rule_index: true,
         }
     }
 

@@ -55,16 +55,18 @@ vault_read if {
 
 read_risk := vault_risk if vault_read
 
+# Positive guards first, negations last: the filter's rule index reads a rule's leading
+# guards to skip it for requests it cannot apply to (policies/library/README.md).
 read_risk := aws_risk if {
-	not vault_read
 	aws_risk
+	not vault_read
 }
 
 read_risk := "high" if {
-	not vault_read
-	not aws_risk
 	k8s_secret
 	reads[input.request.method]
+	not vault_read
+	not aws_risk
 }
 
 decision := {
