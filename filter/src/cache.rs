@@ -124,6 +124,59 @@ impl InputView {
     }
 }
 
+/// What of a JSON body the policy can read (`crate::body::read_json`): the whole of it,
+/// or only these members of the top-level object, each written out in a reference
+/// (`input.request.body.destination.uri` reads `destination`). Decided from the same
+/// scan as [`InputView`], so it sees every `input` reference the way the parser does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyView {
+    All,
+    Members(Vec<String>),
+}
+
+impl BodyView {
+    /// The members the filter itself reads from a body, whatever the policy reads: the
+    /// JSON-RPC call (`input.request.jsonrpc` is built from them).
+    const FILTER_READS: [&'static str; 3] = ["jsonrpc", "method", "params"];
+
+    /// Whether top-level member `key` must be built for the policy.
+    pub fn member(&self, key: &str) -> bool {
+        match self {
+            BodyView::All => true,
+            BodyView::Members(names) => BodyView::FILTER_READS.contains(&key) || names.iter().any(|n| n == key),
+        }
+    }
+
+    fn from_paths(paths: &[Vec<String>]) -> BodyView {
+        let covers =
+            |p: &[String], target: &[&str]| p.len() <= target.len() && p.iter().zip(target).all(|(a, b)| a == b);
+        if paths.iter().any(|p| covers(p, &["request", "body"])) {
+            return BodyView::All;
+        }
+        let mut names: Vec<String> = paths
+            .iter()
+            .filter(|p| p.len() >= 3 && p[0] == "request" && p[1] == "body")
+            .map(|p| p[2].clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        BodyView::Members(names)
+    }
+}
+
+/// What of a JSON body the policy in `sources` can read; all of it when a module
+/// cannot be scanned.
+pub fn body_view(sources: &[(&str, &str)]) -> BodyView {
+    let mut paths = Vec::new();
+    for (name, source) in sources {
+        match scan(name, source) {
+            Ok(s) => paths.extend(s.input_paths),
+            Err(_) => return BodyView::All,
+        }
+    }
+    BodyView::from_paths(&paths)
+}
+
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// Decide whether a policy's decisions can be cached: `sources` are its Rego modules,
@@ -388,6 +441,40 @@ mod tests {
 
     fn plan_of(rego: &str) -> Plan {
         plan(&[("p.rego", rego)], std::iter::empty(), false)
+    }
+
+    fn body(rego: &str) -> BodyView {
+        body_view(&[("p.rego", rego)])
+    }
+
+    #[test]
+    fn the_body_view_names_the_members_read_and_is_all_when_the_body_can_be_reached() {
+        let members = |names: &[&str]| BodyView::Members(names.iter().map(|n| n.to_string()).collect());
+        let pkg = "package p\nimport rego.v1\n";
+        assert_eq!(
+            body(&format!("{pkg}a if input.request.body.destination.uri == \"x\"\nb if input.request[\"body\"][\"Action\"]\nc if input.request.method")),
+            members(&["Action", "destination"])
+        );
+        assert_eq!(body(&format!("{pkg}a if input.request.method == \"GET\"")), members(&[]));
+        for whole in [
+            "a if input.request.body",
+            "a if some k, v in input.request.body",
+            "a if input.request.body[k] == 1",
+            "a if input.request.body[data.x.field]",
+            "a if r := input.request\nb if r.body.x",
+            "a if walk(input, [p, v])",
+            "a if json.marshal(input) != \"\"",
+            "a if object.get(input.request.body, \"x\", 1)",
+            "a if input.request[k]",
+            "a if input[\"request\"].body",
+        ] {
+            assert_eq!(body(&format!("{pkg}{whole}")), BodyView::All, "{whole}");
+        }
+        assert_eq!(body("package p\nimport input.request.body\na if body.x"), BodyView::All);
+        // Replacing the input in a test reads nothing of the real one.
+        assert_eq!(body(&format!("{pkg}test_a if data.p.a with input.request.body as {{}}")), members(&[]));
+        // What the filter itself reads is always built.
+        assert!(members(&[]).member("params") && members(&[]).member("jsonrpc") && !members(&[]).member("rows"));
     }
 
     fn view(rego: &str) -> InputView {

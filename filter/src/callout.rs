@@ -8,7 +8,8 @@ use airlock_protocol::{Problem, RedeemAnswer, PROBLEM_POLICY_REFUSED};
 
 pub use airlock_protocol::approval::MAX_COMMENT_CHARS;
 pub use airlock_protocol::{
-    injectable_header_name, injectable_header_value, ApprovalState, ApprovalStatus, APPROVALS_PATH, DECISIONS_PATH,
+    injectable_header_name, injectable_header_value, ApprovalState, ApprovalStatus, APPROVALS_FIND_PATH,
+    APPROVALS_PATH, DECISIONS_PATH,
 };
 
 /// A signed HTTP call for the glue to dispatch.
@@ -77,15 +78,21 @@ impl From<BadSignature> for CalloutError {
     }
 }
 
-/// Check presence and signature; give back the status.
-pub fn verified(svc: &ServiceConfig, now_s: u64, call: &Call, answer: &Answer) -> Result<u32, CalloutError> {
+/// Check presence and signature (bound to `request_signature`, the call's); give back
+/// the status.
+pub fn verified(
+    svc: &ServiceConfig,
+    now_s: u64,
+    request_signature: &str,
+    answer: &Answer,
+) -> Result<u32, CalloutError> {
     let status = answer.status.ok_or(CalloutError::NoAnswer)?;
     let sig = AnswerSignature {
         key_id: answer.key_id.as_deref(),
         timestamp: answer.timestamp.as_deref(),
         signature: answer.signature.as_deref(),
     };
-    signing::verify_answer(&svc.signing, now_s, status, &call.signature, &answer.body, &sig)?;
+    signing::verify_answer(&svc.signing, now_s, status, request_signature, &answer.body, &sig)?;
     Ok(status)
 }
 

@@ -19,6 +19,7 @@ pub mod digest;
 pub mod flow;
 pub mod identity;
 pub mod input;
+pub mod known;
 pub mod method_field;
 pub mod metrics;
 pub mod number;

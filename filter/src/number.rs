@@ -10,11 +10,16 @@
 
 /// `true` when `text` (a JSON number token) keeps its exact value in the filter's engine.
 pub fn exact_in_engine(text: &str) -> bool {
+    // regorus's own reading of the token, which rounds more than a plain f64 parse
+    // would (1000.0000000000001 reads as 1000).
+    regorus::Value::from_json_str(text).is_ok_and(|value| held_exactly(text, &value))
+}
+
+/// `true` when `value`, the engine's reading of the number token `text`, printed back
+/// has the same decimal value as `text`.
+pub fn held_exactly(text: &str, value: &regorus::Value) -> bool {
     let Some(written) = Decimal::parse(text) else { return false };
-    // What the engine holds, printed back: regorus's own reading of the token, which
-    // rounds more than a plain f64 parse would (1000.0000000000001 reads as 1000).
-    let Ok(value) = regorus::Value::from_json_str(text) else { return false };
-    let Ok(held) = serde_json::to_string(&value) else { return false };
+    let Ok(held) = serde_json::to_string(value) else { return false };
     Decimal::parse(&held).is_some_and(|held| held == written)
 }
 

@@ -6,9 +6,14 @@
 use crate::cache::{CachedAllow, DecisionCache};
 use crate::config::Config;
 use crate::decision_log::DecisionLog;
+use crate::known::KnownApprovals;
 use crate::metrics::Metrics;
 use crate::policy::ActivePolicy;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Actions remembered as held by the approval service: a bound on memory (two short
+/// strings each), not on correctness — a forgotten one only sends its body once more.
+const KNOWN_APPROVALS: usize = 1024;
 
 pub struct Worker {
     pub config: Config,
@@ -20,6 +25,8 @@ pub struct Worker {
     pub warn: Box<dyn FnMut(&str)>,
     /// Allow decisions of the serving policy (`crate::cache`).
     pub cache: DecisionCache<CachedAllow>,
+    /// Actions the approval service holds an approval for (`crate::known`).
+    pub known: KnownApprovals,
     seq: u64,
 }
 
@@ -42,7 +49,8 @@ impl Worker {
         };
         let log = DecisionLog::new(config.decision_log.max_queue, config.decision_log.max_batch);
         let cache = DecisionCache::new(config.decision_cache_entries);
-        let mut w = Worker { config, policy, log, metrics, warn, cache, seq: 0 };
+        let known = KnownApprovals::new(KNOWN_APPROVALS);
+        let mut w = Worker { config, policy, log, metrics, warn, cache, known, seq: 0 };
         w.log_cache_plan();
         Ok(w)
     }

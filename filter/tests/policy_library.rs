@@ -406,6 +406,65 @@ fn mcp_rules_apply_only_on_mcp_endpoints() {
     assert!(failures.is_empty(), "{} of {} cases wrong:\n{}", failures.len(), cases.len() + 2, failures.join("\n"));
 }
 
+/// The filter builds only the body members the policy can read
+/// (`airlock_filter::cache::BodyView`); the library decides on that exactly as on the
+/// whole body: every example input and a set of bodies per module, each also with a
+/// bulky member no module reads.
+#[test]
+fn the_body_the_policy_can_read_decides_as_the_whole_body() {
+    use airlock_filter::body::read_json_seen;
+    use airlock_filter::cache::BodyView;
+    let mut p = library();
+    let view = p.body_view().clone();
+    let BodyView::Members(names) = &view else { panic!("the library reads the body as a whole: {view:?}") };
+    for read in ["destination", "Action", "limit", "table", "environment", "inputs", "roleRef", "policy"] {
+        assert!(names.iter().any(|n| n == read), "{read} not in {names:?}");
+    }
+    let mut inputs: Vec<Json> = Vec::new();
+    for entry in std::fs::read_dir(library_dir().join("examples")).unwrap() {
+        inputs.push(serde_json::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap());
+    }
+    let exports = req("POST", "api.example.com", "/v1/exports");
+    for body in [
+        json!({"destination": {"uri": "s3://partner", "credentials": "AKIA"}}),
+        json!({"destination": {"uri": "s3://corp-analytics"}}),
+        json!({"destination": "s3://corp-analytics"}),
+        json!({"uri": "s3://corp-analytics"}),
+        json!({}),
+    ] {
+        inputs.push(with(exports.clone(), "body", body));
+    }
+    let mcp_inputs = [
+        mcp("db.query", json!({"table": "payments"})),
+        mcp("docs.read", json!({})),
+        mcp("shell.exec", json!({"cmd": "ls"})),
+    ];
+    inputs.extend(mcp_inputs);
+    let mut checked = 0;
+    for input in inputs {
+        let Some(body) = input["request"].get("body").cloned() else { continue };
+        let mut bodies = vec![body.clone()];
+        if let Some(obj) = body.as_object() {
+            let mut bulky = obj.clone();
+            bulky.insert("rows".into(), json!([{"id": 1, "amount": 1.5, "ssn": "1"}, {"id": 2, "amount": 2.5}]));
+            bulky.insert("zzz_unread".into(), json!({"destination": {"uri": "s3://corp-analytics"}}));
+            bodies.push(Json::Object(bulky));
+        }
+        for body in bodies {
+            let mut full = input.clone();
+            full["request"]["body"] = body.clone();
+            let whole = from_policy_output(p.evaluate(Value::from(full.clone())));
+            let seen = read_json_seen(body.to_string().as_bytes(), &view).unwrap().value;
+            let mut partial = full;
+            partial["request"]["body"] = serde_json::to_value(&seen).unwrap();
+            let part = from_policy_output(p.evaluate(Value::from(partial)));
+            assert_eq!(whole, part, "{body}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "{checked}");
+}
+
 /// Every string the library's data holds, key or value: the hosts, paths, methods, tool
 /// names and ids its rules look up, so generated requests reach every module.
 fn vocabulary(v: &Json, out: &mut std::collections::BTreeSet<String>) {

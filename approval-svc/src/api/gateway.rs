@@ -18,11 +18,13 @@ use axum::{Extension, Json, Router};
 use serde_json::{json, Value};
 
 use super::{ApiError, AppState, RETRY_AFTER_SECS};
+use crate::approvals::transitions::Mode;
 use crate::approvals::Decisions;
 use crate::approvals::{NotRedeemed, Redeem};
 use crate::auth::gateway::{KEY_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::credentials::MintContext;
 use crate::lifecycle::{expires_at, Status};
+use crate::problem::problem_response;
 use crate::store::{AgentRef, Approval, CreateOutcome, NewApproval, RedeemRefusal};
 use crate::time::{now_ms, now_secs, rfc3339};
 
@@ -35,6 +37,7 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/v1/gateway/approvals", post(create_or_find))
+        .route("/v1/gateway/approvals/find", post(find))
         .route("/v1/gateway/approvals/{id}/redeem", post(redeem))
         .route("/v1/gateway/decisions", post(decisions))
         .route_layer(middleware::from_fn_with_state(state, signed))
@@ -139,6 +142,19 @@ pub fn new_approval_id() -> Result<String, ApiError> {
 }
 
 async fn create_or_find(State(state): State<AppState>, bytes: Bytes) -> Result<Response, ApiError> {
+    answer_create(state, bytes, Mode::CreateOrFind).await
+}
+
+/// A find: the create-or-find body without `request.body`, checked exactly as a create
+/// is, answered as a create would be when an approval answers the action, and 404
+/// (`approval-not-found`) where a create would create: the gateway then sends the full
+/// create, whose body is what reviewers are shown. So a repeated request does not carry
+/// its body again (`docs/protocol.md`, "Finding an existing approval").
+async fn find(State(state): State<AppState>, bytes: Bytes) -> Result<Response, ApiError> {
+    answer_create(state, bytes, Mode::FindOnly).await
+}
+
+async fn answer_create(state: AppState, bytes: Bytes, mode: Mode) -> Result<Response, ApiError> {
     let raw: Value = parse(&bytes)?;
     let body: CreateApproval = parse(&bytes)?;
     if body.decision_id.is_empty() || body.agent.id.is_empty() {
@@ -182,7 +198,10 @@ async fn create_or_find(State(state): State<AppState>, bytes: Bytes) -> Result<R
     };
     let asked = body.approval_id.clone();
     let body_agent = new.agent.id.clone();
-    let outcome = state.blocking(true, move |s| s.create_or_find(new, asked, now)).await??;
+    let outcome = match mode {
+        Mode::CreateOrFind => state.blocking(true, move |s| s.create_or_find(new, asked, now)).await??,
+        Mode::FindOnly => state.blocking(true, move |s| s.find(new, asked, now)).await??,
+    };
     let approval = match outcome {
         CreateOutcome::Mismatch => {
             let mut answer = ApprovalState::new(ApprovalStatus::Mismatch);
@@ -196,6 +215,14 @@ async fn create_or_find(State(state): State<AppState>, bytes: Bytes) -> Result<R
             a
         }
         CreateOutcome::Found(a) => a,
+        CreateOutcome::Absent => {
+            return Ok(problem_response(
+                StatusCode::NOT_FOUND,
+                "approval-not-found",
+                "No approval for this action",
+                "No approval answers this agent and action; send the full create-or-find.",
+            ))
+        }
         CreateOutcome::RecentlyDenied(a) => {
             state.approvals.metrics.retry_denied();
             tracing::info!(approval_id = %a.id, agent = %a.agent, "identical retry answered from a recent denial");

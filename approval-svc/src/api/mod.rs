@@ -118,6 +118,7 @@ impl State {
 /// Every routed (method, path), as documented in `src/openapi.json`.
 pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/gateway/approvals"),
+    ("post", "/v1/gateway/approvals/find"),
     ("post", "/v1/gateway/approvals/{id}/redeem"),
     ("post", "/v1/gateway/decisions"),
     ("get", "/v1/approvals"),

@@ -215,6 +215,47 @@ fn create_or_find_dedups_while_live_and_a_denial_answers_retries_for_its_window(
     b.assert_chain_intact();
 }
 
+/// A find answers what create-or-find would, and where it would create, creates
+/// nothing: no approval, no notification, no audit record.
+fn find_answers_what_a_create_would_and_creates_nothing(kind: Kind) {
+    let b = Backend::new(kind);
+    let store = b.open();
+    let counts = |b: &Backend| {
+        (
+            b.count("SELECT count(*) FROM approvals"),
+            b.count("SELECT count(*) FROM outbox"),
+            b.count("SELECT count(*) FROM audit_records"),
+        )
+    };
+    let empty = counts(&b);
+    assert!(matches!(store.find(new("apr_f0", "f", 1, Reuse::Once), None, NOW).unwrap(), CreateOutcome::Absent));
+    assert_eq!(counts(&b), empty);
+    let a = created(&*store, new("apr_f1", "f", 1, Reuse::Once));
+    let before = counts(&b);
+    match store.find(new("apr_f2", "f", 1, Reuse::Once), None, NOW).unwrap() {
+        CreateOutcome::Found(f) => assert_eq!(f.id, a.id),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        store.find(new("apr_f3", "other", 1, Reuse::Once), Some("apr_f1".into()), NOW).unwrap(),
+        CreateOutcome::Mismatch
+    ));
+    assert!(matches!(store.find(new("apr_f4", "g", 1, Reuse::Once), None, NOW).unwrap(), CreateOutcome::Absent));
+    assert_eq!(counts(&b), before, "nothing created, notified or audited");
+    store.review("apr_f1", &reviewer("bob", &[]), Vote::Deny, ReviewNote::api(None), NOW).unwrap();
+    assert!(matches!(
+        store.find(new("apr_f5", "f", 1, Reuse::Once), None, NOW + 1).unwrap(),
+        CreateOutcome::RecentlyDenied(d) if d.id == "apr_f1"
+    ));
+    let window = crate::time::duration_ms(DEFAULT_DENIED_RETRY_WINDOW);
+    assert!(matches!(
+        store.find(new("apr_f6", "f", 1, Reuse::Once), None, NOW + window).unwrap(),
+        CreateOutcome::Absent
+    ));
+    assert_eq!(b.count("SELECT count(*) FROM approvals"), 1);
+    b.assert_chain_intact();
+}
+
 fn expiry_is_not_a_no_and_a_zero_window_turns_the_denial_answer_off(kind: Kind) {
     let b = Backend::new(kind);
     let store = b.open();
@@ -668,6 +709,7 @@ macro_rules! conformance {
 
 conformance!(
     create_or_find_dedups_while_live_and_a_denial_answers_retries_for_its_window,
+    find_answers_what_a_create_would_and_creates_nothing,
     expiry_is_not_a_no_and_a_zero_window_turns_the_denial_answer_off,
     concurrent_approve_and_deny_have_one_winner,
     double_approve_with_quorum_two_decides_once,

@@ -27,6 +27,15 @@ pub trait Decisions: Store {
         })
     }
 
+    /// What [`Decisions::create_or_find`] would answer, without creating: where it would
+    /// create, [`CreateOutcome::Absent`].
+    fn find(&self, new: NewApproval, asked_id: Option<String>, now_ms: i64) -> Result<CreateOutcome, StoreError> {
+        let limits = self.create_limits();
+        run(self, Durability::Durable, move |l| {
+            transitions::create_or_find_as(l, &new, asked_id.as_deref(), limits, now_ms, transitions::Mode::FindOnly)
+        })
+    }
+
     /// One approval; a live one past its deadline is expired first.
     fn get(&self, id: &str, now_ms: i64) -> Result<Option<Approval>, StoreError> {
         match self.read(id)? {

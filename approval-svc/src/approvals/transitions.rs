@@ -110,6 +110,15 @@ fn insert(l: &mut dyn Ledger, new: &NewApproval, now_ms: i64) -> Result<(), Stor
     l.enqueue(&new.id, "requested", now_ms)
 }
 
+/// Whether a create-or-find may create: a find (`docs/protocol.md`, "Finding an existing
+/// approval") answers exactly what create-or-find would, except that where it would
+/// create it answers [`CreateOutcome::Absent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    CreateOrFind,
+    FindOnly,
+}
+
 /// Creates an approval, or finds the live one for (agent, digest) / the asked id, or the
 /// recent denial that answers this retry.
 pub fn create_or_find(
@@ -118,6 +127,18 @@ pub fn create_or_find(
     asked_id: Option<&str>,
     limits: CreateLimits,
     now_ms: i64,
+) -> Result<CreateOutcome, StoreError> {
+    create_or_find_as(l, new, asked_id, limits, now_ms, Mode::CreateOrFind)
+}
+
+/// [`create_or_find`], or with [`Mode::FindOnly`] the same lookups without the create.
+pub fn create_or_find_as(
+    l: &mut dyn Ledger,
+    new: &NewApproval,
+    asked_id: Option<&str>,
+    limits: CreateLimits,
+    now_ms: i64,
+    mode: Mode,
 ) -> Result<CreateOutcome, StoreError> {
     if let Some(id) = asked_id {
         return match l.load(id)? {
@@ -140,6 +161,9 @@ pub fn create_or_find(
     }
     if let Some(denied) = recent_denial(l, new, limits.denied_retry_window_ms, now_ms)? {
         return Ok(CreateOutcome::RecentlyDenied(denied));
+    }
+    if mode == Mode::FindOnly {
+        return Ok(CreateOutcome::Absent);
     }
     // Counted under the agent's lock, so concurrent creates cannot overshoot.
     if l.pending_of(&new.agent.id)? >= i64::from(limits.pending) {

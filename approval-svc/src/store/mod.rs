@@ -199,6 +199,9 @@ pub enum CreateOutcome {
     RecentlyDenied(Approval),
     /// The asked-for id does not exist or is for another agent/action.
     Mismatch,
+    /// Find only: no approval answers this action, and none was created (the gateway
+    /// sends the full create, which carries the body reviewers are shown).
+    Absent,
     /// The agent already has the most pending approvals allowed: nothing was created.
     TooManyPending {
         /// The limit in force.

@@ -12,6 +12,7 @@ mod cli;
 mod cli_policy;
 mod console;
 mod denied_retry;
+mod find;
 mod http_minter;
 mod listener;
 mod oidc;

@@ -6,7 +6,7 @@
 
 use crate::action::Action;
 use crate::body::{self, RpcCall};
-use crate::cache::{CachedAllow, Plan};
+use crate::cache::{BodyView, CachedAllow, Plan};
 use crate::callout::{self, Answer, ApprovalStatus, Call, CalloutError, Redeemed};
 use crate::decision::{self, Decision, Effect, POLICY_ERROR_RULE};
 use crate::decision_log::Record;
@@ -84,7 +84,11 @@ pub struct Flow {
     /// The request was let through upstream (allowed, or approved with a credential).
     continued: bool,
     decision: Option<Decision>,
-    call: Option<Call>,
+    /// The signature of the call in flight, which its answer must be bound to.
+    call_signature: Option<String>,
+    /// The call in flight is a find (`callout::APPROVALS_FIND_PATH`): a 404 to it means
+    /// "send the full create".
+    finding: bool,
     approval_id: Option<String>,
     /// The JSON-RPC call the body carries: its digest part, and how to answer it.
     rpc: Option<RpcCall>,
@@ -178,7 +182,8 @@ impl Flow {
             buffered: 0,
             continued: false,
             decision: None,
-            call: None,
+            call_signature: None,
+            finding: false,
             approval_id: None,
             rpc: None,
             sse_only: false,
@@ -297,11 +302,21 @@ impl Flow {
 
     /// The answer to the call from the last [`Step::Call`].
     pub fn on_answer(&mut self, w: &mut Worker, answer: &Answer, now: SystemTime) -> Step {
-        let Some(call) = self.call.take() else {
+        let Some(signature) = self.call_signature.take() else {
             return self.unavailable(w, "answer without a call in flight".into());
         };
+        if std::mem::take(&mut self.finding) && self.stage == Stage::AwaitApproval && answer.status == Some(404) {
+            // No approval to find (or a service that does not know finds): send the full
+            // create. Taken even unsigned, as a 404 from a service without the route is:
+            // it can only make the filter do what it would have done without the hint,
+            // and the create's own answer is verified.
+            if let (Some(agent), Some(digest)) = (&self.agent, &self.digest) {
+                w.known.forget(&agent.id, digest);
+            }
+            return self.ask_service(w, now, false);
+        }
         let now_s = unix_ms(now) / 1000;
-        let status = match callout::verified(&w.config.service, now_s, &call, answer) {
+        let status = match callout::verified(&w.config.service, now_s, &signature, answer) {
             Ok(s) => s,
             Err(e) => return self.unavailable(w, e.to_string()),
         };
@@ -339,7 +354,10 @@ impl Flow {
             Some(n) => {
                 let sha = sha256_hex(&self.body);
                 let parsed = if n > 0 && action.is_json() {
-                    match body::read_json(&self.body) {
+                    // Only what the serving policy can read of it is built (all of it with
+                    // no policy: the request is refused anyway).
+                    let view = w.policy.as_ref().map_or(&BodyView::All, |p| p.policy.body_view());
+                    match body::read_json_seen(&self.body, view) {
                         Ok(b) => {
                             self.rpc = b.call;
                             match b.batch {
@@ -684,7 +702,20 @@ impl Flow {
         }
     }
 
+    /// Ask the service for this action's approval: only to find it when the service is
+    /// known to hold one (`crate::known`) or the agent names one (a named approval is
+    /// never created anyway), else the full create-or-find with the redacted body.
     fn request_approval(&mut self, w: &mut Worker, now: SystemTime) -> Step {
+        let known = match (&self.action, &self.agent, &self.digest) {
+            (Some(action), _, _) if action.approval_hint.is_some() => true,
+            (_, Some(agent), Some(digest)) => w.known.contains(&agent.id, digest),
+            _ => false,
+        };
+        self.ask_service(w, now, known)
+    }
+
+    /// `find`: the body-less find (`callout::APPROVALS_FIND_PATH`); else create-or-find.
+    fn ask_service(&mut self, w: &mut Worker, now: SystemTime, find: bool) -> Step {
         let (Some(action), Some(agent), Some(decision), Some(digest), Some(body_sha256)) =
             (&self.action, &self.agent, &self.decision, &self.digest, &self.body_sha256)
         else {
@@ -693,6 +724,8 @@ impl Flow {
         let hold = decision.hold().unwrap_or(Duration::from_millis(w.config.service.hold_ms));
         let hold_ms = hold.as_millis() as u64;
         let body = match &self.batch {
+            // A find carries no body: the service has the one reviewers were shown.
+            _ if find => None,
             Some(b) => {
                 let paths: Vec<&[String]> = b.decisions.iter().map(|(d, _)| d.redact.as_slice()).collect();
                 redacted_batch_body(&self.body, &paths)
@@ -713,13 +746,18 @@ impl Flow {
             body_sha256,
         );
         self.stage = Stage::AwaitApproval;
-        self.send(w, now, callout::APPROVALS_PATH.to_string(), request, hold_ms + w.config.service.timeout_ms)
+        let path = if find { callout::APPROVALS_FIND_PATH } else { callout::APPROVALS_PATH };
+        let step = self.send(w, now, path.to_string(), request, hold_ms + w.config.service.timeout_ms);
+        self.finding = find && matches!(step, Step::Call(_));
+        step
     }
 
     fn send(&mut self, w: &mut Worker, now: SystemTime, path: String, body: Vec<u8>, timeout_ms: u64) -> Step {
         match callout::signed_post(&w.config.service, unix_ms(now) / 1000, &path, body, timeout_ms) {
             Some(call) => {
-                self.call = Some(call.clone());
+                // Only the signature is kept (the answer is bound to it), not a copy of
+                // the body just handed to the host.
+                self.call_signature = Some(call.signature.clone());
                 Step::Call(call)
             }
             None => self.unavailable(w, "could not sign the call".into()),
@@ -727,6 +765,21 @@ impl Flow {
     }
 
     fn on_approval_state(&mut self, w: &mut Worker, state: callout::ApprovalState, now: SystemTime) -> Step {
+        if let (Some(agent), Some(digest)) = (&self.agent, &self.digest) {
+            // What a find would find again: an approval the service holds for this
+            // action, live or denied (a denial answers retries for its window).
+            match state.status {
+                ApprovalStatus::Pending
+                | ApprovalStatus::Approved
+                | ApprovalStatus::Denied
+                | ApprovalStatus::Cancelled
+                    if state.approval_id.is_some() =>
+                {
+                    w.known.remember(&agent.id, digest)
+                }
+                _ => w.known.forget(&agent.id, digest),
+            }
+        }
         let retry_after = state.retry_after.unwrap_or(w.config.service.retry_after_s);
         let kind = match state.status {
             ApprovalStatus::Approved => {
@@ -807,6 +860,10 @@ impl Flow {
 
     fn on_redeemed(&mut self, w: &mut Worker, redeemed: Redeemed) -> Step {
         self.stage = Stage::Done;
+        if let (Some(agent), Some(digest)) = (&self.agent, &self.digest) {
+            // Used, refused or expired: the next identical request asks afresh.
+            w.known.forget(&agent.id, digest);
+        }
         match redeemed {
             Redeemed::Credential(set) => {
                 w.metrics.count(Counter::CredentialInjected);
@@ -971,6 +1028,8 @@ impl Flow {
 
 #[cfg(test)]
 mod batch_tests;
+#[cfg(test)]
+mod find_tests;
 #[cfg(test)]
 mod mcp_tests;
 #[cfg(test)]

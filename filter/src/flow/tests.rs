@@ -75,7 +75,7 @@ pub(super) fn answer(call: &Call, status: u32, body: serde_json::Value) -> Answe
     }
 }
 
-fn export() -> FakeRequest {
+pub(super) fn export() -> FakeRequest {
     FakeRequest::new("POST", "api.example.com", "/v1/exports")
         .with("x-airlock-agent", "bot")
         .with("content-type", "application/json")

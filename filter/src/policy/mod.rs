@@ -5,7 +5,7 @@
 //! faster than tree-walking `eval_rule` for the same policy. An instruction budget
 //! bounds every evaluation: exceeding it is an error, and errors deny.
 
-use crate::cache::{self, Plan};
+use crate::cache::{self, BodyView, Plan};
 use crate::config::PolicyConfig;
 use regorus::rvm::RegoVM;
 use regorus::Value;
@@ -21,6 +21,7 @@ pub struct Policy {
     entrypoint: String,
     cache: Plan,
     index: RuleIndex,
+    body_view: BodyView,
 }
 
 impl std::fmt::Debug for Policy {
@@ -62,7 +63,8 @@ impl Policy {
         // modules' text (what of `input` they can read): see `crate::cache`.
         let builtins = program.builtin_info_table.iter().map(|b| b.name.as_str());
         let cache = cache::plan(&modules, builtins, program.has_host_await);
-        Ok(Policy { vm, entrypoint: cfg.entrypoint.clone(), cache, index })
+        let body_view = cache::body_view(&modules);
+        Ok(Policy { vm, entrypoint: cfg.entrypoint.clone(), cache, index, body_view })
     }
 
     /// How many rules the index may skip for a request (0: every rule is evaluated).
@@ -78,6 +80,11 @@ impl Policy {
     /// Whether and how this policy's decisions may be cached.
     pub fn cache_plan(&self) -> &Plan {
         &self.cache
+    }
+
+    /// What of a JSON body this policy can read (`crate::body::read_json`).
+    pub fn body_view(&self) -> &BodyView {
+        &self.body_view
     }
 
     /// Evaluate the entrypoint for one input. `Ok(Value::Undefined)` means no rule

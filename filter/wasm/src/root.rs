@@ -62,7 +62,7 @@ impl Context for Root {
         let now_s = self.now_s();
         let mut slot = self.worker.borrow_mut();
         let Some(w) = slot.as_mut() else { return };
-        let backlog = match callout::verified(&w.config.service, now_s, &call, &answer) {
+        let backlog = match callout::verified(&w.config.service, now_s, &call.signature, &answer) {
             Ok(202) => {
                 w.log.delivered();
                 w.log.has_full_batch()

@@ -339,6 +339,34 @@ fn an_identical_retry_carries_the_same_digest_and_the_named_approval() {
     assert_eq!(b["approval_id"], "apr_same");
 }
 
+/// Once the service answered with an approval, the identical request only asks to find
+/// it: the create body without the body; a 404 sends the full create at once.
+#[test]
+fn a_known_approval_is_found_without_resending_the_body() {
+    let mut host = wasm_support::host();
+    let first = send_export(&mut host, &export_body(), &[]);
+    let create = create_call_for(&host, &first);
+    assert_eq!(create.path().as_deref(), Some(APPROVALS));
+    assert!(create.json().unwrap()["request"]["body"].is_object());
+    respond(&mut host, &create, 200, &json!({"approval_id": "apr_known", "status": "pending"}));
+
+    let second = send_export(&mut host, &export_body(), &[]);
+    let find = create_call_for(&host, &second);
+    assert_eq!(find.path().as_deref(), Some(APPROVALS_FIND));
+    assert_signed_by_filter(&host, &find);
+    let (c, f) = (create.json().unwrap(), find.json().unwrap());
+    assert_eq!(f["request"].get("body"), None, "the body is not sent again");
+    assert_eq!((&f["digest"], &f["request"]["body_sha256"]), (&c["digest"], &c["request"]["body_sha256"]));
+    // Not found: the full create follows for the same request, signed afresh.
+    host.respond_callout(find.token, 404, &[], b"{}").unwrap();
+    let create = create_call_for(&host, &second);
+    assert_eq!(create.path().as_deref(), Some(APPROVALS));
+    assert_signed_by_filter(&host, &create);
+    assert!(create.json().unwrap()["request"]["body"].is_object());
+    respond(&mut host, &create, 200, &json!({"approval_id": "apr_new", "status": "pending"}));
+    assert_eq!(second.response_status(), Some(403), "{:?}", second.outcome());
+}
+
 #[test]
 fn approved_then_redeemed_goes_upstream_with_only_the_minted_credential() {
     let mut host = wasm_support::host();

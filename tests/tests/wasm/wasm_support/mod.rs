@@ -26,6 +26,7 @@ pub const RETRY_AFTER_S: u64 = 7;
 pub const MAX_BODY: usize = 1_024;
 pub const REVISION: &str = "wasm-flow-1";
 pub const APPROVALS: &str = "/v1/gateway/approvals";
+pub const APPROVALS_FIND: &str = "/v1/gateway/approvals/find";
 pub const DECISIONS: &str = "/v1/gateway/decisions";
 pub const HOST: &str = "api.example.com";
 pub const BLOCKED_HOST: &str = "blocked.example.com";
@@ -244,8 +245,13 @@ pub fn the_pending(host: &Host, path: &str) -> Callout {
 }
 
 /// The pending create-or-find call made for `stream`.
+/// The pending approval call of `stream`: the create, or the find a worker sends for an
+/// action the service is known to hold an approval for (`docs/protocol.md`, "Finding
+/// an existing approval"), which is the create body without `request.body`.
 pub fn create_call_for(host: &Host, stream: &Stream) -> Callout {
-    pending_to(host, APPROVALS).into_iter().find(|c| c.context_id == stream.id()).unwrap_or_else(|| {
+    let mut calls = pending_to(host, APPROVALS);
+    calls.extend(pending_to(host, APPROVALS_FIND));
+    calls.into_iter().find(|c| c.context_id == stream.id()).unwrap_or_else(|| {
         panic!("no create call for request {}: {:?}\n{}", stream.id(), host.pending_callouts(), host.logs_text())
     })
 }

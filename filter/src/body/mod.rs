@@ -1,21 +1,28 @@
 //! Reading a JSON request body strictly, and the JSON-RPC call it may carry.
 //!
-//! A body whose content type says JSON is read twice: by a strict scanner here, which
-//! refuses what parsers disagree on (duplicate object keys, lone surrogates, invalid
-//! UTF-8, trailing bytes, nesting deeper than [`MAX_DEPTH`]) and keeps every number as
-//! written, and by regorus, which builds the value the policy reads (and refuses numbers
-//! it cannot represent, such as `1e400`). Either refusal refuses the request: a body is
-//! never evaluated as if it were absent (`docs/policy-input.md`).
+//! A body whose content type says JSON is read once, by a strict parser
+//! ([`parser`]) that refuses what parsers disagree on (duplicate object keys, lone
+//! surrogates, invalid UTF-8, trailing bytes, nesting deeper than [`MAX_DEPTH`]) while
+//! it builds the value the policy reads ([`engine`]: exactly regorus's own reading,
+//! refusing numbers it cannot represent, such as `1e400`, or would hold as another
+//! value). Any refusal refuses the request: a body is never evaluated as if it were
+//! absent (`docs/policy-input.md`).
 //!
-//! The scanner's tree also yields the canonical form of a JSON-RPC call, which the
-//! action digest covers instead of the body bytes (`docs/digest.md`).
+//! A body that may be JSON-RPC is also read into the strict tree ([`Json`]), which keeps
+//! every number as written: it yields the canonical form of a call, which the action
+//! digest covers instead of the body bytes (`docs/digest.md`).
 
+use crate::cache::BodyView;
 use sha2::{Digest as _, Sha256};
+use std::borrow::Cow;
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-/// Deepest nesting of arrays and objects accepted (serde_json's own limit).
-pub const MAX_DEPTH: usize = 128;
+mod engine;
+mod parser;
+
+pub use parser::MAX_DEPTH;
 
 /// A parsed JSON document. Numbers keep their text; object members are sorted by key
 /// (Unicode code point order, which is UTF-8 byte order) and unique.
@@ -62,255 +69,92 @@ pub struct RpcCall {
     pub canonical_sha256: String,
 }
 
-/// Read `bytes` as a JSON body.
+/// Read `bytes` as a JSON body: one strict pass builds the value the policy reads. The
+/// strict tree is built as well only when the body may be JSON-RPC (a call, or an
+/// array holding one), whose canonical form keeps numbers as written.
 pub fn read_json(bytes: &[u8]) -> Result<JsonBody, BodyError> {
+    read_json_seen(bytes, &BodyView::All)
+}
+
+/// [`read_json`] for a policy that can read `view` of the body: members of the
+/// top-level object it cannot read are validated as strictly, never built.
+pub fn read_json_seen(bytes: &[u8], view: &BodyView) -> Result<JsonBody, BodyError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| BodyError(format!("it is not valid UTF-8 (at byte {})", e.valid_up_to())))?;
-    let tree = parse(text)?;
-    let value = regorus::Value::from_json_str(text)
-        .map_err(|e| BodyError(format!("the policy engine cannot represent it ({e})")))?;
-    if let Some(n) = first_inexact_number(&tree) {
-        return Err(BodyError(format!(
-            "the number {n} cannot be held exactly by the policy engine, which would compare it as a different value"
-        )));
-    }
-    let call = RpcCall::of(&tree);
-    let batch = RpcCall::batch_of(&tree);
+    let value = parser::parse_with(text, &mut engine::EngineValue::new(view))?;
+    let (call, batch) = if may_carry_calls(&value) {
+        let tree = parse(text)?;
+        (RpcCall::of(&tree), RpcCall::batch_of(&tree))
+    } else {
+        (None, None)
+    };
     Ok(JsonBody { value, call, batch })
 }
 
-/// The first number the policy engine would read as another value (`crate::number`).
-fn first_inexact_number<'a>(v: &Json<'a>) -> Option<&'a str> {
+/// Whether `v` is a JSON-RPC call or an array holding one: the test of [`RpcCall::of`]
+/// (`"jsonrpc": "2.0"` and a string `method`), on the engine's value. When it fails,
+/// `RpcCall::of` and `RpcCall::batch_of` would both find nothing.
+fn may_carry_calls(v: &regorus::Value) -> bool {
+    let is_call = |v: &regorus::Value| {
+        matches!(v, regorus::Value::Object(_))
+            && v["jsonrpc"] == regorus::Value::from("2.0")
+            && matches!(v["method"], regorus::Value::String(_))
+    };
     match v {
-        Json::Number(n) => (!crate::number::exact_in_engine(n)).then_some(*n),
-        Json::Array(items) => items.iter().find_map(first_inexact_number),
-        Json::Object(members) => members.values().find_map(first_inexact_number),
-        Json::Null | Json::Bool(_) | Json::String(_) => None,
+        regorus::Value::Array(items) => items.iter().any(is_call),
+        other => is_call(other),
     }
 }
 
-/// Parse `text` strictly (RFC 8259, no duplicate keys, no lone surrogates).
+/// Parse `text` strictly (RFC 8259, no duplicate keys, no lone surrogates) into the
+/// tree that keeps numbers as written.
 pub fn parse(text: &str) -> Result<Json<'_>, BodyError> {
-    let mut p = Parser { s: text, b: text.as_bytes(), i: 0 };
-    p.ws();
-    let v = p.value(0)?;
-    p.ws();
-    if p.i != p.b.len() {
-        return Err(p.err("unexpected data after the JSON value"));
-    }
-    Ok(v)
+    parser::parse_with(text, &mut Tree)
 }
 
-struct Parser<'a> {
-    s: &'a str,
-    b: &'a [u8],
-    i: usize,
-}
+/// Builds the strict tree ([`Json`]).
+struct Tree;
 
-impl<'a> Parser<'a> {
-    fn err(&self, what: &str) -> BodyError {
-        BodyError(format!("{what} at byte {}", self.i))
+impl<'a> parser::Build<'a> for Tree {
+    type Value = Json<'a>;
+    type Object = BTreeMap<String, Json<'a>>;
+
+    fn null(&mut self) -> Json<'a> {
+        Json::Null
     }
 
-    fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
-            self.i += 1;
-        }
+    fn bool(&mut self, b: bool) -> Json<'a> {
+        Json::Bool(b)
     }
 
-    fn eat(&mut self, c: u8) -> bool {
-        if self.b.get(self.i) == Some(&c) {
-            self.i += 1;
-            true
-        } else {
-            false
-        }
+    fn number(&mut self, text: &'a str) -> Result<Json<'a>, BodyError> {
+        Ok(Json::Number(text))
     }
 
-    fn literal(&mut self, word: &str, v: Json<'a>) -> Result<Json<'a>, BodyError> {
-        if self.b.get(self.i..).is_some_and(|rest| rest.starts_with(word.as_bytes())) {
-            self.i += word.len();
-            Ok(v)
-        } else {
-            Err(self.err("invalid literal"))
-        }
+    fn string(&mut self, s: Cow<'a, str>) -> Json<'a> {
+        Json::String(s.into_owned())
     }
 
-    fn value(&mut self, depth: usize) -> Result<Json<'a>, BodyError> {
-        match self.b.get(self.i) {
-            None => Err(self.err("unexpected end of JSON")),
-            Some(b'n') => self.literal("null", Json::Null),
-            Some(b't') => self.literal("true", Json::Bool(true)),
-            Some(b'f') => self.literal("false", Json::Bool(false)),
-            Some(b'"') => Ok(Json::String(self.string()?)),
-            Some(b'-' | b'0'..=b'9') => self.number(),
-            Some(b'[') => {
-                if depth >= MAX_DEPTH {
-                    return Err(self.err("nesting too deep"));
-                }
-                self.i += 1;
-                let mut items = Vec::new();
-                self.ws();
-                if self.eat(b']') {
-                    return Ok(Json::Array(items));
-                }
-                loop {
-                    self.ws();
-                    items.push(self.value(depth + 1)?);
-                    self.ws();
-                    if self.eat(b']') {
-                        return Ok(Json::Array(items));
-                    }
-                    if !self.eat(b',') {
-                        return Err(self.err("expected `,` or `]`"));
-                    }
-                }
+    fn array(&mut self, items: Vec<Json<'a>>) -> Json<'a> {
+        Json::Array(items)
+    }
+
+    fn object(&mut self) -> Self::Object {
+        BTreeMap::new()
+    }
+
+    fn member(&mut self, object: &mut Self::Object, key: Cow<'a, str>, value: Json<'a>) -> Result<(), String> {
+        match object.entry(key.into_owned()) {
+            Entry::Occupied(e) => Err(e.key().clone()),
+            Entry::Vacant(e) => {
+                e.insert(value);
+                Ok(())
             }
-            Some(b'{') => {
-                if depth >= MAX_DEPTH {
-                    return Err(self.err("nesting too deep"));
-                }
-                self.i += 1;
-                let mut members = BTreeMap::new();
-                self.ws();
-                if self.eat(b'}') {
-                    return Ok(Json::Object(members));
-                }
-                loop {
-                    self.ws();
-                    if self.b.get(self.i) != Some(&b'"') {
-                        return Err(self.err("expected an object key"));
-                    }
-                    let at = self.i;
-                    let key = self.string()?;
-                    self.ws();
-                    if !self.eat(b':') {
-                        return Err(self.err("expected `:`"));
-                    }
-                    self.ws();
-                    let v = self.value(depth + 1)?;
-                    if members.contains_key(&key) {
-                        // Parsers disagree on which duplicate wins: the policy could read one
-                        // value and the upstream act on the other.
-                        return Err(BodyError(format!("duplicate object key {key:?} at byte {at}")));
-                    }
-                    members.insert(key, v);
-                    self.ws();
-                    if self.eat(b'}') {
-                        return Ok(Json::Object(members));
-                    }
-                    if !self.eat(b',') {
-                        return Err(self.err("expected `,` or `}`"));
-                    }
-                }
-            }
-            Some(_) => Err(self.err("unexpected character")),
         }
     }
 
-    fn digits(&mut self) -> usize {
-        let start = self.i;
-        while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
-            self.i += 1;
-        }
-        self.i - start
-    }
-
-    fn number(&mut self) -> Result<Json<'a>, BodyError> {
-        let start = self.i;
-        self.eat(b'-');
-        match self.b.get(self.i) {
-            Some(b'0') => self.i += 1,
-            Some(b'1'..=b'9') => {
-                self.digits();
-            }
-            _ => return Err(self.err("invalid number")),
-        }
-        if self.eat(b'.') && self.digits() == 0 {
-            return Err(self.err("invalid number"));
-        }
-        if self.eat(b'e') || self.eat(b'E') {
-            if !self.eat(b'+') {
-                self.eat(b'-');
-            }
-            if self.digits() == 0 {
-                return Err(self.err("invalid number"));
-            }
-        }
-        self.s.get(start..self.i).map(Json::Number).ok_or_else(|| self.err("invalid number"))
-    }
-
-    fn hex4(&mut self) -> Result<u32, BodyError> {
-        let h = self.b.get(self.i..self.i + 4).ok_or_else(|| self.err("truncated \\u escape"))?;
-        let h = std::str::from_utf8(h).ok().and_then(|h| u32::from_str_radix(h, 16).ok());
-        match h {
-            Some(v) => {
-                self.i += 4;
-                Ok(v)
-            }
-            None => Err(self.err("invalid \\u escape")),
-        }
-    }
-
-    fn string(&mut self) -> Result<String, BodyError> {
-        self.i += 1; // the opening quote
-        let mut out = String::new();
-        loop {
-            let start = self.i;
-            while let Some(&c) = self.b.get(self.i) {
-                if c == b'"' || c == b'\\' || c < 0x20 {
-                    break;
-                }
-                self.i += 1;
-            }
-            // `start..i` ends before an ASCII byte or at the end: a char boundary.
-            out.push_str(self.s.get(start..self.i).ok_or_else(|| self.err("invalid string"))?);
-            match self.b.get(self.i) {
-                None => return Err(self.err("unterminated string")),
-                Some(b'"') => {
-                    self.i += 1;
-                    return Ok(out);
-                }
-                Some(b'\\') => {
-                    self.i += 1;
-                    let Some(&e) = self.b.get(self.i) else {
-                        return Err(self.err("unterminated string"));
-                    };
-                    self.i += 1;
-                    match e {
-                        b'"' => out.push('"'),
-                        b'\\' => out.push('\\'),
-                        b'/' => out.push('/'),
-                        b'b' => out.push('\u{8}'),
-                        b'f' => out.push('\u{c}'),
-                        b'n' => out.push('\n'),
-                        b'r' => out.push('\r'),
-                        b't' => out.push('\t'),
-                        b'u' => {
-                            let hi = self.hex4()?;
-                            let code = if (0xD800..0xDC00).contains(&hi) {
-                                if !(self.eat(b'\\') && self.eat(b'u')) {
-                                    return Err(self.err("lone surrogate in \\u escape"));
-                                }
-                                let lo = self.hex4()?;
-                                if !(0xDC00..0xE000).contains(&lo) {
-                                    return Err(self.err("lone surrogate in \\u escape"));
-                                }
-                                0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
-                            } else {
-                                hi
-                            };
-                            match char::from_u32(code) {
-                                Some(c) => out.push(c),
-                                None => return Err(self.err("lone surrogate in \\u escape")),
-                            }
-                        }
-                        _ => return Err(self.err("invalid escape")),
-                    }
-                }
-                Some(_) => return Err(self.err("control character in string")),
-            }
-        }
+    fn close(&mut self, object: Self::Object) -> Json<'a> {
+        Json::Object(object)
     }
 }
 
@@ -514,6 +358,134 @@ mod tests {
         assert!(read_json(b"{\"a\": \"\xff\"}").unwrap_err().0.contains("UTF-8"));
         assert!(read_json(br#"{"a": "\ud800"}"#).unwrap_err().0.contains("surrogate"));
         assert!(read_json(br#"{"a": 0.1, "b": 12345678901234567890, "c": -0, "d": 1.50}"#).is_ok());
+    }
+
+    /// The body's value as it was read before the one-pass reader: the strict tree for
+    /// validity, regorus's own reader for the value, every number checked exact.
+    fn two_pass(text: &str) -> Option<regorus::Value> {
+        fn numbers<'a>(v: &Json<'a>, out: &mut Vec<&'a str>) {
+            match v {
+                Json::Number(n) => out.push(n),
+                Json::Array(items) => items.iter().for_each(|i| numbers(i, out)),
+                Json::Object(m) => m.values().for_each(|i| numbers(i, out)),
+                _ => {}
+            }
+        }
+        let tree = parse(text).ok()?;
+        let value = regorus::Value::from_json_str(text).ok()?;
+        let mut all = Vec::new();
+        numbers(&tree, &mut all);
+        all.iter().all(|n| crate::number::exact_in_engine(n)).then_some(value)
+    }
+
+    #[test]
+    fn one_pass_reads_what_two_passes_read() {
+        let numbers = [
+            "0",
+            "-0",
+            "-0.0",
+            "1",
+            "-1",
+            "17",
+            "-17",
+            "100",
+            "1.5",
+            "1.50",
+            "0.1",
+            "1e2",
+            "1E+3",
+            "2.5e-3",
+            "-2.5E-3",
+            "123456789012345678",
+            "-123456789012345678",
+            "1234567890123456789",
+            "-1234567890123456789",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "18446744073709551615",
+            "18446744073709551616",
+            "1e308",
+            "1e400",
+            "-1e400",
+            "1e-400",
+            "1000.0000000000001",
+            "0.30000000000000001",
+            "123456789012345678901234567890",
+            "4.35",
+            "1e0",
+            "10e-1",
+        ];
+        let mut bodies: Vec<String> = numbers.iter().map(|n| format!(r#"{{"n": {n}, "in": [{n}]}}"#)).collect();
+        bodies.extend(
+            [
+                r#"{"format":"csv","destination":{"uri":"s3://partner","credentials":"AKIA"},"rows":[{"id":1,"a":true},{"id":2,"a":null}]}"#,
+                r#"[{"k": "v"}, {"k": "w"}, "\u00e9\ud83d\ude00\n\"", [], {}]"#,
+                r#"{"\u006b": 1, "k2": "a\/b", "": ""}"#,
+                r#"{"k": 1, "\u006b": 2}"#,
+                r#"{"a": 1, "a": 1}"#,
+                r#""plain""#,
+                "true",
+                "null",
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{"x":1.5}}}"#,
+                r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}, 1]"#,
+            ]
+            .map(String::from),
+        );
+        for body in &bodies {
+            let one = read_json(body.as_bytes()).ok().map(|b| b.value);
+            let two = two_pass(body);
+            assert_eq!(one, two, "{body}");
+            if let (Some(one), Some(two)) = (one, two) {
+                // Same numbers as the engine prints them (an integer is not a float).
+                assert_eq!(serde_json::to_string(&one).unwrap(), serde_json::to_string(&two).unwrap(), "{body}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_members_the_policy_reads_are_built_and_the_rest_is_as_strict() {
+        let view = BodyView::Members(vec!["destination".into()]);
+        let body = br#"{"destination": {"uri": "s3://x"}, "rows": [{"a": 1.5}], "jsonrpc": "1.0", "n": 2}"#;
+        let v = read_json_seen(body, &view).unwrap().value;
+        let json = serde_json::to_value(&v).unwrap();
+        // What the filter itself reads (`jsonrpc`, `method`, `params`) is always built.
+        assert_eq!(json, serde_json::json!({"destination": {"uri": "s3://x"}, "jsonrpc": "1.0"}));
+        assert_eq!(read_json_seen(body, &BodyView::All).unwrap().value, read_json(body).unwrap().value);
+        // Refused whatever the policy reads: the same bodies as when all is built.
+        for bad in [
+            r#"{"rows": [{"a": 1, "a": 2}]}"#,
+            r#"{"rows": 1, "rows": 2}"#,
+            r#"{"destination": 1, "rows": 2, "destination": 3}"#,
+            r#"{"rows": 2, "destination": 1, "rows": 3}"#,
+            r#"{"rows": [1000.0000000000001]}"#,
+            r#"{"rows": [1e400]}"#,
+            r#"{"rows": "\ud800"}"#,
+            r#"{"rows": [1,]}"#,
+        ] {
+            let seen = read_json_seen(bad.as_bytes(), &view).map(|_| ()).unwrap_err();
+            let all = read_json(bad.as_bytes()).map(|_| ()).unwrap_err();
+            assert_eq!(seen, all, "{bad}");
+        }
+        // Duplicates in big skipped objects too (past the short list of keys).
+        let keys: Vec<String> = (0..40).map(|i| format!(r#""k{i}": {i}"#)).collect();
+        for dup in [0, 10, 15, 16, 17, 39] {
+            let big = format!(r#"{{"rows": {{{}, "k{dup}": 1}}}}"#, keys.join(", "));
+            assert!(read_json_seen(big.as_bytes(), &view).is_err(), "k{dup}");
+        }
+        let big = format!(r#"{{"rows": {{{}}}}}"#, keys.join(", "));
+        assert!(read_json_seen(big.as_bytes(), &view).is_ok());
+        // A JSON-RPC call is recognised as before.
+        let call = br#"{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "t"}, "rows": [1]}"#;
+        assert_eq!(read_json_seen(call, &view).unwrap().call, read_json(call).unwrap().call);
+    }
+
+    #[test]
+    fn only_a_body_that_may_be_json_rpc_is_read_twice() {
+        assert!(!may_carry_calls(&read_json(br#"{"jsonrpc": "1.0", "method": "x"}"#).unwrap().value));
+        assert!(!may_carry_calls(&read_json(br#"[{"jsonrpc": "2.0", "method": 1}]"#).unwrap().value));
+        assert!(may_carry_calls(&read_json(br#"[1, {"jsonrpc": "2.0", "method": "x"}]"#).unwrap().value));
+        assert!(may_carry_calls(&read_json(br#"{"jsonrpc": "2.0", "method": "x"}"#).unwrap().value));
     }
 
     #[test]

@@ -1,0 +1,345 @@
+//! The strict JSON grammar, once, for every reader of a body.
+//!
+//! RFC 8259 without what parsers disagree on: duplicate object keys, lone surrogates,
+//! trailing bytes, nesting deeper than [`MAX_DEPTH`]. What each value becomes is up to a
+//! [`Build`]: the strict tree that keeps numbers as written ([`super::Json`], for the
+//! JSON-RPC canonical form), or the policy engine's value built in the same pass
+//! ([`super::engine`]), so the body the policy reads is scanned once.
+
+use super::BodyError;
+use std::borrow::Cow;
+
+/// Deepest nesting of arrays and objects accepted (serde_json's own limit).
+pub const MAX_DEPTH: usize = 128;
+
+/// What the parser makes of each value it reads.
+pub trait Build<'a> {
+    type Value;
+    type Object;
+    fn null(&mut self) -> Self::Value;
+    fn bool(&mut self, b: bool) -> Self::Value;
+    /// A number token exactly as written (grammar already checked).
+    fn number(&mut self, text: &'a str) -> Result<Self::Value, BodyError>;
+    /// A string with its escapes decoded; borrowed from the text when it had none.
+    fn string(&mut self, s: Cow<'a, str>) -> Self::Value;
+    fn array(&mut self, items: Vec<Self::Value>) -> Self::Value;
+    fn object(&mut self) -> Self::Object;
+    /// Whether the member `key` of an object at nesting `depth` is wanted; when not, its
+    /// value is only validated ([`Validate`]) and [`Build::skipped`] is called instead
+    /// of [`Build::member`].
+    fn wants(&self, _depth: usize, _key: &str) -> bool {
+        true
+    }
+    /// Notes a member whose value was not wanted; when `key` is already a member, gives
+    /// it back (the parser refuses the body).
+    fn skipped(&mut self, _object: &mut Self::Object, key: Cow<'a, str>) -> Result<(), String> {
+        Err(key.into_owned())
+    }
+    /// Adds a member; when `key` is already a member, gives it back (the parser refuses
+    /// the body).
+    fn member(&mut self, object: &mut Self::Object, key: Cow<'a, str>, value: Self::Value) -> Result<(), String>;
+    fn close(&mut self, object: Self::Object) -> Self::Value;
+}
+
+/// Parse `text` strictly, building with `b`.
+pub fn parse_with<'a, B: Build<'a>>(text: &'a str, b: &mut B) -> Result<B::Value, BodyError> {
+    let mut p = Parser { s: text, b: text.as_bytes(), i: 0 };
+    p.ws();
+    let v = p.value(0, b)?;
+    p.ws();
+    if p.i != p.b.len() {
+        return Err(p.err("unexpected data after the JSON value"));
+    }
+    Ok(v)
+}
+
+struct Parser<'a> {
+    s: &'a str,
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn err(&self, what: &str) -> BodyError {
+        BodyError(format!("{what} at byte {}", self.i))
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        if self.b.get(self.i) == Some(&c) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn literal(&mut self, word: &str) -> Result<(), BodyError> {
+        if self.b.get(self.i..).is_some_and(|rest| rest.starts_with(word.as_bytes())) {
+            self.i += word.len();
+            Ok(())
+        } else {
+            Err(self.err("invalid literal"))
+        }
+    }
+
+    fn value<B: Build<'a>>(&mut self, depth: usize, b: &mut B) -> Result<B::Value, BodyError> {
+        match self.b.get(self.i) {
+            None => Err(self.err("unexpected end of JSON")),
+            Some(b'n') => self.literal("null").map(|_| b.null()),
+            Some(b't') => self.literal("true").map(|_| b.bool(true)),
+            Some(b'f') => self.literal("false").map(|_| b.bool(false)),
+            Some(b'"') => Ok(b.string(self.string()?)),
+            Some(b'-' | b'0'..=b'9') => {
+                let text = self.number()?;
+                b.number(text)
+            }
+            Some(b'[') => {
+                if depth >= MAX_DEPTH {
+                    return Err(self.err("nesting too deep"));
+                }
+                self.i += 1;
+                let mut items = Vec::new();
+                self.ws();
+                if self.eat(b']') {
+                    return Ok(b.array(items));
+                }
+                loop {
+                    self.ws();
+                    items.push(self.value(depth + 1, b)?);
+                    self.ws();
+                    if self.eat(b']') {
+                        return Ok(b.array(items));
+                    }
+                    if !self.eat(b',') {
+                        return Err(self.err("expected `,` or `]`"));
+                    }
+                }
+            }
+            Some(b'{') => {
+                if depth >= MAX_DEPTH {
+                    return Err(self.err("nesting too deep"));
+                }
+                self.i += 1;
+                let mut members = b.object();
+                self.ws();
+                if self.eat(b'}') {
+                    return Ok(b.close(members));
+                }
+                loop {
+                    self.ws();
+                    if self.b.get(self.i) != Some(&b'"') {
+                        return Err(self.err("expected an object key"));
+                    }
+                    let at = self.i;
+                    let key = self.string()?;
+                    self.ws();
+                    if !self.eat(b':') {
+                        return Err(self.err("expected `:`"));
+                    }
+                    self.ws();
+                    let added = if b.wants(depth, &key) {
+                        let v = self.value(depth + 1, b)?;
+                        b.member(&mut members, key, v)
+                    } else {
+                        self.value(depth + 1, &mut Validate)?;
+                        b.skipped(&mut members, key)
+                    };
+                    if let Err(key) = added {
+                        // Parsers disagree on which duplicate wins: the policy could read one
+                        // value and the upstream act on the other.
+                        return Err(BodyError(format!("duplicate object key {key:?} at byte {at}")));
+                    }
+                    self.ws();
+                    if self.eat(b'}') {
+                        return Ok(b.close(members));
+                    }
+                    if !self.eat(b',') {
+                        return Err(self.err("expected `,` or `}`"));
+                    }
+                }
+            }
+            Some(_) => Err(self.err("unexpected character")),
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    fn number(&mut self) -> Result<&'a str, BodyError> {
+        let start = self.i;
+        self.eat(b'-');
+        match self.b.get(self.i) {
+            Some(b'0') => self.i += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(self.err("invalid number")),
+        }
+        if self.eat(b'.') && self.digits() == 0 {
+            return Err(self.err("invalid number"));
+        }
+        if self.eat(b'e') || self.eat(b'E') {
+            if !self.eat(b'+') {
+                self.eat(b'-');
+            }
+            if self.digits() == 0 {
+                return Err(self.err("invalid number"));
+            }
+        }
+        self.s.get(start..self.i).ok_or_else(|| self.err("invalid number"))
+    }
+
+    fn hex4(&mut self) -> Result<u32, BodyError> {
+        let h = self.b.get(self.i..self.i + 4).ok_or_else(|| self.err("truncated \\u escape"))?;
+        let h = std::str::from_utf8(h).ok().and_then(|h| u32::from_str_radix(h, 16).ok());
+        match h {
+            Some(v) => {
+                self.i += 4;
+                Ok(v)
+            }
+            None => Err(self.err("invalid \\u escape")),
+        }
+    }
+
+    /// The plain run of a string from `self.i`: up to a quote, a backslash, a control
+    /// character or the end.
+    fn run(&mut self) -> Result<&'a str, BodyError> {
+        let start = self.i;
+        while let Some(&c) = self.b.get(self.i) {
+            if c == b'"' || c == b'\\' || c < 0x20 {
+                break;
+            }
+            self.i += 1;
+        }
+        // `start..i` ends before an ASCII byte or at the end: a char boundary.
+        self.s.get(start..self.i).ok_or_else(|| self.err("invalid string"))
+    }
+
+    fn string(&mut self) -> Result<Cow<'a, str>, BodyError> {
+        self.i += 1; // the opening quote
+        let first = self.run()?;
+        if self.b.get(self.i) == Some(&b'"') {
+            // No escapes (most strings): the text itself, not a copy.
+            self.i += 1;
+            return Ok(Cow::Borrowed(first));
+        }
+        let mut out = String::from(first);
+        loop {
+            match self.b.get(self.i) {
+                None => return Err(self.err("unterminated string")),
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(Cow::Owned(out));
+                }
+                Some(b'\\') => {
+                    self.i += 1;
+                    let Some(&e) = self.b.get(self.i) else {
+                        return Err(self.err("unterminated string"));
+                    };
+                    self.i += 1;
+                    match e {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let hi = self.hex4()?;
+                            let code = if (0xD800..0xDC00).contains(&hi) {
+                                if !(self.eat(b'\\') && self.eat(b'u')) {
+                                    return Err(self.err("lone surrogate in \\u escape"));
+                                }
+                                let lo = self.hex4()?;
+                                if !(0xDC00..0xE000).contains(&lo) {
+                                    return Err(self.err("lone surrogate in \\u escape"));
+                                }
+                                0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                            } else {
+                                hi
+                            };
+                            match char::from_u32(code) {
+                                Some(c) => out.push(c),
+                                None => return Err(self.err("lone surrogate in \\u escape")),
+                            }
+                        }
+                        _ => return Err(self.err("invalid escape")),
+                    }
+                }
+                Some(_) => return Err(self.err("control character in string")),
+            }
+            let run = self.run()?;
+            out.push_str(run);
+        }
+    }
+}
+
+/// Builds nothing: what the strict grammar refuses is still refused, duplicate keys
+/// and numbers the engine cannot hold exactly included (so a body is refused or
+/// accepted whatever parts of it the policy reads), without allocating the values.
+pub struct Validate;
+
+/// The keys of an object being validated: a short list scanned in order while small
+/// (most objects have a handful of keys), a sorted set beyond, so a huge object costs
+/// O(n log n), not O(n²).
+#[derive(Default)]
+pub struct Keys<'a> {
+    few: Vec<Cow<'a, str>>,
+    many: std::collections::BTreeSet<Cow<'a, str>>,
+}
+
+const FEW_KEYS: usize = 16;
+
+impl<'a> Build<'a> for Validate {
+    type Value = ();
+    type Object = Keys<'a>;
+
+    fn null(&mut self) {}
+
+    fn bool(&mut self, _: bool) {}
+
+    fn number(&mut self, text: &'a str) -> Result<(), BodyError> {
+        super::engine::engine_number(text).map(|_| ())
+    }
+
+    fn string(&mut self, _: Cow<'a, str>) {}
+
+    fn array(&mut self, _: Vec<()>) {}
+
+    fn object(&mut self) -> Self::Object {
+        Keys::default()
+    }
+
+    fn member(&mut self, object: &mut Self::Object, key: Cow<'a, str>, _: ()) -> Result<(), String> {
+        if object.many.is_empty() && object.few.len() < FEW_KEYS {
+            if object.few.contains(&key) {
+                return Err(key.into_owned());
+            }
+            object.few.push(key);
+            return Ok(());
+        }
+        if object.many.is_empty() {
+            object.many.extend(object.few.drain(..));
+        }
+        if object.many.contains(&key) {
+            return Err(key.into_owned());
+        }
+        object.many.insert(key);
+        Ok(())
+    }
+
+    fn close(&mut self, _: Self::Object) {}
+}
