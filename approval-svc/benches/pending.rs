@@ -7,7 +7,10 @@
 //!
 //! Scenarios (each create a new action of a distinct agent):
 //! - sequential: 100 agents, one request at a time, back to back;
-//! - concurrent: 50 agents, each on its own connection, all at once;
+//! - concurrent: 50 agents, each on its own connection, all at once (closed loop: this
+//!   measures throughput as much as latency);
+//! - paced: the 100 agents in turn at 20 creates a second (the Envoy bench's rate), and
+//!   the 50 agents each one create every 100 ms (500 a second offered);
 //! - each again with decision-log batches arriving alongside (100 records every 100 ms,
 //!   deferred commits on the same writer), as a busy gateway ships them.
 //!
@@ -176,13 +179,53 @@ fn decision_batches(addr: SocketAddr, records: usize, every: Duration, stop: Arc
 }
 
 fn sequential(addr: SocketAddr, requests: usize, round: u64) -> Vec<Duration> {
+    sequential_every(addr, requests, round, Duration::ZERO)
+}
+
+/// Sequential creates, one starting every `every` (back to back when zero).
+fn sequential_every(addr: SocketAddr, requests: usize, round: u64, every: Duration) -> Vec<Duration> {
     let mut conn = Conn::open(addr);
+    let start = Instant::now();
     (0..requests)
         .map(|i| {
+            let due = start + every * i as u32;
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
             let agent = format!("spiffe://bench/seq{round}/agent/{}", i % SEQUENTIAL_AGENTS);
             create(&mut conn, &agent, i as u64)
         })
         .collect()
+}
+
+/// 100 agents in turn, 20 creates a second (the Envoy bench's rate).
+fn sequential_paced(addr: SocketAddr, requests: usize, round: u64) -> Vec<Duration> {
+    sequential_every(addr, requests.min(400), round, Duration::from_millis(50))
+}
+
+/// 50 agents at once, each one create every 100 ms (500 a second offered), phases spread.
+fn concurrent_paced(addr: SocketAddr, requests: usize, round: u64) -> Vec<Duration> {
+    let per_agent = requests.div_ceil(CONCURRENT_AGENTS);
+    let every = Duration::from_millis(100);
+    let handles: Vec<_> = (0..CONCURRENT_AGENTS)
+        .map(|a| {
+            std::thread::spawn(move || {
+                let mut conn = Conn::open(addr);
+                let agent = format!("spiffe://bench/pcon{round}/agent/{a}");
+                let start = Instant::now() + every * a as u32 / CONCURRENT_AGENTS as u32;
+                (0..per_agent)
+                    .map(|i| {
+                        let due = start + every * i as u32;
+                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                        create(&mut conn, &agent, i as u64)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
 }
 
 fn concurrent(addr: SocketAddr, requests: usize, round: u64) -> Vec<Duration> {
@@ -308,6 +351,8 @@ fn main() {
                 sequential as fn(SocketAddr, usize, u64) -> Vec<Duration>,
             ),
             (format!("{CONCURRENT_AGENTS} agents, concurrent"), concurrent),
+            (format!("{SEQUENTIAL_AGENTS} agents, sequential, 20/s"), sequential_paced),
+            (format!("{CONCURRENT_AGENTS} agents, concurrent, each 10/s"), concurrent_paced),
         ] {
             round += 1;
             let (_, from) = server_side(&log, usize::MAX, "");
