@@ -182,7 +182,7 @@ async fn create_or_find(State(state): State<AppState>, bytes: Bytes) -> Result<R
     };
     let asked = body.approval_id.clone();
     let body_agent = new.agent.id.clone();
-    let outcome = state.blocking(true, move |s| s.create_or_find(new, asked, now)).await??;
+    let outcome = state.approvals.create_or_find(new, asked, now).await?;
     let approval = match outcome {
         CreateOutcome::Mismatch => {
             let mut answer = ApprovalState::new(ApprovalStatus::Mismatch);
