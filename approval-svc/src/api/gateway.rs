@@ -199,7 +199,8 @@ async fn answer_create(state: AppState, bytes: Bytes, mode: Mode) -> Result<Resp
     let asked = body.approval_id.clone();
     let body_agent = new.agent.id.clone();
     let outcome = match mode {
-        Mode::CreateOrFind => state.blocking(true, move |s| s.create_or_find(new, asked, now)).await??,
+        Mode::CreateOrFind => state.approvals.create_or_find(new, asked, now).await?,
+        // A find writes nothing; it reads through the blocking pool like other lookups.
         Mode::FindOnly => state.blocking(true, move |s| s.find(new, asked, now)).await??,
     };
     let approval = match outcome {

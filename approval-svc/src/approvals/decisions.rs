@@ -21,10 +21,7 @@ pub trait Decisions: Store {
         asked_id: Option<String>,
         now_ms: i64,
     ) -> Result<CreateOutcome, StoreError> {
-        let limits = self.create_limits();
-        run(self, Durability::Durable, move |l| {
-            transitions::create_or_find(l, &new, asked_id.as_deref(), limits, now_ms)
-        })
+        run(self, Durability::Durable, create_job(new, asked_id, self.create_limits(), now_ms))
     }
 
     /// What [`Decisions::create_or_find`] would answer, without creating: where it would
@@ -116,3 +113,14 @@ pub trait Decisions: Store {
 }
 
 impl<S: Store + ?Sized> Decisions for S {}
+
+/// The create-or-find transaction ([`Decisions::create_or_find`], and its async twin
+/// `Approvals::create_or_find`).
+pub(crate) fn create_job(
+    new: NewApproval,
+    asked_id: Option<String>,
+    limits: crate::store::CreateLimits,
+    now_ms: i64,
+) -> impl FnMut(&mut dyn crate::store::Ledger) -> Result<CreateOutcome, StoreError> + Send + 'static {
+    move |l| transitions::create_or_find(l, &new, asked_id.as_deref(), limits, now_ms)
+}

@@ -332,6 +332,16 @@ pub type Output = Box<dyn Any + Send>;
 /// it after a serialisation failure), so it must not have effects outside the ledger.
 pub type Job = Box<dyn FnMut(&mut dyn Ledger) -> Result<Output, StoreError> + Send>;
 
+/// Where [`Store::submit`] put a job.
+pub enum Submitted {
+    /// Queued to the backend's writer: its outcome arrives here once committed (synced
+    /// to disk first when durable), exactly when [`Store::transact`] would answer.
+    Queued(tokio::sync::oneshot::Receiver<Result<Output, StoreError>>),
+    /// The backend has no queue for async callers: run the job with [`Store::transact`]
+    /// on a blocking thread.
+    NotQueued(Job),
+}
+
 /// Runs `job` in one transaction of `store` and answers what it returned.
 pub fn run<S, T>(
     store: &S,
@@ -352,6 +362,13 @@ where
 pub trait Store: Send + Sync {
     /// Runs `job` in one transaction: all of it commits, or none.
     fn transact(&self, durability: Durability, job: Job) -> Result<Output, StoreError>;
+    /// Queues `job` for an async caller, with the same guarantees as
+    /// [`Store::transact`], when the backend has a writer queue; otherwise hands the job
+    /// back.
+    fn submit(&self, durability: Durability, job: Job) -> Result<Submitted, StoreError> {
+        let _ = durability;
+        Ok(Submitted::NotQueued(job))
+    }
     /// Bounds on creates (pending cap, denied-retry window).
     fn create_limits(&self) -> CreateLimits;
     /// One approval as stored (no expiry applied).

@@ -16,7 +16,7 @@ use super::wal::{self, Checkpointer, DEFAULT_CHECKPOINT_INTERVAL};
 use super::writer::{Sealing, Tx, WriterHandle};
 use super::{
     Approval, CreateLimits, Durability, Job, NewApproval, NotificationOutcome, OutboxItem, Output, ReviewRecord, Store,
-    StoreError,
+    StoreError, Submitted,
 };
 use crate::lifecycle::{Status, Vote};
 
@@ -409,6 +409,12 @@ impl Store for SqliteStore {
             Durability::Durable => self.writer.submit(op),
             Durability::Deferred => self.writer.submit_deferred(op),
         }
+    }
+
+    fn submit(&self, durability: Durability, mut job: Job) -> Result<Submitted, StoreError> {
+        let op = move |tx: &mut Tx<'_>| job(&mut SqliteLedger { tx });
+        let rx = self.writer.enqueue_async(durability == Durability::Deferred, op)?;
+        Ok(Submitted::Queued(rx))
     }
 
     fn create_limits(&self) -> CreateLimits {
