@@ -7,6 +7,8 @@
 //! Run: `cargo run -p airlock-filter --example load_memory` (heap counts do not depend on
 //! the profile).
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use airlock_bundle::{build, sign, Entry, Keys, Limits};
 use airlock_filter::bundle::activate;
 use airlock_filter::bundle::config::BundleConfig;
