@@ -63,6 +63,12 @@ fn call(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> any
     Ok(value)
 }
 
+/// Whether a WebDriver command failed because its element left the page (W3C error
+/// code "stale element reference").
+fn is_stale(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| cause.to_string().contains("stale element reference"))
+}
+
 /// A running chromedriver.
 pub struct Chromedriver {
     child: Child,
@@ -193,21 +199,38 @@ impl Browser {
 
     /// The rendered text of the first element matching `css` (waits up to 10 s for it).
     pub fn text(&self, css: &str) -> anyhow::Result<String> {
-        let e = self.wait_for(css, Duration::from_secs(10))?;
-        Ok(self.cmd("GET", &format!("/element/{e}/text"), None)?.as_str().unwrap_or_default().to_string())
+        self.on_element(css, |e| {
+            Ok(self.cmd("GET", &format!("/element/{e}/text"), None)?.as_str().unwrap_or_default().to_string())
+        })
     }
 
     /// Clicks the first element matching `css` (waits up to 10 s for it).
     pub fn click(&self, css: &str) -> anyhow::Result<()> {
-        let e = self.wait_for(css, Duration::from_secs(10))?;
-        self.cmd("POST", &format!("/element/{e}/click"), Some(json!({}))).map(drop)
+        self.on_element(css, |e| self.cmd("POST", &format!("/element/{e}/click"), Some(json!({}))).map(drop))
     }
 
     /// Types `text` into the first element matching `css`, after clearing it.
     pub fn fill(&self, css: &str, text: &str) -> anyhow::Result<()> {
-        let e = self.wait_for(css, Duration::from_secs(10))?;
-        self.cmd("POST", &format!("/element/{e}/clear"), Some(json!({})))?;
-        self.cmd("POST", &format!("/element/{e}/value"), Some(json!({"text": text}))).map(drop)
+        self.on_element(css, |e| {
+            self.cmd("POST", &format!("/element/{e}/clear"), Some(json!({})))?;
+            self.cmd("POST", &format!("/element/{e}/value"), Some(json!({"text": text}))).map(drop)
+        })
+    }
+
+    /// Runs `act` on the first element matching `css`, waiting up to 10 s for one. The
+    /// console's inbox re-renders its rows whenever the service announces a change, so an
+    /// element found a moment ago may have been replaced by an identical one: WebDriver
+    /// then answers "stale element reference", and the element is looked up again.
+    fn on_element<T>(&self, css: &str, act: impl Fn(&str) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let timeout = Duration::from_secs(10);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let e = self.wait_for(css, deadline.saturating_duration_since(Instant::now()))?;
+            match act(&e) {
+                Err(err) if is_stale(&err) && Instant::now() < deadline => std::thread::sleep(POLL),
+                done => return done,
+            }
+        }
     }
 
     /// Runs `script` in the page (WebDriver's own channel, not subject to the page's
