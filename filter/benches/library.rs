@@ -28,6 +28,13 @@ fn library_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/library")
 }
 
+/// The policy benchmarked: the library, or the one `AIRLOCK_LIBRARY_DIR` names (the 9×
+/// library: `cargo run --release -p airlock-tests --bin airlock-bench -- --write-library9 DIR`).
+/// The example inputs stay the library's.
+fn policy_dir() -> PathBuf {
+    std::env::var_os("AIRLOCK_LIBRARY_DIR").map_or_else(library_dir, PathBuf::from)
+}
+
 /// `.manifest`, `*.rego` and `data.json` under `dir`, as `airlock bundle build` picks
 /// them (test modules included: they are in shipped bundles too).
 fn files(root: &Path, dir: &Path, out: &mut Vec<Entry>) {
@@ -77,7 +84,7 @@ fn examples() -> Vec<(String, Value)> {
 }
 
 fn library(c: &mut Criterion) {
-    let root = library_dir();
+    let root = policy_dir();
     let mut entries = Vec::new();
     files(&root, &root, &mut entries);
     let bytes = sign(&build(entries, Some("bench")).unwrap(), "b1", KEY, &Limits::default()).unwrap();

@@ -41,7 +41,8 @@
 //! Run it with `bash scripts/bench-envoy.sh` (installs wrk, nginx and Envoy, builds the
 //! module and the service, then runs this in release). Method and results:
 //! `docs/benchmarks.md`. Options: `--seconds N` (per closed-loop run, default 5),
-//! `--rounds N` (default 3), `--rate N` (open-loop requests/s, default 1000).
+//! `--rounds N` (default 3), `--rate N` (open-loop requests/s, default 1000);
+//! `--write-library9 DIR` only writes the generated 9× library into DIR.
 //! Environment: `AIRLOCK_WASM=<file>` benchmarks that module instead of the shipped one;
 //! `AIRLOCK_BIN=<file>` the `airlock` binary (service and bundle CLI);
 //! `AIRLOCK_BENCH_ALT_WASM=<file>` adds an "alt module" listener (direct_response) with
@@ -326,7 +327,7 @@ struct Memory {
 
 /// Envoy's resident memory with only one listener of `filter`, at one and at two workers
 /// (separate Envoys on all CPUs, as deployed): started, warmed up with 1,000 allowed GETs
-/// over 8 connections, then read after a short settle.
+/// over 8 connections, then read after the allocator's background release has run.
 fn memory_runs(dir: &Path, setup: &FilterSetup, approval_port: u16, all_cpus: &str) -> anyhow::Result<Vec<Memory>> {
     let allow = allow_request();
     let mut out = Vec::new();
@@ -349,7 +350,8 @@ fn memory_runs(dir: &Path, setup: &FilterSetup, approval_port: u16, all_cpus: &s
             if run.errors > 0 {
                 bail!("{label} at {workers} workers: {} errors in the warm-up", run.errors);
             }
-            std::thread::sleep(Duration::from_millis(500));
+            // Long enough for two of the allocator's 1 s release rounds (envoy_yaml).
+            std::thread::sleep(Duration::from_millis(2500));
             m.rss[w] = rss_mib(envoy.proc.pid())?;
             m.ready[w] = envoy.ready_after;
         }
@@ -384,6 +386,16 @@ fn p99_ms(run: &OpenRun) -> Option<f64> {
 // ---------- main ----------
 
 fn main() -> anyhow::Result<()> {
+    // `--write-library9 DIR`: only generate the 9× library (for the native benches:
+    // `AIRLOCK_LIBRARY_DIR=DIR cargo bench -p airlock-filter --bench library`).
+    if let [flag, out] = &std::env::args().skip(1).collect::<Vec<_>>()[..] {
+        if flag == "--write-library9" {
+            let library = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/library");
+            let lib = library9::generate(&library, Path::new(out))?;
+            println!("{} rule modules in {}", lib.rule_modules, lib.dir.display());
+            return Ok(());
+        }
+    }
     let o = opts()?;
     // Precise sleeps for the open-loop schedule (default timer slack is 50 µs).
     // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's (and its children's) slack.

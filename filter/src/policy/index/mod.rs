@@ -17,10 +17,12 @@
 
 mod analysis;
 mod ast;
+mod clauses;
 #[cfg(test)]
 mod tests;
 
-use analysis::{Cond, Test};
+use analysis::Test;
+use clauses::Check;
 use regorus::rvm::program::Program;
 use regorus::rvm::RegoVM;
 use regorus::Value;
@@ -55,10 +57,19 @@ struct Field {
 pub struct RuleIndex {
     fields: Vec<Field>,
     /// (rule index in the program, its condition)
-    rules: Vec<(u16, Cond)>,
+    rules: Vec<(u16, Check)>,
+    /// By atom: the rules (positions in `rules`) anchored on it (`clauses`).
+    anchored: Vec<Vec<u32>>,
+    /// Rules with no anchor, checked for every request.
+    unanchored: Vec<u32>,
     /// What a policy author is told (`airlock policy check`).
     summary: Summary,
     atoms: Vec<bool>,
+    /// `OneOf` atoms true for the current request.
+    true_one_of: Vec<u32>,
+    /// Per rule, the request (`request`) for which it was found to possibly apply.
+    applies: Vec<u32>,
+    request: u32,
     undefined: Vec<u16>,
 }
 
@@ -97,19 +108,44 @@ impl RuleIndex {
             }
         }
         let position = |path: &str| program.rule_infos.iter().position(|r| r.name == path && r.function_info.is_none());
+        let is_one_of = |a: u32| matches!(analysis.atoms.get(a as usize), Some((_, Test::OneOf(_))));
         let mut rules = Vec::new();
+        let mut anchored = vec![Vec::new(); analysis.atoms.len()];
+        let mut unanchored = Vec::new();
         let mut summary = Summary::default();
         for (path, cond) in analysis.rules {
             // Only rules the program runs as rules; an index the VM does not know is skipped.
-            if let Some(i) = position(&path).and_then(|i| u16::try_from(i).ok()) {
-                rules.push((i, cond));
-                summary.indexed.push(path);
+            let Some(i) = position(&path).and_then(|i| u16::try_from(i).ok()) else { continue };
+            let Ok(slot) = u32::try_from(rules.len()) else { break };
+            let check = Check::new(cond);
+            match check.anchors(is_one_of) {
+                Some(atoms) => {
+                    for a in atoms {
+                        if let Some(rules) = anchored.get_mut(a as usize) {
+                            rules.push(slot);
+                        }
+                    }
+                }
+                None => unanchored.push(slot),
             }
+            rules.push((i, check));
+            summary.indexed.push(path);
         }
         // The entrypoint is evaluated by definition; it is not a composed rule.
         let entry = |p: &String| program.entry_points.contains_key(p.as_str());
         summary.always = analysis.always.into_iter().filter(|p| position(p).is_some() && !entry(p)).collect();
-        RuleIndex { fields, rules, summary, atoms: vec![false; analysis.atoms.len()], undefined: Vec::new() }
+        RuleIndex {
+            fields,
+            applies: vec![0; rules.len()],
+            rules,
+            anchored,
+            unanchored,
+            summary,
+            atoms: vec![false; analysis.atoms.len()],
+            true_one_of: Vec::new(),
+            request: 0,
+            undefined: Vec::new(),
+        }
     }
 
     /// Which composed rules the index can skip and which it always evaluates.
@@ -126,12 +162,13 @@ impl RuleIndex {
         self.rules.is_empty()
     }
 
-    /// The program's rules that cannot apply to `input`, in program order.
+    /// The program's rules that cannot apply to `input`, in the index's order.
     pub fn undefined_for(&mut self, input: &Value) -> &[u16] {
         self.undefined.clear();
         if self.rules.is_empty() {
             return &self.undefined;
         }
+        self.true_one_of.clear();
         for f in &self.fields {
             let mut v = input;
             for key in &f.path {
@@ -146,14 +183,30 @@ impl RuleIndex {
             if let Value::String(s) = v {
                 for &id in f.one_of.get(s.as_ref()).into_iter().flatten() {
                     set(&mut self.atoms, id, true);
+                    self.true_one_of.push(id);
                 }
             }
             for (id, test) in &f.tests {
                 set(&mut self.atoms, *id, holds(test, v));
             }
         }
-        for (rule, cond) in &self.rules {
-            if !cond.holds(&self.atoms) {
+        // A new mark per request; on wrap-around, every old mark is cleared first.
+        self.request = self.request.wrapping_add(1);
+        if self.request == 0 {
+            self.applies.fill(0);
+            self.request = 1;
+        }
+        // Only the rules anchored on a true atom, and those without an anchor, can apply.
+        let anchored = self.true_one_of.iter().filter_map(|&a| self.anchored.get(a as usize)).flatten();
+        for &slot in self.unanchored.iter().chain(anchored) {
+            let s = slot as usize;
+            let Some(mark) = self.applies.get_mut(s) else { continue };
+            if *mark != self.request && self.rules.get(s).is_some_and(|(_, check)| check.holds(&self.atoms)) {
+                *mark = self.request;
+            }
+        }
+        for ((rule, _), mark) in self.rules.iter().zip(&self.applies) {
+            if *mark != self.request {
                 self.undefined.push(*rule);
             }
         }
