@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Where Envoy's memory goes with the Airlock filter (issue 12): the configuration
 # `airlock init` writes (starter policy, one Wasm filter, V8), run without the filter, with
-# it, with it on 2 workers, and with Envoy's overload manager releasing free heap
-# (`envoy.overload_actions.shrink_heap`). For each: VmRSS and Envoy's tcmalloc figures from
+# it, with it on 2 workers, with Envoy's overload manager releasing free heap
+# (`envoy.overload_actions.shrink_heap`), and without the configuration's background
+# release of free memory (`memory_allocator_manager`). For each: VmRSS and Envoy's tcmalloc figures from
 # the admin `/memory` endpoint (allocated = live; heap_size - allocated = free memory
 # tcmalloc keeps: page heap free + thread caches). About 30 s; 127.0.0.1 only.
 #
@@ -49,6 +50,8 @@ overload_manager:
     - name: envoy.resource_monitors.fixed_heap
       threshold: {value: 0.01}
 """)
+k = s.index("memory_allocator_manager:")
+open(f"{d}/hold.yaml", "w").write(s[:k] + s[s.index("static_resources:"):])
 PY
 export AIRLOCK_GATEWAY_KEY="$(cat "$DIR/keys/gateway.key")"
 printf '%-34s %8s %10s %10s %10s\n' "configuration" "RSS MiB" "live MiB" "free MiB" "unmapped"
@@ -62,7 +65,7 @@ measure() {
     sleep 0.1
   done
   curl -s "127.0.0.1:$ADMIN/ready" | grep -q LIVE || { cat "$DIR/envoy.log" >&2; kill "$pid"; exit 1; }
-  sleep 8
+  sleep "${SETTLE:-8}"
   local rss mem
   rss="$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")"
   mem="$(curl -s "127.0.0.1:$ADMIN/memory")"
@@ -81,3 +84,4 @@ measure "no Wasm filter, 1 worker" without.yaml 1
 measure "Airlock filter, 1 worker" with.yaml 1
 measure "Airlock filter, 2 workers" with.yaml 2
 measure "Airlock filter + shrink_heap, 1 w." shrink.yaml 1
+measure "Airlock filter, no release, 1 w." hold.yaml 1

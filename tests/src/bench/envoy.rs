@@ -256,10 +256,15 @@ pub fn cluster_yaml(name: &str, port: u16) -> String {
     )
 }
 
-/// A whole Envoy configuration: an admin on a free port, the listeners, the clusters.
+/// Background release of tcmalloc's free memory, as the shipped configurations set it
+/// (`approval-svc/src/cli/init/envoy.yaml`): the memory rows measure what a deployment gets.
+const ALLOCATOR_RELEASE: &str = "memory_allocator_manager: {bytes_to_release: 16777216, memory_release_interval: 1s}\n";
+
+/// A whole Envoy configuration: an admin on a free port, the listeners, the clusters, and
+/// the allocator release of the shipped configurations.
 pub fn envoy_yaml(listeners: &str, clusters: &str) -> String {
     format!(
-        "admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}}}\nstatic_resources:\n  listeners:{listeners}  clusters:{clusters}"
+        "admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}}}\n{ALLOCATOR_RELEASE}static_resources:\n  listeners:{listeners}  clusters:{clusters}"
     )
 }
 
