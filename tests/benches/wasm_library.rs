@@ -11,7 +11,11 @@
 //! HMAC included), as `wasm_request`'s approval bench does.
 //!
 //! Run: `cargo bench -p airlock-tests --bench wasm_library` (needs the release filter:
-//! `bash scripts/build-wasm.sh`; `AIRLOCK_WASM` picks another module). Results in
+//! `bash scripts/build-wasm.sh`; `AIRLOCK_WASM` picks another module).
+//! `AIRLOCK_LIBRARY_DIR=DIR` loads another policy directory with the same examples (the
+//! 9× library: `cargo run --release -p airlock-tests --bin airlock-bench --
+//! --write-library9 DIR`), and `AIRLOCK_BENCH_NO_CACHE=1` turns the decision cache off,
+//! so every request is evaluated. Results in
 //! `policies/library/README.md` ("Evaluation cost"); the native counterpart is
 //! `filter/benches/library.rs`.
 
@@ -107,7 +111,8 @@ fn examples() -> Vec<Example> {
 }
 
 fn library_host(examples: &[Example]) -> Host {
-    let dir = workspace_root().join("policies/library");
+    let dir = std::env::var_os("AIRLOCK_LIBRARY_DIR")
+        .map_or_else(|| workspace_root().join("policies/library"), std::path::PathBuf::from);
     let bundle = airlock_bundle::build_dir(&dir, Some("library-bench")).unwrap();
     let bundle = sign(&bundle, "bundles-1", &BUNDLE_KEY, &Limits::default()).unwrap();
     let agents: BTreeMap<&str, Value> =
@@ -126,6 +131,10 @@ fn library_host(examples: &[Example]) -> Host {
         },
         "decision_log": {"max_queue": 4096, "max_batch": 1024}
     });
+    let mut config = config;
+    if std::env::var_os("AIRLOCK_BENCH_NO_CACHE").is_some() {
+        config["decision_cache"] = json!({"max_entries": 0});
+    }
     Host::new(config.to_string()).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
