@@ -484,8 +484,8 @@ fn vocabulary(v: &Json, out: &mut std::collections::BTreeSet<String>) {
 }
 
 /// The rule index never changes a decision: the library's example inputs, and requests
-/// generated from them by putting hosts, paths and methods from the library's data (and
-/// some it does not know) in their place, decide the same with the index on and off —
+/// generated from them by putting hosts, paths, methods and agents from the library's data
+/// (and some it does not know) in their place, decide the same with the index on and off —
 /// same value, or an error in both. The index must also skip something on most of them,
 /// or this would prove nothing.
 #[test]
@@ -509,6 +509,13 @@ fn the_rule_index_never_changes_a_library_decision() {
     let paths: Vec<String> =
         words.iter().filter(|w| w.starts_with('/')).cloned().chain(["/".to_string(), "/v1/x".to_string()]).collect();
     let methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "LIST"];
+    // Agents the data grants something to (per-agent lookups), and one it does not know.
+    let agents: Vec<String> = words
+        .iter()
+        .filter(|w| w.starts_with("spiffe://"))
+        .cloned()
+        .chain(["spiffe://corp/agent/unknown".to_string()])
+        .collect();
     let mut examples = Vec::new();
     let mut dir: Vec<_> =
         std::fs::read_dir(library_dir().join("examples")).unwrap().map(|e| e.unwrap().path()).collect();
@@ -516,7 +523,7 @@ fn the_rule_index_never_changes_a_library_decision() {
     for p in dir {
         examples.push(serde_json::from_str::<Json>(&std::fs::read_to_string(p).unwrap()).unwrap());
     }
-    assert!(hosts.len() > 10 && paths.len() > 5 && !examples.is_empty(), "{hosts:?} {paths:?}");
+    assert!(hosts.len() > 10 && paths.len() > 5 && agents.len() > 1 && !examples.is_empty(), "{hosts:?} {paths:?}");
 
     // A fixed linear congruential sequence: the same inputs on every run.
     let mut seed: u64 = 12;
@@ -527,10 +534,15 @@ fn the_rule_index_never_changes_a_library_decision() {
     let mut inputs = examples.clone();
     for _ in 0..2500 {
         let mut r = examples[pick(examples.len())].clone();
-        match pick(4) {
+        match pick(5) {
             0 => r["request"]["host"] = json!(hosts[pick(hosts.len())]),
             1 => r["request"]["path"] = json!(paths[pick(paths.len())]),
             2 => r["request"]["method"] = json!(methods[pick(methods.len())]),
+            3 => {
+                r["agent"]["id"] = json!(agents[pick(agents.len())]);
+                r["request"]["path"] = json!(paths[pick(paths.len())]);
+                r["request"]["host"] = json!(hosts[pick(hosts.len())]);
+            }
             _ => {
                 r["request"]["host"] = json!(hosts[pick(hosts.len())]);
                 r["request"]["path"] = json!(paths[pick(paths.len())]);

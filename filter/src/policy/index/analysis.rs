@@ -712,29 +712,64 @@ impl<'a> Analyser<'a> {
             }
             return Lit::Stop;
         }
-        let Some(first) = steps.first() else {
+        if steps.is_empty() {
             return match doc {
                 None => Lit::Safe(Cond::Any(Vec::new())),
                 Some(Json::Bool(false)) if truthy => Lit::Safe(Cond::Any(Vec::new())),
                 Some(_) => Lit::Safe(Cond::Always),
             };
-        };
-        let Step::Index(index) = first else { return Lit::Safe(Cond::Always) };
-        let Some(field) = self.input_field(module, index, locals) else { return Lit::Safe(Cond::Always) };
-        let keys: BTreeSet<String> = match doc {
-            None => BTreeSet::new(),
-            Some(Json::Object(o)) => {
-                let last = steps.len() == 1;
-                o.iter()
-                    .filter(|(_, v)| !(last && truthy && **v == Json::Bool(false)))
-                    .map(|(k, _)| k.clone())
-                    .collect()
-            }
-            // Arrays are indexed by numbers, scalars by nothing: no string key matches.
-            Some(Json::Array(_)) => return Lit::Safe(Cond::Always),
-            Some(_) => BTreeSet::new(),
-        };
-        Lit::Safe(self.atom(field, Test::OneOf(keys)))
+        }
+        // Walk the document level by level. At a request-field index the field must be a
+        // key of one of the documents this level can be (`data.grants[input.agent][input.path]`:
+        // the agent a key of `grants`, the path a key of some agent's grants), and the
+        // next level is every value under those keys. Each such atom is necessary on its
+        // own; together they rule out what a one-level atom cannot (an agent with grants,
+        // asking for a path no agent is granted).
+        let mut docs: Vec<&Json> = doc.into_iter().collect();
+        let mut parts = Vec::new();
+        for (i, step) in steps.iter().enumerate() {
+            let last = i + 1 == steps.len();
+            docs = match step {
+                // `.name` of an array is undefined: only objects lead on.
+                Step::Field(f) => docs.iter().filter_map(|d| d.as_object()?.get(*f)).collect(),
+                Step::Index(index) => {
+                    let Some(field) = self.input_field(module, index, locals) else {
+                        return Lit::Safe(Cond::all(parts));
+                    };
+                    let mut keys = BTreeSet::new();
+                    let mut next = Vec::new();
+                    // Arrays are indexed by numbers, which an atom's string set cannot
+                    // express: a level with one gets no atom, and leads to every element.
+                    let arrays = docs.iter().any(|d| d.is_array());
+                    for d in &docs {
+                        match d {
+                            Json::Object(o) => {
+                                for (k, v) in o {
+                                    if !(last && truthy && *v == Json::Bool(false)) {
+                                        keys.insert(k.clone());
+                                        next.push(v);
+                                    }
+                                }
+                            }
+                            Json::Array(a) => next.extend(a.iter()),
+                            _ => {}
+                        }
+                    }
+                    if !arrays {
+                        parts.push(self.atom(field, Test::OneOf(keys)));
+                    }
+                    next
+                }
+            };
+        }
+        if truthy {
+            docs.retain(|d| **d != Json::Bool(false));
+        }
+        if docs.is_empty() {
+            // Nothing this lookup can reach (and is not `false`): it never holds.
+            parts.push(Cond::Any(Vec::new()));
+        }
+        Lit::Safe(Cond::all(parts))
     }
 
     /// The value of a rule that is one literal with no body (`writes := {"POST": true}`),

@@ -23,6 +23,11 @@ fn compile(rego: &str, index: bool) -> Policy {
         "hosts": {"api.example.com": true, "off.example.com": false},
         "routes": {"api.example.com": {"/v1/exports": "export-api"}},
         "endpoints": [{"host": "api.example.com", "path": "/mcp"}, {"host": 7}],
+        "grants": {
+            "bot-a": {"/v1/a": true, "/v1/off": false},
+            "bot-b": {"/v1/b": {"level": "read"}},
+        },
+        "lists": {"bot-c": [1, false], "bot-d": {"/v1/d": true}},
     }));
     Policy::compile(&cfg).unwrap()
 }
@@ -233,4 +238,40 @@ other := {"effect": "allow"} if {
     for input in [GET_API, GET_OTHER, POST_API] {
         assert!(!both(&p, input).0, "{input}");
     }
+}
+
+/// `request` for `agent` on `path`, GET to api.example.com.
+fn granted(agent: &str, path: &str) -> String {
+    format!(
+        r#"{{"agent": {{"id": "{agent}"}}, "request": {{"method": "GET", "host": "api.example.com", "path": "{path}"}}}}"#
+    )
+}
+
+#[test]
+fn nested_lookups_need_a_key_at_every_level() {
+    let p = policy(r#"decision := {"effect": "allow"} if data.grants[input.agent.id][input.request.path]"#);
+    let allow = r#"{"effect":"allow"}"#.to_string();
+    let deny = r#"{"effect":"deny"}"#.to_string();
+    assert_eq!(both(&p, &granted("bot-a", "/v1/a")), (false, allow.clone()));
+    // bot-b's grant is evaluated by the VM; the index cannot tell agents' paths apart.
+    assert_eq!(both(&p, &granted("bot-a", "/v1/b")), (false, deny.clone()));
+    // A path no agent is granted, by an agent with grants: skipped.
+    assert_eq!(both(&p, &granted("bot-a", "/v1/reports")), (true, deny.clone()));
+    assert_eq!(both(&p, &granted("nobody", "/v1/a")), (true, deny.clone()));
+    // A grant whose value is `false` holds for nobody at the last level.
+    assert_eq!(both(&p, &granted("bot-a", "/v1/off")), (true, deny.clone()));
+    // An array is indexed by numbers: a level with one gets no atom.
+    let p = policy(r#"decision := {"effect": "allow"} if data.lists[input.agent.id][input.request.path]"#);
+    assert_eq!(both(&p, r#"{"agent": {"id": "bot-c"}, "request": {"path": 0}}"#), (false, allow.clone()));
+    assert_eq!(both(&p, r#"{"agent": {"id": "bot-c"}, "request": {"path": 1}}"#), (false, deny.clone()));
+    assert_eq!(both(&p, &granted("bot-c", "/v1/x")), (false, deny.clone()));
+    assert_eq!(both(&p, &granted("bot-e", "/v1/d")), (true, deny.clone()));
+
+    // A field after the nested index descends into every value it can be.
+    let p = policy(r#"decision := {"effect": "allow"} if data.grants[input.agent.id][input.request.path].level"#);
+    assert_eq!(both(&p, &granted("bot-b", "/v1/b")), (false, allow.clone()));
+    assert_eq!(both(&p, &granted("bot-a", "/v1/a")).1, deny);
+    assert_eq!(both(&p, &granted("bot-a", "/v1/x")), (true, deny.clone()));
+    let p = policy(r#"decision := {"effect": "allow"} if data.grants[input.agent.id][input.request.path].missing"#);
+    assert_eq!(both(&p, &granted("bot-b", "/v1/b")), (true, deny));
 }
