@@ -736,26 +736,8 @@ impl<'a> Analyser<'a> {
                     let Some(field) = self.input_field(module, index, locals) else {
                         return Lit::Safe(Cond::all(parts));
                     };
-                    let mut keys = BTreeSet::new();
-                    let mut next = Vec::new();
-                    // Arrays are indexed by numbers, which an atom's string set cannot
-                    // express: a level with one gets no atom, and leads to every element.
-                    let arrays = docs.iter().any(|d| d.is_array());
-                    for d in &docs {
-                        match d {
-                            Json::Object(o) => {
-                                for (k, v) in o {
-                                    if !(last && truthy && *v == Json::Bool(false)) {
-                                        keys.insert(k.clone());
-                                        next.push(v);
-                                    }
-                                }
-                            }
-                            Json::Array(a) => next.extend(a.iter()),
-                            _ => {}
-                        }
-                    }
-                    if !arrays {
+                    let (keys, next) = level(&docs, last && truthy);
+                    if let Some(keys) = keys {
                         parts.push(self.atom(field, Test::OneOf(keys)));
                     }
                     next
@@ -953,6 +935,29 @@ fn literal_json(e: &Expr) -> Option<Json> {
 }
 
 /// The data document at `data.a.b` (`path` includes the leading `data`).
+/// One level of a lookup by a request field into `docs`: the keys the field may take (`None`
+/// when an array is among them: arrays are indexed by numbers, which an atom's string set
+/// cannot express) and every value it leads to. `drop_false`: the level is the literal's
+/// last, whose value must not be `false`.
+fn level<'j>(docs: &[&'j Json], drop_false: bool) -> (Option<BTreeSet<String>>, Vec<&'j Json>) {
+    let mut keys = BTreeSet::new();
+    let mut next = Vec::new();
+    for d in docs {
+        match d {
+            Json::Object(o) => {
+                for (k, v) in o.iter().filter(|(_, v)| !(drop_false && **v == Json::Bool(false))) {
+                    keys.insert(k.clone());
+                    next.push(v);
+                }
+            }
+            Json::Array(a) => next.extend(a.iter()),
+            _ => {}
+        }
+    }
+    let arrays = docs.iter().any(|d| d.is_array());
+    ((!arrays).then_some(keys), next)
+}
+
 fn data_at<'j>(data: &'j Json, path: &str) -> Option<&'j Json> {
     let mut cur = data;
     for seg in path.split('.').skip(1) {
