@@ -204,6 +204,24 @@ impl Browser {
         })
     }
 
+    /// Waits (bounded by `timeout`) until the first element matching `css` reads `want`;
+    /// answers what it last read. After a click that submits a form, the page being left
+    /// may still be the one WebDriver sees, with an element of the same id: waiting for the
+    /// element alone would read the old page.
+    pub fn wait_text(&self, css: &str, want: &str, timeout: Duration) -> anyhow::Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = match self.text(css) {
+                Err(err) if is_stale(&err) => String::new(),
+                seen => seen?,
+            };
+            if seen == want || Instant::now() > deadline {
+                return Ok(seen);
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
     /// Clicks the first element matching `css` (waits up to 10 s for it).
     pub fn click(&self, css: &str) -> anyhow::Result<()> {
         self.on_element(css, |e| self.cmd("POST", &format!("/element/{e}/click"), Some(json!({}))).map(drop))

@@ -315,8 +315,7 @@ fn approval_page_shows_the_action_and_diff_and_approves(fx: &Fixture) {
     fx.bob.resize(1280, 900).unwrap();
     fx.bob.fill("#comment", "5000 rows: checked with the data owner").unwrap();
     fx.bob.click("#approve").unwrap();
-    fx.bob.wait_for("#status", WAIT).unwrap();
-    assert_eq!(fx.bob.text("#status").unwrap(), "approved");
+    assert_eq!(fx.bob.wait_text("#status", "approved", WAIT).unwrap(), "approved");
     assert!(fx.bob.find("#decide").unwrap().is_none());
     let shown = fx.show(&id);
     assert_eq!(service::status_of(&shown), Some("approved"), "{shown}");
@@ -406,8 +405,7 @@ fn critical_approval_demands_a_fresh_sign_in(fx: &Fixture) {
     *fx.bob_signed_in.lock().unwrap() = Some(Instant::now());
     assert_eq!(fx.bob.url().unwrap(), page);
     fx.bob.click("#approve").unwrap();
-    fx.bob.wait_for("#status", WAIT).unwrap();
-    assert_eq!(fx.bob.text("#status").unwrap(), "approved");
+    assert_eq!(fx.bob.wait_text("#status", "approved", WAIT).unwrap(), "approved");
     let shown = fx.show(&id);
     assert_eq!(service::status_of(&shown), Some("approved"), "{shown}");
     assert_eq!(shown["reviews"][0]["channel"], "console", "{shown}");
