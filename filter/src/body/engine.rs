@@ -37,9 +37,8 @@ pub struct Members<'a> {
     skipped: Vec<Cow<'a, str>>,
 }
 
-/// A JSON integer token of at most 18 digits without a leading zero (or `0`): it fits
-/// `i64` and `u64`, so serde_json reads it as that integer (never as a float).
-fn small_integer(text: &str) -> Option<Value> {
+/// The sign and digits of a plain integer token [`small_integer`] reads.
+fn small_integer_parts(text: &str) -> Option<(bool, &str)> {
     let (negative, digits) = match text.strip_prefix('-') {
         Some(d) => (true, d),
         None => (false, text),
@@ -47,17 +46,36 @@ fn small_integer(text: &str) -> Option<Value> {
     let plain = !digits.is_empty()
         && digits.len() <= 18
         && digits.bytes().all(|b| b.is_ascii_digit())
-        && (digits == "0" || !digits.starts_with('0'));
-    if !plain {
-        return None;
-    }
+        && (digits == "0" || !digits.starts_with('0'))
+        // serde_json reads `-0` as the float -0.0: left to the general path.
+        && !(negative && digits == "0");
+    plain.then_some((negative, digits))
+}
+
+/// A JSON integer token of at most 18 digits without a leading zero (or `0`): it fits
+/// `i64` and `u64`, so serde_json reads it as that integer (never as a float).
+fn small_integer(text: &str) -> Option<Value> {
+    let (negative, digits) = small_integer_parts(text)?;
     let n: u64 = digits.parse().ok()?;
     match (negative, n) {
         (false, n) => Some(Value::from(n)),
-        // serde_json reads `-0` as the float -0.0: left to the general path.
-        (true, 0) => None,
         (true, n) => Some(Value::from(-i64::try_from(n).ok()?)),
     }
+}
+
+/// The sign, integer and fraction digits of a decimal token [`short_decimal`] reads.
+fn short_decimal_parts(text: &str) -> Option<(bool, &str, &str)> {
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, text),
+    };
+    let (int, frac) = rest.split_once('.')?;
+    // The grammar was checked by the parser; kept as strict here on its own.
+    let too_long = int.len() + frac.len() > 15;
+    let leading_zero = int.len() > 1 && int.starts_with('0');
+    let short = !(int.is_empty() || frac.is_empty() || too_long || leading_zero)
+        && int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit());
+    short.then_some((negative, int, frac))
 }
 
 /// Exact powers of ten: every one up to 1e22 is a double.
@@ -71,25 +89,23 @@ const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10
 /// the shortest decimal that reads as the same double — so the number is held exactly
 /// and needs no printing back to check. Anything else takes the general path.
 fn short_decimal(text: &str) -> Option<Value> {
-    let (negative, rest) = match text.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, text),
-    };
-    let (int, frac) = rest.split_once('.')?;
-    let digits = int.len() + frac.len();
-    // The grammar was checked by the parser; kept as strict here on its own.
-    if int.is_empty() || frac.is_empty() || digits > 15 || (int.len() > 1 && int.starts_with('0')) {
-        return None;
-    }
+    let (negative, int, frac) = short_decimal_parts(text)?;
     let mut significand: u64 = 0;
     for b in int.bytes().chain(frac.bytes()) {
-        if !b.is_ascii_digit() {
-            return None;
-        }
         significand = significand * 10 + u64::from(b - b'0');
     }
     let f = significand as f64 / *POW10.get(frac.len())?;
     Some(Value::from(if negative { -f } else { f }))
+}
+
+/// Whether the engine holds the number token `text` exactly (else why the body is
+/// refused), without building its value for the integers and short decimals it always
+/// holds: a validated body part no policy reads is checked, never kept.
+pub fn check_engine_number(text: &str) -> Result<(), BodyError> {
+    if small_integer_parts(text).is_some() || short_decimal_parts(text).is_some() {
+        return Ok(());
+    }
+    engine_number(text).map(drop)
 }
 
 /// The engine's value of a number token, or why the body is refused.

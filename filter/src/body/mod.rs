@@ -475,6 +475,17 @@ mod tests {
         }
         let big = format!(r#"{{"rows": {{{}}}}}"#, keys.join(", "));
         assert!(read_json_seen(big.as_bytes(), &view).is_ok());
+        // Each skipped object's keys are its own: a key repeated in a nested or a sibling
+        // object is no duplicate, one repeated after a nested object is.
+        let fine = r#"{"rows": [{"a": 1, "b": {"a": 2, "b": [{"a": 3}]}, "c": 4}, {"a": 1, "c": {"d": 1}}]}"#;
+        assert!(read_json_seen(fine.as_bytes(), &view).is_ok());
+        let nested_big = format!(r#"{{"rows": {{{}, "in": {{"k3": 1}}, "z": 1}}}}"#, keys.join(", "));
+        assert!(read_json_seen(nested_big.as_bytes(), &view).is_ok());
+        for bad in
+            [r#"{"rows": [{"a": 1, "b": {"a": 2}, "a": 3}]}"#, r#"{"rows": [{"a": 1}, {"b": {"c": 1}, "b": 2}]}"#]
+        {
+            assert!(read_json_seen(bad.as_bytes(), &view).is_err(), "{bad}");
+        }
         // A JSON-RPC call is recognised as before.
         let call = br#"{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "t"}, "rows": [1]}"#;
         assert_eq!(read_json_seen(call, &view).unwrap().call, read_json(call).unwrap().call);

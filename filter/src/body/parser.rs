@@ -147,7 +147,7 @@ impl<'a> Parser<'a> {
                         let v = self.value(depth + 1, b)?;
                         b.member(&mut members, key, v)
                     } else {
-                        self.value(depth + 1, &mut Validate)?;
+                        self.value(depth + 1, &mut Validate::default())?;
                         b.skipped(&mut members, key)
                     };
                     if let Err(key) = added {
@@ -216,12 +216,7 @@ impl<'a> Parser<'a> {
     /// character or the end.
     fn run(&mut self) -> Result<&'a str, BodyError> {
         let start = self.i;
-        while let Some(&c) = self.b.get(self.i) {
-            if c == b'"' || c == b'\\' || c < 0x20 {
-                break;
-            }
-            self.i += 1;
-        }
+        self.i += plain_len(self.b.get(start..).unwrap_or_default());
         // `start..i` ends before an ASCII byte or at the end: a char boundary.
         self.s.get(start..self.i).ok_or_else(|| self.err("invalid string"))
     }
@@ -287,23 +282,53 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// The length of the plain run at the start of `bytes`: up to a quote, a backslash or a
+/// control character. Eight bytes are tested at once while none of them can end the run
+/// (bodies are mostly string bytes, and the Wasm VM has 64-bit integers but no vectors
+/// here); the word that can is finished byte by byte.
+fn plain_len(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Nonzero when some byte of `x` is below `n` (≤ 0x80): the classic "has less"
+    // test. Its lowest flagged byte is exact; a borrow may flag higher ones too, which
+    // only matters once the word is known to hold a special byte.
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGHS;
+    let special =
+        |x: u64| below(x, 0x20) | below(x ^ (ONES * u64::from(b'"')), 1) | below(x ^ (ONES * u64::from(b'\\')), 1);
+    let mut n = 0;
+    while let Some(word) = bytes.get(n..n + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        if special(u64::from_le_bytes(word)) != 0 {
+            break;
+        }
+        n += 8;
+    }
+    let rest = bytes.get(n..).unwrap_or_default();
+    n + rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).unwrap_or(rest.len())
+}
+
 /// Builds nothing: what the strict grammar refuses is still refused, duplicate keys
 /// and numbers the engine cannot hold exactly included (so a body is refused or
 /// accepted whatever parts of it the policy reads), without allocating the values.
-pub struct Validate;
-
-/// The keys of an object being validated: a short list scanned in order while small
-/// (most objects have a handful of keys), a sorted set beyond, so a huge object costs
-/// O(n log n), not O(n²).
+///
+/// The keys of the objects being validated live on one stack, each open object owning
+/// its top run: a body of thousands of small objects reuses one buffer instead of
+/// allocating a list per object.
 #[derive(Default)]
+pub struct Validate<'a> {
+    keys: Vec<Cow<'a, str>>,
+}
+
+/// An object being validated: where its keys start on the stack, and once it has more
+/// than [`FEW_KEYS`] of them, a sorted set instead (so a huge object costs O(n log n),
+/// not O(n²)).
 pub struct Keys<'a> {
-    few: Vec<Cow<'a, str>>,
-    many: std::collections::BTreeSet<Cow<'a, str>>,
+    start: usize,
+    many: Option<std::collections::BTreeSet<Cow<'a, str>>>,
 }
 
 const FEW_KEYS: usize = 16;
 
-impl<'a> Build<'a> for Validate {
+impl<'a> Build<'a> for Validate<'a> {
     type Value = ();
     type Object = Keys<'a>;
 
@@ -312,7 +337,7 @@ impl<'a> Build<'a> for Validate {
     fn bool(&mut self, _: bool) {}
 
     fn number(&mut self, text: &'a str) -> Result<(), BodyError> {
-        super::engine::engine_number(text).map(|_| ())
+        super::engine::check_engine_number(text)
     }
 
     fn string(&mut self, _: Cow<'a, str>) {}
@@ -320,26 +345,63 @@ impl<'a> Build<'a> for Validate {
     fn array(&mut self, _: Vec<()>) {}
 
     fn object(&mut self) -> Self::Object {
-        Keys::default()
+        Keys { start: self.keys.len(), many: None }
     }
 
     fn member(&mut self, object: &mut Self::Object, key: Cow<'a, str>, _: ()) -> Result<(), String> {
-        if object.many.is_empty() && object.few.len() < FEW_KEYS {
-            if object.few.contains(&key) {
+        if let Some(many) = &mut object.many {
+            if many.contains(&key) {
                 return Err(key.into_owned());
             }
-            object.few.push(key);
+            many.insert(key);
             return Ok(());
         }
-        if object.many.is_empty() {
-            object.many.extend(object.few.drain(..));
-        }
-        if object.many.contains(&key) {
+        let few = self.keys.get(object.start..).unwrap_or_default();
+        if few.contains(&key) {
             return Err(key.into_owned());
         }
-        object.many.insert(key);
+        if few.len() < FEW_KEYS {
+            self.keys.push(key);
+            return Ok(());
+        }
+        let mut many: std::collections::BTreeSet<_> = self.keys.drain(object.start..).collect();
+        many.insert(key);
+        object.many = Some(many);
         Ok(())
     }
 
-    fn close(&mut self, _: Self::Object) {}
+    fn close(&mut self, object: Self::Object) {
+        self.keys.truncate(object.start);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_len;
+
+    #[test]
+    fn a_plain_run_ends_at_the_first_quote_backslash_or_control_character() {
+        let slow = |b: &[u8]| b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).unwrap_or(b.len());
+        let fillers: [&[u8]; 4] = [b"a", "é".as_bytes(), b"\x7f", b" "];
+        let enders: [u8; 6] = [b'"', b'\\', 0x00, 0x1f, b'\n', b'\t'];
+        for filler in fillers {
+            for len in 0..40 {
+                let run: Vec<u8> = filler.iter().copied().cycle().take(len).collect();
+                assert_eq!(plain_len(&run), slow(&run), "{len} × {filler:?}");
+                for ender in enders {
+                    for tail in [&b""[..], b"\"\\x", b"abcdefghijklmnop"] {
+                        let mut b = run.clone();
+                        b.push(ender);
+                        b.extend_from_slice(tail);
+                        assert_eq!(plain_len(&b), len, "{len} × {filler:?} then {ender:#x}");
+                    }
+                }
+            }
+        }
+        // Bytes just above the limits never end a run; every byte value is tried.
+        for c in 0..=255u8 {
+            let b = [b'a', b'b', b'c', c, b'd', b'e', b'f', b'g', b'h', b'i'];
+            assert_eq!(plain_len(&b), slow(&b), "{c:#x}");
+        }
+    }
 }
