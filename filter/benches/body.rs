@@ -161,6 +161,20 @@ fn stages(c: &mut Criterion) {
             bytes.len(),
             &sha,
         );
+        // What a repeated request sends instead (no body): the size `scripts/bench-envoy.sh`'s
+        // callout floor sends.
+        let find = airlock_filter::wire::approval_request(
+            "dec_1",
+            &action,
+            &agent,
+            &digest,
+            &d,
+            "rev",
+            0,
+            None,
+            bytes.len(),
+            &sha,
+        );
         let call =
             callout::signed_post(&w.config.service, now_s, callout::APPROVALS_PATH, create.clone(), 1000).unwrap();
         let answer = Answer {
@@ -170,7 +184,7 @@ fn stages(c: &mut Criterion) {
             signature: signing::sign_answer(&w.config.service.signing.current, now_s, 200, &call.signature, PENDING),
             body: PENDING.to_vec(),
         };
-        println!("{label}: body {} B, create call {} B", bytes.len(), create.len());
+        println!("{label}: body {} B, create call {} B, find call {} B", bytes.len(), create.len(), find.len());
 
         let mut g = c.benchmark_group(format!("approve_body_{label}"));
         g.bench_function("hash body (sha256_hex)", |b| b.iter(|| sha256_hex(black_box(&bytes))));

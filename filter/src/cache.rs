@@ -16,9 +16,12 @@
 //! - **The policy is deterministic.** A policy that calls a builtin whose result
 //!   depends on the clock, randomness or the network (`time.*`, `rand.*`, `uuid.*`,
 //!   `http.send`, `opa.runtime`, …) is never cached: see [`plan`].
-//! - **Only allows are cached.** A deny or an approval is always evaluated afresh, so
-//!   even a mistake in the key could only ever repeat an allow for a request that
-//!   looks identical to the policy, never turn a deny or an approval into an allow.
+//! - **Denies are never cached.** Allows and approvals are, so even a mistake in the
+//!   key could only repeat an allow or an approval for a request that looks identical
+//!   to the policy; it could never turn a deny into anything else, and a repeated
+//!   approval still goes to reviewers. Approvals are cached because an agent waiting
+//!   for one repeats the same request until reviewers decide (SPEC's retry), and each
+//!   retry would evaluate the policy only to reach the same approval again.
 //!
 //! Left out of the key are only the parts of `input` that differ on (almost) every
 //! request *and* that the policy provably cannot read: `input.request.id` (Envoy's
@@ -28,7 +31,7 @@
 //!
 //! Everything else a request does still happens on a hit: the decision record, the
 //! counters, shadow handling, header removal — only evaluation is skipped, and the
-//! action digest is taken from the entry ([`CachedAllow`]): it is a function of fields
+//! action digest is taken from the entry ([`CachedDecision`]): it is a function of fields
 //! the key holds (method, scheme, host, port, path, query, significant headers, body
 //! hash), so an identical key has the identical digest.
 
@@ -310,9 +313,10 @@ fn static_path(tokens: &[(TokenKind, String)], start: usize) -> Vec<String> {
     }
 }
 
-/// What a cache hit gives back: the allow, and the action digest that went with it.
+/// What a cache hit gives back: the allow or approval, and the action digest that went
+/// with it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CachedAllow {
+pub struct CachedDecision {
     pub decision: crate::decision::Decision,
     pub digest: Option<String>,
 }

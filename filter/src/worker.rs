@@ -3,7 +3,7 @@
 //! Envoy runs one VM per worker thread, so this is owned by one thread and shared by
 //! the root context and every request context of that worker without locks.
 
-use crate::cache::{CachedAllow, DecisionCache};
+use crate::cache::{CachedDecision, DecisionCache};
 use crate::config::Config;
 use crate::decision_log::DecisionLog;
 use crate::known::KnownApprovals;
@@ -24,7 +24,7 @@ pub struct Worker {
     /// Where warnings go (Envoy's log in the glue; a buffer in tests).
     pub warn: Box<dyn FnMut(&str)>,
     /// Allow decisions of the serving policy (`crate::cache`).
-    pub cache: DecisionCache<CachedAllow>,
+    pub cache: DecisionCache<CachedDecision>,
     /// Actions the approval service holds an approval for (`crate::known`).
     pub known: KnownApprovals,
     seq: u64,

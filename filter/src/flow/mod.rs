@@ -6,7 +6,7 @@
 
 use crate::action::Action;
 use crate::body::{self, RpcCall};
-use crate::cache::{BodyView, CachedAllow, Plan};
+use crate::cache::{BodyView, CachedDecision, Plan};
 use crate::callout::{self, Answer, ApprovalStatus, Call, CalloutError, Redeemed};
 use crate::decision::{self, Decision, Effect, POLICY_ERROR_RULE};
 use crate::decision_log::Record;
@@ -447,10 +447,10 @@ impl Flow {
         let result = active.policy.evaluate(input);
         w.metrics.eval_time_us(started.elapsed().as_micros() as u64);
         let decision = decision::from_policy_output(result);
-        // Only allows are remembered: a deny or an approval is evaluated every time, so
-        // the cache can never turn either into an allow (`crate::cache`).
-        if keyed && decision.effect == Effect::Allow {
-            w.cache.insert_scratch(CachedAllow { decision: decision.clone(), digest: self.digest.clone() });
+        // Allows and approvals are remembered, denies never: the cache can never turn a
+        // deny into anything, nor an approval into an allow (`crate::cache`).
+        if keyed && matches!(decision.effect, Effect::Allow | Effect::Approve) {
+            w.cache.insert_scratch(CachedDecision { decision: decision.clone(), digest: self.digest.clone() });
         }
         if decision.rule.as_deref() == Some(POLICY_ERROR_RULE) {
             w.metrics.count(Counter::PolicyError);

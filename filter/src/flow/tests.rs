@@ -493,6 +493,32 @@ fn a_repeated_allow_comes_from_the_cache_and_is_still_recorded() {
 }
 
 #[test]
+fn a_repeated_approval_comes_from_the_cache_and_still_asks_the_service() {
+    let mut h = harness();
+    let body = br#"{"table": "users"}"#;
+    let (mut f, step) = start(&mut h, &export(), body);
+    let first = call_of(step);
+    let pending = |call: &Call| answer(call, 200, serde_json::json!({"approval_id": "apr_1", "status": "pending"}));
+    reply_json(&f.on_answer(&mut h.w, &pending(&first), now()));
+    assert_eq!(evaluations(&h), 1);
+    for _ in 0..2 {
+        // The agent retries while reviewers decide: the same approval, not re-evaluated,
+        // and the service is still asked every time (it alone says pending or approved).
+        let (mut f, step) = start(&mut h, &export(), body);
+        let call = call_of(step);
+        let (status, v) = reply_json(&f.on_answer(&mut h.w, &pending(&call), now()));
+        assert_eq!((status, v["approval_id"].as_str()), (403, Some("apr_1")));
+        assert_eq!(v["rule"], "exports");
+    }
+    assert_eq!(evaluations(&h), 1, "evaluated once, then served from the cache");
+    assert_eq!(h.metrics.borrow().get(Counter::CacheHit), 2);
+    // Another body is another input: evaluated.
+    let (_, step) = start(&mut h, &export(), br#"{"table": "orders"}"#);
+    call_of(step);
+    assert_eq!(evaluations(&h), 2);
+}
+
+#[test]
 fn a_changed_field_never_meets_a_stale_allow() {
     let mut h = cache_harness(CACHE_POLICY);
     let ok = item("bot", "/v1/items?page=2", "blue");

@@ -56,12 +56,101 @@ pub const FLOOR_BODY_WAT: &str = r#"
   (func (export "proxy_on_delete") (param i32)))
 "#;
 
+/// The floor of finding an approval through a service, for the approve-route rows: the
+/// body floor's filter ([`FLOOR_BODY_WAT`]) that, once the body is in, makes one
+/// `dispatch_http_call` to `cluster` (a POST of a `call_body_len`-byte body, the size of
+/// Airlock's find call) and answers the request with a local 403 when the answer comes.
+/// No hashing, parsing, policy or signing: what Envoy and V8 charge any proxy-wasm design
+/// that asks a service per request and answers locally.
+pub fn floor_callout_wat(cluster: &str, call_body_len: usize) -> String {
+    let headers = header_map(&[
+        (":method", "POST"),
+        (":path", "/authz/find"),
+        (":authority", "floor"),
+        ("content-type", "application/json"),
+    ]);
+    let reply = br#"{"type":"urn:airlock:problem:approval-pending","status":403}"#;
+    format!(
+        r#"
+(module
+  (import "env" "proxy_http_call"
+    (func $dispatch (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_set_effective_context" (func $effective (param i32) (result i32)))
+  (import "env" "proxy_send_local_response"
+    (func $reply (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 64)
+  ;; 1024: the cluster; 2048: the call's headers; 4096: its body; 12288: the reply; 16000:
+  ;; an empty header map; 16004: the call's token; 16384: the stream of each token.
+  (data (i32.const 1024) "{cluster}")
+  (data (i32.const 2048) "{headers}")
+  (data (i32.const 4096) "{body}")
+  (data (i32.const 12288) "{reply}")
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 65536))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (select (i32.const 0) (i32.const 1) (local.get 2)))
+  (func (export "proxy_on_request_body") (param $ctx i32) (param i32) (param $end i32) (result i32)
+    (if (i32.eqz (local.get $end)) (then (return (i32.const 1))))
+    (if (call $dispatch (i32.const 1024) (i32.const {cluster_len}) (i32.const 2048) (i32.const {headers_len})
+          (i32.const 4096) (i32.const {body_len}) (i32.const 0) (i32.const 0) (i32.const 2000) (i32.const 16004))
+      (then (unreachable)))
+    (i32.store (i32.add (i32.const 16384) (i32.shl (i32.and (i32.load (i32.const 16004)) (i32.const 1023)) (i32.const 2)))
+      (local.get $ctx))
+    (i32.const 1))
+  (func (export "proxy_on_http_call_response") (param i32) (param $token i32) (param i32 i32 i32)
+    (drop (call $effective
+      (i32.load (i32.add (i32.const 16384) (i32.shl (i32.and (local.get $token) (i32.const 1023)) (i32.const 2))))))
+    (drop (call $reply (i32.const 403) (i32.const 0) (i32.const 0) (i32.const 12288) (i32.const {reply_len})
+      (i32.const 16000) (i32.const 4) (i32.const -1))))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_log") (param i32))
+  (func (export "proxy_on_delete") (param i32)))
+"#,
+        cluster = wat_string(cluster.as_bytes()),
+        cluster_len = cluster.len(),
+        headers = wat_string(&headers),
+        headers_len = headers.len(),
+        body = wat_string(&vec![b'x'; call_body_len.min(8192)]),
+        body_len = call_body_len.min(8192),
+        reply = wat_string(reply),
+        reply_len = reply.len(),
+    )
+}
+
+/// proxy-wasm's serialized header map: the pair count, each pair's key and value
+/// lengths, then each key and value NUL-terminated (all integers little-endian u32).
+fn header_map(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
+    for (k, v) in pairs {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    }
+    for (k, v) in pairs {
+        for part in [k, v] {
+            out.extend_from_slice(part.as_bytes());
+            out.push(0);
+        }
+    }
+    out
+}
+
+/// Bytes as a WAT string literal's contents (every byte escaped).
+fn wat_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("\\{b:02x}")).collect()
+}
+
 #[derive(Clone, Copy, PartialEq, Debug)]
 pub enum Filter {
     None,
     Floor,
     /// [`FLOOR_BODY_WAT`], direct_response only, used by the approve-route body runs.
     FloorBody,
+    /// [`floor_callout_wat`], direct_response only, used by the approve-route body runs.
+    FloorCallout,
     Airlock,
     /// The same module and config with `decision_cache.max_entries: 0` (its own VM),
     /// direct_response only: every request evaluates the policy.
@@ -83,6 +172,7 @@ impl Filter {
             Filter::None => "no filter",
             Filter::Floor => "empty wasm (floor)",
             Filter::FloorBody => "empty wasm, waits for the body (floor)",
+            Filter::FloorCallout => "the same + one callout, local 403",
             Filter::Airlock => "airlock (library)",
             Filter::Eval => "airlock, every request evaluated",
             Filter::Eval9 => "airlock 9× library, every req. eval.",
@@ -97,6 +187,7 @@ impl Filter {
             Filter::None => "none",
             Filter::Floor => "floor",
             Filter::FloorBody => "floorbody",
+            Filter::FloorCallout => "floorcall",
             Filter::Airlock => "airlock",
             Filter::Eval => "eval",
             Filter::Eval9 => "eval9",
@@ -132,6 +223,7 @@ impl Upstream {
 pub struct FilterSetup<'a> {
     pub floor: &'a Path,
     pub floor_body: &'a Path,
+    pub floor_callout: &'a Path,
     pub wasm: &'a Path,
     pub alt: &'a Path,
     /// The library, decision cache on.
@@ -191,6 +283,7 @@ pub fn filter_yaml(filter: Filter, s: &FilterSetup) -> String {
         Filter::None => String::new(),
         Filter::Floor => wasm_filter_yaml("floor", s.floor, "\"\""),
         Filter::FloorBody => wasm_filter_yaml("floor_body", s.floor_body, "\"\""),
+        Filter::FloorCallout => wasm_filter_yaml("floor_callout", s.floor_callout, "\"\""),
         Filter::Airlock => wasm_filter_yaml("airlock", s.wasm, s.library),
         Filter::Eval => wasm_filter_yaml("airlock_eval", s.wasm, s.eval),
         Filter::Eval9 => wasm_filter_yaml("airlock_eval9", s.wasm, s.eval9),
@@ -334,7 +427,19 @@ pub fn listener_addr(admin: SocketAddr, name: &str) -> anyhow::Result<SocketAddr
 /// adds wrk's 8; more means Envoy closed them (e.g. answering before a body was read) and
 /// the run's CPU includes connection setup.
 pub fn downstream_connections(admin: SocketAddr, listener: &str) -> anyhow::Result<u64> {
-    let name = format!("http.{listener}.downstream_cx_total");
+    counter(admin, &format!("http.{listener}.downstream_cx_total"))
+}
+
+/// An upstream cluster's (connections, requests) so far.
+pub fn upstream_use(admin: SocketAddr, cluster: &str) -> anyhow::Result<(u64, u64)> {
+    Ok((
+        counter(admin, &format!("cluster.{cluster}.upstream_cx_total"))?,
+        counter(admin, &format!("cluster.{cluster}.upstream_rq_total"))?,
+    ))
+}
+
+/// One counter of Envoy's stats.
+pub fn counter(admin: SocketAddr, name: &str) -> anyhow::Result<u64> {
     let text = Request::get(&format!("/stats?filter=^{}$", name.replace('.', "\\."))).send(admin)?.text();
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name}: ")))

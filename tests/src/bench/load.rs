@@ -28,10 +28,12 @@ pub struct WrkLoad<'a> {
     /// A Lua script from [`post_script`]: it sets the method and body and counts the
     /// answers that are not what it expects (so a 403 can be the expected answer).
     pub script: Option<&'a Path>,
+    /// wrk's connections (`-c`).
+    pub connections: u32,
 }
 
 /// The allowed GET.
-pub const ALLOW_LOAD: WrkLoad<'static> = WrkLoad { path: crate::bench::ALLOW_PATH, script: None };
+pub const ALLOW_LOAD: WrkLoad<'static> = WrkLoad { path: crate::bench::ALLOW_PATH, script: None, connections: 8 };
 
 /// A wrk Lua script: POST `body_file` as JSON, and count answers whose status is not
 /// `expect` or (with `needle`) whose body lacks it. wrk's "Non-2xx" count cannot tell an
@@ -66,7 +68,7 @@ end
 
 pub fn wrk(addr: SocketAddr, seconds: u64, load: &WrkLoad) -> anyhow::Result<WrkRun> {
     let mut cmd = pinned(LOAD_CPU, Path::new("/usr/bin/wrk"));
-    cmd.args(["-t1", "-c8", &format!("-d{seconds}s")])
+    cmd.args(["-t1", &format!("-c{}", load.connections), &format!("-d{seconds}s")])
         .args(["-H", &format!("Host: {HOST}"), "-H", &format!("{IDENTITY_HEADER}: {AGENT}")])
         .args(["-H", "user-agent: airlock-bench/1"]);
     if let Some(script) = load.script {

@@ -58,8 +58,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use airlock_tests::bench::envoy::{
-    cluster_yaml, downstream_connections, envoy_yaml, filter_yaml, listener_addr, listener_yaml, start_envoy, Filter,
-    FilterSetup, Upstream, AUTHZ_CLUSTER, FLOOR_BODY_WAT, FLOOR_WAT,
+    cluster_yaml, downstream_connections, envoy_yaml, filter_yaml, floor_callout_wat, listener_addr, listener_yaml,
+    start_envoy, upstream_use, Filter, FilterSetup, Upstream, AUTHZ_CLUSTER, FLOOR_BODY_WAT, FLOOR_WAT,
 };
 use airlock_tests::bench::library9::{self, Library9};
 use airlock_tests::bench::load::{
@@ -86,6 +86,14 @@ const PER_AGENT: u64 = 10;
 const SEQUENTIAL: u64 = 100;
 /// Approve-route bodies: 1 KB and 64 KB of JSON.
 const BODY_SIZES: [usize; 2] = [1024, 64 * 1024];
+/// The size of Airlock's find call for the approve-route POST (`cargo bench -p
+/// airlock-filter --bench body` prints it): what the callout floor sends.
+const FIND_CALL_BYTES: usize = 732;
+/// wrk's connections on the approve route: each of Airlock's requests waits for the
+/// service, so with wrk's usual 8 Envoy can sit idle between answers, and an Envoy that
+/// is not kept busy spends more CPU per request (fewer requests per event-loop wakeup):
+/// enough connections that the service's latency does not set the figure.
+const APPROVE_CONNECTIONS: u32 = 64;
 
 struct Listener {
     name: String,
@@ -264,21 +272,27 @@ fn post_request(path: &str, agent: &str, body: &str) -> Vec<u8> {
 struct BodyRun {
     size: usize,
     floor: Totals,
+    /// The floor plus one callout per request and a local 403 (`floor_callout_wat`).
+    callout: Totals,
     airlock: Totals,
-    /// Requests per accepted connection (floor, airlock): a connection closed after each
-    /// answer would put connection setup into the CPU per request.
-    per_connection: [f64; 2],
+    /// Requests per accepted connection (floor, callout, airlock): a connection closed
+    /// after each answer would put connection setup into the CPU per request.
+    per_connection: [f64; 3],
+    /// Callouts per upstream connection (the callout floor's, Airlock's to the service):
+    /// the same concern on the other side.
+    per_upstream_connection: [f64; 2],
 }
 
-/// The two listeners a body run compares, by name (their stat prefix) and address.
+/// The listeners a body run compares, by name (their stat prefix) and address.
 struct BodyListeners<'a> {
     admin: SocketAddr,
     floor: (&'a str, SocketAddr),
+    callout: (&'a str, SocketAddr),
     airlock: (&'a str, SocketAddr),
 }
 
 fn body_runs(pid: u32, on: &BodyListeners, dir: &Path, o: &Opts, stamp: u128) -> anyhow::Result<Vec<BodyRun>> {
-    let (floor, airlock) = (on.floor.1, on.airlock.1);
+    let (floor, callout, airlock) = (on.floor.1, on.callout.1, on.airlock.1);
     let mut out = Vec::new();
     for size in BODY_SIZES {
         let body = export_body(size, &format!("{stamp}-repeat-{size}"))?;
@@ -296,20 +310,47 @@ fn body_runs(pid: u32, on: &BodyListeners, dir: &Path, o: &Opts, stamp: u128) ->
         std::fs::write(&floor_script, post_script(&body_file, 200, None))?;
         let airlock_script = dir.join(format!("post-airlock-{size}.lua"));
         std::fs::write(&airlock_script, post_script(&body_file, 403, Some(PENDING)))?;
-        let floor_load = WrkLoad { path: EXPORT_PATH, script: Some(&floor_script) };
-        let airlock_load = WrkLoad { path: EXPORT_PATH, script: Some(&airlock_script) };
-        let connections = || -> anyhow::Result<[u64; 2]> {
-            Ok([downstream_connections(on.admin, on.floor.0)?, downstream_connections(on.admin, on.airlock.0)?])
+        let floor_load = WrkLoad { path: EXPORT_PATH, script: Some(&floor_script), connections: APPROVE_CONNECTIONS };
+        let airlock_load =
+            WrkLoad { path: EXPORT_PATH, script: Some(&airlock_script), connections: APPROVE_CONNECTIONS };
+        let callout_script = dir.join(format!("post-callout-{size}.lua"));
+        std::fs::write(&callout_script, post_script(&body_file, 403, Some(PENDING)))?;
+        let callout_load =
+            WrkLoad { path: EXPORT_PATH, script: Some(&callout_script), connections: APPROVE_CONNECTIONS };
+        let on_callout = send_raw(callout, &post_request(EXPORT_PATH, AGENT, &body), Duration::from_secs(10))?;
+        if on_callout.status != 403 {
+            bail!("the callout floor answers the {size}-byte POST with {}", on_callout.status);
+        }
+        let connections = || -> anyhow::Result<[u64; 3]> {
+            Ok([
+                downstream_connections(on.admin, on.floor.0)?,
+                downstream_connections(on.admin, on.callout.0)?,
+                downstream_connections(on.admin, on.airlock.0)?,
+            ])
         };
-        let before = connections()?;
-        let t = closed_loop(pid, &[(floor, &floor_load), (airlock, &airlock_load)], o.seconds, o.rounds)?;
-        let after = connections()?;
+        let upstream = || -> anyhow::Result<[(u64, u64); 2]> {
+            Ok([upstream_use(on.admin, AUTHZ_CLUSTER)?, upstream_use(on.admin, APPROVAL_CLUSTER)?])
+        };
+        let (before, up_before) = (connections()?, upstream()?);
+        let t = closed_loop(
+            pid,
+            &[(floor, &floor_load), (callout, &callout_load), (airlock, &airlock_load)],
+            o.seconds,
+            o.rounds,
+        )?;
+        let (after, up_after) = (connections()?, upstream()?);
         let per_conn = |i: usize| t[i].requests as f64 / (after[i] - before[i]).max(1) as f64;
+        let per_up = |i: usize| {
+            let (cx, rq) = (up_after[i].0 - up_before[i].0, up_after[i].1 - up_before[i].1);
+            rq as f64 / cx.max(1) as f64
+        };
         out.push(BodyRun {
             size,
             floor: t[0].clone(),
-            airlock: t[1].clone(),
-            per_connection: [per_conn(0), per_conn(1)],
+            callout: t[1].clone(),
+            airlock: t[2].clone(),
+            per_connection: [per_conn(0), per_conn(1), per_conn(2)],
+            per_upstream_connection: [per_up(0), per_up(1)],
         });
     }
     Ok(out)
@@ -416,6 +457,8 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(&floor, wat::parse_str(FLOOR_WAT)?)?;
     let floor_body = dir.path().join("floor-body.wasm");
     std::fs::write(&floor_body, wat::parse_str(FLOOR_BODY_WAT)?)?;
+    let floor_callout = dir.path().join("floor-callout.wasm");
+    std::fs::write(&floor_callout, wat::parse_str(floor_callout_wat(AUTHZ_CLUSTER, FIND_CALL_BYTES))?)?;
     let module_size = std::fs::metadata(&wasm)?.len();
 
     let service = AirlockService::start(
@@ -448,6 +491,7 @@ fn main() -> anyhow::Result<()> {
     let setup = FilterSetup {
         floor: &floor,
         floor_body: &floor_body,
+        floor_callout: &floor_callout,
         wasm: &wasm,
         alt: alt.as_deref().unwrap_or(&wasm),
         library: &plugin,
@@ -462,6 +506,7 @@ fn main() -> anyhow::Result<()> {
             Filter::None,
             Filter::Floor,
             Filter::FloorBody,
+            Filter::FloorCallout,
             Filter::Airlock,
             Filter::Eval,
             Filter::Eval9,
@@ -471,8 +516,15 @@ fn main() -> anyhow::Result<()> {
             if filter == Filter::Alt && alt.is_none() {
                 continue;
             }
-            let direct_only =
-                matches!(filter, Filter::FloorBody | Filter::Eval | Filter::Eval9 | Filter::ExtAuthz | Filter::Alt);
+            let direct_only = matches!(
+                filter,
+                Filter::FloorBody
+                    | Filter::FloorCallout
+                    | Filter::Eval
+                    | Filter::Eval9
+                    | Filter::ExtAuthz
+                    | Filter::Alt
+            );
             if direct_only && upstream == Upstream::Nginx {
                 continue;
             }
@@ -512,16 +564,18 @@ fn main() -> anyhow::Result<()> {
     let pid = envoy.proc.pid();
     let mut listeners = Vec::new();
     let mut floor_body_listener = None;
+    let mut floor_callout_listener = None;
     for (name, filter, upstream) in specs {
         let addr = listener_addr(envoy.admin, &name)?;
-        // The body floor serves the approve-route runs only (a GET passes it like the floor).
-        if filter == Filter::FloorBody {
-            floor_body_listener = Some((name, addr));
-            continue;
+        // The body floors serve the approve-route runs only.
+        match filter {
+            Filter::FloorBody => floor_body_listener = Some((name, addr)),
+            Filter::FloorCallout => floor_callout_listener = Some((name, addr)),
+            _ => listeners.push(Listener { name, filter, upstream, addr }),
         }
-        listeners.push(Listener { name, filter, upstream, addr });
     }
     let floor_body_listener = floor_body_listener.ok_or_else(|| anyhow!("no body-floor listener"))?;
+    let floor_callout_listener = floor_callout_listener.ok_or_else(|| anyhow!("no callout-floor listener"))?;
 
     println!(
         "airlock-bench: Envoy {} (--concurrency 1, pinned to CPU {ENVOY_CPU}; load on CPU {LOAD_CPU})",
@@ -597,7 +651,7 @@ fn main() -> anyhow::Result<()> {
         find(f, Upstream::Direct).map(|i| listeners[i].addr).ok_or_else(|| anyhow!("no {} listener", f.label()))
     };
     println!(
-        "\n== approve route with a body: wrk -t1 -c8 -d{}s, {} rounds, the same POST {EXPORT_PATH} repeated \
+        "\n== approve route with a body: wrk -t1 -c{APPROVE_CONNECTIONS} -d{}s, {} rounds, the same POST {EXPORT_PATH} repeated \
          (Airlock: 403 approval-pending, the existing approval found through the service; floor: the empty filter \
          waiting for the body, 200) ==",
         o.seconds, o.rounds
@@ -606,6 +660,7 @@ fn main() -> anyhow::Result<()> {
     let on = BodyListeners {
         admin: envoy.admin,
         floor: (&floor_body_listener.0, floor_body_listener.1),
+        callout: (&floor_callout_listener.0, floor_callout_listener.1),
         airlock: (&airlock_name, direct(Filter::Airlock)?),
     };
     let bodies = body_runs(pid, &on, dir.path(), &o, stamp)?;
@@ -614,9 +669,13 @@ fn main() -> anyhow::Result<()> {
         "body", "filter", "req/s", "CPU µs/req", "above floor", "req/conn"
     );
     for b in &bodies {
-        for (k, (label, t)) in [(Filter::FloorBody.label(), &b.floor), ("airlock (library), pending found", &b.airlock)]
-            .into_iter()
-            .enumerate()
+        for (k, (label, t)) in [
+            (Filter::FloorBody.label(), &b.floor),
+            (Filter::FloorCallout.label(), &b.callout),
+            ("airlock (library), pending found", &b.airlock),
+        ]
+        .into_iter()
+        .enumerate()
         {
             println!(
                 "{:<8} {:<38} {:>9.0} {:>11.1} {:>11.1} {:>10.0}{}",
@@ -629,6 +688,15 @@ fn main() -> anyhow::Result<()> {
                 t.flag()
             );
         }
+    }
+
+    for b in &bodies {
+        println!(
+            "{} KB: callouts per upstream connection: callout floor {:.0}, airlock {:.0}",
+            b.size / 1024,
+            b.per_upstream_connection[0],
+            b.per_upstream_connection[1]
+        );
     }
 
     // Open loop: fixed rate, HDR histograms merged over the rounds.

@@ -1036,8 +1036,10 @@ fn stats_count_each_effect() {
     assert_eq!(metric(&host, CALLOUT_FAILURES), 1);
     assert_eq!(metric(&host, INJECTED), 1);
     assert_eq!(metric(&host, SHADOW_ALLOW), 0);
-    // Every policy evaluation is timed; the refusal without identity ran no policy.
-    assert_eq!(host.histogram(EVAL_TIME).map(|v| v.len()), Some(6));
+    // Every policy evaluation is timed; the refusal without identity ran no policy, and
+    // the second export (the same request as the first) came from the decision cache.
+    assert_eq!(host.histogram(EVAL_TIME).map(|v| v.len()), Some(5));
+    assert_eq!(metric(&host, "airlock.decision_cache.hits"), 1);
 }
 
 // ----- policy errors -----
