@@ -319,6 +319,9 @@ fn static_path(tokens: &[(TokenKind, String)], start: usize) -> Vec<String> {
 pub struct CachedDecision {
     pub decision: crate::decision::Decision,
     pub digest: Option<String>,
+    /// The JSON-RPC call the body held (how the agent is answered), so that a hit need
+    /// not parse the body again.
+    pub rpc: Option<crate::body::RpcCall>,
 }
 
 struct Slot<D> {

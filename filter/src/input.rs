@@ -223,15 +223,23 @@ fn build_with(
     Value::from(top)
 }
 
+/// What [`cache_key`] keys of a body: its size, hash and whether it is parsed.
+pub fn body_key(body: &BodyFacts) -> (usize, Option<&str>, bool) {
+    let BodyFacts { size, sha256, parsed } = body;
+    (*size, sha256.as_deref(), parsed.is_some())
+}
+
 /// The decision-cache key for `build(action, agent, body, digest)`, appended to `out`:
 /// an unambiguous encoding (length-prefixed fields, tagged options, counted lists) of
 /// every value `build` reads, so two requests with equal keys get equal inputs.
 ///
 /// The structs are destructured in full: a field added to [`Action`], [`Agent`] or
-/// [`BodyFacts`] does not compile here until it is either keyed or argued out, so the
-/// key cannot silently fall behind the input. Two values are deliberately not keyed:
+/// [`BodyFacts`] (see [`body_key`]) does not compile here until it is either keyed or
+/// argued out, so the key cannot silently fall behind the input. The body is given as
+/// its size, hash and whether it is (to be) parsed, so the flow can look a request up
+/// before parsing its body. Two values are deliberately not keyed:
 /// - the parsed body (`request.body`, `request.jsonrpc`): it is a function of the body
-///   bytes, which `body.sha256` (SHA-256, the same trust the action digest puts in it)
+///   bytes, which `sha256` (SHA-256, the same trust the action digest puts in it)
 ///   identifies; whether it is present is keyed;
 /// - `request.id` and headers that `view` says the policy cannot read
 ///   (`crate::cache::plan` establishes it from the modules).
@@ -239,7 +247,15 @@ fn build_with(
 /// Returns false when the key cannot stand for the input (a parsed body without a
 /// body hash); the caller then does not use the cache. A JSON-RPC batch, evaluated
 /// once per call (`build_batch_call`), is never cached: the flow does not ask.
-pub fn cache_key(out: &mut Vec<u8>, action: &Action, agent: &Agent, body: &BodyFacts, view: &InputView) -> bool {
+pub fn cache_key(
+    out: &mut Vec<u8>,
+    action: &Action,
+    agent: &Agent,
+    size: usize,
+    sha256: Option<&str>,
+    parsed: bool,
+    view: &InputView,
+) -> bool {
     let Action {
         request_id,
         method,
@@ -256,8 +272,7 @@ pub fn cache_key(out: &mut Vec<u8>, action: &Action, agent: &Agent, body: &BodyF
         airlock_headers,
     } = action;
     let Agent { id, source, owner, acts_for, claims } = agent;
-    let BodyFacts { size, sha256, parsed } = body;
-    if parsed.is_some() && sha256.is_none() {
+    if parsed && sha256.is_none() {
         return false;
     }
     let s = |out: &mut Vec<u8>, v: &str| {
@@ -325,9 +340,9 @@ pub fn cache_key(out: &mut Vec<u8>, action: &Action, agent: &Agent, body: &BodyF
         s(out, k);
         s(out, v);
     }
-    n(out, *size);
-    opt(out, sha256.as_deref());
-    out.push(u8::from(parsed.is_some()));
+    n(out, size);
+    opt(out, sha256);
+    out.push(u8::from(parsed));
     // The digest (in `input`) is not encoded: it is a function of method, scheme, host,
     // port, path, query, significant headers and body hash, all encoded above.
     true
@@ -419,7 +434,8 @@ mod tests {
     fn key(a: &Action, ag: &Agent, b: &BodyFacts, with_id: bool) -> Vec<u8> {
         let view = InputView { request_id: with_id, ..InputView::ALL };
         let mut out = Vec::new();
-        assert!(cache_key(&mut out, a, ag, b, &view));
+        let (size, sha, parsed) = body_key(b);
+        assert!(cache_key(&mut out, a, ag, size, sha, parsed, &view));
         out
     }
 
@@ -509,7 +525,8 @@ mod tests {
             InputView { request_id: false, headers: crate::cache::HeaderView::Named(vec!["content-type".into()]) };
         let k = |a: &Action| {
             let mut out = Vec::new();
-            assert!(cache_key(&mut out, a, &g, &b, &view));
+            let (size, sha, parsed) = body_key(&b);
+            assert!(cache_key(&mut out, a, &g, size, sha, parsed, &view));
             out
         };
         assert_eq!(k(&a), k(&other));
@@ -522,6 +539,7 @@ mod tests {
     #[test]
     fn a_parsed_body_without_its_hash_is_not_keyed() {
         let b = BodyFacts { size: 2, sha256: None, parsed: Some(Value::new_object()) };
-        assert!(!cache_key(&mut Vec::new(), &action(), &agent(), &b, &InputView::ALL));
+        let (size, sha, parsed) = body_key(&b);
+        assert!(!cache_key(&mut Vec::new(), &action(), &agent(), size, sha, parsed, &InputView::ALL));
     }
 }

@@ -94,6 +94,25 @@ fn text_of(v: &Json) -> &str {
 }
 
 #[test]
+fn a_repeated_tool_call_from_the_cache_is_still_answered_as_json_rpc() {
+    let mut h = mcp_harness();
+    let body = tool_call(json!("req-8"), "k8s.scale", json!({"replicas": 3}));
+    for _ in 0..2 {
+        let (mut f, step) = start(&mut h, &mcp_request(), &body);
+        let call = call_of(step);
+        let step =
+            f.on_answer(&mut h.w, &answer(&call, 200, json!({"approval_id": "apr_1", "status": "pending"})), now());
+        let v = rpc_reply(&step);
+        assert_eq!((v["jsonrpc"].as_str(), v["id"].as_str()), (Some("2.0"), Some("req-8")), "{v}");
+        assert!(text_of(&v).contains("`k8s.scale`"));
+    }
+    // The second was a cache hit: its body was not parsed, and the call it held came
+    // back with the decision.
+    assert_eq!(h.metrics.borrow().get(Counter::CacheHit), 1);
+    assert_eq!(h.metrics.borrow().eval_times_us.len(), 1);
+}
+
+#[test]
 fn a_pending_tool_call_gets_a_tool_result_that_tells_the_model_what_to_do() {
     let mut h = mcp_harness();
     let (mut f, step) = start(&mut h, &mcp_request(), &tool_call(json!("req-7"), "k8s.scale", json!({"replicas": 3})));

@@ -350,10 +350,32 @@ impl Flow {
         let (Some(action), Some(agent)) = (&self.action, &self.agent) else {
             return self.refuse(w, now, POLICY_ERROR_RULE, "request not read".into());
         };
-        let facts = match body_len {
-            Some(n) => {
-                let sha = sha256_hex(&self.body);
-                let parsed = if n > 0 && action.is_json() {
+        let sha = body_len.map(|_| sha256_hex(&self.body));
+        let json = body_len.is_some_and(|n| n > 0) && action.is_json();
+        // Looked up before the body is parsed: the key holds the body's hash, and a body
+        // byte for byte the same as one decided before parses the same way — a JSON body
+        // whose parse failed, or a batch, was never remembered. What the parse gave that
+        // the flow still needs (the JSON-RPC call) comes back with the decision.
+        let size = body_len.unwrap_or(self.body_size_over_cap);
+        let keyed = match w.policy.as_ref().map(|p| p.policy.cache_plan()) {
+            Some(Plan::On { generation, view }) if w.cache.enabled() => {
+                let key = &mut w.cache.scratch;
+                key.clear();
+                key.extend_from_slice(&generation.to_le_bytes());
+                input::cache_key(key, action, agent, size, sha.as_deref(), json, view)
+            }
+            _ => false,
+        };
+        if let Some(hit) = keyed.then(|| w.cache.get_scratch()).flatten() {
+            w.metrics.count(Counter::CacheHit);
+            self.body_sha256 = sha;
+            self.digest = hit.digest;
+            self.rpc = hit.rpc;
+            return self.decide(w, now, hit.decision);
+        }
+        let facts = match (body_len, sha) {
+            (Some(n), Some(sha)) => {
+                let parsed = if json {
                     // Only what the serving policy can read of it is built (all of it with
                     // no policy: the request is refused anyway).
                     let view = w.policy.as_ref().map_or(&BodyView::All, |p| p.policy.body_view());
@@ -390,7 +412,7 @@ impl Flow {
                 };
                 BodyFacts { size: n, sha256: Some(sha), parsed }
             }
-            None => BodyFacts { size: self.body_size_over_cap, sha256: None, parsed: None },
+            _ => BodyFacts { size, sha256: None, parsed: None },
         };
         self.body_sha256 = facts.sha256.clone();
         let rpc = self.rpc.as_ref();
@@ -425,22 +447,6 @@ impl Flow {
             self.digest = facts.sha256.as_deref().map(digest_of);
             return self.evaluate_batch(w, now, facts);
         }
-        // The cache key: the policy's generation, then everything the input is built
-        // from (`input::cache_key`). `false`: this policy or this request is not cached.
-        let keyed = match active.policy.cache_plan() {
-            Plan::On { generation, view } if w.cache.enabled() && self.batch.is_none() => {
-                let key = &mut w.cache.scratch;
-                key.clear();
-                key.extend_from_slice(&generation.to_le_bytes());
-                input::cache_key(key, action, agent, &facts, view)
-            }
-            _ => false,
-        };
-        if let Some(hit) = keyed.then(|| w.cache.get_scratch()).flatten() {
-            w.metrics.count(Counter::CacheHit);
-            self.digest = hit.digest;
-            return self.decide(w, now, hit.decision);
-        }
         self.digest = facts.sha256.as_deref().map(digest_of);
         let input = input::build(action, agent, &facts, self.digest.as_deref());
         let started = std::time::Instant::now();
@@ -450,7 +456,10 @@ impl Flow {
         // Allows and approvals are remembered, denies never: the cache can never turn a
         // deny into anything, nor an approval into an allow (`crate::cache`).
         if keyed && matches!(decision.effect, Effect::Allow | Effect::Approve) {
-            w.cache.insert_scratch(CachedDecision { decision: decision.clone(), digest: self.digest.clone() });
+            // The key is still in the cache's scratch space: nothing since the lookup
+            // used it.
+            let rpc = self.rpc.clone();
+            w.cache.insert_scratch(CachedDecision { decision: decision.clone(), digest: self.digest.clone(), rpc });
         }
         if decision.rule.as_deref() == Some(POLICY_ERROR_RULE) {
             w.metrics.count(Counter::PolicyError);
