@@ -2,6 +2,7 @@
 
 use crate::action::Action;
 use crate::body::RpcCall;
+use airlock_protocol::signing::lower_hex;
 use sha2::{Digest as _, Sha256};
 
 const ABSENT: u32 = u32::MAX;
@@ -12,7 +13,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         // Most allowed calls carry no body: spare them a hash.
         return EMPTY_SHA256_HEX.to_string();
     }
-    hex::encode(Sha256::digest(bytes))
+    lower_hex(&Sha256::digest(bytes))
 }
 
 /// SHA-256 of no bytes, hex.
@@ -39,7 +40,7 @@ pub fn batch_component(calls: &[RpcCall]) -> String {
         h.update(body_component("", Some(c)).as_bytes());
         h.update(b"\n");
     }
-    format!("jsonrpc-batch:{}", hex::encode(h.finalize()))
+    format!("jsonrpc-batch:{}", lower_hex(&h.finalize()))
 }
 
 /// Digest of an action whose body part is `body` (see [`body_component`]).
@@ -73,7 +74,7 @@ pub fn action_digest(action: &Action, body: &str) -> String {
         field(value.as_deref().map(str::as_bytes));
     }
     field(Some(body.as_bytes()));
-    hex::encode(h.finalize())
+    lower_hex(&h.finalize())
 }
 
 #[cfg(test)]
