@@ -149,32 +149,24 @@ fn stages(c: &mut Criterion) {
         let d = decision::from_policy_output(policy.evaluate(input::build(&action, &agent, &facts, Some(&digest))));
         assert_eq!(d.effect, Effect::Approve, "{d:?}");
         let redacted = redacted_json_body(&bytes, &d.redact);
-        let create = airlock_filter::wire::approval_request(
-            "dec_1",
-            &action,
-            &agent,
-            &digest,
-            &d,
-            "rev",
-            0,
-            redacted.clone(),
-            bytes.len(),
-            &sha,
-        );
+        let approval_call = |body| {
+            airlock_filter::wire::approval_request(
+                "dec_1",
+                &action,
+                &agent,
+                &digest,
+                &d,
+                "rev",
+                0,
+                body,
+                bytes.len(),
+                &sha,
+            )
+        };
+        let create = approval_call(redacted.clone());
         // What a repeated request sends instead (no body): the size `scripts/bench-envoy.sh`'s
         // callout floor sends.
-        let find = airlock_filter::wire::approval_request(
-            "dec_1",
-            &action,
-            &agent,
-            &digest,
-            &d,
-            "rev",
-            0,
-            None,
-            bytes.len(),
-            &sha,
-        );
+        let find = approval_call(None);
         let call =
             callout::signed_post(&w.config.service, now_s, callout::APPROVALS_PATH, create.clone(), 1000).unwrap();
         let answer = Answer {
@@ -205,22 +197,7 @@ fn stages(c: &mut Criterion) {
         g.bench_function("redact (redacted_json_body)", |b| {
             b.iter(|| redacted_json_body(black_box(&bytes), &d.redact))
         });
-        g.bench_function("create body (wire::approval_request)", |b| {
-            b.iter(|| {
-                airlock_filter::wire::approval_request(
-                    "dec_1",
-                    &action,
-                    &agent,
-                    &digest,
-                    &d,
-                    "rev",
-                    0,
-                    redacted.clone(),
-                    bytes.len(),
-                    &sha,
-                )
-            })
-        });
+        g.bench_function("create body (wire::approval_request)", |b| b.iter(|| approval_call(redacted.clone())));
         g.bench_function("sign call (signed_post)", |b| {
             b.iter(|| callout::signed_post(&w.config.service, now_s, callout::APPROVALS_PATH, create.clone(), 1000))
         });

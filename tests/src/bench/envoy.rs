@@ -13,24 +13,47 @@ use crate::e2e::envoy::envoy_binary;
 /// The cluster of the ext_authz listener's authorization server.
 pub const AUTHZ_CLUSTER: &str = "authz";
 
-/// An empty proxy-wasm filter: every callback answers at once, `on_request_headers`
-/// returns Continue. What Envoy charges for having a Wasm filter at all. It exports no
-/// body callback, so with a POST body Envoy does not enter the VM per chunk: the floor of
-/// the approve-route rows is the cost of a Wasm filter that never looks at the body.
-pub const FLOOR_WAT: &str = r#"
-(module
-  (memory (export "memory") 64)
+/// The callbacks every floor module answers at once (proxy-wasm ABI 0.2.1): the VM and
+/// context lifecycle, response headers, the end of a stream. Each module adds its own
+/// memory, imports and request callbacks.
+macro_rules! floor_lifecycle {
+    () => {
+        r#"
   (func (export "proxy_abi_version_0_2_1"))
   (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 65536))
   (func (export "proxy_on_context_create") (param i32 i32))
   (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
   (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
   (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
   (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
   (func (export "proxy_on_log") (param i32))
-  (func (export "proxy_on_delete") (param i32)))
-"#;
+  (func (export "proxy_on_delete") (param i32))"#
+    };
+}
+
+/// Request headers: Continue only at the end of the stream, else StopIteration (wait for
+/// the body), as Airlock does.
+macro_rules! floor_waits_for_the_body {
+    () => {
+        r#"
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (select (i32.const 0) (i32.const 1) (local.get 2)))"#
+    };
+}
+
+/// An empty proxy-wasm filter: every callback answers at once, `on_request_headers`
+/// returns Continue. What Envoy charges for having a Wasm filter at all. It exports no
+/// body callback, so with a POST body Envoy does not enter the VM per chunk: the floor of
+/// the approve-route rows is the cost of a Wasm filter that never looks at the body.
+pub const FLOOR_WAT: &str = concat!(
+    r#"
+(module
+  (memory (export "memory") 64)"#,
+    floor_lifecycle!(),
+    r#"
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0)))
+"#
+);
 
 /// The floor of the approve-route rows: the empty filter that waits for the whole body
 /// before it lets the request go (headers: Continue only at end of stream, else
@@ -38,23 +61,17 @@ pub const FLOOR_WAT: &str = r#"
 /// plain floor lets `direct_response` answer at the headers, before the body is read, and
 /// Envoy then closes the HTTP/1 connection (measured: one request per connection), so its
 /// CPU per request would include a connection setup that Airlock's rows do not pay.
-pub const FLOOR_BODY_WAT: &str = r#"
+pub const FLOOR_BODY_WAT: &str = concat!(
+    r#"
 (module
-  (memory (export "memory") 64)
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 65536))
-  (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
-    (select (i32.const 0) (i32.const 1) (local.get 2)))
+  (memory (export "memory") 64)"#,
+    floor_lifecycle!(),
+    floor_waits_for_the_body!(),
+    r#"
   (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
-    (select (i32.const 0) (i32.const 1) (local.get 2)))
-  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
-  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_log") (param i32))
-  (func (export "proxy_on_delete") (param i32)))
-"#;
+    (select (i32.const 0) (i32.const 1) (local.get 2))))
+"#
+);
 
 /// The floor of finding an approval through a service, for the approve-route rows: the
 /// body floor's filter ([`FLOOR_BODY_WAT`]) that, once the body is in, makes one
@@ -84,14 +101,7 @@ pub fn floor_callout_wat(cluster: &str, call_body_len: usize) -> String {
   (data (i32.const 1024) "{cluster}")
   (data (i32.const 2048) "{headers}")
   (data (i32.const 4096) "{body}")
-  (data (i32.const 12288) "{reply}")
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 65536))
-  (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
-    (select (i32.const 0) (i32.const 1) (local.get 2)))
+  (data (i32.const 12288) "{reply}"){lifecycle}{headers_wait}
   (func (export "proxy_on_request_body") (param $ctx i32) (param i32) (param $end i32) (result i32)
     (if (i32.eqz (local.get $end)) (then (return (i32.const 1))))
     (if (call $dispatch (i32.const 1024) (i32.const {cluster_len}) (i32.const 2048) (i32.const {headers_len})
@@ -104,12 +114,10 @@ pub fn floor_callout_wat(cluster: &str, call_body_len: usize) -> String {
     (drop (call $effective
       (i32.load (i32.add (i32.const 16384) (i32.shl (i32.and (local.get $token) (i32.const 1023)) (i32.const 2))))))
     (drop (call $reply (i32.const 403) (i32.const 0) (i32.const 0) (i32.const 12288) (i32.const {reply_len})
-      (i32.const 16000) (i32.const 4) (i32.const -1))))
-  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
-  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_log") (param i32))
-  (func (export "proxy_on_delete") (param i32)))
+      (i32.const 16000) (i32.const 4) (i32.const -1)))))
 "#,
+        lifecycle = floor_lifecycle!(),
+        headers_wait = floor_waits_for_the_body!(),
         cluster = wat_string(cluster.as_bytes()),
         cluster_len = cluster.len(),
         headers = wat_string(&headers),
@@ -445,4 +453,18 @@ pub fn counter(admin: SocketAddr, name: &str) -> anyhow::Result<u64> {
         .find_map(|l| l.strip_prefix(&format!("{name}: ")))
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| anyhow!("no {name} in Envoy's stats"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn the_floor_modules_are_valid_wasm() {
+        for wat in
+            [super::FLOOR_WAT.to_string(), super::FLOOR_BODY_WAT.to_string(), super::floor_callout_wat("authz", 732)]
+        {
+            wat::parse_str(&wat).unwrap();
+        }
+    }
 }
